@@ -31,7 +31,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         None => 30,
     };
     let mut writer = Writer::<Quote>::create(&region)?;
-    println!("publisher: writing {count} snapshots to {}", writer.path().display());
+    println!(
+        "publisher: writing {count} snapshots to {}",
+        writer.path().display()
+    );
     for tick in 1..=count {
         let prices: Vec<u64> = (0..8).map(|i| 100 + (tick * 7 + i * 13) % 50).collect();
         let checksum = prices.iter().sum::<u64>() + tick;

@@ -34,7 +34,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         let quote = reader.read()?;
         let sum = quote.prices.iter().map(|p| p.to_native()).sum::<u64>() + quote.tick.to_native();
-        let whole = if sum == quote.checksum { "whole" } else { "TORN" };
+        let whole = if sum == quote.checksum {
+            "whole"
+        } else {
+            "TORN"
+        };
         println!(
             "{label}: {} tick={} first price={} ({whole})",
             quote.version(),

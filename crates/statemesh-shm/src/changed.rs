@@ -84,7 +84,11 @@ impl Future for Changed {
                                 Ok(Some(_)) | Err(_) => break,
                             }
                         }
-                        let waker = helper.waker.lock().unwrap_or_else(|e| e.into_inner()).take();
+                        let waker = helper
+                            .waker
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .take();
                         if let Some(w) = waker {
                             w.wake();
                         }

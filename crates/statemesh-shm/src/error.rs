@@ -154,7 +154,9 @@ pub enum ReadError {
         path: PathBuf,
     },
     /// The bytes of the snapshot do not match the checksum written with them.
-    #[error("{path}: checksum mismatch in {version}: stored {stored:#010x}, computed {computed:#010x}")]
+    #[error(
+        "{path}: checksum mismatch in {version}: stored {stored:#010x}, computed {computed:#010x}"
+    )]
     ChecksumMismatch {
         /// The buffer file holding the snapshot.
         path: PathBuf,

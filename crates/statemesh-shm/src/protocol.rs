@@ -152,7 +152,10 @@ pub(crate) fn writer_fence<W: SharedWord>(current: &W) {
 /// resolved with `current` (the version published before this write), idle
 /// pins on anything but `current` are revoked, and words that no correct
 /// reader writes are cleared.
-pub(crate) fn writer_resolve<W: SharedWord>(pin: &W, current: Option<PackedVersion>) -> Option<u32> {
+pub(crate) fn writer_resolve<W: SharedWord>(
+    pin: &W,
+    current: Option<PackedVersion>,
+) -> Option<u32> {
     let mut word = pin.load();
     loop {
         let next = match Pin::decode(word) {

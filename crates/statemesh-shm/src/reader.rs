@@ -105,7 +105,10 @@ impl<T: ?Sized> Reader<T> {
     /// [`OpenError::NotFound`] if no writer has created it; the header
     /// errors if the file is not a usable region; [`OpenError::NoFreeSlot`]
     /// if live readers hold every slot.
-    pub fn with_options(name: impl AsRef<OsStr>, options: ReaderOptions) -> Result<Self, OpenError> {
+    pub fn with_options(
+        name: impl AsRef<OsStr>,
+        options: ReaderOptions,
+    ) -> Result<Self, OpenError> {
         let paths = RegionPaths::new(options.dir.as_deref(), name.as_ref())?;
         let path = paths.control();
         let io_err = |source: io::Error| {
@@ -223,7 +226,12 @@ impl<T: ?Sized> Reader<T> {
         // SAFETY: `acquire` pinned `pinned` and covered `len` bytes; the pin
         // lasts until the guard, which borrows `self`, drops.
         let bytes = unsafe { buffer.bytes(len) };
-        Ok(ReadGuard::new(bytes, self.control.slot(self.slot).pin, pinned, changed))
+        Ok(ReadGuard::new(
+            bytes,
+            self.control.slot(self.slot).pin,
+            pinned,
+            changed,
+        ))
     }
 
     /// Blocks until a version newer than this reader's last read is
@@ -293,7 +301,10 @@ impl<T: ?Sized> Reader<T> {
             detail,
         };
         if index >= control.geometry().max_buffers {
-            return Err(corrupt(format!("{} names buffer {index}", pinned.version())));
+            return Err(corrupt(format!(
+                "{} names buffer {index}",
+                pinned.version()
+            )));
         }
         let descriptor = control.descriptor(index);
         let seq = descriptor.seq.load(Ordering::Relaxed);
@@ -308,7 +319,8 @@ impl<T: ?Sized> Reader<T> {
         let slot = &mut self.buffers[index as usize];
         if slot.is_none() {
             let opened = ReadBuffer::open(&self.paths, index, self.region_id);
-            *slot = Some(opened.map_err(|e| buffer_error(e, &self.paths.buffer(index), pinned, 0))?);
+            *slot =
+                Some(opened.map_err(|e| buffer_error(e, &self.paths.buffer(index), pinned, 0))?);
         }
         let Some(buffer) = slot.as_mut() else {
             unreachable!("just filled")
@@ -316,7 +328,8 @@ impl<T: ?Sized> Reader<T> {
         buffer
             .cover(len)
             .map_err(|e| buffer_error(e, buffer.path(), pinned, len))?;
-        if self.options.verify_checksum && crc & CRC_PRESENT != 0 && self.verified != pinned.word() {
+        if self.options.verify_checksum && crc & CRC_PRESENT != 0 && self.verified != pinned.word()
+        {
             // SAFETY: the caller pinned `pinned`; the slice is dropped before
             // this function returns.
             let computed = crc32c::crc32c(unsafe { buffer.bytes(len) });
@@ -380,7 +393,12 @@ where
         // passed `rkyv::access` validation for `T::Archived` above or in an
         // earlier read of this version.
         let value = unsafe { rkyv::access_unchecked::<T::Archived>(bytes) };
-        Ok(ReadGuard::new(value, self.control.slot(self.slot).pin, pinned, changed))
+        Ok(ReadGuard::new(
+            value,
+            self.control.slot(self.slot).pin,
+            pinned,
+            changed,
+        ))
     }
 }
 
@@ -408,7 +426,12 @@ where
         let bytes = unsafe { self.buffer(pinned).bytes(len) };
         // SAFETY: the caller promises the bytes are a valid archive of `T`.
         let value = unsafe { rkyv::access_unchecked::<T::Archived>(bytes) };
-        Ok(ReadGuard::new(value, self.control.slot(self.slot).pin, pinned, changed))
+        Ok(ReadGuard::new(
+            value,
+            self.control.slot(self.slot).pin,
+            pinned,
+            changed,
+        ))
     }
 }
 

@@ -218,7 +218,11 @@ impl From<io::Error> for ReadBufferError {
 }
 
 impl ReadBuffer {
-    pub(crate) fn open(paths: &RegionPaths, index: u32, region_id: u64) -> Result<Self, ReadBufferError> {
+    pub(crate) fn open(
+        paths: &RegionPaths,
+        index: u32,
+        region_id: u64,
+    ) -> Result<Self, ReadBufferError> {
         let path = paths.buffer(index);
         let file = File::open(&path)?;
         let mut buffer = Self {
@@ -227,7 +231,10 @@ impl ReadBuffer {
             path,
         };
         buffer.cover(0)?;
-        let map = buffer.map.as_ref().ok_or(ReadBufferError::Truncated { len: 0 })?;
+        let map = buffer
+            .map
+            .as_ref()
+            .ok_or(ReadBufferError::Truncated { len: 0 })?;
         let mut h = [0u8; 64];
         // SAFETY: `cover(0)` mapped at least the 64-byte header, which the
         // writer never changes after creating the file.
@@ -254,8 +261,13 @@ impl ReadBuffer {
         if file_len < need {
             return Err(ReadBufferError::Truncated { len: file_len });
         }
-        let map_len = usize::try_from(file_len).map_err(|_| ReadBufferError::Truncated { len: file_len })?;
-        self.map = Some(MmapOptions::new().len(map_len).map_raw_read_only(&self.file)?);
+        let map_len =
+            usize::try_from(file_len).map_err(|_| ReadBufferError::Truncated { len: file_len })?;
+        self.map = Some(
+            MmapOptions::new()
+                .len(map_len)
+                .map_raw_read_only(&self.file)?,
+        );
         Ok(())
     }
 
@@ -275,10 +287,7 @@ impl ReadBuffer {
         // lives as long as `self`; the caller's pin keeps the writer from
         // modifying these bytes while the slice lives.
         unsafe {
-            std::slice::from_raw_parts(
-                map.as_ptr().add(BUFFER_HEADER_LEN as usize),
-                len as usize,
-            )
+            std::slice::from_raw_parts(map.as_ptr().add(BUFFER_HEADER_LEN as usize), len as usize)
         }
     }
 }

@@ -159,7 +159,10 @@ impl<T: ?Sized> Writer<T> {
     /// header errors (bad magic, incompatible layout, corrupt or truncated
     /// header) if an existing file is not a usable region; `InvalidName`,
     /// `InvalidOption` and `Io` as their names say.
-    pub fn with_options(name: impl AsRef<OsStr>, options: WriterOptions) -> Result<Self, OpenError> {
+    pub fn with_options(
+        name: impl AsRef<OsStr>,
+        options: WriterOptions,
+    ) -> Result<Self, OpenError> {
         if !(1..=MAX_SLOTS).contains(&options.slots) {
             return Err(OpenError::InvalidOption(format!(
                 "slots must be in 1..={MAX_SLOTS}, not {}",
@@ -227,7 +230,11 @@ impl<T: ?Sized> Writer<T> {
         Ok(file)
     }
 
-    fn take_over(file: File, paths: RegionPaths, options: WriterOptions) -> Result<Self, OpenError> {
+    fn take_over(
+        file: File,
+        paths: RegionPaths,
+        options: WriterOptions,
+    ) -> Result<Self, OpenError> {
         let path = paths.control();
         match file.try_lock() {
             Ok(()) => {}
@@ -266,15 +273,19 @@ impl<T: ?Sized> Writer<T> {
         }
         if let Some(c) = current {
             if u64::from(c.buffer()) >= created {
-                return Err(corrupt(format!("current {} is in a buffer never created", c.version())));
+                return Err(corrupt(format!(
+                    "current {} is in a buffer never created",
+                    c.version()
+                )));
             }
         }
         let mut buffers = Vec::with_capacity(created as usize);
         for index in 0..created as u32 {
-            let b = WriteBuffer::reopen(&paths, index, region_id).map_err(|source| OpenError::Io {
-                path: paths.buffer(index),
-                source,
-            })?;
+            let b =
+                WriteBuffer::reopen(&paths, index, region_id).map_err(|source| OpenError::Io {
+                    path: paths.buffer(index),
+                    source,
+                })?;
             buffers.push(b);
         }
         control
@@ -324,10 +335,13 @@ impl<T: ?Sized> Writer<T> {
     fn publish(&mut self, bytes: &[u8]) -> Result<Published, WriteError> {
         let next = match self.current {
             None => Version::FIRST,
-            Some(c) => c.version().next().ok_or_else(|| WriteError::VersionsExhausted {
-                path: self.path().to_path_buf(),
-                last: c.version(),
-            })?,
+            Some(c) => c
+                .version()
+                .next()
+                .ok_or_else(|| WriteError::VersionsExhausted {
+                    path: self.path().to_path_buf(),
+                    last: c.version(),
+                })?,
         };
         let len = bytes.len() as u64;
         if usize::try_from(len.saturating_add(4096)).is_err() {
@@ -352,7 +366,9 @@ impl<T: ?Sized> Writer<T> {
         descriptor.len.store(len, Ordering::Relaxed);
         descriptor.crc.store(crc, Ordering::Relaxed);
         let packed = PackedVersion::new(next, index);
-        self.control.current().store(packed.word(), Ordering::SeqCst);
+        self.control
+            .current()
+            .store(packed.word(), Ordering::SeqCst);
         self.current = Some(packed);
         // Wake sleepers only if there are any: `waiters` is raised before a
         // reader re-checks and sleeps, so with SeqCst on both sides either we
@@ -393,12 +409,12 @@ impl<T: ?Sized> Writer<T> {
                 return Ok(b);
             }
             if created < max_buffers {
-                let b = WriteBuffer::create(&self.paths, created, self.region_id).map_err(|source| {
-                    WriteError::Io {
+                let b = WriteBuffer::create(&self.paths, created, self.region_id).map_err(
+                    |source| WriteError::Io {
                         path: self.paths.buffer(created),
                         source,
-                    }
-                })?;
+                    },
+                )?;
                 self.buffers.push(b);
                 self.control
                     .created()

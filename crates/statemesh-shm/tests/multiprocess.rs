@@ -38,7 +38,11 @@ fn child_stress_reader() {
         }
         let guard = reader.read().unwrap_or_else(|e| panic!("read failed: {e}"));
         let seq = check(&guard).unwrap_or_else(|e| panic!("inconsistent snapshot: {e}"));
-        assert_eq!(seq, guard.version().get(), "snapshot is not the version it claims");
+        assert_eq!(
+            seq,
+            guard.version().get(),
+            "snapshot is not the version it claims"
+        );
         assert!(seq >= previous, "went back from {previous} to {seq}");
         if seq != previous {
             distinct += 1;
@@ -88,7 +92,12 @@ fn readers_in_other_processes_never_see_torn_snapshots() {
     }
     for child in &mut children {
         let mut text = String::new();
-        child.stdout.take().unwrap().read_to_string(&mut text).unwrap();
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut text)
+            .unwrap();
         let status = child.wait().unwrap();
         assert!(status.success(), "reader failed: {status}, output {text:?}");
         let stats = text
@@ -112,7 +121,8 @@ fn child_holding_reader() {
         return;
     }
     let (dir, _) = child_env();
-    let mut reader = Reader::<Stamped>::with_options("held", ReaderOptions::new().dir(&dir)).unwrap();
+    let mut reader =
+        Reader::<Stamped>::with_options("held", ReaderOptions::new().dir(&dir)).unwrap();
     let guard = reader.read().unwrap();
     println!("@holding {}", guard.version().get());
     std::thread::sleep(Duration::from_secs(120));
@@ -145,12 +155,20 @@ fn a_live_reader_holding_a_guard_gets_an_error_not_an_overwrite() {
     let dir = test_dir();
     let (mut writer, mut child) = pinned_by_child(dir.path());
     let err = writer.write(&Stamped::new(3, 64)).unwrap_err();
-    assert!(matches!(err, WriteError::ReadersBusy { buffers: 2, .. }), "{err}");
-    assert_eq!(writer.version().unwrap().get(), 2, "failed write published nothing");
+    assert!(
+        matches!(err, WriteError::ReadersBusy { buffers: 2, .. }),
+        "{err}"
+    );
+    assert_eq!(
+        writer.version().unwrap().get(),
+        2,
+        "failed write published nothing"
+    );
     // Version 1, still pinned by the live child, is intact: a new reader that
     // looks at the buffer the child pins would find it, but the simplest
     // check is that the current version and its bytes are unchanged.
-    let mut reader = Reader::<Stamped>::with_options("held", ReaderOptions::new().dir(dir.path())).unwrap();
+    let mut reader =
+        Reader::<Stamped>::with_options("held", ReaderOptions::new().dir(dir.path())).unwrap();
     assert_eq!(check(&reader.read().unwrap()).unwrap(), 2);
     child.kill().unwrap();
     child.wait().unwrap();
@@ -197,7 +215,13 @@ fn a_killed_reader_that_is_not_yet_reaped_is_dead_too() {
             Err(e) => panic!("{e}"),
         }
     }
-    assert_eq!(published.expect("writer proceeds after the kill").version.get(), 3);
+    assert_eq!(
+        published
+            .expect("writer proceeds after the kill")
+            .version
+            .get(),
+        3
+    );
     child.wait().unwrap();
 }
 
@@ -254,7 +278,8 @@ fn child_crashing_writer() {
         return;
     }
     let (dir, _) = child_env();
-    let mut writer = Writer::<Stamped>::with_options("crash", WriterOptions::new().dir(&dir)).unwrap();
+    let mut writer =
+        Writer::<Stamped>::with_options("crash", WriterOptions::new().dir(&dir)).unwrap();
     for seq in 1..=5 {
         writer.write(&Stamped::new(seq, 256)).unwrap();
     }
@@ -270,7 +295,8 @@ fn a_killed_writer_is_replaced_and_readers_carry_on() {
     let dir = test_dir();
     let mut child = spawn_child("child_crashing_writer", "crashing-writer", dir.path(), &[]);
     wait_for_line(&mut child, "@published 5");
-    let mut reader = Reader::<Stamped>::with_options("crash", ReaderOptions::new().dir(dir.path())).unwrap();
+    let mut reader =
+        Reader::<Stamped>::with_options("crash", ReaderOptions::new().dir(dir.path())).unwrap();
     assert_eq!(check(&reader.read().unwrap()).unwrap(), 5);
     assert!(reader.writer_attached());
     child.kill().unwrap();
@@ -278,10 +304,21 @@ fn a_killed_writer_is_replaced_and_readers_carry_on() {
     assert!(!reader.writer_attached());
     // The lock died with the process: a new writer takes over and continues
     // the version sequence; the old reader follows without reopening.
-    let mut writer = Writer::<Stamped>::with_options("crash", WriterOptions::new().dir(dir.path())).unwrap();
+    let mut writer =
+        Writer::<Stamped>::with_options("crash", WriterOptions::new().dir(dir.path())).unwrap();
     assert_eq!(writer.version().unwrap().get(), 5);
-    assert_eq!(writer.write(&Stamped::new(6, 256)).unwrap().version.get(), 6);
-    assert_eq!(reader.wait_for_change(Duration::from_secs(5)).unwrap().unwrap().get(), 6);
+    assert_eq!(
+        writer.write(&Stamped::new(6, 256)).unwrap().version.get(),
+        6
+    );
+    assert_eq!(
+        reader
+            .wait_for_change(Duration::from_secs(5))
+            .unwrap()
+            .unwrap()
+            .get(),
+        6
+    );
     let guard = reader.read().unwrap();
     assert_eq!(check(&guard).unwrap(), 6);
     assert!(guard.is_changed());

@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 /// A snapshot whose parts all derive from `seq`: any mix of two snapshots, or
 /// any byte overwritten mid-read, fails [`check`].
 #[derive(rkyv::Archive, rkyv::Serialize, Debug, Clone, PartialEq)]
+#[rkyv(derive(Debug))]
 pub struct Stamped {
     pub seq: u64,
     pub payload: Vec<u64>,
@@ -27,7 +28,9 @@ impl Stamped {
 }
 
 fn mix(seq: u64, i: u64) -> u64 {
-    (seq ^ (i << 32)).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17)
+    (seq ^ (i << 32))
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .rotate_left(17)
 }
 
 /// Checks an archived `Stamped` in place. Returns its `seq`.
@@ -37,7 +40,9 @@ pub fn check(value: &ArchivedStamped) -> Result<u64, String> {
     for (i, word) in value.payload.iter().enumerate() {
         let word = word.to_native();
         if word != mix(seq, i as u64) {
-            return Err(format!("seq {seq}: word {i} is {word:#x}, not from this snapshot"));
+            return Err(format!(
+                "seq {seq}: word {i} is {word:#x}, not from this snapshot"
+            ));
         }
         sum = sum.wrapping_add(word);
     }
@@ -72,7 +77,9 @@ pub fn spawn_child(entry: &str, role: &str, dir: &Path, args: &[String]) -> Chil
 
 /// The directory and arguments a child was started with.
 pub fn child_env() -> (std::path::PathBuf, Vec<String>) {
-    let dir = std::env::var_os("STATEMESH_SHM_TEST_DIR").expect("child dir").into();
+    let dir = std::env::var_os("STATEMESH_SHM_TEST_DIR")
+        .expect("child dir")
+        .into();
     let args = std::env::var("STATEMESH_SHM_TEST_ARGS")
         .unwrap_or_default()
         .split_whitespace()
