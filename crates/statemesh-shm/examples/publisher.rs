@@ -12,15 +12,15 @@ use std::time::Duration;
 /// What the publisher shares: a tick, some prices and a checksum over them,
 /// so readers can see that every snapshot they read is whole.
 #[derive(rkyv::Archive, rkyv::Serialize, Debug)]
-pub struct Quote {
+pub(crate) struct Quote {
     /// Increases by one per publish.
-    pub tick: u64,
+    pub(crate) tick: u64,
     /// Made-up prices that change every tick.
-    pub prices: Vec<u64>,
+    pub(crate) prices: Vec<u64>,
     /// Sum of `prices` and `tick`: a reader recomputes it.
-    pub checksum: u64,
+    pub(crate) checksum: u64,
     /// Set on the last snapshot, so readers know to stop.
-    pub last: bool,
+    pub(crate) last: bool,
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -197,20 +197,20 @@ impl Control {
     }
 
     fn u64_at(&self, off: usize) -> &AtomicU64 {
-        debug_assert!(off % 8 == 0 && off + 8 <= self.map.len());
+        debug_assert!(off.is_multiple_of(8) && off + 8 <= self.map.len());
         // SAFETY: the mapping is page-aligned and `off` is a multiple of 8
         // inside it (every offset comes from the constants above and the
         // geometry that `new` checked against the mapping's length), so the
         // pointer is valid and aligned for an AtomicU64. The mapping lives as
         // long as `self`, and other processes only ever access these bytes
         // atomically, so a shared reference to an atomic is sound.
-        unsafe { &*self.map.as_ptr().add(off).cast::<AtomicU64>() }
+        unsafe { &*self.map.as_ptr().wrapping_add(off).cast::<AtomicU64>() }
     }
 
     fn u32_at(&self, off: usize) -> &AtomicU32 {
-        debug_assert!(off % 4 == 0 && off + 4 <= self.map.len());
+        debug_assert!(off.is_multiple_of(4) && off + 4 <= self.map.len());
         // SAFETY: as in `u64_at`, for a 4-aligned offset.
-        unsafe { &*self.map.as_ptr().add(off).cast::<AtomicU32>() }
+        unsafe { &*self.map.as_ptr().wrapping_add(off).cast::<AtomicU32>() }
     }
 
     /// The packed current version, or 0 before the first publish.
@@ -305,8 +305,8 @@ mod tests {
             slots: 3,
             max_buffers: 2,
         };
-        assert!(OFF_CURRENT >= 64 && OFF_NOTIFY >= OFF_WRITER + 8);
-        assert!(OFF_DESCRIPTORS >= OFF_WAITERS + 4);
+        const { assert!(OFF_CURRENT >= 64 && OFF_NOTIFY >= OFF_SLOTS_USED + 8) };
+        const { assert!(OFF_DESCRIPTORS >= OFF_WAITERS + 4) };
         assert_eq!(g.slots_offset(), OFF_DESCRIPTORS + 2 * DESCRIPTOR_STRIDE);
         assert_eq!(g.file_len(), (g.slots_offset() + 3 * SLOT_STRIDE) as u64);
     }

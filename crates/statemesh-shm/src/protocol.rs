@@ -355,10 +355,7 @@ mod loom_tests {
             let b = choose_buffer(&busy, current, created).expect("a free buffer");
             region.buffers[b as usize].with_mut(|cell| {
                 // SAFETY: loom checks that no reader accesses this cell now.
-                unsafe {
-                    (*cell).0 = seq;
-                    (*cell).1 = seq;
-                }
+                unsafe { *cell = (seq, seq) };
             });
             let next = PackedVersion::new(Version::new(seq).unwrap(), b);
             region.current.store(next.word(), Ordering::SeqCst);

@@ -251,7 +251,6 @@ impl<T: ?Sized> Reader<T> {
     /// A future that resolves once a version newer than this reader's last
     /// read is published. Runtime-agnostic: works on any executor.
     #[cfg(feature = "async")]
-    #[must_use]
     pub fn changed(&self) -> crate::changed::Changed {
         crate::changed::Changed::new(Arc::clone(&self.control), self.last)
     }

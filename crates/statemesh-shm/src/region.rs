@@ -190,7 +190,9 @@ impl WriteBuffer {
         unsafe {
             std::ptr::copy_nonoverlapping(
                 bytes.as_ptr(),
-                self.map.as_mut_ptr().add(BUFFER_HEADER_LEN as usize),
+                self.map
+                    .as_mut_ptr()
+                    .wrapping_add(BUFFER_HEADER_LEN as usize),
                 bytes.len(),
             );
         }
@@ -287,7 +289,10 @@ impl ReadBuffer {
         // lives as long as `self`; the caller's pin keeps the writer from
         // modifying these bytes while the slice lives.
         unsafe {
-            std::slice::from_raw_parts(map.as_ptr().add(BUFFER_HEADER_LEN as usize), len as usize)
+            std::slice::from_raw_parts(
+                map.as_ptr().wrapping_add(BUFFER_HEADER_LEN as usize),
+                len as usize,
+            )
         }
     }
 }

@@ -271,13 +271,13 @@ impl<T: ?Sized> Writer<T> {
         if created > u64::from(geometry.max_buffers) {
             return Err(corrupt(format!("{created} buffers recorded")));
         }
-        if let Some(c) = current {
-            if u64::from(c.buffer()) >= created {
-                return Err(corrupt(format!(
-                    "current {} is in a buffer never created",
-                    c.version()
-                )));
-            }
+        if let Some(c) = current
+            && u64::from(c.buffer()) >= created
+        {
+            return Err(corrupt(format!(
+                "current {} is in a buffer never created",
+                c.version()
+            )));
         }
         let mut buffers = Vec::with_capacity(created as usize);
         for index in 0..created as u32 {
