@@ -107,7 +107,8 @@
 //!
 //! # Feature flags
 //!
-//! * `async`: [`Reader::changed`], a runtime-agnostic future for a new version.
+//! * `async`: `Reader::changed()`, a runtime-agnostic future that resolves
+//!   when a newer version is published. No async runtime is pulled in.
 //!
 //! # Not covered
 //!

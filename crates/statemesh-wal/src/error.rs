@@ -1,0 +1,202 @@
+//! Errors, one enum per operation, each convertible into [`Error`].
+
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Opening (recovering) a log failed. Nothing was changed on disk unless the
+/// variant says so.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// Another process (or another open log in this one) holds the directory.
+    #[error("{path}: the log is already open in another process")]
+    Locked {
+        /// The log directory.
+        path: PathBuf,
+    },
+    /// A file that should be a segment does not start with the segment magic.
+    #[error("{path}: not a statemesh-wal segment (bad magic)")]
+    BadMagic {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A segment of another format version.
+    #[error(
+        "{path}: segment format version {found} is not supported (this build reads {supported})"
+    )]
+    UnsupportedVersion {
+        /// The file.
+        path: PathBuf,
+        /// The version found.
+        found: u32,
+        /// The version this build reads.
+        supported: u32,
+    },
+    /// A segment header fails its checksum, is short, or names another index.
+    #[error("{path}: corrupt segment header: {detail}")]
+    CorruptHeader {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// Damage inside the log: bytes that are not a valid record, followed by
+    /// valid records (so not a torn end), or in a sealed segment. Open with
+    /// `WalOptions::repair(true)` to cut the log at the last good record.
+    #[error(
+        "{path}: corrupt record at offset {offset} (expected index {index}); open with repair to truncate there"
+    )]
+    Corrupt {
+        /// The segment.
+        path: PathBuf,
+        /// Byte offset of the first bad record.
+        offset: u64,
+        /// The index the bad record should have had.
+        index: u64,
+    },
+    /// Entries between two segments are missing (a segment was deleted).
+    #[error(
+        "{path}: starts at index {found}, but the log before it ends at {expected}; a segment is missing"
+    )]
+    MissingSegment {
+        /// The segment after the hole.
+        path: PathBuf,
+        /// The index the hole starts at.
+        expected: u64,
+        /// The index the segment starts at.
+        found: u64,
+    },
+    /// The metadata says entries up to `committed` were committed, but the
+    /// log ends before them: acknowledged entries are missing.
+    #[error("{path}: entries up to {committed} were committed but the log ends at {last:?}")]
+    Lost {
+        /// The log directory.
+        path: PathBuf,
+        /// The committed index recorded in the metadata.
+        committed: u64,
+        /// The last index found, if any.
+        last: Option<u64>,
+    },
+    /// The metadata file exists but neither of its slots is valid.
+    #[error("{path}: metadata is corrupt in both slots")]
+    CorruptMeta {
+        /// The metadata file.
+        path: PathBuf,
+    },
+    /// An option is out of its documented range.
+    #[error("invalid option: {0}")]
+    InvalidOption(String),
+    /// An I/O call failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Appending failed; the entries are not in the log (or, for `Failed`, it is
+/// unknown whether they reached the disk, and the log takes no more writes).
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum AppendError {
+    /// A write or sync failed earlier or now. After a failed `fdatasync` the
+    /// kernel may have dropped the dirty pages, so retrying could claim
+    /// durability falsely: the log refuses all writes until it is reopened,
+    /// and recovery then finds what really is on disk.
+    #[error("the log failed and takes no more writes: {0}")]
+    Failed(Arc<io::Error>),
+    /// An entry exceeds the largest record (4 GiB - 1).
+    #[error("entry of {len} bytes exceeds the largest record")]
+    TooLarge {
+        /// The entry's size.
+        len: u64,
+    },
+    /// The caller named an index that does not follow the log's last.
+    #[error("append at index {given}, but the next index is {expected}")]
+    NotContiguous {
+        /// The index given.
+        given: u64,
+        /// The index that would follow.
+        expected: u64,
+    },
+    /// The log is closing.
+    #[error("the log is closed")]
+    Closed,
+}
+
+/// Reading failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReadError {
+    /// The record read back does not match its checksum or index.
+    #[error("{path}: record {index} at offset {offset} fails its checksum")]
+    Corrupt {
+        /// The segment.
+        path: PathBuf,
+        /// The index read.
+        index: u64,
+        /// Its offset.
+        offset: u64,
+    },
+    /// An I/O call failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The segment.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Truncating, purging or saving metadata failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum UpdateError {
+    /// The index is outside what the operation accepts.
+    #[error("index {index} is out of range {first}..={next}")]
+    OutOfRange {
+        /// The index given.
+        index: u64,
+        /// The first index still in the log.
+        first: u64,
+        /// The next index to be appended.
+        next: u64,
+    },
+    /// The metadata does not fit its slot.
+    #[error("metadata of {len} bytes exceeds {max}")]
+    MetaTooLarge {
+        /// Its encoded size.
+        len: usize,
+        /// The largest allowed.
+        max: usize,
+    },
+    /// See [`AppendError::Failed`].
+    #[error("the log failed and takes no more writes: {0}")]
+    Failed(Arc<io::Error>),
+    /// The log is closing.
+    #[error("the log is closed")]
+    Closed,
+}
+
+/// Any error of this crate.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// See [`OpenError`].
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    /// See [`AppendError`].
+    #[error(transparent)]
+    Append(#[from] AppendError),
+    /// See [`ReadError`].
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    /// See [`UpdateError`].
+    #[error(transparent)]
+    Update(#[from] UpdateError),
+}

@@ -1,0 +1,1330 @@
+//! The log: appends with group commit, reads, truncate, purge, metadata,
+//! and recovery when it opens.
+//!
+//! Two threads do the I/O. The *writer* takes every queued operation, encodes
+//! appends into one buffer per round and writes it with one `pwrite`, then
+//! makes the entries readable. The *syncer* runs `fdatasync` for everything
+//! written so far and completes the appends it covers. While the syncer
+//! syncs round *k*, the writer already writes round *k + 1*, and every append
+//! that arrives during a sync joins the next one: that is the group commit.
+
+use crate::completion::{Completion, Wait};
+use crate::error::{AppendError, OpenError, ReadError, UpdateError};
+use crate::meta::{MAX_META, Meta, MetaFile, MetaProblem};
+use crate::record::{self, HEADER_LEN, MAX_PAYLOAD};
+use crate::segment::{self, HeaderProblem, SEGMENT_HEADER_LEN};
+use crate::storage::{FsStorage, Storage, StorageFile};
+use std::future::{Future, IntoFuture};
+use std::io;
+use std::ops::{Bound, RangeBounds};
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
+use std::task::{Context, Poll};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// When an acknowledged append is on disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum SyncPolicy {
+    /// An append completes only after `fdatasync` covered it. A power failure
+    /// loses nothing that was acknowledged. The default.
+    #[default]
+    Always,
+    /// An append completes once written to the operating system; the log
+    /// syncs every given interval. A process crash loses nothing
+    /// acknowledged; a power failure or kernel crash can lose the appends of
+    /// the last interval (plus the sync's own duration).
+    Interval(Duration),
+    /// An append completes once written to the operating system, and the log
+    /// syncs only when a segment fills, on [`Wal::sync`], and on close. A
+    /// process crash loses nothing acknowledged; a power failure can lose
+    /// everything since the last of those.
+    Never,
+}
+
+/// How a log is opened.
+#[derive(Clone, Debug)]
+pub struct WalOptions {
+    pub(crate) segment_size: u64,
+    pub(crate) sync: SyncPolicy,
+    pub(crate) max_batch_bytes: usize,
+    pub(crate) first_index: u64,
+    pub(crate) repair: bool,
+}
+
+impl Default for WalOptions {
+    fn default() -> Self {
+        Self {
+            segment_size: 64 << 20,
+            sync: SyncPolicy::Always,
+            max_batch_bytes: 4 << 20,
+            first_index: 1,
+            repair: false,
+        }
+    }
+}
+
+impl WalOptions {
+    /// Defaults: 64 MiB segments, [`SyncPolicy::Always`], 4 MiB batches,
+    /// first index 1, no repair.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Size at which a segment is sealed and a new one started (4 KiB to
+    /// 1 GiB; default 64 MiB). Segments are preallocated to this size. An
+    /// entry larger than this is stored alone in a segment of its own size.
+    #[must_use]
+    pub fn segment_size(mut self, bytes: u64) -> Self {
+        self.segment_size = bytes;
+        self
+    }
+
+    /// When appends count as durable; see [`SyncPolicy`].
+    #[must_use]
+    pub fn sync(mut self, policy: SyncPolicy) -> Self {
+        self.sync = policy;
+        self
+    }
+
+    /// Most bytes the writer puts into one `pwrite` (default 4 MiB). Also
+    /// bounds how much of the end of the log a crash can leave torn.
+    #[must_use]
+    pub fn max_batch_bytes(mut self, bytes: usize) -> Self {
+        self.max_batch_bytes = bytes;
+        self
+    }
+
+    /// The index of the first entry of a new, empty log (default 1).
+    /// [`Wal::append_at`] on an empty log may start anywhere instead.
+    #[must_use]
+    pub fn first_index(mut self, index: u64) -> Self {
+        self.first_index = index;
+        self
+    }
+
+    /// On damage inside the log, cut it at the last good record instead of
+    /// refusing to open. Entries after the damage are deleted: use this only
+    /// when they are known to be recoverable elsewhere (a Raft peer).
+    #[must_use]
+    pub fn repair(mut self, on: bool) -> Self {
+        self.repair = on;
+        self
+    }
+}
+
+type Outcome = Result<(), AppendError>;
+
+/// A queued append: which indices it got, and when it is done.
+///
+/// Await it (or [`Append::wait`]) for durability under the log's
+/// [`SyncPolicy`]. Dropping it does not cancel the append.
+#[must_use = "an append is durable only when it completes"]
+#[derive(Clone)]
+pub struct Append {
+    first: u64,
+    count: u64,
+    written: Arc<Completion<Outcome>>,
+    durable: Arc<Completion<Outcome>>,
+}
+
+impl std::fmt::Debug for Append {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Append")
+            .field("first", &self.first)
+            .field("count", &self.count)
+            .field("durable", &self.durable.is_complete())
+            .finish()
+    }
+}
+
+impl Append {
+    /// The index of the (first) entry.
+    #[must_use]
+    pub fn index(&self) -> u64 {
+        self.first
+    }
+
+    /// How many entries this append holds.
+    #[must_use]
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Blocks until the entries are durable under the log's policy.
+    ///
+    /// # Errors
+    ///
+    /// [`AppendError::Failed`] if a write or sync failed.
+    pub fn wait(&self) -> Result<(), AppendError> {
+        self.durable.wait()
+    }
+
+    /// Blocks until the entries are written and readable (not yet durable).
+    ///
+    /// # Errors
+    ///
+    /// [`AppendError::Failed`] if the write failed.
+    pub fn wait_written(&self) -> Result<(), AppendError> {
+        self.written.wait()
+    }
+
+    /// Resolves once the entries are written and readable (not yet durable).
+    pub fn written(&self) -> impl Future<Output = Result<(), AppendError>> + use<> {
+        Wait(Arc::clone(&self.written))
+    }
+
+    /// Calls `f` with the outcome once the entries are durable: on the
+    /// log's sync thread, or at once if they already are. Keep `f` short
+    /// (openraft's flush callback is the intended use).
+    pub fn on_durable(&self, f: impl FnOnce(Result<(), AppendError>) + Send + 'static) {
+        self.durable.on_complete(Box::new(f));
+    }
+}
+
+impl IntoFuture for Append {
+    type Output = Result<(), AppendError>;
+    type IntoFuture = AppendFuture;
+    fn into_future(self) -> AppendFuture {
+        AppendFuture(Wait(self.durable))
+    }
+}
+
+/// The future of an [`Append`]'s durability.
+pub struct AppendFuture(Wait<Outcome>);
+
+impl std::fmt::Debug for AppendFuture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AppendFuture")
+    }
+}
+
+impl Future for AppendFuture {
+    type Output = Outcome;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
+        Pin::new(&mut self.0).poll(cx)
+    }
+}
+
+enum Op {
+    Append {
+        first: u64,
+        payloads: Vec<Vec<u8>>,
+        written: Arc<Completion<Outcome>>,
+        durable: Arc<Completion<Outcome>>,
+    },
+    Truncate {
+        from: u64,
+        done: Arc<Completion<Result<(), UpdateError>>>,
+    },
+    Purge {
+        upto: u64,
+        id: Vec<u8>,
+        done: Arc<Completion<Result<(), UpdateError>>>,
+    },
+    Sync {
+        done: Arc<Completion<Result<(), UpdateError>>>,
+    },
+}
+
+struct Queue {
+    ops: Vec<Op>,
+    /// The index the next append gets.
+    next: u64,
+    /// The log holds no entries and nothing was purged: `append_at` may start
+    /// it anywhere.
+    unanchored: bool,
+    closed: bool,
+}
+
+pub(crate) struct Segment<F> {
+    first: u64,
+    name: String,
+    file: Arc<F>,
+    offsets: Vec<u64>,
+    end: u64,
+    capacity: u64,
+}
+
+/// What readers see: the written (not necessarily synced) entries.
+struct Index<F> {
+    segments: Vec<Segment<F>>,
+    /// First readable index (after purge).
+    first: u64,
+    /// One past the last written index.
+    next: u64,
+}
+
+struct SyncJob<F> {
+    files: Vec<Arc<F>>,
+    done: Vec<Arc<Completion<Outcome>>>,
+    update: Option<Arc<Completion<Result<(), UpdateError>>>>,
+}
+
+struct SyncState<F> {
+    jobs: Vec<SyncJob<F>>,
+    busy: bool,
+    closed: bool,
+    /// Files written since the last sync (Interval/Never policies).
+    dirty: Vec<Arc<F>>,
+}
+
+struct Shared<S: Storage> {
+    storage: S,
+    options: WalOptions,
+    queue: Mutex<Queue>,
+    queue_ready: Condvar,
+    index: RwLock<Index<S::File>>,
+    meta: Mutex<MetaFile<S::File>>,
+    sync: Mutex<SyncState<S::File>>,
+    sync_ready: Condvar,
+    sync_idle: Condvar,
+    failed: AtomicBool,
+    failure: Mutex<Option<Arc<io::Error>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The log's threads never leave shared state half-changed at a panic
+    // point; a poisoned lock is still consistent.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A segmented, checksummed, crash-safe append-only log.
+///
+/// Cheap to share across threads by reference (`&Wal` is all the API needs);
+/// put it in an `Arc` to share across tasks.
+pub struct Wal<S: Storage = FsStorage> {
+    shared: Arc<Shared<S>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl<S: Storage> std::fmt::Debug for Wal<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wal")
+            .field("first", &self.first_index())
+            .field("next", &self.next_index())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Wal<FsStorage> {
+    /// Opens (or creates) the log in directory `dir`, recovering it.
+    ///
+    /// # Errors
+    ///
+    /// [`OpenError::Locked`] if another process has it open; the recovery
+    /// errors (see [`OpenError`]) if it is damaged.
+    pub fn open(dir: impl AsRef<Path>, options: WalOptions) -> Result<Self, OpenError> {
+        let dir = dir.as_ref();
+        let storage = FsStorage::open(dir).map_err(|source| {
+            if source.kind() == io::ErrorKind::WouldBlock {
+                OpenError::Locked {
+                    path: dir.to_path_buf(),
+                }
+            } else {
+                OpenError::Io {
+                    path: dir.to_path_buf(),
+                    source,
+                }
+            }
+        })?;
+        Self::open_with(storage, options)
+    }
+}
+
+impl<S: Storage> Wal<S> {
+    /// Opens the log kept in `storage`, recovering it.
+    ///
+    /// # Errors
+    ///
+    /// See [`OpenError`].
+    pub fn open_with(storage: S, options: WalOptions) -> Result<Self, OpenError> {
+        if !(4096..=1 << 30).contains(&options.segment_size) {
+            return Err(OpenError::InvalidOption(format!(
+                "segment_size must be in 4 KiB..=1 GiB, not {}",
+                options.segment_size
+            )));
+        }
+        if options.max_batch_bytes == 0 {
+            return Err(OpenError::InvalidOption(
+                "max_batch_bytes must be positive".into(),
+            ));
+        }
+        if let SyncPolicy::Interval(d) = options.sync
+            && d.is_zero()
+        {
+            return Err(OpenError::InvalidOption(
+                "sync interval must be positive".into(),
+            ));
+        }
+        let meta = MetaFile::open(&storage).map_err(|p| match p {
+            MetaProblem::Io(source) => OpenError::Io {
+                path: storage.path_of(crate::meta::META_FILE),
+                source,
+            },
+            MetaProblem::Corrupt => OpenError::CorruptMeta {
+                path: storage.path_of(crate::meta::META_FILE),
+            },
+        })?;
+        let recovered = crate::recovery::recover(&storage, &options, meta.get())?;
+        let index = Index {
+            segments: recovered.segments,
+            first: recovered.first,
+            next: recovered.next,
+        };
+        let queue = Queue {
+            ops: Vec::new(),
+            next: index.next,
+            unanchored: index.segments.is_empty() && meta.get().purged.is_none(),
+            closed: false,
+        };
+        let shared = Arc::new(Shared {
+            storage,
+            options,
+            queue: Mutex::new(queue),
+            queue_ready: Condvar::new(),
+            index: RwLock::new(index),
+            meta: Mutex::new(meta),
+            sync: Mutex::new(SyncState {
+                jobs: Vec::new(),
+                busy: false,
+                closed: false,
+                dirty: Vec::new(),
+            }),
+            sync_ready: Condvar::new(),
+            sync_idle: Condvar::new(),
+            failed: AtomicBool::new(false),
+            failure: Mutex::new(None),
+        });
+        let spawn = |name: &str, f: fn(&Shared<S>)| {
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name(name.into())
+                .spawn(move || f(&shared))
+                .map_err(|source| OpenError::Io {
+                    path: PathBuf::new(),
+                    source,
+                })
+        };
+        let threads = vec![
+            spawn("statemesh-wal-writer", writer_loop)?,
+            spawn("statemesh-wal-syncer", syncer_loop)?,
+        ];
+        Ok(Self { shared, threads })
+    }
+
+    /// Queues one entry; it gets the next index.
+    ///
+    /// # Errors
+    ///
+    /// [`AppendError::TooLarge`], or `Failed`/`Closed` if the log takes no
+    /// more writes.
+    pub fn append(&self, payload: impl Into<Vec<u8>>) -> Result<Append, AppendError> {
+        self.enqueue(None, vec![payload.into()])
+    }
+
+    /// Queues entries that get consecutive indices, atomically with respect
+    /// to other appends.
+    ///
+    /// # Errors
+    ///
+    /// As [`Wal::append`].
+    pub fn append_batch(&self, payloads: Vec<Vec<u8>>) -> Result<Append, AppendError> {
+        self.enqueue(None, payloads)
+    }
+
+    /// Queues entries that must start at index `first` (as Raft requires).
+    ///
+    /// # Errors
+    ///
+    /// [`AppendError::NotContiguous`] if `first` is not the next index (an
+    /// empty log accepts any), otherwise as [`Wal::append`].
+    pub fn append_at(&self, first: u64, payloads: Vec<Vec<u8>>) -> Result<Append, AppendError> {
+        self.enqueue(Some(first), payloads)
+    }
+
+    fn enqueue(&self, at: Option<u64>, payloads: Vec<Vec<u8>>) -> Result<Append, AppendError> {
+        if let Some(p) = payloads.iter().find(|p| p.len() as u64 > MAX_PAYLOAD) {
+            return Err(AppendError::TooLarge {
+                len: p.len() as u64,
+            });
+        }
+        self.check_failed().map_err(AppendError::Failed)?;
+        let written = Completion::new();
+        let durable = Completion::new();
+        let count = payloads.len() as u64;
+        let first = {
+            let mut q = lock(&self.shared.queue);
+            if q.closed {
+                return Err(AppendError::Closed);
+            }
+            if let Some(at) = at {
+                if q.unanchored {
+                    q.next = at;
+                } else if at != q.next {
+                    return Err(AppendError::NotContiguous {
+                        given: at,
+                        expected: q.next,
+                    });
+                }
+            }
+            let first = q.next;
+            if count > 0 {
+                q.unanchored = false;
+                q.next += count;
+                q.ops.push(Op::Append {
+                    first,
+                    payloads,
+                    written: Arc::clone(&written),
+                    durable: Arc::clone(&durable),
+                });
+            }
+            first
+        };
+        if count == 0 {
+            written.complete(Ok(()));
+            durable.complete(Ok(()));
+        } else {
+            self.shared.queue_ready.notify_one();
+        }
+        Ok(Append {
+            first,
+            count,
+            written,
+            durable,
+        })
+    }
+
+    fn check_failed(&self) -> Result<(), Arc<io::Error>> {
+        match failure(&self.shared) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// The first index still in the log (after purges). Equal to
+    /// [`Wal::next_index`] when the log is empty.
+    #[must_use]
+    pub fn first_index(&self) -> u64 {
+        self.read_index().first
+    }
+
+    /// One past the last written entry: the index the next written entry
+    /// will have (queued appends not yet written are not counted).
+    #[must_use]
+    pub fn next_index(&self) -> u64 {
+        self.read_index().next
+    }
+
+    /// The last written index, if the log holds any entry.
+    #[must_use]
+    pub fn last_index(&self) -> Option<u64> {
+        let index = self.read_index();
+        (index.next > index.first).then(|| index.next - 1)
+    }
+
+    fn read_index(&self) -> std::sync::RwLockReadGuard<'_, Index<S::File>> {
+        self.shared.index.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Reads entry `index`: `None` if it is purged, truncated or not yet
+    /// written. Reads never wait for appends.
+    ///
+    /// # Errors
+    ///
+    /// [`ReadError::Corrupt`] if the record fails its checksum; `Io`.
+    pub fn get(&self, index: u64) -> Result<Option<Vec<u8>>, ReadError> {
+        let Some((file, name, offset, len)) = self.locate(index) else {
+            return Ok(None);
+        };
+        read_record(&self.shared.storage, &*file, &name, index, offset, len).map(Some)
+    }
+
+    fn locate(&self, index: u64) -> Option<(Arc<S::File>, String, u64, u64)> {
+        let idx = self.read_index();
+        if index < idx.first || index >= idx.next {
+            return None;
+        }
+        let pos = idx
+            .segments
+            .partition_point(|s| s.first <= index)
+            .checked_sub(1)?;
+        let seg = &idx.segments[pos];
+        let i = usize::try_from(index - seg.first).ok()?;
+        let offset = *seg.offsets.get(i)?;
+        let end = seg.offsets.get(i + 1).copied().unwrap_or(seg.end);
+        Some((
+            Arc::clone(&seg.file),
+            seg.name.clone(),
+            offset,
+            end - offset,
+        ))
+    }
+
+    /// Reads the entries in `range` that are in the log, in order.
+    ///
+    /// # Errors
+    ///
+    /// As [`Wal::get`].
+    pub fn range(&self, range: impl RangeBounds<u64>) -> Result<Vec<(u64, Vec<u8>)>, ReadError> {
+        self.iter(range).collect()
+    }
+
+    /// Iterates over the entries in `range` that are in the log.
+    pub fn iter(&self, range: impl RangeBounds<u64>) -> Iter<'_, S> {
+        let start = match range.start_bound() {
+            Bound::Included(&s) => s,
+            Bound::Excluded(&s) => s.saturating_add(1),
+            Bound::Unbounded => 0,
+        };
+        let end = match range.end_bound() {
+            Bound::Included(&e) => e.saturating_add(1),
+            Bound::Excluded(&e) => e,
+            Bound::Unbounded => u64::MAX,
+        };
+        Iter {
+            wal: self,
+            next: start.max(self.first_index()),
+            end,
+        }
+    }
+
+    /// Removes every entry from `from` on (Raft conflict resolution). When it
+    /// returns, the removed entries are gone from disk for good: they cannot
+    /// reappear after a crash. Appends queued before it are written and then
+    /// removed if they fall in the range; later appends continue at `from`.
+    ///
+    /// # Errors
+    ///
+    /// [`UpdateError::OutOfRange`] unless `first_index <= from <= next`;
+    /// `Failed` if an I/O call failed.
+    pub fn truncate(&self, from: u64) -> Result<(), UpdateError> {
+        let done = Completion::new();
+        {
+            let mut q = lock(&self.shared.queue);
+            if q.closed {
+                return Err(UpdateError::Closed);
+            }
+            let first = self.read_index().first;
+            if from < first || from > q.next {
+                return Err(UpdateError::OutOfRange {
+                    index: from,
+                    first,
+                    next: q.next,
+                });
+            }
+            q.next = from;
+            q.ops.push(Op::Truncate {
+                from,
+                done: Arc::clone(&done),
+            });
+        }
+        self.shared.queue_ready.notify_one();
+        done.wait()
+    }
+
+    /// Removes every entry up to and including `upto`, recording `id` (for
+    /// example openraft's `LogId`, serialised) as the last purged id in the
+    /// metadata first. Whole segments are deleted. `upto` may lie past the
+    /// end (after a snapshot is installed): the log is then empty and the
+    /// next append gets `upto + 1`.
+    ///
+    /// # Errors
+    ///
+    /// [`UpdateError::OutOfRange`] if `upto` is before the first index;
+    /// `MetaTooLarge`; `Failed`.
+    pub fn purge(&self, upto: u64, id: Vec<u8>) -> Result<(), UpdateError> {
+        let done = Completion::new();
+        {
+            let mut q = lock(&self.shared.queue);
+            if q.closed {
+                return Err(UpdateError::Closed);
+            }
+            let first = self.read_index().first;
+            if upto.saturating_add(1) < first {
+                return Err(UpdateError::OutOfRange {
+                    index: upto,
+                    first,
+                    next: q.next,
+                });
+            }
+            if upto >= q.next {
+                q.next = upto + 1;
+            }
+            q.unanchored = false;
+            q.ops.push(Op::Purge {
+                upto,
+                id,
+                done: Arc::clone(&done),
+            });
+        }
+        self.shared.queue_ready.notify_one();
+        done.wait()
+    }
+
+    /// Makes everything written so far durable, whatever the policy.
+    ///
+    /// # Errors
+    ///
+    /// `Failed` if a sync failed.
+    pub fn sync(&self) -> Result<(), UpdateError> {
+        let done = Completion::new();
+        {
+            let mut q = lock(&self.shared.queue);
+            if q.closed {
+                return Err(UpdateError::Closed);
+            }
+            q.ops.push(Op::Sync {
+                done: Arc::clone(&done),
+            });
+        }
+        self.shared.queue_ready.notify_one();
+        done.wait()
+    }
+
+    /// The metadata as last stored.
+    #[must_use]
+    pub fn meta(&self) -> Meta {
+        lock(&self.shared.meta).get().clone()
+    }
+
+    /// Durably stores the vote (opaque bytes) before returning.
+    ///
+    /// # Errors
+    ///
+    /// `MetaTooLarge`; `Failed` if the write or sync failed.
+    pub fn save_vote(&self, vote: Vec<u8>) -> Result<(), UpdateError> {
+        self.update_meta(|m| m.vote = Some(vote))
+    }
+
+    /// Durably stores the committed index and its id before returning.
+    /// Recovery refuses a log that ends before it ([`OpenError::Lost`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Wal::save_vote`].
+    pub fn save_committed(&self, index: u64, id: Vec<u8>) -> Result<(), UpdateError> {
+        self.update_meta(|m| m.committed = Some((index, id)))
+    }
+
+    fn update_meta(&self, change: impl FnOnce(&mut Meta)) -> Result<(), UpdateError> {
+        self.check_failed().map_err(UpdateError::Failed)?;
+        update_meta(&self.shared, change)
+    }
+
+    /// Writes and syncs everything queued, stops the log's threads and
+    /// releases the directory. Dropping the log does the same.
+    pub fn close(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        lock(&self.shared.queue).closed = true;
+        self.shared.queue_ready.notify_all();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl<S: Storage> Drop for Wal<S> {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Iterator over a range of entries; see [`Wal::iter`].
+pub struct Iter<'a, S: Storage> {
+    wal: &'a Wal<S>,
+    next: u64,
+    end: u64,
+}
+
+impl<S: Storage> std::fmt::Debug for Iter<'_, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Iter")
+            .field("next", &self.next)
+            .field("end", &self.end)
+            .finish()
+    }
+}
+
+impl<S: Storage> Iterator for Iter<'_, S> {
+    type Item = Result<(u64, Vec<u8>), ReadError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.next >= self.end {
+            return None;
+        }
+        let index = self.next;
+        match self.wal.get(index) {
+            Ok(Some(bytes)) => {
+                self.next += 1;
+                Some(Ok((index, bytes)))
+            }
+            Ok(None) => None,
+            Err(e) => {
+                self.next = self.end;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+fn read_record<S: Storage>(
+    storage: &S,
+    file: &S::File,
+    name: &str,
+    index: u64,
+    offset: u64,
+    len: u64,
+) -> Result<Vec<u8>, ReadError> {
+    let corrupt = || ReadError::Corrupt {
+        path: storage.path_of(name),
+        index,
+        offset,
+    };
+    let mut buf = vec![0u8; usize::try_from(len).map_err(|_| corrupt())?];
+    file.read_at(&mut buf, offset)
+        .map_err(|source| ReadError::Io {
+            path: storage.path_of(name),
+            source,
+        })?;
+    if buf.len() < HEADER_LEN {
+        return Err(corrupt());
+    }
+    let header: [u8; HEADER_LEN] = buf[..HEADER_LEN].try_into().map_err(|_| corrupt())?;
+    if record::parse_header(&header).index != index || !record::verify(&header, &buf[HEADER_LEN..])
+    {
+        return Err(corrupt());
+    }
+    buf.drain(..HEADER_LEN);
+    Ok(buf)
+}
+
+fn update_meta<S: Storage>(
+    shared: &Shared<S>,
+    change: impl FnOnce(&mut Meta),
+) -> Result<(), UpdateError> {
+    let mut meta = lock(&shared.meta);
+    let mut next = meta.get().clone();
+    change(&mut next);
+    meta.store(next).map_err(|e| {
+        if e.kind() == io::ErrorKind::InvalidInput {
+            UpdateError::MetaTooLarge {
+                len: MAX_META + 1,
+                max: MAX_META,
+            }
+        } else {
+            UpdateError::Failed(fail(shared, e))
+        }
+    })
+}
+
+/// Marks the log failed (the first error wins) and returns the error.
+fn fail<S: Storage>(shared: &Shared<S>, e: io::Error) -> Arc<io::Error> {
+    let mut failure = lock(&shared.failure);
+    let e = failure.get_or_insert_with(|| Arc::new(e)).clone();
+    shared.failed.store(true, Ordering::Release);
+    e
+}
+
+fn failure<S: Storage>(shared: &Shared<S>) -> Option<Arc<io::Error>> {
+    if shared.failed.load(Ordering::Acquire) {
+        lock(&shared.failure).clone()
+    } else {
+        None
+    }
+}
+
+/// The writer thread's own view of the active segment's write position.
+struct Pending {
+    buf: Vec<u8>,
+    offsets: Vec<u64>,
+    written: Vec<Arc<Completion<Outcome>>>,
+    durable: Vec<Arc<Completion<Outcome>>>,
+    first: u64,
+}
+
+fn writer_loop<S: Storage>(shared: &Shared<S>) {
+    let mut pending = Pending {
+        buf: Vec::new(),
+        offsets: Vec::new(),
+        written: Vec::new(),
+        durable: Vec::new(),
+        first: 0,
+    };
+    loop {
+        let ops = {
+            let mut q = lock(&shared.queue);
+            while q.ops.is_empty() && !q.closed {
+                q = shared
+                    .queue_ready
+                    .wait(q)
+                    .unwrap_or_else(|e| e.into_inner());
+            }
+            if q.ops.is_empty() && q.closed {
+                break;
+            }
+            std::mem::take(&mut q.ops)
+        };
+        for op in ops {
+            if let Some(e) = failure(shared) {
+                fail_op(op, &e);
+                continue;
+            }
+            match op {
+                Op::Append {
+                    first,
+                    payloads,
+                    written,
+                    durable,
+                } => {
+                    if let Err(e) = write_append(shared, &mut pending, first, &payloads) {
+                        let e = fail(shared, e);
+                        fail_pending(&mut pending, &e);
+                        written.complete(Err(AppendError::Failed(Arc::clone(&e))));
+                        durable.complete(Err(AppendError::Failed(e)));
+                        continue;
+                    }
+                    pending.written.push(written);
+                    pending.durable.push(durable);
+                    if pending.buf.len() >= shared.options.max_batch_bytes {
+                        flush(shared, &mut pending);
+                    }
+                }
+                Op::Truncate { from, done } => {
+                    flush(shared, &mut pending);
+                    wait_sync_idle(shared);
+                    let r = truncate_now(shared, from)
+                        .map_err(|e| UpdateError::Failed(fail(shared, e)));
+                    done.complete(r);
+                }
+                Op::Purge { upto, id, done } => {
+                    flush(shared, &mut pending);
+                    wait_sync_idle(shared);
+                    done.complete(purge_now(shared, upto, id));
+                }
+                Op::Sync { done } => {
+                    flush(shared, &mut pending);
+                    let files = active_file(shared).into_iter().collect();
+                    submit_sync(shared, files, Vec::new(), Some(done));
+                }
+            }
+        }
+        flush(shared, &mut pending);
+    }
+    flush(shared, &mut pending);
+    // Final sync whatever the policy, then stop the syncer.
+    let files: Vec<_> = active_file(shared).into_iter().collect();
+    let done = Completion::new();
+    submit_sync(shared, files, Vec::new(), Some(Arc::clone(&done)));
+    let _ = done.wait();
+    lock(&shared.sync).closed = true;
+    shared.sync_ready.notify_all();
+}
+
+fn fail_op(op: Op, e: &Arc<io::Error>) {
+    match op {
+        Op::Append {
+            written, durable, ..
+        } => {
+            written.complete(Err(AppendError::Failed(Arc::clone(e))));
+            durable.complete(Err(AppendError::Failed(Arc::clone(e))));
+        }
+        Op::Truncate { done, .. } | Op::Purge { done, .. } | Op::Sync { done } => {
+            done.complete(Err(UpdateError::Failed(Arc::clone(e))));
+        }
+    }
+}
+
+fn fail_pending(pending: &mut Pending, e: &Arc<io::Error>) {
+    for c in pending.written.drain(..).chain(pending.durable.drain(..)) {
+        c.complete(Err(AppendError::Failed(Arc::clone(e))));
+    }
+    pending.buf.clear();
+    pending.offsets.clear();
+}
+
+fn active_file<S: Storage>(shared: &Shared<S>) -> Option<Arc<S::File>> {
+    let idx = shared.index.read().unwrap_or_else(|e| e.into_inner());
+    idx.segments.last().map(|s| Arc::clone(&s.file))
+}
+
+/// Encodes one append into the pending buffer, rolling to a new segment when
+/// the active one is full.
+fn write_append<S: Storage>(
+    shared: &Shared<S>,
+    pending: &mut Pending,
+    first: u64,
+    payloads: &[Vec<u8>],
+) -> io::Result<()> {
+    for (i, payload) in payloads.iter().enumerate() {
+        let index = first + i as u64;
+        let need = record::encoded_len(payload.len() as u64);
+        let (end, capacity, entries) = active_position(shared);
+        let has_segment = capacity > 0;
+        if !has_segment || end + pending.buf.len() as u64 + need > capacity {
+            flush(shared, pending);
+            if let Some(e) = failure(shared) {
+                return Err(io::Error::new(e.kind(), e.to_string()));
+            }
+            if has_segment && entries == 0 {
+                // An empty active segment is simply made big enough.
+                grow_active(shared, SEGMENT_HEADER_LEN + need)?;
+            } else {
+                roll(shared, index, need)?;
+            }
+        }
+        if pending.offsets.is_empty() {
+            pending.first = index;
+        }
+        let (end, _, _) = active_position(shared);
+        pending.offsets.push(end + pending.buf.len() as u64);
+        record::encode(index, payload, &mut pending.buf);
+    }
+    Ok(())
+}
+
+/// End, capacity and entry count of the active segment (zeros if none).
+fn active_position<S: Storage>(shared: &Shared<S>) -> (u64, u64, usize) {
+    let idx = shared.index.read().unwrap_or_else(|e| e.into_inner());
+    idx.segments
+        .last()
+        .map_or((0, 0, 0), |s| (s.end, s.capacity, s.offsets.len()))
+}
+
+fn grow_active<S: Storage>(shared: &Shared<S>, need: u64) -> io::Result<()> {
+    let mut idx = shared.index.write().unwrap_or_else(|e| e.into_inner());
+    if let Some(s) = idx.segments.last_mut() {
+        let capacity = need.max(shared.options.segment_size);
+        s.file.allocate(capacity)?;
+        s.capacity = capacity;
+    }
+    Ok(())
+}
+
+/// Seals the active segment (its data synced, so no later segment can be
+/// durable while an earlier one is torn) and starts a new one at `first`.
+fn roll<S: Storage>(shared: &Shared<S>, first: u64, need: u64) -> io::Result<()> {
+    if let Some(file) = active_file(shared) {
+        file.sync_data()?;
+    }
+    let capacity = (SEGMENT_HEADER_LEN + need).max(shared.options.segment_size);
+    let seg = create_segment(&shared.storage, first, capacity)?;
+    let mut idx = shared.index.write().unwrap_or_else(|e| e.into_inner());
+    if idx.segments.is_empty() && idx.next == idx.first {
+        idx.first = first;
+        idx.next = first;
+    }
+    idx.segments.push(seg);
+    Ok(())
+}
+
+/// Creates a segment file complete under a temporary name, then renames it
+/// into place and syncs the directory: a segment file, once visible, always
+/// has a valid header.
+pub(crate) fn create_segment<S: Storage>(
+    storage: &S,
+    first: u64,
+    capacity: u64,
+) -> io::Result<Segment<S::File>> {
+    let name = segment::file_name(first);
+    let tmp = format!("{name}.tmp");
+    let file = storage.open(&tmp, true)?;
+    file.set_len(0)?;
+    file.allocate(capacity)?;
+    file.write_at(&segment::encode_header(first), 0)?;
+    file.sync_data()?;
+    storage.rename(&tmp, &name)?;
+    storage.sync_dir()?;
+    Ok(Segment {
+        first,
+        name,
+        file: Arc::new(file),
+        offsets: Vec::new(),
+        end: SEGMENT_HEADER_LEN,
+        capacity,
+    })
+}
+
+/// Writes the pending buffer, makes its entries readable, and hands their
+/// completions on according to the policy.
+fn flush<S: Storage>(shared: &Shared<S>, pending: &mut Pending) {
+    if pending.offsets.is_empty() {
+        return;
+    }
+    let result = (|| {
+        let file = active_file(shared).ok_or_else(|| io::Error::other("no active segment"))?;
+        let end = {
+            let idx = shared.index.read().unwrap_or_else(|e| e.into_inner());
+            idx.segments.last().map_or(0, |s| s.end)
+        };
+        file.write_at(&pending.buf, end)?;
+        let mut idx = shared.index.write().unwrap_or_else(|e| e.into_inner());
+        let count = pending.offsets.len() as u64;
+        if let Some(s) = idx.segments.last_mut() {
+            s.offsets.append(&mut pending.offsets);
+            s.end = end + pending.buf.len() as u64;
+        }
+        if idx.next == idx.first && idx.first != pending.first {
+            idx.first = pending.first;
+        }
+        idx.next = pending.first + count;
+        Ok::<_, io::Error>(file)
+    })();
+    pending.buf.clear();
+    pending.offsets.clear();
+    match result {
+        Err(e) => {
+            let e = fail(shared, e);
+            fail_pending(pending, &e);
+        }
+        Ok(file) => {
+            for w in pending.written.drain(..) {
+                w.complete(Ok(()));
+            }
+            let durable = std::mem::take(&mut pending.durable);
+            match shared.options.sync {
+                SyncPolicy::Always => submit_sync(shared, vec![file], durable, None),
+                SyncPolicy::Interval(_) | SyncPolicy::Never => {
+                    for d in durable {
+                        d.complete(Ok(()));
+                    }
+                    let mut s = lock(&shared.sync);
+                    if !s.dirty.iter().any(|f| Arc::ptr_eq(f, &file)) {
+                        s.dirty.push(file);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn submit_sync<S: Storage>(
+    shared: &Shared<S>,
+    files: Vec<Arc<S::File>>,
+    done: Vec<Arc<Completion<Outcome>>>,
+    update: Option<Arc<Completion<Result<(), UpdateError>>>>,
+) {
+    lock(&shared.sync).jobs.push(SyncJob {
+        files,
+        done,
+        update,
+    });
+    shared.sync_ready.notify_one();
+}
+
+fn wait_sync_idle<S: Storage>(shared: &Shared<S>) {
+    let mut s = lock(&shared.sync);
+    while s.busy || !s.jobs.is_empty() {
+        s = shared.sync_idle.wait(s).unwrap_or_else(|e| e.into_inner());
+    }
+}
+
+fn syncer_loop<S: Storage>(shared: &Shared<S>) {
+    let interval = match shared.options.sync {
+        SyncPolicy::Interval(d) => Some(d),
+        _ => None,
+    };
+    loop {
+        let (jobs, dirty) = {
+            let mut s = lock(&shared.sync);
+            loop {
+                if !s.jobs.is_empty() {
+                    break;
+                }
+                if s.closed {
+                    return;
+                }
+                match interval {
+                    Some(d) => {
+                        let (guard, timeout) = shared
+                            .sync_ready
+                            .wait_timeout(s, d)
+                            .unwrap_or_else(|e| e.into_inner());
+                        s = guard;
+                        if timeout.timed_out() && !s.dirty.is_empty() {
+                            break;
+                        }
+                    }
+                    None => s = shared.sync_ready.wait(s).unwrap_or_else(|e| e.into_inner()),
+                }
+            }
+            s.busy = true;
+            (std::mem::take(&mut s.jobs), std::mem::take(&mut s.dirty))
+        };
+        let mut files: Vec<Arc<S::File>> = dirty;
+        for job in &jobs {
+            for f in &job.files {
+                if !files.iter().any(|g| Arc::ptr_eq(f, g)) {
+                    files.push(Arc::clone(f));
+                }
+            }
+        }
+        let mut result = Ok(());
+        if failure(shared).is_none() {
+            for f in &files {
+                if let Err(e) = f.sync_data() {
+                    result = Err(fail(shared, e));
+                    break;
+                }
+            }
+        }
+        if let Some(e) = failure(shared) {
+            result = Err(e);
+        }
+        for job in jobs {
+            for d in job.done {
+                d.complete(result.clone().map_err(AppendError::Failed));
+            }
+            if let Some(u) = job.update {
+                u.complete(result.clone().map_err(UpdateError::Failed));
+            }
+        }
+        lock(&shared.sync).busy = false;
+        shared.sync_idle.notify_all();
+    }
+}
+
+/// Deletes later segments first (so a crash never leaves a hole), then cuts
+/// the segment holding `from` and zeroes its tail by re-allocating it, so
+/// the removed records cannot be found again by a later recovery.
+fn truncate_now<S: Storage>(shared: &Shared<S>, from: u64) -> io::Result<()> {
+    let mut idx = shared.index.write().unwrap_or_else(|e| e.into_inner());
+    if from >= idx.next {
+        return Ok(());
+    }
+    let mut removed = false;
+    while idx
+        .segments
+        .last()
+        .is_some_and(|s| s.first >= from && s.first > idx.first)
+    {
+        if let Some(s) = idx.segments.pop() {
+            shared.storage.remove(&s.name)?;
+            removed = true;
+        }
+    }
+    if removed {
+        shared.storage.sync_dir()?;
+    }
+    if let Some(s) = idx.segments.last_mut() {
+        let keep = usize::try_from(from.saturating_sub(s.first)).unwrap_or(usize::MAX);
+        if keep < s.offsets.len() {
+            let cut = s.offsets[keep];
+            s.file.set_len(cut)?;
+            s.file.allocate(s.capacity)?;
+            s.file.sync_data()?;
+            s.offsets.truncate(keep);
+            s.end = cut;
+        }
+    }
+    idx.next = from;
+    Ok(())
+}
+
+/// Records the purge in the metadata first, then deletes whole segments
+/// that hold only purged entries (recovery finishes an interrupted delete).
+fn purge_now<S: Storage>(shared: &Shared<S>, upto: u64, id: Vec<u8>) -> Result<(), UpdateError> {
+    update_meta(shared, |m| m.purged = Some((upto, id)))?;
+    let mut idx = shared.index.write().unwrap_or_else(|e| e.into_inner());
+    let result = (|| {
+        let mut removed = false;
+        let beyond = upto >= idx.next;
+        while let Some(s) = idx.segments.first() {
+            let all_purged = match idx.segments.get(1) {
+                Some(next) => next.first <= upto + 1,
+                None => beyond,
+            };
+            if !all_purged {
+                break;
+            }
+            shared.storage.remove(&s.name)?;
+            idx.segments.remove(0);
+            removed = true;
+        }
+        if removed {
+            shared.storage.sync_dir()?;
+        }
+        Ok::<_, io::Error>(())
+    })();
+    idx.first = idx.first.max(upto + 1);
+    if idx.next < idx.first {
+        idx.next = idx.first;
+    }
+    result.map_err(|e| UpdateError::Failed(fail(shared, e)))
+}
+
+/// Maps a segment header problem to the open error naming the file.
+pub(crate) fn header_error(path: PathBuf, problem: HeaderProblem) -> OpenError {
+    match problem {
+        HeaderProblem::BadMagic => OpenError::BadMagic { path },
+        HeaderProblem::Version(found) => OpenError::UnsupportedVersion {
+            path,
+            found,
+            supported: segment::FORMAT_VERSION,
+        },
+        HeaderProblem::Short => OpenError::CorruptHeader {
+            path,
+            detail: "shorter than a segment header".into(),
+        },
+        HeaderProblem::Checksum => OpenError::CorruptHeader {
+            path,
+            detail: "header checksum mismatch".into(),
+        },
+        HeaderProblem::FirstIndex(found) => OpenError::CorruptHeader {
+            path,
+            detail: format!("header says the segment starts at {found}, its name disagrees"),
+        },
+    }
+}
+
+impl<F> Segment<F> {
+    pub(crate) fn recovered(
+        first: u64,
+        name: String,
+        file: F,
+        offsets: Vec<u64>,
+        end: u64,
+        capacity: u64,
+    ) -> Self {
+        Self {
+            first,
+            name,
+            file: Arc::new(file),
+            offsets,
+            end,
+            capacity,
+        }
+    }
+
+    pub(crate) fn first(&self) -> u64 {
+        self.first
+    }
+
+    pub(crate) fn len(&self) -> u64 {
+        self.offsets.len() as u64
+    }
+}
+
+/// What recovery hands to the log.
+pub(crate) struct Recovered<F> {
+    pub(crate) segments: Vec<Segment<F>>,
+    pub(crate) first: u64,
+    pub(crate) next: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = Wal::open(dir.path(), WalOptions::new().segment_size(10)).unwrap_err();
+        assert!(matches!(err, OpenError::InvalidOption(_)), "{err}");
+    }
+}

@@ -1,0 +1,264 @@
+//! The log's API end to end on a real directory: appends, reads, rollover,
+//! truncate, purge, metadata, reopen.
+
+use statemesh_wal::{AppendError, OpenError, SyncPolicy, UpdateError, Wal, WalOptions};
+use std::sync::Arc;
+
+fn entry(i: u64) -> Vec<u8> {
+    let len = (i * 37 % 300) as usize;
+    (0..len).map(|j| (i as usize * 31 + j) as u8).collect()
+}
+
+fn small() -> WalOptions {
+    WalOptions::new().segment_size(4096)
+}
+
+#[test]
+fn append_read_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let wal = Wal::open(dir.path(), small()).unwrap();
+        assert_eq!(wal.last_index(), None);
+        for i in 1..=200 {
+            let a = wal.append(entry(i)).unwrap();
+            assert_eq!(a.index(), i);
+            a.wait().unwrap();
+        }
+        assert_eq!(wal.get(7).unwrap(), Some(entry(7)));
+        assert_eq!(wal.get(0).unwrap(), None);
+        assert_eq!(wal.get(201).unwrap(), None);
+        let r = wal.range(10..20).unwrap();
+        assert_eq!(r.len(), 10);
+        assert!(r.iter().all(|(i, b)| *b == entry(*i)));
+    }
+    // Many 4 KiB segments were used; all of it comes back.
+    let segments = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".wal")
+        })
+        .count();
+    assert!(segments > 5, "{segments} segments");
+    let wal = Wal::open(dir.path(), small()).unwrap();
+    assert_eq!((wal.first_index(), wal.last_index()), (1, Some(200)));
+    for i in 1..=200 {
+        assert_eq!(wal.get(i).unwrap(), Some(entry(i)), "entry {i}");
+    }
+    assert_eq!(wal.append(b"x".to_vec()).unwrap().index(), 201);
+}
+
+#[test]
+fn concurrent_appenders_get_distinct_contiguous_indices() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Arc::new(Wal::open(dir.path(), WalOptions::new().segment_size(64 << 10)).unwrap());
+    let threads: Vec<_> = (0..8u64)
+        .map(|t| {
+            let wal = Arc::clone(&wal);
+            std::thread::spawn(move || {
+                (0..200u64)
+                    .map(|k| {
+                        let payload = format!("{t}:{k}").into_bytes();
+                        let a = wal.append(payload.clone()).unwrap();
+                        a.wait().unwrap();
+                        (a.index(), payload)
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut all: Vec<_> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    all.sort();
+    assert_eq!(all.len(), 1600);
+    for (n, (index, payload)) in all.iter().enumerate() {
+        assert_eq!(*index, n as u64 + 1);
+        assert_eq!(wal.get(*index).unwrap().as_ref(), Some(payload));
+    }
+}
+
+#[test]
+fn truncated_entries_never_come_back() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let wal = Wal::open(dir.path(), small()).unwrap();
+        for i in 1..=100 {
+            let _ = wal.append(entry(i)).unwrap();
+        }
+        wal.sync().unwrap();
+        wal.truncate(40).unwrap();
+        assert_eq!(wal.last_index(), Some(39));
+        assert_eq!(wal.get(40).unwrap(), None);
+        // New entries continue at 40, shorter than the old ones.
+        for i in 40..=45 {
+            assert_eq!(wal.append(vec![i as u8]).unwrap().index(), i);
+        }
+        wal.sync().unwrap();
+        wal.truncate(43).unwrap();
+    }
+    let wal = Wal::open(dir.path(), small()).unwrap();
+    assert_eq!(wal.last_index(), Some(42));
+    assert_eq!(wal.get(41).unwrap(), Some(vec![41]));
+    assert_eq!(wal.get(39).unwrap(), Some(entry(39)));
+    assert!(matches!(
+        wal.truncate(0),
+        Err(UpdateError::OutOfRange { .. })
+    ));
+    assert!(matches!(
+        wal.truncate(50),
+        Err(UpdateError::OutOfRange { .. })
+    ));
+    // Truncating everything leaves an empty log that continues where asked.
+    wal.truncate(1).unwrap();
+    assert_eq!(wal.last_index(), None);
+    drop(wal);
+    let wal = Wal::open(dir.path(), small()).unwrap();
+    assert_eq!(wal.last_index(), None);
+    assert_eq!(wal.append(b"again".to_vec()).unwrap().index(), 1);
+}
+
+#[test]
+fn purge_removes_whole_segments_and_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let wal = Wal::open(dir.path(), small()).unwrap();
+        for i in 1..=300 {
+            let _ = wal.append(entry(i)).unwrap();
+        }
+        wal.sync().unwrap();
+        wal.purge(150, b"id-150".to_vec()).unwrap();
+        assert_eq!(wal.first_index(), 151);
+        assert_eq!(wal.get(150).unwrap(), None);
+        assert_eq!(wal.get(151).unwrap(), Some(entry(151)));
+        assert_eq!(wal.meta().purged, Some((150, b"id-150".to_vec())));
+    }
+    let first_segment = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| {
+            let n = e.unwrap().file_name().to_string_lossy().into_owned();
+            n.strip_suffix(".wal").map(|d| d.parse::<u64>().unwrap())
+        })
+        .min()
+        .unwrap();
+    assert!(first_segment > 1 && first_segment <= 151, "{first_segment}");
+    let wal = Wal::open(dir.path(), small()).unwrap();
+    assert_eq!((wal.first_index(), wal.last_index()), (151, Some(300)));
+    // Purging past the end (a snapshot was installed) empties the log.
+    wal.purge(1000, b"snap".to_vec()).unwrap();
+    assert_eq!(wal.last_index(), None);
+    assert_eq!(wal.append(b"after".to_vec()).unwrap().index(), 1001);
+    drop(wal);
+    let wal = Wal::open(dir.path(), small()).unwrap();
+    assert_eq!((wal.first_index(), wal.last_index()), (1001, Some(1001)));
+}
+
+#[test]
+fn metadata_is_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let wal = Wal::open(dir.path(), WalOptions::new()).unwrap();
+        wal.save_vote(b"term 3 node 1".to_vec()).unwrap();
+        wal.append(b"a".to_vec()).unwrap().wait().unwrap();
+        wal.save_committed(1, b"c1".to_vec()).unwrap();
+        wal.save_vote(b"term 4 node 2".to_vec()).unwrap();
+    }
+    let wal = Wal::open(dir.path(), WalOptions::new()).unwrap();
+    let meta = wal.meta();
+    assert_eq!(meta.vote.as_deref(), Some(&b"term 4 node 2"[..]));
+    assert_eq!(meta.committed, Some((1, b"c1".to_vec())));
+    assert!(matches!(
+        wal.save_vote(vec![0; 5000]),
+        Err(UpdateError::MetaTooLarge { .. })
+    ));
+}
+
+#[test]
+fn entries_larger_than_a_segment_are_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = vec![0xAB; 20_000];
+    {
+        let wal = Wal::open(dir.path(), small()).unwrap();
+        let _ = wal.append(b"small".to_vec()).unwrap();
+        let _ = wal.append(big.clone()).unwrap();
+        wal.append(b"after".to_vec()).unwrap().wait().unwrap();
+        assert_eq!(wal.get(2).unwrap().as_ref(), Some(&big));
+    }
+    let wal = Wal::open(dir.path(), small()).unwrap();
+    assert_eq!(wal.get(2).unwrap().as_ref(), Some(&big));
+    assert_eq!(wal.get(3).unwrap().as_deref(), Some(&b"after"[..]));
+}
+
+#[test]
+fn append_at_enforces_contiguity_and_anchors_an_empty_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Wal::open(dir.path(), WalOptions::new()).unwrap();
+    // Raft starts at 0.
+    wal.append_at(0, vec![b"init".to_vec()])
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert_eq!(wal.first_index(), 0);
+    let err = wal.append_at(5, vec![b"x".to_vec()]).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            AppendError::NotContiguous {
+                given: 5,
+                expected: 1
+            }
+        ),
+        "{err}"
+    );
+    wal.append_at(1, vec![b"a".to_vec(), b"b".to_vec()])
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert_eq!(wal.last_index(), Some(2));
+}
+
+#[test]
+fn a_second_open_is_locked_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let _wal = Wal::open(dir.path(), WalOptions::new()).unwrap();
+    let err = Wal::open(dir.path(), WalOptions::new()).unwrap_err();
+    assert!(matches!(err, OpenError::Locked { .. }), "{err}");
+}
+
+#[test]
+fn every_policy_reads_back_after_reopen() {
+    for policy in [
+        SyncPolicy::Always,
+        SyncPolicy::Interval(std::time::Duration::from_millis(5)),
+        SyncPolicy::Never,
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let wal = Wal::open(dir.path(), small().sync(policy)).unwrap();
+            for i in 1..=50 {
+                wal.append(entry(i)).unwrap().wait().unwrap();
+            }
+        }
+        let wal = Wal::open(dir.path(), small()).unwrap();
+        assert_eq!(wal.last_index(), Some(50), "{policy:?}");
+    }
+}
+
+#[test]
+fn futures_and_callbacks_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Wal::open(dir.path(), WalOptions::new()).unwrap();
+    let a = wal.append(b"cb".to_vec()).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    a.on_durable(move |r| tx.send(r.is_ok()).unwrap());
+    assert!(rx.recv().unwrap());
+    a.wait_written().unwrap();
+    // A callback on an already durable append runs at once.
+    let (tx, rx) = std::sync::mpsc::channel();
+    a.on_durable(move |r| tx.send(r.is_ok()).unwrap());
+    assert!(rx.try_recv().unwrap());
+}
