@@ -102,6 +102,12 @@ impl<T: Clone> Completion<T> {
 /// A future over a completion.
 pub(crate) struct Wait<T>(pub(crate) Arc<Completion<T>>);
 
+impl<T: Clone> Wait<T> {
+    pub(crate) fn wait(&self) -> T {
+        self.0.wait()
+    }
+}
+
 impl<T: Clone> Future for Wait<T> {
     type Output = T;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {

@@ -15,6 +15,13 @@
 //! # Ok::<(), statemesh_wal::Error>(())
 //! ```
 //!
+//! # Feature flags
+//!
+//! * `openraft`: [`RaftLog`](crate::RaftLog), openraft 0.9 log storage
+//!   (`RaftLogStorage` and `RaftLogReader`, `storage-v2`) for any type
+//!   config whose entries are serde types. It passes openraft's own storage
+//!   test suite.
+//!
 //! See `FORMAT.md` in this crate for the files, and the `recovery` module
 //! docs for what happens to each kind of damage.
 
@@ -23,6 +30,8 @@
 mod completion;
 mod error;
 mod meta;
+#[cfg(feature = "openraft")]
+mod raft;
 mod record;
 mod recovery;
 mod segment;
@@ -31,5 +40,7 @@ mod wal;
 
 pub use error::{AppendError, Error, OpenError, ReadError, UpdateError};
 pub use meta::Meta;
+#[cfg(feature = "openraft")]
+pub use raft::RaftLog;
 pub use storage::{FsStorage, LOCK_FILE, Storage, StorageFile};
-pub use wal::{Append, AppendFuture, Iter, SyncPolicy, Wal, WalOptions};
+pub use wal::{Append, AppendFuture, Iter, SyncPolicy, UpdateFuture, Wal, WalOptions};

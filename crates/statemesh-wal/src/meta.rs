@@ -37,6 +37,10 @@ pub struct Meta {
 }
 
 impl Meta {
+    pub(crate) fn encoded_len(&self) -> usize {
+        self.encode().len()
+    }
+
     fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
         put_opt(&mut out, None, self.vote.as_deref());

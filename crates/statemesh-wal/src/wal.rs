@@ -209,6 +209,24 @@ impl Future for AppendFuture {
     }
 }
 
+/// The future of a truncate, purge or metadata update; see the `*_async`
+/// methods of [`Wal`].
+#[must_use = "the update is durable only when the future completes"]
+pub struct UpdateFuture(Wait<Result<(), UpdateError>>);
+
+impl std::fmt::Debug for UpdateFuture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UpdateFuture")
+    }
+}
+
+impl Future for UpdateFuture {
+    type Output = Result<(), UpdateError>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0).poll(cx)
+    }
+}
+
 enum Op {
     Append {
         first: u64,
@@ -228,7 +246,14 @@ enum Op {
     Sync {
         done: Arc<Completion<Result<(), UpdateError>>>,
     },
+    Meta {
+        change: MetaChange,
+        done: Arc<Completion<Result<(), UpdateError>>>,
+    },
 }
+
+type MetaChange = Box<dyn FnOnce(&mut Meta) + Send>;
+type UpdateDone = Arc<Completion<Result<(), UpdateError>>>;
 
 struct Queue {
     ops: Vec<Op>,
@@ -602,13 +627,16 @@ impl<S: Storage> Wal<S> {
     /// [`UpdateError::OutOfRange`] unless `first_index <= from <= next`;
     /// `Failed` if an I/O call failed.
     pub fn truncate(&self, from: u64) -> Result<(), UpdateError> {
-        let done = Completion::new();
-        {
-            let mut q = lock(&self.shared.queue);
-            if q.closed {
-                return Err(UpdateError::Closed);
-            }
-            let first = self.read_index().first;
+        self.truncate_async(from)?.0.wait()
+    }
+
+    /// [`Wal::truncate`], as a future.
+    ///
+    /// # Errors
+    ///
+    /// As [`Wal::truncate`], at once for a bad index.
+    pub fn truncate_async(&self, from: u64) -> Result<UpdateFuture, UpdateError> {
+        self.submit(|q, first, done| {
             if from < first || from > q.next {
                 return Err(UpdateError::OutOfRange {
                     index: from,
@@ -617,13 +645,8 @@ impl<S: Storage> Wal<S> {
                 });
             }
             q.next = from;
-            q.ops.push(Op::Truncate {
-                from,
-                done: Arc::clone(&done),
-            });
-        }
-        self.shared.queue_ready.notify_one();
-        done.wait()
+            Ok(Op::Truncate { from, done })
+        })
     }
 
     /// Removes every entry up to and including `upto`, recording `id` (for
@@ -637,13 +660,16 @@ impl<S: Storage> Wal<S> {
     /// [`UpdateError::OutOfRange`] if `upto` is before the first index;
     /// `MetaTooLarge`; `Failed`.
     pub fn purge(&self, upto: u64, id: Vec<u8>) -> Result<(), UpdateError> {
-        let done = Completion::new();
-        {
-            let mut q = lock(&self.shared.queue);
-            if q.closed {
-                return Err(UpdateError::Closed);
-            }
-            let first = self.read_index().first;
+        self.purge_async(upto, id)?.0.wait()
+    }
+
+    /// [`Wal::purge`], as a future.
+    ///
+    /// # Errors
+    ///
+    /// As [`Wal::purge`], at once for a bad index.
+    pub fn purge_async(&self, upto: u64, id: Vec<u8>) -> Result<UpdateFuture, UpdateError> {
+        self.submit(|q, first, done| {
             if upto.saturating_add(1) < first {
                 return Err(UpdateError::OutOfRange {
                     index: upto,
@@ -655,14 +681,8 @@ impl<S: Storage> Wal<S> {
                 q.next = upto + 1;
             }
             q.unanchored = false;
-            q.ops.push(Op::Purge {
-                upto,
-                id,
-                done: Arc::clone(&done),
-            });
-        }
-        self.shared.queue_ready.notify_one();
-        done.wait()
+            Ok(Op::Purge { upto, id, done })
+        })
     }
 
     /// Makes everything written so far durable, whatever the policy.
@@ -671,18 +691,7 @@ impl<S: Storage> Wal<S> {
     ///
     /// `Failed` if a sync failed.
     pub fn sync(&self) -> Result<(), UpdateError> {
-        let done = Completion::new();
-        {
-            let mut q = lock(&self.shared.queue);
-            if q.closed {
-                return Err(UpdateError::Closed);
-            }
-            q.ops.push(Op::Sync {
-                done: Arc::clone(&done),
-            });
-        }
-        self.shared.queue_ready.notify_one();
-        done.wait()
+        self.submit(|_, _, done| Ok(Op::Sync { done }))?.0.wait()
     }
 
     /// The metadata as last stored.
@@ -691,13 +700,23 @@ impl<S: Storage> Wal<S> {
         lock(&self.shared.meta).get().clone()
     }
 
-    /// Durably stores the vote (opaque bytes) before returning.
+    /// Durably stores the vote (opaque bytes) before returning, after every
+    /// append queued before it is durable.
     ///
     /// # Errors
     ///
     /// `MetaTooLarge`; `Failed` if the write or sync failed.
     pub fn save_vote(&self, vote: Vec<u8>) -> Result<(), UpdateError> {
-        self.update_meta(|m| m.vote = Some(vote))
+        self.save_vote_async(vote)?.0.wait()
+    }
+
+    /// [`Wal::save_vote`], as a future.
+    ///
+    /// # Errors
+    ///
+    /// As [`Wal::save_vote`].
+    pub fn save_vote_async(&self, vote: Vec<u8>) -> Result<UpdateFuture, UpdateError> {
+        self.change_meta(Box::new(move |m| m.vote = Some(vote)))
     }
 
     /// Durably stores the committed index and its id before returning.
@@ -707,12 +726,45 @@ impl<S: Storage> Wal<S> {
     ///
     /// As [`Wal::save_vote`].
     pub fn save_committed(&self, index: u64, id: Vec<u8>) -> Result<(), UpdateError> {
-        self.update_meta(|m| m.committed = Some((index, id)))
+        self.save_committed_async(index, id)?.0.wait()
     }
 
-    fn update_meta(&self, change: impl FnOnce(&mut Meta)) -> Result<(), UpdateError> {
+    /// [`Wal::save_committed`], as a future.
+    ///
+    /// # Errors
+    ///
+    /// As [`Wal::save_vote`].
+    pub fn save_committed_async(
+        &self,
+        index: u64,
+        id: Vec<u8>,
+    ) -> Result<UpdateFuture, UpdateError> {
+        self.change_meta(Box::new(move |m| m.committed = Some((index, id))))
+    }
+
+    fn change_meta(&self, change: MetaChange) -> Result<UpdateFuture, UpdateError> {
+        self.submit(|_, _, done| Ok(Op::Meta { change, done }))
+    }
+
+    /// Queues an update built by `make` from the queue, the first index and
+    /// its completion.
+    fn submit(
+        &self,
+        make: impl FnOnce(&mut Queue, u64, UpdateDone) -> Result<Op, UpdateError>,
+    ) -> Result<UpdateFuture, UpdateError> {
         self.check_failed().map_err(UpdateError::Failed)?;
-        update_meta(&self.shared, change)
+        let done = Completion::new();
+        {
+            let mut q = lock(&self.shared.queue);
+            if q.closed {
+                return Err(UpdateError::Closed);
+            }
+            let first = self.read_index().first;
+            let op = make(&mut q, first, Arc::clone(&done))?;
+            q.ops.push(op);
+        }
+        self.shared.queue_ready.notify_one();
+        Ok(UpdateFuture(Wait(done)))
     }
 
     /// Writes and syncs everything queued, stops the log's threads and
@@ -808,19 +860,18 @@ fn update_meta<S: Storage>(
     shared: &Shared<S>,
     change: impl FnOnce(&mut Meta),
 ) -> Result<(), UpdateError> {
+    if let Some(e) = failure(shared) {
+        return Err(UpdateError::Failed(e));
+    }
     let mut meta = lock(&shared.meta);
     let mut next = meta.get().clone();
     change(&mut next);
-    meta.store(next).map_err(|e| {
-        if e.kind() == io::ErrorKind::InvalidInput {
-            UpdateError::MetaTooLarge {
-                len: MAX_META + 1,
-                max: MAX_META,
-            }
-        } else {
-            UpdateError::Failed(fail(shared, e))
-        }
-    })
+    let len = next.encoded_len();
+    if len > MAX_META {
+        return Err(UpdateError::MetaTooLarge { len, max: MAX_META });
+    }
+    meta.store(next)
+        .map_err(|e| UpdateError::Failed(fail(shared, e)))
 }
 
 /// Marks the log failed (the first error wins) and returns the error.
@@ -907,6 +958,13 @@ fn writer_loop<S: Storage>(shared: &Shared<S>) {
                     wait_sync_idle(shared);
                     done.complete(purge_now(shared, upto, id));
                 }
+                Op::Meta { change, done } => {
+                    // Ordered after every earlier append is durable, as
+                    // openraft requires of vote and log IO.
+                    flush(shared, &mut pending);
+                    wait_sync_idle(shared);
+                    done.complete(update_meta(shared, change));
+                }
                 Op::Sync { done } => {
                     flush(shared, &mut pending);
                     let files = active_file(shared).into_iter().collect();
@@ -934,7 +992,10 @@ fn fail_op(op: Op, e: &Arc<io::Error>) {
             written.complete(Err(AppendError::Failed(Arc::clone(e))));
             durable.complete(Err(AppendError::Failed(Arc::clone(e))));
         }
-        Op::Truncate { done, .. } | Op::Purge { done, .. } | Op::Sync { done } => {
+        Op::Truncate { done, .. }
+        | Op::Purge { done, .. }
+        | Op::Sync { done }
+        | Op::Meta { done, .. } => {
             done.complete(Err(UpdateError::Failed(Arc::clone(e))));
         }
     }
