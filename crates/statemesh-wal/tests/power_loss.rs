@@ -195,13 +195,13 @@ impl MemStorage {
             for op in &inode.pending {
                 match op {
                     Pending::SetLen(len) => {
-                        if rng.next() % 2 == 0 {
+                        if rng.next().is_multiple_of(2) {
                             set_len(&mut image, *len);
                         }
                     }
                     Pending::Write(off, bytes) => {
                         for (k, chunk) in bytes.chunks(SECTOR).enumerate() {
-                            if rng.next() % 3 == 0 {
+                            if rng.next().is_multiple_of(3) {
                                 write(&mut image, off + (k * SECTOR) as u64, chunk);
                             }
                         }
