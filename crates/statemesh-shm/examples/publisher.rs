@@ -6,7 +6,7 @@
 //!
 //! Run `reader` in other terminals (or see `scripts/demo.sh`) to watch it.
 
-use statemesh_shm::Writer;
+use statemesh_shm::{Writer, WriterOptions};
 use std::time::Duration;
 
 /// What the publisher shares: a tick, some prices and a checksum over them,
@@ -30,7 +30,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(n) => n.to_string_lossy().parse()?,
         None => 30,
     };
-    let mut writer = Writer::<Quote>::create(&region)?;
+    // Checksums on, so the readers (which verify) can prove each read whole.
+    let mut writer = Writer::<Quote>::with_options(&region, WriterOptions::new().checksum(true))?;
     println!(
         "publisher: writing {count} snapshots to {}",
         writer.path().display()

@@ -154,7 +154,9 @@ fn a_truncated_buffer_file_is_detected_and_good_data_survives() {
 #[test]
 fn a_checksum_mismatch_is_reported_when_asked_for() {
     let dir = test_dir();
-    let mut w = writer(dir.path(), "crc");
+    let mut w =
+        Writer::<Stamped>::with_options("crc", WriterOptions::new().dir(dir.path()).checksum(true))
+            .unwrap();
     w.write(&Stamped::new(1, 64)).unwrap();
     let buf = dir.path().join("crc.buf0");
     let file = fs::OpenOptions::new()

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 #[test]
 fn buffers_grow_and_shrink_without_remapping_errors() {
     let dir = test_dir();
-    let mut w = Writer::<[u8]>::with_options("grow", WriterOptions::new().dir(dir.path())).unwrap();
+    let mut w =
+        Writer::<[u8]>::with_options("grow", WriterOptions::new().dir(dir.path()).checksum(true))
+            .unwrap();
     let mut r = Reader::<[u8]>::with_options(
         "grow",
         ReaderOptions::new().dir(dir.path()).verify_checksum(true),

@@ -70,6 +70,7 @@ fn readers_in_other_processes_never_see_torn_snapshots() {
         "stress",
         WriterOptions::new()
             .dir(dir.path())
+            .checksum(true)
             .busy_timeout(Duration::from_secs(30)),
     )
     .unwrap();
