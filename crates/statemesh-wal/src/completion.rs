@@ -12,6 +12,9 @@ struct State<T> {
     value: Option<T>,
     waker: Option<Waker>,
     callbacks: Vec<Callback<T>>,
+    /// A thread is blocked in `wait`: only then is a wake-up system call
+    /// worth making.
+    blocked: bool,
 }
 
 /// Set once by the log's threads; read once by the caller.
@@ -27,6 +30,7 @@ impl<T: Clone> Completion<T> {
                 value: None,
                 waker: None,
                 callbacks: Vec::new(),
+                blocked: false,
             }),
             ready: Condvar::new(),
         })
@@ -39,15 +43,21 @@ impl<T: Clone> Completion<T> {
 
     /// Sets the value (the first one wins) and wakes the waiter.
     pub(crate) fn complete(&self, value: T) {
-        let (waker, callbacks) = {
+        let (waker, callbacks, blocked) = {
             let mut state = self.lock();
             if state.value.is_some() {
                 return;
             }
             state.value = Some(value.clone());
-            (state.waker.take(), std::mem::take(&mut state.callbacks))
+            (
+                state.waker.take(),
+                std::mem::take(&mut state.callbacks),
+                state.blocked,
+            )
         };
-        self.ready.notify_all();
+        if blocked {
+            self.ready.notify_all();
+        }
         if let Some(w) = waker {
             w.wake();
         }
@@ -79,6 +89,7 @@ impl<T: Clone> Completion<T> {
             if let Some(v) = &state.value {
                 return v.clone();
             }
+            state.blocked = true;
             state = self.ready.wait(state).unwrap_or_else(|e| e.into_inner());
         }
     }

@@ -263,6 +263,9 @@ struct Queue {
     /// it anywhere.
     unanchored: bool,
     closed: bool,
+    /// The writer is blocked waiting for work: only then does an enqueue
+    /// pay for a wake-up.
+    writer_sleeping: bool,
 }
 
 pub(crate) struct Segment<F> {
@@ -292,6 +295,8 @@ struct SyncJob<F> {
 struct SyncState<F> {
     jobs: Vec<SyncJob<F>>,
     busy: bool,
+    /// The syncer is blocked waiting for jobs.
+    sleeping: bool,
     closed: bool,
     /// Files written since the last sync (Interval/Never policies).
     dirty: Vec<Arc<F>>,
@@ -405,6 +410,7 @@ impl<S: Storage> Wal<S> {
             next: index.next,
             unanchored: index.segments.is_empty() && meta.get().purged.is_none(),
             closed: false,
+            writer_sleeping: false,
         };
         let shared = Arc::new(Shared {
             storage,
@@ -416,6 +422,7 @@ impl<S: Storage> Wal<S> {
             sync: Mutex::new(SyncState {
                 jobs: Vec::new(),
                 busy: false,
+                sleeping: false,
                 closed: false,
                 dirty: Vec::new(),
             }),
@@ -481,11 +488,13 @@ impl<S: Storage> Wal<S> {
         let written = Completion::new();
         let durable = Completion::new();
         let count = payloads.len() as u64;
+        let wake;
         let first = {
             let mut q = lock(&self.shared.queue);
             if q.closed {
                 return Err(AppendError::Closed);
             }
+            wake = q.writer_sleeping;
             if let Some(at) = at {
                 if q.unanchored {
                     q.next = at;
@@ -512,7 +521,7 @@ impl<S: Storage> Wal<S> {
         if count == 0 {
             written.complete(Ok(()));
             durable.complete(Ok(()));
-        } else {
+        } else if wake {
             self.shared.queue_ready.notify_one();
         }
         Ok(Append {
@@ -911,10 +920,12 @@ fn writer_loop<S: Storage>(shared: &Shared<S>) {
         let ops = {
             let mut q = lock(&shared.queue);
             while q.ops.is_empty() && !q.closed {
+                q.writer_sleeping = true;
                 q = shared
                     .queue_ready
                     .wait(q)
                     .unwrap_or_else(|e| e.into_inner());
+                q.writer_sleeping = false;
             }
             if q.ops.is_empty() && q.closed {
                 break;
@@ -1170,12 +1181,18 @@ fn submit_sync<S: Storage>(
     done: Vec<Arc<Completion<Outcome>>>,
     update: Option<Arc<Completion<Result<(), UpdateError>>>>,
 ) {
-    lock(&shared.sync).jobs.push(SyncJob {
-        files,
-        done,
-        update,
-    });
-    shared.sync_ready.notify_one();
+    let wake = {
+        let mut s = lock(&shared.sync);
+        s.jobs.push(SyncJob {
+            files,
+            done,
+            update,
+        });
+        s.sleeping
+    };
+    if wake {
+        shared.sync_ready.notify_one();
+    }
 }
 
 fn wait_sync_idle<S: Storage>(shared: &Shared<S>) {
@@ -1200,6 +1217,7 @@ fn syncer_loop<S: Storage>(shared: &Shared<S>) {
                 if s.closed {
                     return;
                 }
+                s.sleeping = true;
                 match interval {
                     Some(d) => {
                         let (guard, timeout) = shared
@@ -1207,11 +1225,15 @@ fn syncer_loop<S: Storage>(shared: &Shared<S>) {
                             .wait_timeout(s, d)
                             .unwrap_or_else(|e| e.into_inner());
                         s = guard;
+                        s.sleeping = false;
                         if timeout.timed_out() && !s.dirty.is_empty() {
                             break;
                         }
                     }
-                    None => s = shared.sync_ready.wait(s).unwrap_or_else(|e| e.into_inner()),
+                    None => {
+                        s = shared.sync_ready.wait(s).unwrap_or_else(|e| e.into_inner());
+                        s.sleeping = false;
+                    }
                 }
             }
             s.busy = true;
