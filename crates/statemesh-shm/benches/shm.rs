@@ -1,1 +1,3 @@
+//! Placeholder: the benchmark against mmap-sync is being written.
+
 fn main() {}

@@ -17,7 +17,7 @@
 //!
 //! # Feature flags
 //!
-//! * `openraft`: [`RaftLog`](crate::RaftLog), openraft 0.9 log storage
+//! * `openraft`: `RaftLog`, openraft 0.9 log storage
 //!   (`RaftLogStorage` and `RaftLogReader`, `storage-v2`) for any type
 //!   config whose entries are serde types. It passes openraft's own storage
 //!   test suite.
