@@ -135,7 +135,7 @@ mod writer;
 pub use changed::Changed;
 pub use error::{Error, OpenError, ReadError, WriteError};
 pub use reader::{ReadGuard, Reader, ReaderOptions};
-pub use region::default_dir;
+pub use region::{SnapshotWriter, default_dir};
 pub use version::Version;
 pub use writer::{Published, Writer, WriterOptions};
 

@@ -75,6 +75,10 @@ pub struct Reader<T: ?Sized = [u8]> {
     /// The packed word of the version whose bytes were last validated/verified.
     validated: u64,
     verified: u64,
+    /// The packed word and length of the previous read, located and mapped:
+    /// reading the same version again needs no descriptor or mapping work.
+    last_word: u64,
+    last_len: u64,
     _value: PhantomData<fn() -> T>,
 }
 
@@ -151,6 +155,8 @@ impl<T: ?Sized> Reader<T> {
             last: None,
             validated: 0,
             verified: 0,
+            last_word: 0,
+            last_len: 0,
             _value: PhantomData,
         })
     }
@@ -273,6 +279,13 @@ impl<T: ?Sized> Reader<T> {
                 });
             }
         };
+        if pinned.word() == self.last_word {
+            // Same version as the previous read: its buffer is still mapped
+            // far enough (mappings change only when `locate` sees a new
+            // version, which also replaces `last_word`).
+            self.idle = Some(pinned);
+            return Ok((pinned, self.last_len, false));
+        }
         match self.locate(pinned) {
             Ok(len) => {
                 // From here the guard's drop turns the pin idle.
@@ -280,11 +293,14 @@ impl<T: ?Sized> Reader<T> {
                 let version = pinned.version();
                 let changed = self.last != Some(version);
                 self.last = Some(version);
+                self.last_word = pinned.word();
+                self.last_len = len;
                 Ok((pinned, len, changed))
             }
             Err(e) => {
                 reader_release(self.control.slot(self.slot).pin, pinned);
                 self.idle = Some(pinned);
+                self.last_word = 0;
                 Err(e)
             }
         }

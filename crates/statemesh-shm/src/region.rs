@@ -177,12 +177,13 @@ impl WriteBuffer {
         Ok(())
     }
 
-    /// Copies `bytes` into the snapshot area.
+    /// Copies `bytes` into the snapshot area at `offset`.
     ///
     /// The caller must have reserved room and must know (by the protocol)
     /// that no reader reads this buffer.
-    pub(crate) fn write(&mut self, bytes: &[u8]) {
-        assert!(BUFFER_HEADER_LEN as usize + bytes.len() <= self.map.len());
+    pub(crate) fn write_at(&mut self, offset: usize, bytes: &[u8]) {
+        let start = BUFFER_HEADER_LEN as usize + offset;
+        assert!(start + bytes.len() <= self.map.len());
         // SAFETY: the destination range is inside the mapping (asserted), the
         // source is a distinct allocation, and the protocol guarantees that no
         // reader maps a reference over this buffer while the writer writes it.
@@ -190,12 +191,77 @@ impl WriteBuffer {
         unsafe {
             std::ptr::copy_nonoverlapping(
                 bytes.as_ptr(),
-                self.map
-                    .as_mut_ptr()
-                    .wrapping_add(BUFFER_HEADER_LEN as usize),
+                self.map.as_mut_ptr().wrapping_add(start),
                 bytes.len(),
             );
         }
+    }
+
+    /// The first `len` bytes of the snapshot area, as written by this writer.
+    pub(crate) fn written(&self, len: usize) -> &[u8] {
+        assert!(BUFFER_HEADER_LEN as usize + len <= self.map.len());
+        // SAFETY: the range is inside the mapping (asserted). Only this
+        // writer writes the buffer, it is not published while the slice
+        // lives (the `&self` borrow), and no reader writes any buffer.
+        unsafe {
+            std::slice::from_raw_parts(
+                self.map.as_ptr().wrapping_add(BUFFER_HEADER_LEN as usize),
+                len,
+            )
+        }
+    }
+}
+
+/// The rkyv output of a typed [`Writer::write`](crate::Writer::write): it
+/// serialises straight into the shared buffer the snapshot will be published
+/// from, growing it as needed, so a typed publish copies the bytes once.
+pub struct SnapshotWriter<'a> {
+    buffer: &'a mut WriteBuffer,
+    pos: usize,
+    /// Where an I/O failure to grow the buffer is kept, so the caller can
+    /// report it as such rather than as a serialisation error.
+    io_error: &'a mut Option<io::Error>,
+}
+
+impl<'a> SnapshotWriter<'a> {
+    pub(crate) fn new(buffer: &'a mut WriteBuffer, io_error: &'a mut Option<io::Error>) -> Self {
+        Self {
+            buffer,
+            pos: 0,
+            io_error,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.pos
+    }
+}
+
+impl std::fmt::Debug for SnapshotWriter<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotWriter")
+            .field("pos", &self.pos)
+            .finish()
+    }
+}
+
+impl rkyv::ser::Positional for SnapshotWriter<'_> {
+    fn pos(&self) -> usize {
+        self.pos
+    }
+}
+
+impl<E: rkyv::rancor::Source> rkyv::ser::Writer<E> for SnapshotWriter<'_> {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), E> {
+        let end = self.pos + bytes.len();
+        if let Err(e) = self.buffer.reserve(end as u64) {
+            let message = e.to_string();
+            *self.io_error = Some(e);
+            return Err(E::new(io::Error::other(message)));
+        }
+        self.buffer.write_at(self.pos, bytes);
+        self.pos = end;
+        Ok(())
     }
 }
 

@@ -5,13 +5,12 @@ use crate::layout::{CRC_PRESENT, Control, Geometry, MAX_SLOTS, decode_header, en
 use crate::liveness;
 use crate::notify;
 use crate::protocol::{BufferSet, choose_buffer, writer_fence, writer_resolve};
-use crate::region::{RegionPaths, WriteBuffer, allocate};
+use crate::region::{RegionPaths, SnapshotWriter, WriteBuffer, allocate};
 use crate::slot;
 use crate::version::{MAX_BUFFERS, PackedVersion, Version};
 use memmap2::MmapOptions;
 use rkyv::api::high::HighSerializer;
 use rkyv::ser::allocator::{Arena, ArenaHandle};
-use rkyv::util::AlignedVec;
 use std::ffi::OsStr;
 use std::fs::{File, TryLockError};
 use std::io::{self, Read};
@@ -123,7 +122,6 @@ pub struct Writer<T: ?Sized = [u8]> {
     buffers: Vec<WriteBuffer>,
     current: Option<PackedVersion>,
     options: WriterOptions,
-    scratch: AlignedVec,
     arena: Arena,
     holders: Vec<u32>,
     _value: PhantomData<fn(&T)>,
@@ -300,7 +298,6 @@ impl<T: ?Sized> Writer<T> {
             buffers,
             current,
             options,
-            scratch: AlignedVec::new(),
             arena: Arena::new(),
             holders: Vec::new(),
             _value: PhantomData,
@@ -334,16 +331,7 @@ impl<T: ?Sized> Writer<T> {
     }
 
     fn publish(&mut self, bytes: &[u8]) -> Result<Published, WriteError> {
-        let next = match self.current {
-            None => Version::FIRST,
-            Some(c) => c
-                .version()
-                .next()
-                .ok_or_else(|| WriteError::VersionsExhausted {
-                    path: self.path().to_path_buf(),
-                    last: c.version(),
-                })?,
-        };
+        let next = self.next_version()?;
         let len = bytes.len() as u64;
         if usize::try_from(len.saturating_add(4096)).is_err() {
             return Err(WriteError::TooLarge { len });
@@ -354,9 +342,27 @@ impl<T: ?Sized> Writer<T> {
             path: buffer.path().to_path_buf(),
             source,
         })?;
-        buffer.write(bytes);
+        buffer.write_at(0, bytes);
+        Ok(self.commit(next, index, bytes.len()))
+    }
+
+    fn next_version(&self) -> Result<Version, WriteError> {
+        match self.current {
+            None => Ok(Version::FIRST),
+            Some(c) => c
+                .version()
+                .next()
+                .ok_or_else(|| WriteError::VersionsExhausted {
+                    path: self.path().to_path_buf(),
+                    last: c.version(),
+                }),
+        }
+    }
+
+    /// Publishes the `len` bytes already in buffer `index` as version `next`.
+    fn commit(&mut self, next: Version, index: u32, len: usize) -> Published {
         let crc = if self.options.checksum {
-            CRC_PRESENT | u64::from(crc32c::crc32c(bytes))
+            CRC_PRESENT | u64::from(crc32c::crc32c(self.buffers[index as usize].written(len)))
         } else {
             0
         };
@@ -364,7 +370,7 @@ impl<T: ?Sized> Writer<T> {
         // Relaxed is enough: readers learn of this version only through the
         // SeqCst store of `current` below (or a pin the writer sets after it).
         descriptor.seq.store(next.get(), Ordering::Relaxed);
-        descriptor.len.store(len, Ordering::Relaxed);
+        descriptor.len.store(len as u64, Ordering::Relaxed);
         descriptor.crc.store(crc, Ordering::Relaxed);
         let packed = PackedVersion::new(next, index);
         self.control
@@ -380,10 +386,7 @@ impl<T: ?Sized> Writer<T> {
         if self.control.waiters().load(Ordering::SeqCst) > 0 {
             notify::wake_all(self.control.notify());
         }
-        Ok(Published {
-            version: next,
-            len: bytes.len(),
-        })
+        Published { version: next, len }
     }
 
     /// Finds a buffer no reader can be reading, creating one if allowed,
@@ -447,29 +450,40 @@ impl<T: ?Sized> Writer<T> {
 
 impl<T> Writer<T>
 where
-    T: for<'a> rkyv::Serialize<HighSerializer<AlignedVec, ArenaHandle<'a>, rkyv::rancor::Error>>,
+    T: for<'a, 'b> rkyv::Serialize<
+            HighSerializer<SnapshotWriter<'b>, ArenaHandle<'a>, rkyv::rancor::Error>,
+        >,
 {
-    /// Serialises `value` with rkyv (into a buffer reused from one call to
-    /// the next) and publishes it.
+    /// Serialises `value` with rkyv straight into the shared buffer it is
+    /// published from (one copy of the bytes), and publishes it.
     ///
     /// # Errors
     ///
-    /// [`WriteError::Serialize`] if rkyv fails; otherwise as [`Writer::write_raw`].
+    /// [`WriteError::Serialize`] if rkyv fails (for example for lack of
+    /// space in the file system); otherwise as [`Writer::write_raw`].
     pub fn write(&mut self, value: &T) -> Result<Published, WriteError> {
-        let mut scratch = std::mem::take(&mut self.scratch);
-        scratch.clear();
-        let serialized = rkyv::api::high::to_bytes_in_with_alloc::<_, _, rkyv::rancor::Error>(
+        let next = self.next_version()?;
+        let index = self.free_buffer()?;
+        let mut io_error = None;
+        let out = SnapshotWriter::new(&mut self.buffers[index as usize], &mut io_error);
+        let out = rkyv::api::high::to_bytes_in_with_alloc::<_, _, rkyv::rancor::Error>(
             value,
-            scratch,
+            out,
             self.arena.acquire(),
         );
-        let scratch = match serialized {
-            Ok(s) => s,
-            Err(e) => return Err(WriteError::Serialize(e.to_string())),
+        let len = match out {
+            Ok(out) => out.len(),
+            Err(e) => {
+                return Err(match io_error {
+                    Some(source) => WriteError::Io {
+                        path: self.paths.buffer(index),
+                        source,
+                    },
+                    None => WriteError::Serialize(e.to_string()),
+                });
+            }
         };
-        let result = self.publish(&scratch);
-        self.scratch = scratch;
-        result
+        Ok(self.commit(next, index, len))
     }
 }
 
