@@ -188,6 +188,30 @@ impl Control {
         }
     }
 
+    /// Reads and checks the header of the open control file `file` (at
+    /// `path`) and maps it. Returns the mapping and the region id.
+    pub(crate) fn open(file: &std::fs::File, path: &Path) -> Result<(Self, u64), OpenError> {
+        use std::io::Read;
+        let io_err = |source| OpenError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let len = file.metadata().map_err(io_err)?.len();
+        let mut header = Vec::with_capacity(64);
+        file.take(64).read_to_end(&mut header).map_err(io_err)?;
+        let geometry = decode_header(path, &header, len)?;
+        let mut id = [0u8; 8];
+        id.copy_from_slice(&header[OFF_REGION_ID..OFF_REGION_ID + 8]);
+        let map = memmap2::MmapOptions::new()
+            .len(geometry.file_len() as usize)
+            .map_raw(file)
+            .map_err(io_err)?;
+        Ok((
+            Self::new(map, path.to_path_buf(), geometry),
+            u64::from_ne_bytes(id),
+        ))
+    }
+
     pub(crate) fn path(&self) -> &Path {
         &self.path
     }

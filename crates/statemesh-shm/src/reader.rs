@@ -1,20 +1,19 @@
 //! Readers of a region, and the guard a read returns.
 
 use crate::error::{OpenError, ReadError};
-use crate::layout::{CRC_PRESENT, Control, decode_header};
+use crate::layout::{CRC_PRESENT, Control};
 use crate::liveness::{self, Liveness};
 use crate::notify;
 use crate::protocol::{Acquired, reader_acquire, reader_release};
 use crate::region::{ReadBuffer, ReadBufferError, RegionPaths};
 use crate::slot;
 use crate::version::{PackedVersion, Version};
-use memmap2::MmapOptions;
 use rkyv::api::high::HighValidator;
 use rkyv::bytecheck::CheckBytes;
 use rkyv::rancor;
 use std::ffi::OsStr;
 use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::marker::PhantomData;
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
@@ -130,16 +129,8 @@ impl<T: ?Sized> Reader<T> {
             .write(true)
             .open(&path)
             .map_err(io_err)?;
-        let len = file.metadata().map_err(io_err)?.len();
-        let mut header = Vec::with_capacity(64);
-        (&file).take(64).read_to_end(&mut header).map_err(io_err)?;
-        let geometry = decode_header(&path, &header, len)?;
-        let region_id = u64::from_ne_bytes(header[24..32].try_into().unwrap_or_default());
-        let map = MmapOptions::new()
-            .len(geometry.file_len() as usize)
-            .map_raw(&file)
-            .map_err(io_err)?;
-        let control = Control::new(map, path.clone(), geometry);
+        let (control, region_id) = Control::open(&file, &path)?;
+        let geometry = control.geometry();
         let slot = slot::claim(&control).ok_or(OpenError::NoFreeSlot {
             path,
             slots: geometry.slots,

@@ -1,19 +1,18 @@
 //! The single writer of a region.
 
 use crate::error::{OpenError, WriteError};
-use crate::layout::{CRC_PRESENT, Control, Geometry, MAX_SLOTS, decode_header, encode_header};
+use crate::layout::{CRC_PRESENT, Control, Geometry, MAX_SLOTS, encode_header};
 use crate::liveness;
 use crate::notify;
 use crate::protocol::{BufferSet, choose_buffer, writer_fence, writer_resolve};
 use crate::region::{RegionPaths, SnapshotWriter, WriteBuffer, allocate};
 use crate::slot;
 use crate::version::{MAX_BUFFERS, PackedVersion, Version};
-use memmap2::MmapOptions;
 use rkyv::api::high::HighSerializer;
 use rkyv::ser::allocator::{Arena, ArenaHandle};
 use std::ffi::OsStr;
 use std::fs::{File, TryLockError};
-use std::io::{self, Read};
+use std::io;
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -240,20 +239,8 @@ impl<T: ?Sized> Writer<T> {
             Err(TryLockError::WouldBlock) => return Err(OpenError::WriterExists { path }),
             Err(TryLockError::Error(source)) => return Err(OpenError::Io { path, source }),
         }
-        let io_err = |source| OpenError::Io {
-            path: path.clone(),
-            source,
-        };
-        let len = file.metadata().map_err(io_err)?.len();
-        let mut header = Vec::with_capacity(64);
-        (&file).take(64).read_to_end(&mut header).map_err(io_err)?;
-        let geometry = decode_header(&path, &header, len)?;
-        let region_id = u64::from_ne_bytes(header[24..32].try_into().unwrap_or_default());
-        let map = MmapOptions::new()
-            .len(geometry.file_len() as usize)
-            .map_raw(&file)
-            .map_err(io_err)?;
-        let control = Control::new(map, path.clone(), geometry);
+        let (control, region_id) = Control::open(&file, &path)?;
+        let geometry = control.geometry();
         let corrupt = |detail: String| OpenError::CorruptHeader {
             path: path.clone(),
             detail,

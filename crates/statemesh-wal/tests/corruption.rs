@@ -37,6 +37,12 @@ fn segments(dir: &Path) -> Vec<PathBuf> {
     s
 }
 
+/// Offset just past the last non-zero byte: the end of the records.
+fn data_end(path: &Path) -> u64 {
+    let data = fs::read(path).unwrap();
+    data.iter().rposition(|&b| b != 0).unwrap() as u64 + 1
+}
+
 fn flip(path: &Path, offset: u64) {
     let f = fs::OpenOptions::new()
         .read(true)
@@ -119,8 +125,7 @@ fn a_torn_end_is_cut_and_stays_cut() {
     drop(wal);
     // Cut the file in the middle of the last record, as a crash during its
     // write would leave it (here even the length shrinks).
-    let data = fs::read(last).unwrap();
-    let end = data.iter().rposition(|&b| b != 0).unwrap() as u64 + 1;
+    let end = data_end(last);
     fs::OpenOptions::new()
         .write(true)
         .open(last)
@@ -141,8 +146,7 @@ fn a_zero_filled_tail_is_the_end_of_the_log() {
     let dir = tempfile::tempdir().unwrap();
     let segs = filled(dir.path(), 30);
     let last = segs.last().unwrap();
-    let data = fs::read(last).unwrap();
-    let end = data.iter().rposition(|&b| b != 0).unwrap() as u64 + 1;
+    let end = data_end(last);
     // Zero the last record entirely, as if its pages never reached the disk.
     fs::OpenOptions::new()
         .write(true)
@@ -185,8 +189,7 @@ fn committed_entries_that_are_missing_are_reported() {
     }
     let segs = segments(dir.path());
     let last = segs.last().unwrap();
-    let data = fs::read(last).unwrap();
-    let end = data.iter().rposition(|&b| b != 0).unwrap() as u64 + 1;
+    let end = data_end(last);
     fs::OpenOptions::new()
         .write(true)
         .open(last)
