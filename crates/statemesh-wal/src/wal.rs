@@ -1160,7 +1160,11 @@ fn flush<S: Storage>(shared: &Shared<S>, pending: &mut Pending) {
             }
             let durable = std::mem::take(&mut pending.durable);
             match shared.options.sync {
-                SyncPolicy::Always => submit_sync(shared, vec![file], durable, None),
+                SyncPolicy::Always => {
+                    if !sync_inline(shared, &file, &durable) {
+                        submit_sync(shared, vec![file], durable, None);
+                    }
+                }
                 SyncPolicy::Interval(_) | SyncPolicy::Never => {
                     for d in durable {
                         d.complete(Ok(()));
@@ -1173,6 +1177,39 @@ fn flush<S: Storage>(shared: &Shared<S>, pending: &mut Pending) {
             }
         }
     }
+}
+
+/// When this round holds a single append, nothing else is queued and the
+/// syncer is idle, the writer syncs itself: handing over to the syncer would only add a thread wake-up to the
+/// latency of a lone appender. Under load the syncer takes over, so that the
+/// next round is written while this one syncs. Returns whether it synced.
+fn sync_inline<S: Storage>(
+    shared: &Shared<S>,
+    file: &Arc<S::File>,
+    durable: &[Arc<Completion<Outcome>>],
+) -> bool {
+    // A round of one append is the mark of a lone appender; under load
+    // rounds are larger and the pipeline is worth its hand-off.
+    if durable.len() > 1 || !lock(&shared.queue).ops.is_empty() {
+        return false;
+    }
+    {
+        let mut s = lock(&shared.sync);
+        if s.busy || !s.jobs.is_empty() {
+            return false;
+        }
+        s.busy = true;
+    }
+    let result = match failure(shared) {
+        Some(e) => Err(e),
+        None => file.sync_data().map_err(|e| fail(shared, e)),
+    };
+    for d in durable {
+        d.complete(result.clone().map_err(AppendError::Failed));
+    }
+    // Only the writer waits for the syncer to be idle, and it is here.
+    lock(&shared.sync).busy = false;
+    true
 }
 
 fn submit_sync<S: Storage>(
