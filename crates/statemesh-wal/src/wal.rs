@@ -1,12 +1,13 @@
 //! The log: appends with group commit, reads, truncate, purge, metadata,
 //! and recovery when it opens.
 //!
-//! Two threads do the I/O. The *writer* takes every queued operation, encodes
-//! appends into one buffer per round and writes it with one `pwrite`, then
-//! makes the entries readable. The *syncer* runs `fdatasync` for everything
-//! written so far and completes the appends it covers. While the syncer
-//! syncs round *k*, the writer already writes round *k + 1*, and every append
-//! that arrives during a sync joins the next one: that is the group commit.
+//! Three threads do the work. The *writer* takes every queued operation,
+//! encodes appends into one buffer per round and writes it with one
+//! `pwrite`, then makes the entries readable. The *syncer* runs `fdatasync`
+//! for everything written so far; the *completer* wakes the appenders a sync
+//! covered while the syncer runs the next one. While the syncer syncs round
+//! *k*, the writer already writes round *k + 1*, and every append that
+//! arrives during a sync joins the next one: that is the group commit.
 
 use crate::completion::{Completion, Wait};
 use crate::error::{AppendError, OpenError, ReadError, UpdateError};
@@ -292,8 +293,14 @@ struct SyncJob<F> {
     update: Option<Arc<Completion<Result<(), UpdateError>>>>,
 }
 
+type Finished<F> = (Vec<SyncJob<F>>, Result<(), Arc<io::Error>>);
+
 struct SyncState<F> {
     jobs: Vec<SyncJob<F>>,
+    /// Synced jobs whose completions the completer has yet to fire.
+    finished: Vec<Finished<F>>,
+    completing: bool,
+    completer_sleeping: bool,
     busy: bool,
     /// The syncer is blocked waiting for jobs.
     sleeping: bool,
@@ -312,6 +319,7 @@ struct Shared<S: Storage> {
     sync: Mutex<SyncState<S::File>>,
     sync_ready: Condvar,
     sync_idle: Condvar,
+    complete_ready: Condvar,
     failed: AtomicBool,
     failure: Mutex<Option<Arc<io::Error>>>,
 }
@@ -421,6 +429,9 @@ impl<S: Storage> Wal<S> {
             meta: Mutex::new(meta),
             sync: Mutex::new(SyncState {
                 jobs: Vec::new(),
+                finished: Vec::new(),
+                completing: false,
+                completer_sleeping: false,
                 busy: false,
                 sleeping: false,
                 closed: false,
@@ -428,6 +439,7 @@ impl<S: Storage> Wal<S> {
             }),
             sync_ready: Condvar::new(),
             sync_idle: Condvar::new(),
+            complete_ready: Condvar::new(),
             failed: AtomicBool::new(false),
             failure: Mutex::new(None),
         });
@@ -444,6 +456,7 @@ impl<S: Storage> Wal<S> {
         let threads = vec![
             spawn("statemesh-wal-writer", writer_loop)?,
             spawn("statemesh-wal-syncer", syncer_loop)?,
+            spawn("statemesh-wal-completer", completer_loop)?,
         ];
         Ok(Self { shared, threads })
     }
@@ -1195,7 +1208,7 @@ fn sync_inline<S: Storage>(
     }
     {
         let mut s = lock(&shared.sync);
-        if s.busy || !s.jobs.is_empty() {
+        if s.busy || !s.jobs.is_empty() || !s.finished.is_empty() || s.completing {
             return false;
         }
         s.busy = true;
@@ -1234,7 +1247,7 @@ fn submit_sync<S: Storage>(
 
 fn wait_sync_idle<S: Storage>(shared: &Shared<S>) {
     let mut s = lock(&shared.sync);
-    while s.busy || !s.jobs.is_empty() {
+    while s.busy || !s.jobs.is_empty() || !s.finished.is_empty() || s.completing {
         s = shared.sync_idle.wait(s).unwrap_or_else(|e| e.into_inner());
     }
 }
@@ -1252,6 +1265,8 @@ fn syncer_loop<S: Storage>(shared: &Shared<S>) {
                     break;
                 }
                 if s.closed {
+                    drop(s);
+                    shared.complete_ready.notify_all();
                     return;
                 }
                 s.sleeping = true;
@@ -1296,15 +1311,51 @@ fn syncer_loop<S: Storage>(shared: &Shared<S>) {
         if let Some(e) = failure(shared) {
             result = Err(e);
         }
-        for job in jobs {
-            for d in job.done {
-                d.complete(result.clone().map_err(AppendError::Failed));
+        // Waking each appender is a system call; the completer thread does
+        // it while this one already runs the next fdatasync, so the woken
+        // appenders' next entries make the sync after it.
+        let wake = {
+            let mut s = lock(&shared.sync);
+            s.finished.push((jobs, result));
+            s.busy = false;
+            s.completer_sleeping
+        };
+        if wake {
+            shared.complete_ready.notify_one();
+        }
+        shared.sync_idle.notify_all();
+    }
+}
+
+fn completer_loop<S: Storage>(shared: &Shared<S>) {
+    loop {
+        let finished = {
+            let mut s = lock(&shared.sync);
+            while s.finished.is_empty() {
+                if s.closed {
+                    return;
+                }
+                s.completer_sleeping = true;
+                s = shared
+                    .complete_ready
+                    .wait(s)
+                    .unwrap_or_else(|e| e.into_inner());
+                s.completer_sleeping = false;
             }
-            if let Some(u) = job.update {
-                u.complete(result.clone().map_err(UpdateError::Failed));
+            s.completing = true;
+            std::mem::take(&mut s.finished)
+        };
+        for (jobs, result) in finished {
+            for job in jobs {
+                for d in job.done {
+                    d.complete(result.clone().map_err(AppendError::Failed));
+                }
+                if let Some(u) = job.update {
+                    u.complete(result.clone().map_err(UpdateError::Failed));
+                }
             }
         }
-        lock(&shared.sync).busy = false;
+        lock(&shared.sync).completing = false;
         shared.sync_idle.notify_all();
     }
 }
