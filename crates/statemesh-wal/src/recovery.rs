@@ -129,7 +129,8 @@ pub(crate) fn recover<S: Storage>(
             file.sync_data().map_err(io_err(&name))?;
         }
         let capacity = file.size().map_err(io_err(&name))?.max(scan.end);
-        let seg = Segment::recovered(first, name, file, scan.offsets, scan.end, capacity);
+        let seg = Segment::recovered(first, name.clone(), file, scan.offsets, scan.end, capacity)
+            .map_err(io_err(&name))?;
         next = Some(seg.first() + seg.len());
         segments.push(seg);
         if cut_after.is_some() {

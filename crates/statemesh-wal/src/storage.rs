@@ -93,6 +93,18 @@ pub trait StorageFile: Send + Sync + 'static {
     /// The operating system's error.
     fn set_len(&self, len: u64) -> io::Result<()>;
 
+    /// A read-only map of the first `len` bytes, if this storage can map
+    /// files; the log then copies records out of it instead of calling
+    /// [`StorageFile::read_at`]. The default maps nothing.
+    ///
+    /// # Errors
+    ///
+    /// The operating system's error.
+    fn map(&self, len: u64) -> io::Result<Option<ReadMap>> {
+        let _ = len;
+        Ok(None)
+    }
+
     /// Reserves real space for the first `len` bytes (`fallocate`) and makes
     /// the file at least that long (the new bytes read as zeros), so later
     /// writes inside it cannot fail for lack of space. Never shrinks.
@@ -191,7 +203,75 @@ impl Storage for FsStorage {
     }
 }
 
+/// A read-only memory map of the start of a segment file.
+///
+/// The log copies records out of it while it holds its index read lock, and
+/// it only ever shortens a mapped file (truncate, repair) while it holds the
+/// index write lock, restoring the length before it lets go: so no copy ever
+/// touches a page past the end of the file (which would raise SIGBUS), and
+/// the bytes of a record are not written while they are copied. Only raw
+/// pointers are used: no Rust reference covers the mapping while the writer
+/// appends to other parts of the same file.
+pub struct ReadMap {
+    map: memmap2::MmapRaw,
+}
+
+impl std::fmt::Debug for ReadMap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadMap")
+            .field("len", &self.map.len())
+            .finish()
+    }
+}
+
+impl ReadMap {
+    /// The number of bytes mapped.
+    #[must_use]
+    pub fn len(&self) -> u64 {
+        self.map.len() as u64
+    }
+
+    /// Whether nothing is mapped.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.map.len() == 0
+    }
+
+    /// Copies `len` bytes from `offset`, or `None` if that is not all mapped.
+    #[allow(unsafe_code)]
+    pub(crate) fn copy(&self, offset: u64, len: u64) -> Option<Vec<u8>> {
+        let end = offset.checked_add(len)?;
+        if end > self.len() {
+            return None;
+        }
+        let (offset, len) = (usize::try_from(offset).ok()?, usize::try_from(len).ok()?);
+        // SAFETY: `offset..offset + len` lies inside the mapping (checked
+        // above), and the mapping lies inside the file (see the type's docs:
+        // the log shortens a mapped file only under its index write lock,
+        // while this copy runs under the read lock). The slice covers only
+        // the bytes of one written record, which nothing writes while the
+        // read lock is held, and it does not outlive this statement.
+        let bytes =
+            unsafe { std::slice::from_raw_parts(self.map.as_ptr().wrapping_add(offset), len) };
+        Some(bytes.to_vec())
+    }
+}
+
 impl StorageFile for File {
+    #[allow(unsafe_code)]
+    fn map(&self, len: u64) -> io::Result<Option<ReadMap>> {
+        let Ok(len) = usize::try_from(len) else {
+            return Ok(None);
+        };
+        if len == 0 || self.metadata()?.len() < len as u64 {
+            return Ok(None);
+        }
+        let map = memmap2::MmapOptions::new()
+            .len(len)
+            .map_raw_read_only(self)?;
+        Ok(Some(ReadMap { map }))
+    }
+
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
         self.read_exact_at(buf, offset)
     }

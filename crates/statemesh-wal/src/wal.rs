@@ -273,6 +273,8 @@ pub(crate) struct Segment<F> {
     first: u64,
     name: String,
     file: Arc<F>,
+    /// The file mapped up to `capacity`, when the storage can map.
+    map: Option<crate::storage::ReadMap>,
     offsets: Vec<u64>,
     end: u64,
     capacity: u64,
@@ -584,31 +586,43 @@ impl<S: Storage> Wal<S> {
     ///
     /// [`ReadError::Corrupt`] if the record fails its checksum; `Io`.
     pub fn get(&self, index: u64) -> Result<Option<Vec<u8>>, ReadError> {
-        let Some((file, name, offset, len)) = self.locate(index) else {
-            return Ok(None);
-        };
-        read_record(&self.shared.storage, &*file, &name, index, offset, len).map(Some)
-    }
-
-    fn locate(&self, index: u64) -> Option<(Arc<S::File>, String, u64, u64)> {
         let idx = self.read_index();
         if index < idx.first || index >= idx.next {
-            return None;
+            return Ok(None);
         }
-        let pos = idx
+        let Some(pos) = idx
             .segments
             .partition_point(|s| s.first <= index)
-            .checked_sub(1)?;
+            .checked_sub(1)
+        else {
+            return Ok(None);
+        };
         let seg = &idx.segments[pos];
-        let i = usize::try_from(index - seg.first).ok()?;
-        let offset = *seg.offsets.get(i)?;
+        let Some(i) = usize::try_from(index - seg.first).ok() else {
+            return Ok(None);
+        };
+        let Some(&offset) = seg.offsets.get(i) else {
+            return Ok(None);
+        };
         let end = seg.offsets.get(i + 1).copied().unwrap_or(seg.end);
-        Some((
-            Arc::clone(&seg.file),
-            seg.name.clone(),
-            offset,
-            end - offset,
-        ))
+        let len = end - offset;
+        // Copied under the read lock: see `ReadMap` for why that matters.
+        let record = match seg.map.as_ref().and_then(|m| m.copy(offset, len)) {
+            Some(bytes) => bytes,
+            None => {
+                let (file, name) = (Arc::clone(&seg.file), seg.name.clone());
+                drop(idx);
+                return read_record(&self.shared.storage, &*file, &name, index, offset, len)
+                    .map(Some);
+            }
+        };
+        check_record(record, index)
+            .map(Some)
+            .map_err(|()| ReadError::Corrupt {
+                path: self.shared.storage.path_of(&seg.name),
+                index,
+                offset,
+            })
     }
 
     /// Reads the entries in `range` that are in the log, in order.
@@ -866,13 +880,19 @@ fn read_record<S: Storage>(
             path: storage.path_of(name),
             source,
         })?;
-    if buf.len() < HEADER_LEN {
-        return Err(corrupt());
-    }
-    let header: [u8; HEADER_LEN] = buf[..HEADER_LEN].try_into().map_err(|_| corrupt())?;
+    check_record(buf, index).map_err(|()| corrupt())
+}
+
+/// Checks an encoded record read back for `index` and returns its payload.
+fn check_record(mut buf: Vec<u8>, index: u64) -> Result<Vec<u8>, ()> {
+    let header: [u8; HEADER_LEN] = buf
+        .get(..HEADER_LEN)
+        .ok_or(())?
+        .try_into()
+        .map_err(|_| ())?;
     if record::parse_header(&header).index != index || !record::verify(&header, &buf[HEADER_LEN..])
     {
-        return Err(corrupt());
+        return Err(());
     }
     buf.drain(..HEADER_LEN);
     Ok(buf)
@@ -1087,6 +1107,7 @@ fn grow_active<S: Storage>(shared: &Shared<S>, need: u64) -> io::Result<()> {
         let capacity = need.max(shared.options.segment_size);
         s.file.allocate(capacity)?;
         s.capacity = capacity;
+        s.map = s.file.map(capacity)?;
     }
     Ok(())
 }
@@ -1125,9 +1146,11 @@ pub(crate) fn create_segment<S: Storage>(
     file.sync_data()?;
     storage.rename(&tmp, &name)?;
     storage.sync_dir()?;
+    let map = file.map(capacity)?;
     Ok(Segment {
         first,
         name,
+        map,
         file: Arc::new(file),
         offsets: Vec::new(),
         end: SEGMENT_HEADER_LEN,
@@ -1461,15 +1484,20 @@ impl<F> Segment<F> {
         offsets: Vec<u64>,
         end: u64,
         capacity: u64,
-    ) -> Self {
-        Self {
+    ) -> io::Result<Self>
+    where
+        F: StorageFile,
+    {
+        let map = file.map(capacity)?;
+        Ok(Self {
             first,
             name,
             file: Arc::new(file),
+            map,
             offsets,
             end,
             capacity,
-        }
+        })
     }
 
     pub(crate) fn first(&self) -> u64 {
