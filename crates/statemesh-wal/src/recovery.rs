@@ -122,10 +122,11 @@ pub(crate) fn recover<S: Storage>(
             }
         };
         if torn {
-            // Zero the tail for good: cut, then allocate again.
+            // Zero the tail for good: cut, then allocate and write zeros again.
+            let capacity = len.max(options.segment_size);
             file.set_len(scan.end).map_err(io_err(&name))?;
-            file.allocate(len.max(options.segment_size))
-                .map_err(io_err(&name))?;
+            file.allocate(capacity).map_err(io_err(&name))?;
+            crate::wal::fill_zeros(&file, scan.end, capacity).map_err(io_err(&name))?;
             file.sync_data().map_err(io_err(&name))?;
         }
         let capacity = file.size().map_err(io_err(&name))?.max(scan.end);

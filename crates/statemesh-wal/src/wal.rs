@@ -324,6 +324,17 @@ struct Shared<S: Storage> {
     complete_ready: Condvar,
     failed: AtomicBool,
     failure: Mutex<Option<Arc<io::Error>>>,
+    spare: Mutex<Spare<S::File>>,
+    spare_wanted: Condvar,
+}
+
+/// A zero-filled segment file prepared in the background, so that a
+/// rollover does not stall appends while 64 MiB of zeros are written.
+struct Spare<F> {
+    ready: Option<(String, F)>,
+    wanted: bool,
+    closed: bool,
+    made: u64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -444,6 +455,13 @@ impl<S: Storage> Wal<S> {
             complete_ready: Condvar::new(),
             failed: AtomicBool::new(false),
             failure: Mutex::new(None),
+            spare: Mutex::new(Spare {
+                ready: None,
+                wanted: false,
+                closed: false,
+                made: 0,
+            }),
+            spare_wanted: Condvar::new(),
         });
         let spawn = |name: &str, f: fn(&Shared<S>)| {
             let shared = Arc::clone(&shared);
@@ -459,6 +477,7 @@ impl<S: Storage> Wal<S> {
             spawn("statemesh-wal-writer", writer_loop)?,
             spawn("statemesh-wal-syncer", syncer_loop)?,
             spawn("statemesh-wal-completer", completer_loop)?,
+            spawn("statemesh-wal-preparer", preparer_loop)?,
         ];
         Ok(Self { shared, threads })
     }
@@ -812,8 +831,15 @@ impl<S: Storage> Wal<S> {
     fn shutdown(&mut self) {
         lock(&self.shared.queue).closed = true;
         self.shared.queue_ready.notify_all();
+        lock(&self.shared.spare).closed = true;
+        self.shared.spare_wanted.notify_all();
         for t in self.threads.drain(..) {
             let _ = t.join();
+        }
+        // An unused spare would only be deleted by the next recovery.
+        if let Some((tmp, file)) = lock(&self.shared.spare).ready.take() {
+            drop(file);
+            let _ = self.shared.storage.remove(&tmp);
         }
     }
 }
@@ -1106,6 +1132,7 @@ fn grow_active<S: Storage>(shared: &Shared<S>, need: u64) -> io::Result<()> {
     if let Some(s) = idx.segments.last_mut() {
         let capacity = need.max(shared.options.segment_size);
         s.file.allocate(capacity)?;
+        fill_zeros(&*s.file, s.capacity, capacity)?;
         s.capacity = capacity;
         s.map = s.file.map(capacity)?;
     }
@@ -1119,7 +1146,15 @@ fn roll<S: Storage>(shared: &Shared<S>, first: u64, need: u64) -> io::Result<()>
         file.sync_data()?;
     }
     let capacity = (SEGMENT_HEADER_LEN + need).max(shared.options.segment_size);
-    let seg = create_segment(&shared.storage, first, capacity)?;
+    let spare = if capacity == shared.options.segment_size {
+        lock(&shared.spare).ready.take()
+    } else {
+        None
+    };
+    let seg = match spare {
+        Some((tmp, file)) => install_segment(&shared.storage, tmp, file, first, capacity)?,
+        None => create_segment(&shared.storage, first, capacity)?,
+    };
     let mut idx = shared.index.write().unwrap_or_else(|e| e.into_inner());
     if idx.segments.is_empty() && idx.next == idx.first {
         idx.first = first;
@@ -1129,9 +1164,105 @@ fn roll<S: Storage>(shared: &Shared<S>, first: u64, need: u64) -> io::Result<()>
     Ok(())
 }
 
+/// Writes zeros over `from..to`. Space that `fallocate` reserved is
+/// *unwritten* on ext4 and XFS: the first write into each block changes the
+/// file's extent map, and `fdatasync` must then commit the file system's
+/// journal as well as the data. Written zeros make every later append a pure
+/// data overwrite (measured: a 4 KiB append with `fdatasync` took 1.58x the
+/// disk's own rate in fallocated space).
+pub(crate) fn fill_zeros<F: StorageFile + ?Sized>(file: &F, from: u64, to: u64) -> io::Result<()> {
+    const CHUNK: u64 = 1 << 20;
+    let zeros = vec![0u8; CHUNK.min(to.saturating_sub(from)) as usize];
+    let mut at = from;
+    while at < to {
+        let n = (to - at).min(CHUNK);
+        file.write_at(&zeros[..n as usize], at)?;
+        at += n;
+    }
+    Ok(())
+}
+
 /// Creates a segment file complete under a temporary name, then renames it
 /// into place and syncs the directory: a segment file, once visible, always
 /// has a valid header.
+/// Turns a prepared, zero-filled file into segment `first`: header, sync,
+/// rename into place, sync of the directory.
+fn install_segment<S: Storage>(
+    storage: &S,
+    tmp: String,
+    file: S::File,
+    first: u64,
+    capacity: u64,
+) -> io::Result<Segment<S::File>> {
+    let name = segment::file_name(first);
+    file.write_at(&segment::encode_header(first), 0)?;
+    file.sync_data()?;
+    storage.rename(&tmp, &name)?;
+    storage.sync_dir()?;
+    let map = file.map(capacity)?;
+    Ok(Segment {
+        first,
+        name,
+        map,
+        file: Arc::new(file),
+        offsets: Vec::new(),
+        end: SEGMENT_HEADER_LEN,
+        capacity,
+    })
+}
+
+/// Asks the preparer for a spare segment once the active one is half full.
+fn want_spare<S: Storage>(shared: &Shared<S>, end: u64, capacity: u64) {
+    if end < capacity / 2 {
+        return;
+    }
+    let mut spare = lock(&shared.spare);
+    if spare.ready.is_none() && !spare.wanted {
+        spare.wanted = true;
+        drop(spare);
+        shared.spare_wanted.notify_one();
+    }
+}
+
+fn preparer_loop<S: Storage>(shared: &Shared<S>) {
+    loop {
+        let n = {
+            let mut spare = lock(&shared.spare);
+            while !spare.wanted && !spare.closed {
+                spare = shared
+                    .spare_wanted
+                    .wait(spare)
+                    .unwrap_or_else(|e| e.into_inner());
+            }
+            if spare.closed {
+                return;
+            }
+            spare.made += 1;
+            spare.made
+        };
+        let tmp = format!("spare-{n}.tmp");
+        let size = shared.options.segment_size;
+        let made = (|| {
+            let file = shared.storage.open(&tmp, true)?;
+            file.set_len(0)?;
+            file.allocate(size)?;
+            fill_zeros(&file, 0, size)?;
+            file.sync_data()?;
+            Ok::<_, io::Error>(file)
+        })();
+        let mut spare = lock(&shared.spare);
+        spare.wanted = false;
+        match made {
+            Ok(file) => spare.ready = Some((tmp, file)),
+            // A failed preparation only means the next rollover creates its
+            // segment itself (and reports the error if it fails too).
+            Err(_) => {
+                let _ = shared.storage.remove(&tmp);
+            }
+        }
+    }
+}
+
 pub(crate) fn create_segment<S: Storage>(
     storage: &S,
     first: u64,
@@ -1142,6 +1273,7 @@ pub(crate) fn create_segment<S: Storage>(
     let file = storage.open(&tmp, true)?;
     file.set_len(0)?;
     file.allocate(capacity)?;
+    fill_zeros(&file, 0, capacity)?;
     file.write_at(&segment::encode_header(first), 0)?;
     file.sync_data()?;
     storage.rename(&tmp, &name)?;
@@ -1176,6 +1308,7 @@ fn flush<S: Storage>(shared: &Shared<S>, pending: &mut Pending) {
         if let Some(s) = idx.segments.last_mut() {
             s.offsets.append(&mut pending.offsets);
             s.end = end + pending.buf.len() as u64;
+            want_spare(shared, s.end, s.capacity);
         }
         if idx.next == idx.first && idx.first != pending.first {
             idx.first = pending.first;
@@ -1411,6 +1544,7 @@ fn truncate_now<S: Storage>(shared: &Shared<S>, from: u64) -> io::Result<()> {
             let cut = s.offsets[keep];
             s.file.set_len(cut)?;
             s.file.allocate(s.capacity)?;
+            fill_zeros(&*s.file, cut, s.capacity)?;
             s.file.sync_data()?;
             s.offsets.truncate(keep);
             s.end = cut;
