@@ -18,6 +18,9 @@
 //! # Ok::<(), statemesh_cache::StoreError>(())
 //! ```
 
+// Files and checksums only: nothing here needs unsafe code.
+#![forbid(unsafe_code)]
+
 mod blob;
 mod codec;
 mod error;
