@@ -249,7 +249,7 @@ impl Store for FsStore {
             } else if is_shard_name(&name) {
                 for file in read_dir(&entry.path())? {
                     let fname = file.file_name();
-                    match blob_key(&fname.to_string_lossy(), &name) {
+                    match key_named(&fname.to_string_lossy(), BLOB_EXT, &name) {
                         Some(key) => listing.keys.push(key),
                         // A persist in progress in this process.
                         None if fname.to_string_lossy().ends_with(TMP_EXT) => {}
@@ -265,14 +265,9 @@ impl Store for FsStore {
     }
 }
 
-/// The key of a file named `<key>.blob` in the shard directory of that key.
-fn blob_key(file: &str, shard: &str) -> Option<Key> {
-    let key: Key = file.strip_suffix(BLOB_EXT)?.parse().ok()?;
-    (key.shard() == shard).then_some(key)
-}
-
-fn tmp_key(file: &str, shard: &str) -> Option<Key> {
-    let key: Key = file.strip_suffix(TMP_EXT)?.parse().ok()?;
+/// The key of a file named `<key><ext>` in the shard directory of that key.
+fn key_named(file: &str, ext: &str, shard: &str) -> Option<Key> {
+    let key: Key = file.strip_suffix(ext)?.parse().ok()?;
     (key.shard() == shard).then_some(key)
 }
 
@@ -291,7 +286,7 @@ fn clean_spills(spill: &Path, startup: &mut Startup) -> Result<(), StoreError> {
         }
         for file in read_dir(&shard.path())? {
             let fname = file.file_name().to_string_lossy().into_owned();
-            if blob_key(&fname, &name).is_some() {
+            if key_named(&fname, BLOB_EXT, &name).is_some() {
                 let path = file.path();
                 fs::remove_file(&path).map_err(|e| StoreError::io("remove", path, e))?;
                 startup.spills_removed += 1;
@@ -318,10 +313,10 @@ fn clean_persisted(dir: &Path, startup: &mut Startup) -> Result<(), StoreError> 
             continue;
         }
         let name = entry.file_name().to_string_lossy().into_owned();
-        if in_shard && blob_key(&name, &dir_name).is_some() {
+        if in_shard && key_named(&name, BLOB_EXT, &dir_name).is_some() {
             continue;
         }
-        if in_shard && tmp_key(&name, &dir_name).is_some() {
+        if in_shard && key_named(&name, TMP_EXT, &dir_name).is_some() {
             fs::remove_file(&path).map_err(|e| StoreError::io("remove", &path, e))?;
             startup.unfinished_removed += 1;
             continue;

@@ -1424,9 +1424,7 @@ fn submit_sync<S: Storage>(
             done,
             update,
         });
-        s.sleeping
-            || (s.gathering > 0
-                && s.jobs.iter().map(|j| j.done.len()).sum::<usize>() >= s.gathering)
+        s.sleeping || (s.gathering > 0 && appends_in(&s.jobs) >= s.gathering)
     };
     if wake {
         shared.sync_ready.notify_one();
@@ -1438,6 +1436,10 @@ fn wait_sync_idle<S: Storage>(shared: &Shared<S>) {
     while s.busy || !s.jobs.is_empty() || !s.finished.is_empty() || s.completing {
         s = shared.sync_idle.wait(s).unwrap_or_else(|e| e.into_inner());
     }
+}
+
+fn appends_in<F>(jobs: &[SyncJob<F>]) -> usize {
+    jobs.iter().map(|j| j.done.len()).sum()
 }
 
 /// What the previous sync carried and how long it took.
@@ -1461,7 +1463,7 @@ fn gather<'a, S: Storage>(
     }
     let deadline = Instant::now() + last.took / 2;
     loop {
-        let waiting: usize = s.jobs.iter().map(|j| j.done.len()).sum();
+        let waiting = appends_in(&s.jobs);
         let now = Instant::now();
         if waiting >= last.appends || now >= deadline || s.closed {
             return s;
@@ -1547,7 +1549,7 @@ fn syncer_loop<S: Storage>(shared: &Shared<S>) {
         // it while this one already runs the next fdatasync, so the woken
         // appenders' next entries make the sync after it.
         last = LastSync {
-            appends: jobs.iter().map(|j| j.done.len()).sum(),
+            appends: appends_in(&jobs),
             took: started.elapsed(),
         };
         let lone = jobs.len() == 1 && jobs[0].done.len() <= 1;
