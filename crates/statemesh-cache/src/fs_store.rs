@@ -14,8 +14,11 @@ use crate::store::{Listing, Location, Place, Store, is_shard_name};
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 const LOCK_FILE: &str = "LOCK";
+/// How long `open` retries a held lock before calling it taken.
+const LOCK_GRACE: Duration = Duration::from_millis(200);
 const SPILL_DIR: &str = "spill";
 const PERSIST_DIR: &str = "persist";
 const BLOB_EXT: &str = ".blob";
@@ -68,10 +71,21 @@ impl FsStore {
             .write(true)
             .open(&lock_path)
             .map_err(|e| StoreError::io("open", &lock_path, e))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => return Err(StoreError::Locked { path: root }),
-            Err(fs::TryLockError::Error(e)) => return Err(StoreError::io("lock", lock_path, e)),
+        // A store dropped a moment ago may still be locked through a copy of
+        // its descriptor in a child this process is spawning (between `fork`
+        // and `exec`); that passes within milliseconds, a live owner does not.
+        let deadline = Instant::now() + LOCK_GRACE;
+        loop {
+            match lock.try_lock() {
+                Ok(()) => break,
+                Err(fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                Err(fs::TryLockError::WouldBlock) => return Err(StoreError::Locked { path: root }),
+                Err(fs::TryLockError::Error(e)) => {
+                    return Err(StoreError::io("lock", lock_path, e));
+                }
+            }
         }
         let mut startup = Startup::default();
         clean_spills(&root.join(SPILL_DIR), &mut startup)?;

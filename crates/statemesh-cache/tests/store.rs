@@ -133,6 +133,30 @@ fn a_second_store_on_the_same_directory_is_refused() {
     ));
 }
 
+/// While another thread spawns commands, a dropped store's lock can be held
+/// for a moment by a child between fork and exec; reopening must wait it out.
+#[test]
+fn reopening_while_the_process_spawns_children_is_not_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let spawner = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                std::process::Command::new("true").status().unwrap();
+            }
+        })
+    };
+    let reopened = (1..=100).try_for_each(|i| {
+        FsStore::open(dir.path())
+            .map(drop)
+            .map_err(|e| format!("reopen {i}: {e}"))
+    });
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    spawner.join().unwrap();
+    reopened.unwrap();
+}
+
 fn corrupt_case(store: &FsStore, l: &Location, damage: impl FnOnce(&Path)) -> StoreError {
     let k = Key::random();
     store.write(Place::Persisted(l), k, &[5u8; 1000]).unwrap();

@@ -234,12 +234,10 @@ impl<T: ?Sized> Writer<T> {
         options: WriterOptions,
     ) -> Result<Self, OpenError> {
         let path = paths.control();
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => return Err(OpenError::WriterExists { path }),
-            Err(TryLockError::Error(source)) => return Err(OpenError::Io { path, source }),
-        }
+        // Every visible control file is complete (`prepare` fills it before
+        // linking it in), so it can be read before the lock is ours.
         let (control, region_id) = Control::open(&file, &path)?;
+        lock_as_writer(&file, &control, &path)?;
         let geometry = control.geometry();
         let corrupt = |detail: String| OpenError::CorruptHeader {
             path: path.clone(),
@@ -477,6 +475,42 @@ where
 impl<T: ?Sized> Drop for Writer<T> {
     fn drop(&mut self) {
         self.control.writer().store(0, Ordering::SeqCst);
+    }
+}
+
+/// How long a lock left behind by a writer that has gone may stay held.
+const DEPARTED_WRITER_GRACE: Duration = Duration::from_millis(500);
+
+/// Takes the region's exclusive writer lock.
+///
+/// The lock (`flock`) belongs to the open file description, and `fork`
+/// shares that with the child: a writer that has dropped can leave its lock
+/// held for a moment by a child of its process that is between `fork` and
+/// `exec` (any thread spawning a command opens that window). So when the
+/// lock is taken but no live writer is recorded, wait for it briefly; a live
+/// writer is refused at once.
+fn lock_as_writer(file: &File, control: &Control, path: &Path) -> Result<(), OpenError> {
+    let deadline = Instant::now() + DEPARTED_WRITER_GRACE;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(()),
+            Err(TryLockError::Error(source)) => {
+                return Err(OpenError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                });
+            }
+            Err(TryLockError::WouldBlock) => {
+                let owner = control.writer().load(Ordering::SeqCst);
+                let departed = owner == 0 || liveness::check(owner) == liveness::Liveness::Dead;
+                if !departed || Instant::now() >= deadline {
+                    return Err(OpenError::WriterExists {
+                        path: path.to_path_buf(),
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
     }
 }
 

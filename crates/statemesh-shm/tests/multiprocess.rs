@@ -324,3 +324,39 @@ fn a_killed_writer_is_replaced_and_readers_carry_on() {
     assert_eq!(check(&guard).unwrap(), 6);
     assert!(guard.is_changed());
 }
+
+/// A writer dropped while another thread of the process spawns commands can
+/// leave its lock held for a moment by a child between fork and exec; the
+/// next writer must wait that out, not be refused.
+#[test]
+fn a_writer_reopened_while_the_process_spawns_children_takes_over() {
+    if role().is_some() {
+        return;
+    }
+    let dir = test_dir();
+    let opts = WriterOptions::new().dir(dir.path());
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let spawner = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                std::process::Command::new("true").status().unwrap();
+            }
+        })
+    };
+    let mut result = Ok(());
+    for seq in 1..=300 {
+        match Writer::<Stamped>::with_options("respawn", opts.clone()) {
+            Ok(mut w) => {
+                assert_eq!(w.write(&Stamped::new(seq, 8)).unwrap().version.get(), seq);
+            }
+            Err(e) => {
+                result = Err(format!("reopen {seq}: {e}"));
+                break;
+            }
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    spawner.join().unwrap();
+    result.unwrap();
+}

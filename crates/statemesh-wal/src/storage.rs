@@ -126,6 +126,9 @@ pub struct FsStorage {
 /// The name of the lock file in a log directory.
 pub const LOCK_FILE: &str = "LOCK";
 
+/// How long `open` retries a held lock before calling it taken.
+const LOCK_GRACE: std::time::Duration = std::time::Duration::from_millis(200);
+
 impl FsStorage {
     /// Opens (creating if needed) directory `dir` and takes its exclusive
     /// lock.
@@ -143,17 +146,27 @@ impl FsStorage {
             .create(true)
             .truncate(false)
             .open(dir.join(LOCK_FILE))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::WouldBlock,
-                    "log directory is locked by another process",
-                ));
+        // `flock` belongs to the open file description, which `fork` shares
+        // with the child: a log closed a moment ago can still be locked by a
+        // child of this process between `fork` and `exec`. Such a hold ends
+        // within milliseconds, so a lock still held after a short grace is a
+        // live owner.
+        let deadline = std::time::Instant::now() + LOCK_GRACE;
+        loop {
+            match lock.try_lock() {
+                Ok(()) => return Ok(Self { dir, _lock: lock }),
+                Err(TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(2));
+                }
+                Err(TryLockError::WouldBlock) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::WouldBlock,
+                        "log directory is locked by another process",
+                    ));
+                }
+                Err(TryLockError::Error(e)) => return Err(e),
             }
-            Err(TryLockError::Error(e)) => return Err(e),
         }
-        Ok(Self { dir, _lock: lock })
     }
 
     /// The directory.

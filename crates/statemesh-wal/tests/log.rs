@@ -229,6 +229,32 @@ fn a_second_open_is_locked_out() {
     assert!(matches!(err, OpenError::Locked { .. }), "{err}");
 }
 
+/// While another thread spawns commands, a closed log's lock can be held for
+/// a moment by a child between fork and exec; reopening must wait that out.
+#[test]
+fn reopening_while_the_process_spawns_children_is_not_locked_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let spawner = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                std::process::Command::new("true").status().unwrap();
+            }
+        })
+    };
+    let reopened = (1..=40u64).try_for_each(|i| {
+        let wal = Wal::open(dir.path(), small()).map_err(|e| format!("reopen {i}: {e}"))?;
+        wal.append(entry(i)).unwrap().wait().unwrap();
+        Ok::<_, String>(())
+    });
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    spawner.join().unwrap();
+    reopened.unwrap();
+    let wal = Wal::open(dir.path(), small()).unwrap();
+    assert_eq!(wal.last_index(), Some(40));
+}
+
 #[test]
 fn every_policy_reads_back_after_reopen() {
     for policy in [
