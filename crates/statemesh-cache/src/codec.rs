@@ -1,5 +1,7 @@
 //! Codecs: how an object becomes the bytes of a blob and back.
 
+use std::sync::Arc;
+
 /// Turns objects into bytes and back. The pool calls it when it spills or
 /// persists an object and when it loads one from the store.
 pub trait Codec<T>: Send + Sync + 'static {
@@ -16,12 +18,30 @@ pub trait Codec<T>: Send + Sync + 'static {
     ///
     /// [`CodecError`] if the bytes are not an encoding of a `T`.
     fn decode(&self, bytes: &[u8]) -> Result<T, CodecError>;
+
+    /// Decodes a value from a blob the caller no longer needs. The pool
+    /// loads through this, so a codec that can reuse the buffer (like
+    /// [`Raw`]) saves a copy of every loaded object.
+    ///
+    /// # Errors
+    ///
+    /// As [`decode`](Codec::decode).
+    fn decode_owned(&self, bytes: Vec<u8>) -> Result<T, CodecError> {
+        self.decode(&bytes)
+    }
 }
 
 /// An object that could not be encoded or decoded.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("codec: {0}")]
-pub struct CodecError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
+pub struct CodecError(#[source] pub Arc<dyn std::error::Error + Send + Sync>);
+
+impl CodecError {
+    /// Wraps any error, or a message.
+    pub fn new(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        CodecError(Arc::from(error.into()))
+    }
+}
 
 /// Objects that are bytes already: stored as they are.
 #[derive(Debug, Clone, Copy, Default)]
@@ -35,6 +55,10 @@ impl Codec<Vec<u8>> for Raw {
 
     fn decode(&self, bytes: &[u8]) -> Result<Vec<u8>, CodecError> {
         Ok(bytes.to_vec())
+    }
+
+    fn decode_owned(&self, bytes: Vec<u8>) -> Result<Vec<u8>, CodecError> {
+        Ok(bytes)
     }
 }
 
@@ -50,18 +74,19 @@ where
     T: serde::Serialize + serde::de::DeserializeOwned,
 {
     fn encode(&self, value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
-        let bytes = postcard::to_stdvec(value).map_err(|e| CodecError(Box::new(e)))?;
+        let bytes = postcard::to_stdvec(value).map_err(|e| CodecError(Arc::new(e)))?;
         out.extend_from_slice(&bytes);
         Ok(())
     }
 
     fn decode(&self, bytes: &[u8]) -> Result<T, CodecError> {
         let (value, rest) =
-            postcard::take_from_bytes(bytes).map_err(|e| CodecError(Box::new(e)))?;
+            postcard::take_from_bytes(bytes).map_err(|e| CodecError(Arc::new(e)))?;
         if !rest.is_empty() {
-            return Err(CodecError(
-                format!("{} bytes after the value", rest.len()).into(),
-            ));
+            return Err(CodecError::new(format!(
+                "{} bytes after the value",
+                rest.len()
+            )));
         }
         Ok(value)
     }

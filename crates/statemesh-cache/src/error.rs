@@ -3,10 +3,11 @@
 use crate::key::Key;
 use std::io;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// A store operation that failed. Nothing is lost by a failed operation:
 /// a failed write leaves no blob (or the previous one) under the key.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
     /// The file system is full (or a quota is exhausted).
@@ -16,9 +17,10 @@ pub enum StoreError {
         op: &'static str,
         /// The file or directory.
         path: PathBuf,
-        /// The operating system's error.
+        /// The operating system's error (shared, so the error can be
+        /// reported to every caller waiting on the same operation).
         #[source]
-        source: io::Error,
+        source: Arc<io::Error>,
     },
     /// The operating system refused access.
     #[error("permission denied: {op} {}: {source}", path.display())]
@@ -27,9 +29,10 @@ pub enum StoreError {
         op: &'static str,
         /// The file or directory.
         path: PathBuf,
-        /// The operating system's error.
+        /// The operating system's error (shared, so the error can be
+        /// reported to every caller waiting on the same operation).
         #[source]
-        source: io::Error,
+        source: Arc<io::Error>,
     },
     /// Any other I/O failure.
     #[error("{op} {}: {source}", path.display())]
@@ -38,9 +41,10 @@ pub enum StoreError {
         op: &'static str,
         /// The file or directory.
         path: PathBuf,
-        /// The operating system's error.
+        /// The operating system's error (shared, so the error can be
+        /// reported to every caller waiting on the same operation).
         #[source]
-        source: io::Error,
+        source: Arc<io::Error>,
     },
     /// No blob is stored under this key there.
     #[error("no blob {key} in {place}")]
@@ -79,7 +83,9 @@ impl StoreError {
     /// own variants, so callers can react to them without string matching.
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
         let path = path.into();
-        match source.kind() {
+        let kind = source.kind();
+        let source = Arc::new(source);
+        match kind {
             io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => {
                 StoreError::DiskFull { op, path, source }
             }
@@ -89,4 +95,34 @@ impl StoreError {
             _ => StoreError::Io { op, path, source },
         }
     }
+}
+
+/// A pool operation that failed. The object it was about is unchanged: a
+/// failed load leaves it on disk, a failed spill leaves it in memory, a
+/// failed persist leaves the location without it.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum CacheError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The codec could not encode or decode the object.
+    #[error("object {key}: {source}")]
+    Codec {
+        /// The object's key.
+        key: Key,
+        /// What the codec said.
+        #[source]
+        source: crate::codec::CodecError,
+    },
+    /// Exclusive access was asked for through a handle that is not the
+    /// object's only one.
+    #[error("object {key} has other handles; make_mut copies it instead")]
+    Shared {
+        /// The object's key.
+        key: Key,
+    },
+    /// A thread to run the store's blocking calls could not be started.
+    #[error("cannot start a thread for store I/O: {0}")]
+    Spawn(#[source] Arc<io::Error>),
 }

@@ -4,7 +4,7 @@
 //! ROOT/LOCK                                   held while the store is open
 //! ROOT/spill/<2 hex>/<key>.blob               spilled: not synced, deleted at start
 //! ROOT/persist/<location>/<2 hex>/<key>.blob  persisted: durable
-//! ROOT/persist/<location>/<2 hex>/<key>.blob.tmp   a persist in progress
+//! ROOT/persist/<location>/<2 hex>/<key>.<n>.blob.tmp   a persist in progress
 //! ```
 
 use crate::blob;
@@ -14,6 +14,7 @@ use crate::store::{Listing, Location, Place, Store, is_shard_name};
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 const LOCK_FILE: &str = "LOCK";
@@ -156,7 +157,7 @@ impl Store for FsStore {
                     return Ok(());
                 }
                 create_dirs(&self.root, &dir)?;
-                let tmp = dir.join(format!("{key}{TMP_EXT}"));
+                let tmp = dir.join(tmp_name(key));
                 let written = (|| {
                     let mut f = File::create(&tmp)?;
                     f.write_all(&header)?;
@@ -173,6 +174,45 @@ impl Store for FsStore {
                 }
                 sync_dir(&dir)
             }
+        }
+    }
+
+    /// A hard link where the file system allows one (no bytes copied),
+    /// else a read and a write.
+    fn copy(&self, from: Place<'_>, to: Place<'_>, key: Key) -> Result<(), StoreError> {
+        let source = self.path_of(from, key);
+        let target = self.path_of(to, key);
+        if matches!(to, Place::Persisted(_)) && target.exists() {
+            return Ok(());
+        }
+        let dir = target.parent().unwrap_or(&self.root).to_path_buf();
+        create_dirs(&self.root, &dir)?;
+        let linked = (|| {
+            if matches!(to, Place::Persisted(_)) {
+                // Spilled blobs are written without a sync: make the bytes
+                // durable before a durable name points at them.
+                File::open(&source)?.sync_data()?;
+            }
+            fs::hard_link(&source, &target)
+        })();
+        match linked {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(StoreError::NotFound {
+                    key,
+                    place: from.to_string(),
+                });
+            }
+            // Another file system, or links not supported.
+            Err(_) => {
+                let bytes = self.read(from, key)?;
+                return self.write(to, key, &bytes);
+            }
+        }
+        match to {
+            Place::Persisted(_) => sync_dir(&dir),
+            Place::Spill => Ok(()),
         }
     }
 
@@ -266,7 +306,7 @@ impl Store for FsStore {
                     match key_named(&fname.to_string_lossy(), BLOB_EXT, &name) {
                         Some(key) => listing.keys.push(key),
                         // A persist in progress in this process.
-                        None if fname.to_string_lossy().ends_with(TMP_EXT) => {}
+                        None if tmp_key(&fname.to_string_lossy(), &name).is_some() => {}
                         None => listing.unknown.push(file.path()),
                     }
                 }
@@ -277,6 +317,21 @@ impl Store for FsStore {
         listing.unknown.sort();
         Ok(listing)
     }
+}
+
+/// A fresh temporary name for a blob of `key`: `<key>.<n>.blob.tmp`, unique
+/// in this process, so two persists of one key never write the same file.
+fn tmp_name(key: Key) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("{key}.{n:x}{TMP_EXT}")
+}
+
+/// The key of a temporary file made by [`tmp_name`] in its shard directory.
+fn tmp_key(file: &str, shard: &str) -> Option<Key> {
+    let (key, n) = file.strip_suffix(TMP_EXT)?.split_once('.')?;
+    let hex = !n.is_empty() && n.bytes().all(|b| b.is_ascii_hexdigit());
+    hex.then(|| key_named(key, "", shard)).flatten()
 }
 
 /// The key of a file named `<key><ext>` in the shard directory of that key.
@@ -330,7 +385,7 @@ fn clean_persisted(dir: &Path, startup: &mut Startup) -> Result<(), StoreError> 
         if in_shard && key_named(&name, BLOB_EXT, &dir_name).is_some() {
             continue;
         }
-        if in_shard && key_named(&name, TMP_EXT, &dir_name).is_some() {
+        if in_shard && tmp_key(&name, &dir_name).is_some() {
             fs::remove_file(&path).map_err(|e| StoreError::io("remove", &path, e))?;
             startup.unfinished_removed += 1;
             continue;

@@ -100,6 +100,18 @@ pub trait Store: Send + Sync + 'static {
     /// The I/O failure, classified; nothing is left under the key.
     fn write(&self, place: Place<'_>, key: Key, bytes: &[u8]) -> Result<(), StoreError>;
 
+    /// Stores under `key` in `to` the blob stored under `key` in `from`,
+    /// with the guarantees of [`write`](Store::write) for `to`. The default
+    /// reads and writes; a store may do better (the file store links).
+    ///
+    /// # Errors
+    ///
+    /// As [`read`](Store::read) and [`write`](Store::write).
+    fn copy(&self, from: Place<'_>, to: Place<'_>, key: Key) -> Result<(), StoreError> {
+        let bytes = self.read(from, key)?;
+        self.write(to, key, &bytes)
+    }
+
     /// The bytes stored under `key`, checked against their checksum.
     ///
     /// # Errors

@@ -1,0 +1,886 @@
+//! [`Pool`]: objects under a memory budget, over a [`Store`].
+//!
+//! The moving parts: each object is an [`Entry`] whose state says where its
+//! value is; the [`S3Fifo`] policy orders the resident ones for eviction;
+//! a background thread ([`crate::background`]) evicts past the budget and
+//! deletes the spilled blobs of dropped objects. Loads run on the caller's
+//! thread (blocking API) or away from the caller's task (async API), and
+//! concurrent loads of one object share one read.
+
+use crate::background::Background;
+use crate::codec::Codec;
+use crate::entry::{Entry, Source, Value};
+use crate::error::{CacheError, StoreError};
+use crate::handle::Handle;
+use crate::key::Key;
+use crate::policy::S3Fifo;
+use crate::run;
+use crate::store::{Listing, Location, Place, Store};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::task::{Poll, Waker};
+use std::{fmt, mem};
+
+/// How a caller waits for an object's state to change.
+#[derive(Clone, Copy)]
+pub(crate) enum Waiting<'a> {
+    /// On the entry's condition variable.
+    Block,
+    /// By registering the task's waker and returning `Pending`.
+    Task(&'a Waker),
+}
+
+/// What an eviction attempt did.
+pub(crate) enum Evicted {
+    /// The value left memory.
+    Done,
+    /// The entry is dropped, or not in memory: forget it.
+    Gone,
+    /// In use (pinned, changing, or taken back by a load): queue it again.
+    Busy(usize),
+    /// Writing it failed; it stays in memory.
+    Failed(usize),
+}
+
+/// Counters of what a pool has done, and the state of its memory.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct PoolStats {
+    /// Objects alive (with at least one handle).
+    pub objects: usize,
+    /// Bytes of the objects in memory, by the pool's weigher.
+    pub resident_bytes: usize,
+    /// The budget.
+    pub budget_bytes: usize,
+    /// Objects read back from the store.
+    pub loads: u64,
+    /// Objects written to the spill area to evict them.
+    pub spills: u64,
+    /// Objects dropped from memory.
+    pub evictions: u64,
+    /// Spill writes that failed (the object stayed in memory).
+    pub spill_failures: u64,
+    /// The last spill failure, if any.
+    pub last_spill_error: Option<CacheError>,
+}
+
+#[derive(Default)]
+struct Counters {
+    loads: AtomicU64,
+    spills: AtomicU64,
+    evictions: AtomicU64,
+    spill_failures: AtomicU64,
+    last_spill_error: Mutex<Option<CacheError>>,
+}
+
+type Weigher<T> = dyn Fn(&T) -> usize + Send + Sync;
+
+pub(crate) struct Shared<T> {
+    pub(crate) store: Arc<dyn Store>,
+    codec: Box<dyn Codec<T>>,
+    weigher: Box<Weigher<T>>,
+    budget: usize,
+    resident: AtomicUsize,
+    /// Live entries by key: one entry per key, so that two handles of one
+    /// key share one spilled blob.
+    index: Mutex<HashMap<Key, Weak<Entry<T>>>>,
+    policy: Mutex<S3Fifo<Arc<Entry<T>>>>,
+    /// Dropped entries still in the policy's queues.
+    dead_queued: AtomicUsize,
+    pub(crate) background: Arc<Background>,
+    next_id: AtomicU64,
+    next_attempt: AtomicU64,
+    counters: Counters,
+}
+
+fn lock<V>(m: &Mutex<V>) -> MutexGuard<'_, V> {
+    // Nothing panics while holding these locks (user code runs outside
+    // them), so a poisoned lock still guards a consistent value.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl<T: Send + Sync + 'static> Shared<T> {
+    pub(crate) fn weigh(&self, value: &T) -> usize {
+        (self.weigher)(value)
+    }
+
+    fn over_budget(&self) -> bool {
+        self.resident.load(Ordering::Relaxed) > self.budget
+    }
+
+    fn add_resident(&self, bytes: usize) {
+        if self.resident.fetch_add(bytes, Ordering::Relaxed) + bytes > self.budget {
+            self.background.request_eviction();
+        }
+    }
+
+    fn sub_resident(&self, bytes: usize) {
+        self.resident.fetch_sub(bytes, Ordering::Relaxed);
+    }
+
+    /// A weight changed from `old` to `new` (a write guard dropped).
+    pub(crate) fn reweigh(&self, old: usize, new: usize) {
+        if new >= old {
+            self.add_resident(new - old);
+        } else {
+            self.sub_resident(old - new);
+        }
+    }
+
+    fn admit(&self, entry: &Arc<Entry<T>>, weight: usize) {
+        lock(&self.policy).admit(entry.clone(), weight);
+    }
+
+    pub(crate) fn new_entry(&self, key: Key, value: Value<T>, weight: usize) -> Arc<Entry<T>> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        Arc::new(Entry::new(id, key, value, weight))
+    }
+
+    pub(crate) fn insert(self: &Arc<Self>, value: T) -> Handle<T> {
+        let weight = self.weigh(&value);
+        let key = Key::random();
+        let entry = self.new_entry(key, Value::Resident(Arc::new(value)), weight);
+        lock(&self.index).insert(key, Arc::downgrade(&entry));
+        self.admit(&entry, weight);
+        self.add_resident(weight);
+        Handle::new(self.clone(), entry)
+    }
+
+    fn encode(&self, key: Key, value: &T) -> Result<Vec<u8>, CacheError> {
+        let mut bytes = Vec::new();
+        self.codec
+            .encode(value, &mut bytes)
+            .map_err(|source| CacheError::Codec { key, source })?;
+        Ok(bytes)
+    }
+
+    // ---- reading ----
+
+    /// The value if it is in memory, pinned; no waiting, no I/O. An object
+    /// on its way out (being spilled) is not returned.
+    pub(crate) fn try_resident(&self, entry: &Entry<T>) -> Option<Arc<T>> {
+        let mut st = entry.lock();
+        let Value::Resident(v) = &st.value else {
+            return None;
+        };
+        let v = v.clone();
+        st.pins += 1;
+        drop(st);
+        entry.hit();
+        Some(v)
+    }
+
+    /// Makes the value resident and pins it. `waited` remembers the load
+    /// attempt this caller waits on, across polls.
+    pub(crate) fn poll_resident(
+        self: &Arc<Self>,
+        entry: &Arc<Entry<T>>,
+        how: Waiting<'_>,
+        waited: &mut Option<u64>,
+    ) -> Poll<Result<Arc<T>, CacheError>> {
+        let mut st = entry.lock();
+        loop {
+            match &mut st.value {
+                Value::Resident(v) => {
+                    let v = v.clone();
+                    st.pins += 1;
+                    drop(st);
+                    entry.hit();
+                    return Poll::Ready(Ok(v));
+                }
+                Value::Evicting(v) => {
+                    // Taken back: the evictor sees it and keeps it.
+                    let v = v.clone();
+                    st.value = Value::Resident(v.clone());
+                    st.pins += 1;
+                    drop(st);
+                    entry.hit();
+                    return Poll::Ready(Ok(v));
+                }
+                Value::Loading { attempt, claimed } => {
+                    let attempt = *attempt;
+                    *waited = Some(attempt);
+                    if matches!(how, Waiting::Block) && !*claimed {
+                        // Do it here rather than wait for a thread that a
+                        // saturated blocking pool may never start.
+                        *claimed = true;
+                        drop(st);
+                        self.load_claimed(entry, attempt);
+                        st = entry.lock();
+                        continue;
+                    }
+                    match how {
+                        Waiting::Block => st = entry.wait(st),
+                        Waiting::Task(waker) => {
+                            st.wake_me(waker);
+                            return Poll::Pending;
+                        }
+                    }
+                }
+                Value::Mutating => match how {
+                    // Only the handle's own write guard mutates, and it
+                    // borrows the handle: not reachable through a handle,
+                    // but waiting is the right answer if it were.
+                    Waiting::Block => st = entry.wait(st),
+                    Waiting::Task(waker) => {
+                        st.wake_me(waker);
+                        return Poll::Pending;
+                    }
+                },
+                Value::Absent => {
+                    if let (Some(w), Some((failed, err))) = (*waited, &st.failure)
+                        && w == *failed
+                    {
+                        return Poll::Ready(Err(err.clone()));
+                    }
+                    let attempt = self.next_attempt.fetch_add(1, Ordering::Relaxed);
+                    *waited = Some(attempt);
+                    match how {
+                        Waiting::Block => {
+                            st.value = Value::Loading {
+                                attempt,
+                                claimed: true,
+                            };
+                            drop(st);
+                            self.load_claimed(entry, attempt);
+                            st = entry.lock();
+                        }
+                        Waiting::Task(waker) => {
+                            st.value = Value::Loading {
+                                attempt,
+                                claimed: false,
+                            };
+                            st.wake_me(waker);
+                            drop(st);
+                            let (shared, job_entry) = (self.clone(), entry.clone());
+                            let spawned = run::spawn(move || {
+                                shared.load_if_unclaimed(&job_entry, attempt);
+                            });
+                            if let Err(e) = spawned {
+                                let mut st = entry.lock();
+                                if matches!(st.value, Value::Loading { attempt: a, claimed: false } if a == attempt)
+                                {
+                                    st.value = Value::Absent;
+                                    st.failure = Some((attempt, e));
+                                }
+                                entry.announce(st);
+                            }
+                            return Poll::Pending;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn load_if_unclaimed(&self, entry: &Arc<Entry<T>>, attempt: u64) {
+        let mut st = entry.lock();
+        match &mut st.value {
+            Value::Loading {
+                attempt: a,
+                claimed,
+            } if *a == attempt && !*claimed => *claimed = true,
+            _ => return,
+        }
+        drop(st);
+        self.load_claimed(entry, attempt);
+    }
+
+    /// Reads, decodes and installs the value for a claimed attempt, and
+    /// announces the outcome.
+    fn load_claimed(&self, entry: &Arc<Entry<T>>, attempt: u64) {
+        // If the codec or weigher panics, the attempt fails for everyone
+        // waiting on it instead of leaving them waiting forever.
+        struct Unfinished<'a, T> {
+            entry: &'a Entry<T>,
+            attempt: u64,
+            key: Key,
+            armed: bool,
+        }
+        impl<T> Drop for Unfinished<'_, T> {
+            fn drop(&mut self) {
+                if self.armed {
+                    let mut st = self.entry.lock();
+                    st.value = Value::Absent;
+                    let problem = std::io::Error::other("the codec or weigher panicked");
+                    st.failure = Some((
+                        self.attempt,
+                        CacheError::Codec {
+                            key: self.key,
+                            source: crate::codec::CodecError::new(problem),
+                        },
+                    ));
+                    self.entry.announce(st);
+                }
+            }
+        }
+        let (key, mut source) = {
+            let st = entry.lock();
+            (st.key, st.source())
+        };
+        let mut guard = Unfinished {
+            entry,
+            attempt,
+            key,
+            armed: true,
+        };
+        let loaded = loop {
+            let Some(from) = source.take() else {
+                // Not reachable: an absent value always has a blob.
+                break Err(CacheError::Store(StoreError::NotFound {
+                    key,
+                    place: "memory or any store location".into(),
+                }));
+            };
+            match self.store.read(from.place(), key) {
+                Ok(bytes) => {
+                    break self
+                        .codec
+                        .decode_owned(bytes)
+                        .map_err(|source| CacheError::Codec { key, source })
+                        .map(|v| {
+                            let w = self.weigh(&v);
+                            (v, w)
+                        });
+                }
+                // The user deleted that copy meanwhile (see `delete`):
+                // another may have been made.
+                Err(StoreError::NotFound { .. }) if !matches!(from, Source::Spill) => {
+                    let st = entry.lock();
+                    source = st.source().filter(|s| !same_source(s, &from));
+                    if source.is_none() {
+                        break Err(CacheError::Store(StoreError::NotFound {
+                            key,
+                            place: from.place().to_string(),
+                        }));
+                    }
+                }
+                Err(e) => break Err(e.into()),
+            }
+        };
+        guard.armed = false;
+        let mut st = entry.lock();
+        let installed = match loaded {
+            _ if st.dropped => {
+                st.value = Value::Absent;
+                None
+            }
+            Ok((value, weight)) => {
+                st.value = Value::Resident(Arc::new(value));
+                st.weight = weight;
+                st.failure = None;
+                Some(weight)
+            }
+            Err(e) => {
+                st.value = Value::Absent;
+                st.failure = Some((attempt, e));
+                None
+            }
+        };
+        entry.announce(st);
+        if let Some(weight) = installed {
+            self.counters.loads.fetch_add(1, Ordering::Relaxed);
+            self.admit(entry, weight);
+            self.add_resident(weight);
+        }
+    }
+
+    /// Adds a pin to a value pinned already.
+    pub(crate) fn pin_again(&self, entry: &Entry<T>) {
+        entry.lock().pins += 1;
+    }
+
+    /// Releases one pin taken by a load.
+    pub(crate) fn unpin(&self, entry: &Entry<T>) {
+        let mut st = entry.lock();
+        st.pins -= 1;
+        let idle = st.pins == 0;
+        drop(st);
+        if idle && self.over_budget() {
+            self.background.request_eviction();
+        }
+    }
+
+    // ---- changing ----
+
+    /// Gives the object a new key, for a write: its blobs keep the old
+    /// bytes under the old key. Fails if other handles share the object.
+    pub(crate) fn rename(&self, entry: &Arc<Entry<T>>) -> Result<(), CacheError> {
+        let mut index = lock(&self.index);
+        let mut st = entry.lock();
+        if entry.handles.load(Ordering::Acquire) != 1 {
+            return Err(CacheError::Shared { key: st.key });
+        }
+        let old = st.key;
+        let new = Key::random();
+        st.key = new;
+        st.persisted.clear();
+        st.failure = None;
+        let spilled = mem::take(&mut st.spilled);
+        drop(st);
+        index.remove(&old);
+        index.insert(new, Arc::downgrade(entry));
+        drop(index);
+        if spilled {
+            self.background.delete_spill(old);
+        }
+        Ok(())
+    }
+
+    /// Whether other handles share the object.
+    pub(crate) fn is_shared(&self, entry: &Entry<T>) -> bool {
+        entry.handles.load(Ordering::Acquire) != 1
+    }
+
+    /// Takes the (pinned, resident) value out for a write guard, once no
+    /// background job holds a reference to it.
+    pub(crate) fn poll_take(&self, entry: &Entry<T>, how: Waiting<'_>) -> Poll<(T, usize)> {
+        let mut st = entry.lock();
+        loop {
+            // Pinned by the caller, so never evicting or absent; anything
+            // but a resident value is left as it was.
+            match mem::replace(&mut st.value, Value::Mutating) {
+                Value::Resident(v) => match Arc::try_unwrap(v) {
+                    Ok(v) => return Poll::Ready((v, st.weight)),
+                    Err(v) => st.value = Value::Resident(v),
+                },
+                other => st.value = other,
+            }
+            match how {
+                Waiting::Block => st = entry.wait(st),
+                Waiting::Task(waker) => {
+                    st.wake_me(waker);
+                    return Poll::Pending;
+                }
+            }
+        }
+    }
+
+    /// Puts a written value back (a write guard dropped).
+    pub(crate) fn put_back(&self, entry: &Entry<T>, value: T) {
+        let weight = self.weigh(&value);
+        let mut st = entry.lock();
+        let old = mem::replace(&mut st.weight, weight);
+        st.value = Value::Resident(Arc::new(value));
+        entry.announce(st);
+        entry.hit();
+        self.reweigh(old, weight);
+    }
+
+    /// The last handle of `entry` dropped.
+    pub(crate) fn release(&self, entry: &Arc<Entry<T>>) {
+        {
+            let mut index = lock(&self.index);
+            // `register` may have handed out a new handle meanwhile.
+            if entry.handles.load(Ordering::Acquire) != 0 {
+                return;
+            }
+            let key = entry.lock().key;
+            if index
+                .get(&key)
+                .is_some_and(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(entry)))
+            {
+                index.remove(&key);
+            }
+        }
+        let mut st = entry.lock();
+        st.dropped = true;
+        let value = mem::replace(&mut st.value, Value::Absent);
+        if value.in_memory() {
+            self.sub_resident(st.weight);
+        }
+        let spilled = mem::take(&mut st.spilled).then_some(st.key);
+        entry.announce(st);
+        drop(value);
+        if let Some(key) = spilled {
+            self.background.delete_spill(key);
+        }
+        self.forget_dead();
+    }
+
+    /// Counts a dropped entry that may still sit in the policy's queues and
+    /// sweeps them once such entries are a third of what is queued, so the
+    /// queues stay proportional to the live objects at O(1) amortised cost.
+    fn forget_dead(&self) {
+        let dead = self.dead_queued.fetch_add(1, Ordering::Relaxed) + 1;
+        if dead < 64 {
+            return;
+        }
+        let mut policy = lock(&self.policy);
+        if dead * 3 >= policy.len() {
+            policy.retain(|e| !e.lock().dropped);
+            self.dead_queued.store(0, Ordering::Relaxed);
+        }
+    }
+
+    // ---- evicting (the background thread) ----
+
+    /// Evicts until the pool is within budget, or nothing more can go.
+    /// `Err` after a failed spill, so the caller can back off.
+    pub(crate) fn evict_to_budget(&self) -> Result<(), ()> {
+        let mut busy_in_a_row = 0;
+        while self.over_budget() {
+            let Some((entry, weight)) = lock(&self.policy).next_victim() else {
+                return Ok(());
+            };
+            match self.evict(&entry, weight) {
+                Evicted::Done | Evicted::Gone => busy_in_a_row = 0,
+                Evicted::Busy(weight) => {
+                    let mut policy = lock(&self.policy);
+                    policy.requeue(entry, weight);
+                    busy_in_a_row += 1;
+                    // Everything queued is in use: wait for a guard to drop.
+                    if busy_in_a_row > policy.len() {
+                        return Ok(());
+                    }
+                }
+                Evicted::Failed(weight) => {
+                    lock(&self.policy).requeue(entry, weight);
+                    return Err(());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn evict(&self, entry: &Arc<Entry<T>>, queued_weight: usize) -> Evicted {
+        let mut st = entry.lock();
+        if st.dropped {
+            return Evicted::Gone;
+        }
+        let value = match &st.value {
+            Value::Resident(v) if st.pins == 0 => v.clone(),
+            Value::Absent | Value::Loading { .. } => return Evicted::Gone,
+            _ => return Evicted::Busy(queued_weight.max(st.weight)),
+        };
+        let weight = st.weight;
+        if st.on_disk() {
+            st.value = Value::Absent;
+            drop(st);
+            drop(value);
+            self.sub_resident(weight);
+            self.counters.evictions.fetch_add(1, Ordering::Relaxed);
+            return Evicted::Done;
+        }
+        st.value = Value::Evicting(value.clone());
+        let key = st.key;
+        drop(st);
+        let written = self
+            .encode(key, &value)
+            .and_then(|bytes| Ok(self.store.write(Place::Spill, key, &bytes)?));
+        // Before announcing: a write guard waits for the only reference.
+        drop(value);
+        let mut st = entry.lock();
+        let outcome = if st.dropped {
+            // `release` accounted for the memory; the blob is ours to delete.
+            if written.is_ok() {
+                self.background.delete_spill(key);
+            }
+            Evicted::Gone
+        } else {
+            match written {
+                Ok(()) => {
+                    self.counters.spills.fetch_add(1, Ordering::Relaxed);
+                    if st.key != key {
+                        self.background.delete_spill(key);
+                    } else {
+                        st.spilled = true;
+                    }
+                    if matches!(st.value, Value::Evicting(_)) {
+                        st.value = Value::Absent;
+                        self.sub_resident(weight);
+                        self.counters.evictions.fetch_add(1, Ordering::Relaxed);
+                        Evicted::Done
+                    } else {
+                        Evicted::Busy(st.weight)
+                    }
+                }
+                Err(e) => {
+                    // Back to resident, unless a load took it back already.
+                    st.value = match mem::replace(&mut st.value, Value::Absent) {
+                        Value::Evicting(v) => Value::Resident(v),
+                        other => other,
+                    };
+                    self.counters.spill_failures.fetch_add(1, Ordering::Relaxed);
+                    *lock(&self.counters.last_spill_error) = Some(e);
+                    Evicted::Failed(weight)
+                }
+            }
+        };
+        entry.announce(st);
+        outcome
+    }
+
+    // ---- persisting ----
+
+    /// Makes the object durable in `location` (blocking).
+    pub(crate) fn persist(
+        &self,
+        entry: &Arc<Entry<T>>,
+        location: &Location,
+    ) -> Result<(), CacheError> {
+        enum From<T> {
+            Memory(Arc<T>),
+            Blob(Source),
+        }
+        let mut st = entry.lock();
+        let (key, from) = loop {
+            if st.persisted.contains(location) {
+                return Ok(());
+            }
+            match (&st.value, st.source()) {
+                (Value::Resident(v) | Value::Evicting(v), _) => {
+                    break (st.key, From::Memory(v.clone()));
+                }
+                (_, Some(source)) => break (st.key, From::Blob(source)),
+                // Being changed by its own handle's guard: wait for it.
+                (_, None) => st = entry.wait(st),
+            }
+        };
+        drop(st);
+        let written = match from {
+            From::Memory(v) => {
+                let bytes = self.encode(key, &v);
+                // Before announcing: a write guard waits for the only
+                // reference.
+                drop(v);
+                bytes.and_then(|b| Ok(self.store.write(Place::Persisted(location), key, &b)?))
+            }
+            From::Blob(source) => {
+                Ok(self
+                    .store
+                    .copy(source.place(), Place::Persisted(location), key)?)
+            }
+        };
+        let mut st = entry.lock();
+        if written.is_ok() && st.key == key && !st.persisted.contains(location) {
+            st.persisted.push(location.clone());
+        }
+        entry.announce(st);
+        written
+    }
+
+    // ---- locations ----
+
+    pub(crate) fn register(
+        self: &Arc<Self>,
+        location: &Location,
+        key: Key,
+    ) -> Result<Handle<T>, CacheError> {
+        if !self.store.contains(Place::Persisted(location), key)? {
+            return Err(StoreError::NotFound {
+                key,
+                place: Place::Persisted(location).to_string(),
+            }
+            .into());
+        }
+        let mut index = lock(&self.index);
+        if let Some(entry) = index.get(&key).and_then(Weak::upgrade) {
+            entry.handles.fetch_add(1, Ordering::AcqRel);
+            let mut st = entry.lock();
+            if !st.persisted.contains(location) {
+                st.persisted.push(location.clone());
+            }
+            drop(st);
+            return Ok(Handle::from_registered(self.clone(), entry));
+        }
+        let entry = self.new_entry(key, Value::Absent, 0);
+        entry.lock().persisted.push(location.clone());
+        index.insert(key, Arc::downgrade(&entry));
+        drop(index);
+        Ok(Handle::new(self.clone(), entry))
+    }
+
+    /// Deletes a persisted blob. A live object that relies on it gets a
+    /// spilled copy first, so nothing it may still load is lost.
+    pub(crate) fn delete(&self, location: &Location, key: Key) -> Result<bool, CacheError> {
+        let live = lock(&self.index).get(&key).and_then(Weak::upgrade);
+        if let Some(entry) = live {
+            let mut st = entry.lock();
+            if st.key == key && st.persisted.contains(location) {
+                let only_copy = !st.spilled && st.persisted.len() == 1;
+                drop(st);
+                if only_copy {
+                    self.store
+                        .copy(Place::Persisted(location), Place::Spill, key)?;
+                }
+                st = entry.lock();
+                if st.key == key {
+                    st.spilled |= only_copy;
+                    st.persisted.retain(|l| l != location);
+                } else if only_copy {
+                    self.background.delete_spill(key);
+                }
+            }
+        }
+        Ok(self.store.remove(Place::Persisted(location), key)?)
+    }
+
+    pub(crate) fn stats(&self) -> PoolStats {
+        PoolStats {
+            objects: lock(&self.index).len(),
+            resident_bytes: self.resident.load(Ordering::Relaxed),
+            budget_bytes: self.budget,
+            loads: self.counters.loads.load(Ordering::Relaxed),
+            spills: self.counters.spills.load(Ordering::Relaxed),
+            evictions: self.counters.evictions.load(Ordering::Relaxed),
+            spill_failures: self.counters.spill_failures.load(Ordering::Relaxed),
+            last_spill_error: lock(&self.counters.last_spill_error).clone(),
+        }
+    }
+}
+
+fn same_source(a: &Source, b: &Source) -> bool {
+    match (a, b) {
+        (Source::Spill, Source::Spill) => true,
+        (Source::Persisted(x), Source::Persisted(y)) => x == y,
+        _ => false,
+    }
+}
+
+impl<T> Drop for Shared<T> {
+    fn drop(&mut self) {
+        self.background.shut_down();
+    }
+}
+
+/// A pool of objects of type `T` kept in memory under a byte budget, the
+/// rest in a [`Store`].
+///
+/// Cloning a pool is cheap and gives another reference to the same pool.
+/// The pool lives while any clone or [`Handle`] does; a background thread
+/// evicts objects past the budget and deletes the spilled blobs of dropped
+/// objects, and is stopped (its queued deletions done) when the pool goes.
+pub struct Pool<T> {
+    shared: Arc<Shared<T>>,
+}
+
+impl<T> Clone for Pool<T> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<T> fmt::Debug for Pool<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pool")
+            .field("budget", &self.shared.budget)
+            .field("resident", &self.shared.resident.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Send + Sync + 'static> Pool<T> {
+    pub(crate) fn from_shared(shared: Arc<Shared<T>>) -> Self {
+        Self { shared }
+    }
+
+    /// A pool over `store` that encodes objects with `codec` and keeps at
+    /// most `budget` bytes of them in memory, as measured by `weigher` (for
+    /// example `|v: &Vec<u8>| v.len()`).
+    ///
+    /// # Errors
+    ///
+    /// [`CacheError::Spawn`] if the background thread cannot start.
+    pub fn new(
+        store: impl Store,
+        codec: impl Codec<T>,
+        budget: usize,
+        weigher: impl Fn(&T) -> usize + Send + Sync + 'static,
+    ) -> Result<Self, CacheError> {
+        let store: Arc<dyn Store> = Arc::new(store);
+        let background = Arc::new(Background::new());
+        let shared = Arc::new(Shared {
+            store: store.clone(),
+            codec: Box::new(codec),
+            weigher: Box::new(weigher),
+            budget,
+            resident: AtomicUsize::new(0),
+            index: Mutex::new(HashMap::new()),
+            policy: Mutex::new(S3Fifo::new(budget)),
+            dead_queued: AtomicUsize::new(0),
+            background: background.clone(),
+            next_id: AtomicU64::new(0),
+            next_attempt: AtomicU64::new(0),
+            counters: Counters::default(),
+        });
+        background.start(Arc::downgrade(&shared), store)?;
+        Ok(Self { shared })
+    }
+
+    /// Adds an object; it stays in memory until the budget needs its room.
+    pub fn insert(&self, value: T) -> Handle<T> {
+        self.shared.insert(value)
+    }
+
+    /// A handle to the object persisted under `key` in `location`, without
+    /// loading it. If the pool already holds that key, the handle shares
+    /// the object.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotFound`] (as [`CacheError::Store`]) if the location
+    /// has no such blob; an I/O failure checking it.
+    pub fn register(&self, location: &Location, key: Key) -> Result<Handle<T>, CacheError> {
+        self.shared.register(location, key)
+    }
+
+    /// The keys persisted in `location`, and files there the store did not
+    /// write (reported, never deleted).
+    ///
+    /// # Errors
+    ///
+    /// An I/O failure reading the location.
+    pub fn list(&self, location: &Location) -> Result<Listing, CacheError> {
+        Ok(self.shared.store.list(location)?)
+    }
+
+    /// Reads the blob of `key` in `location` and checks its checksum and
+    /// that the codec decodes it.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotFound`], [`StoreError::Corrupt`], an I/O failure,
+    /// or [`CacheError::Codec`].
+    pub fn check(&self, location: &Location, key: Key) -> Result<(), CacheError> {
+        let bytes = self.shared.store.read(Place::Persisted(location), key)?;
+        self.shared
+            .codec
+            .decode_owned(bytes)
+            .map(drop)
+            .map_err(|source| CacheError::Codec { key, source })
+    }
+
+    /// Deletes the blob of `key` from `location`; returns whether there was
+    /// one. Objects in the pool stay loadable: one that relied on this blob
+    /// gets a spilled copy first (a hard link with the file store).
+    ///
+    /// # Errors
+    ///
+    /// An I/O failure; the blob is then still there.
+    pub fn delete(&self, location: &Location, key: Key) -> Result<bool, CacheError> {
+        self.shared.delete(location, key)
+    }
+
+    /// Counters and memory use.
+    pub fn stats(&self) -> PoolStats {
+        self.shared.stats()
+    }
+
+    /// Blocks until the background thread has nothing left to do: the pool
+    /// is within budget (or everything over it is in use) and the spilled
+    /// blobs of dropped objects are deleted.
+    pub fn wait_idle(&self) {
+        self.shared.background.wait_idle();
+    }
+}
+
+/// Used by the background thread.
+pub(crate) fn evict_round<T: Send + Sync + 'static>(
+    shared: &Weak<Shared<T>>,
+) -> Option<Result<(), ()>> {
+    shared.upgrade().map(|s| s.evict_to_budget())
+}
