@@ -174,21 +174,21 @@ impl<T: Send + Sync + 'static> Handle<T> {
     where
         T: Clone,
     {
-        if !self.shared.is_shared(&self.entry) {
-            let pin = Pin::new(self.load().await?);
-            if self.shared.rename(&self.entry).is_ok() {
-                let (value, weight) = poll_fn(|cx| {
-                    self.shared
-                        .poll_take(&self.entry, Waiting::Task(cx.waker()))
-                })
-                .await;
-                drop(pin);
-                return Ok(WriteGuard::new(self, value, weight));
-            }
+        if self.shared.is_shared(&self.entry) {
+            let copy = T::clone(&*self.load().await?);
+            *self = self.shared.insert(copy);
         }
-        let copy = T::clone(&*self.load().await?);
-        *self = self.shared.insert(copy);
-        let pin = Pin::new(self.load().await?);
+        let mut pin = Pin::new(self.load().await?);
+        // Even a fresh copy is renamed: the evictor may have spilled it
+        // before it was pinned, and that blob holds the unwritten value.
+        if self.shared.rename(&self.entry).is_err() {
+            // Shared meanwhile by a `register` of its key: copy after all.
+            let copy = T::clone(&*self.load().await?);
+            drop(pin);
+            *self = self.shared.insert(copy);
+            pin = Pin::new(self.load().await?);
+            self.shared.rename(&self.entry)?;
+        }
         let (value, weight) = poll_fn(|cx| {
             self.shared
                 .poll_take(&self.entry, Waiting::Task(cx.waker()))
@@ -207,17 +207,18 @@ impl<T: Send + Sync + 'static> Handle<T> {
     where
         T: Clone,
     {
-        if !self.shared.is_shared(&self.entry) {
-            let pin = Pin::new(self.blocking_load()?);
-            if self.shared.rename(&self.entry).is_ok() {
-                let (value, weight) = self.block_take();
-                drop(pin);
-                return Ok(WriteGuard::new(self, value, weight));
-            }
+        if self.shared.is_shared(&self.entry) {
+            let copy = T::clone(&*self.blocking_load()?);
+            *self = self.shared.insert(copy);
         }
-        let copy = T::clone(&*self.blocking_load()?);
-        *self = self.shared.insert(copy);
-        let pin = Pin::new(self.blocking_load()?);
+        let mut pin = Pin::new(self.blocking_load()?);
+        if self.shared.rename(&self.entry).is_err() {
+            let copy = T::clone(&*self.blocking_load()?);
+            drop(pin);
+            *self = self.shared.insert(copy);
+            pin = Pin::new(self.blocking_load()?);
+            self.shared.rename(&self.entry)?;
+        }
         let (value, weight) = self.block_take();
         drop(pin);
         Ok(WriteGuard::new(self, value, weight))

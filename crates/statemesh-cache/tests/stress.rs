@@ -11,7 +11,9 @@ use std::time::Duration;
 const OBJ: usize = 4096;
 const OBJECTS: u64 = 64;
 
-fn evicted_pool(root: &std::path::Path) -> (Pool<Vec<u8>>, Arc<Vec<Handle<Vec<u8>>>>) {
+type Handles = Arc<Vec<Handle<Vec<u8>>>>;
+
+fn evicted_pool(root: &std::path::Path) -> (Pool<Vec<u8>>, Handles) {
     let pool = Pool::new(FsStore::open(root).unwrap(), Raw, 4 * OBJ, Vec::len).unwrap();
     let handles: Vec<_> = (0..OBJECTS).map(|i| pool.insert(object(i, OBJ))).collect();
     pool.wait_idle();
