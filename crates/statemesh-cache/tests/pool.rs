@@ -20,6 +20,16 @@ fn pool(root: &Path, budget_objects: usize) -> Pool<Vec<u8>> {
     .unwrap()
 }
 
+/// A pool of one object's budget whose spill writes wait at a closed gate.
+fn gated_pool(root: &Path) -> (Pool<Vec<u8>>, std::sync::Arc<Gate>) {
+    let gate = Gate::closed();
+    let store = GatedStore {
+        inner: FsStore::open(root).unwrap(),
+        gate: gate.clone(),
+    };
+    (Pool::new(store, Raw, OBJ, Vec::len).unwrap(), gate)
+}
+
 fn loc(name: &str) -> Location {
     Location::new(name).unwrap()
 }
@@ -264,12 +274,7 @@ async fn async_writes_and_persists() {
 #[test]
 fn try_load_fails_while_evicting_and_load_takes_the_object_back() {
     let dir = tempfile::tempdir().unwrap();
-    let gate = Gate::closed();
-    let store = GatedStore {
-        inner: FsStore::open(dir.path()).unwrap(),
-        gate: gate.clone(),
-    };
-    let pool = Pool::new(store, Raw, OBJ, Vec::len).unwrap();
+    let (pool, gate) = gated_pool(dir.path());
     let a = pool.insert(object(1, OBJ));
     let _b = pool.insert(object(2, OBJ));
     gate.wait_for_writers(1);
@@ -292,12 +297,7 @@ fn try_load_fails_while_evicting_and_load_takes_the_object_back() {
 #[test]
 fn a_drop_racing_an_eviction_leaves_nothing_behind() {
     let dir = tempfile::tempdir().unwrap();
-    let gate = Gate::closed();
-    let store = GatedStore {
-        inner: FsStore::open(dir.path()).unwrap(),
-        gate: gate.clone(),
-    };
-    let pool = Pool::new(store, Raw, OBJ, Vec::len).unwrap();
+    let (pool, gate) = gated_pool(dir.path());
     let a = pool.insert(object(1, OBJ));
     let b = pool.insert(object(2, OBJ));
     gate.wait_for_writers(1);
