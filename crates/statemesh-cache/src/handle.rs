@@ -130,13 +130,7 @@ impl<T: Send + Sync + 'static> Handle<T> {
         }
         let pin = Pin::new(self.load().await?);
         self.shared.rename(&self.entry)?;
-        let (value, weight) = poll_fn(|cx| {
-            self.shared
-                .poll_take(&self.entry, Waiting::Task(cx.waker()))
-        })
-        .await;
-        drop(pin);
-        Ok(WriteGuard::new(self, value, weight))
+        Ok(self.write_guard(pin).await)
     }
 
     /// [`load_mut`](Handle::load_mut) for threads that may block.
@@ -150,17 +144,30 @@ impl<T: Send + Sync + 'static> Handle<T> {
         }
         let pin = Pin::new(self.blocking_load()?);
         self.shared.rename(&self.entry)?;
-        let (value, weight) = self.block_take();
-        drop(pin);
-        Ok(WriteGuard::new(self, value, weight))
+        Ok(self.blocking_write_guard(pin))
     }
 
-    fn block_take(&self) -> (T, usize) {
-        loop {
-            if let Poll::Ready(r) = self.shared.poll_take(&self.entry, Waiting::Block) {
-                return r;
+    /// Takes the pinned, renamed value out for a write guard, waiting for
+    /// any background job still holding it.
+    async fn write_guard(&mut self, pin: Pin<T>) -> WriteGuard<'_, T> {
+        let value = poll_fn(|cx| {
+            self.shared
+                .poll_take(&self.entry, Waiting::Task(cx.waker()))
+        })
+        .await;
+        drop(pin);
+        WriteGuard::new(self, value)
+    }
+
+    /// [`write_guard`](Handle::write_guard), blocking.
+    fn blocking_write_guard(&mut self, pin: Pin<T>) -> WriteGuard<'_, T> {
+        let value = loop {
+            if let Poll::Ready(v) = self.shared.poll_take(&self.entry, Waiting::Block) {
+                break v;
             }
-        }
+        };
+        drop(pin);
+        WriteGuard::new(self, value)
     }
 
     /// Write access, copy-on-write: if other handles share the object, this
@@ -189,13 +196,7 @@ impl<T: Send + Sync + 'static> Handle<T> {
             pin = Pin::new(self.load().await?);
             self.shared.rename(&self.entry)?;
         }
-        let (value, weight) = poll_fn(|cx| {
-            self.shared
-                .poll_take(&self.entry, Waiting::Task(cx.waker()))
-        })
-        .await;
-        drop(pin);
-        Ok(WriteGuard::new(self, value, weight))
+        Ok(self.write_guard(pin).await)
     }
 
     /// [`make_mut`](Handle::make_mut) for threads that may block.
@@ -219,9 +220,7 @@ impl<T: Send + Sync + 'static> Handle<T> {
             pin = Pin::new(self.blocking_load()?);
             self.shared.rename(&self.entry)?;
         }
-        let (value, weight) = self.block_take();
-        drop(pin);
-        Ok(WriteGuard::new(self, value, weight))
+        Ok(self.blocking_write_guard(pin))
     }
 
     /// Makes the object durable in `location` under its current key: when
@@ -331,7 +330,7 @@ pub struct WriteGuard<'a, T: Send + Sync + 'static> {
 }
 
 impl<'a, T: Send + Sync + 'static> WriteGuard<'a, T> {
-    fn new(handle: &'a mut Handle<T>, value: T, _weight: usize) -> Self {
+    fn new(handle: &'a mut Handle<T>, value: T) -> Self {
         Self {
             handle,
             value: Some(value),

@@ -435,14 +435,14 @@ impl<T: Send + Sync + 'static> Shared<T> {
 
     /// Takes the (pinned, resident) value out for a write guard, once no
     /// background job holds a reference to it.
-    pub(crate) fn poll_take(&self, entry: &Entry<T>, how: Waiting<'_>) -> Poll<(T, usize)> {
+    pub(crate) fn poll_take(&self, entry: &Entry<T>, how: Waiting<'_>) -> Poll<T> {
         let mut st = entry.lock();
         loop {
             // Pinned by the caller, so never evicting or absent; anything
             // but a resident value is left as it was.
             match mem::replace(&mut st.value, Value::Mutating) {
                 Value::Resident(v) => match Arc::try_unwrap(v) {
-                    Ok(v) => return Poll::Ready((v, st.weight)),
+                    Ok(v) => return Poll::Ready(v),
                     Err(v) => st.value = Value::Resident(v),
                 },
                 other => st.value = other,
