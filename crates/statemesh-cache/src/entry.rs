@@ -48,6 +48,11 @@ pub(crate) struct State<T> {
     pub(crate) weight: usize,
     /// Read and write guards alive; a pinned value is never evicted.
     pub(crate) pins: usize,
+    /// Callers waiting for a load of this object. A value they wait for is
+    /// not evicted before they take it (a load that puts the pool over
+    /// budget wakes the evictor at once, and the new object is its first
+    /// candidate): otherwise they would only read it again.
+    pub(crate) waiters: usize,
     /// A blob of the current key is in the spill area.
     pub(crate) spilled: bool,
     /// Locations holding a blob of the current key.
@@ -120,6 +125,7 @@ impl<T> Entry<T> {
                 value,
                 weight,
                 pins: 0,
+                waiters: 0,
                 spilled: false,
                 persisted: Vec::new(),
                 dropped: false,

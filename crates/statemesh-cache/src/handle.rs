@@ -4,7 +4,7 @@
 use crate::entry::Entry;
 use crate::error::CacheError;
 use crate::key::Key;
-use crate::pool::{Pool, Shared, Waiting};
+use crate::pool::{Pool, Shared, Waiter, Waiting};
 use crate::run;
 use crate::store::Location;
 use std::fmt;
@@ -76,10 +76,10 @@ impl<T: Send + Sync + 'static> Handle<T> {
     /// The store's or the codec's failure; the object stays on disk and a
     /// later load tries again.
     pub async fn load(&self) -> Result<ReadGuard<'_, T>, CacheError> {
-        let mut waited = None;
+        let mut waiter = Waiter::new(&self.shared, &self.entry);
         let value = poll_fn(|cx| {
             self.shared
-                .poll_resident(&self.entry, Waiting::Task(cx.waker()), &mut waited)
+                .poll_resident(&mut waiter, Waiting::Task(cx.waker()))
         })
         .await?;
         Ok(ReadGuard {
@@ -103,12 +103,9 @@ impl<T: Send + Sync + 'static> Handle<T> {
     }
 
     fn block_resident(&self) -> Result<Arc<T>, CacheError> {
-        let mut waited = None;
+        let mut waiter = Waiter::new(&self.shared, &self.entry);
         loop {
-            if let Poll::Ready(r) =
-                self.shared
-                    .poll_resident(&self.entry, Waiting::Block, &mut waited)
-            {
+            if let Poll::Ready(r) = self.shared.poll_resident(&mut waiter, Waiting::Block) {
                 return r;
             }
         }

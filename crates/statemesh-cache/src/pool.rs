@@ -9,7 +9,7 @@
 
 use crate::background::Background;
 use crate::codec::Codec;
-use crate::entry::{Entry, Source, Value};
+use crate::entry::{Entry, Source, State, Value};
 use crate::error::{CacheError, StoreError};
 use crate::handle::Handle;
 use crate::key::Key;
@@ -21,6 +21,59 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Poll, Waker};
 use std::{fmt, mem};
+
+/// A caller of a load, counted in its entry's `waiters` from the moment
+/// it waits for a load attempt until it takes the value, fails, or gives
+/// up (dropped: a cancelled future).
+pub(crate) struct Waiter<'a, T> {
+    shared: &'a Shared<T>,
+    entry: &'a Arc<Entry<T>>,
+    /// The load attempt waited on, whose failure is this caller's.
+    attempt: Option<u64>,
+    counted: bool,
+}
+
+impl<'a, T> Waiter<'a, T> {
+    pub(crate) fn new(shared: &'a Shared<T>, entry: &'a Arc<Entry<T>>) -> Self {
+        Self {
+            shared,
+            entry,
+            attempt: None,
+            counted: false,
+        }
+    }
+
+    fn waits_for(&mut self, attempt: u64, st: &mut State<T>) {
+        self.attempt = Some(attempt);
+        if !self.counted {
+            self.counted = true;
+            st.waiters += 1;
+        }
+    }
+
+    fn stop_counting(&mut self, st: &mut State<T>) {
+        if self.counted {
+            self.counted = false;
+            st.waiters -= 1;
+        }
+    }
+}
+
+impl<T> Drop for Waiter<'_, T> {
+    fn drop(&mut self) {
+        if !self.counted {
+            return;
+        }
+        let mut st = self.entry.lock();
+        st.waiters -= 1;
+        // A value kept for this caller alone may go now.
+        let evictable = st.waiters == 0 && st.pins == 0 && st.value.in_memory();
+        drop(st);
+        if evictable && self.shared.over_budget() {
+            self.shared.background.request_eviction();
+        }
+    }
+}
 
 /// How a caller waits for an object's state to change.
 #[derive(Clone, Copy)]
@@ -105,10 +158,6 @@ impl<T: Send + Sync + 'static> Shared<T> {
         (self.weigher)(value)
     }
 
-    fn over_budget(&self) -> bool {
-        self.resident.load(Ordering::Relaxed) > self.budget
-    }
-
     fn add_resident(&self, bytes: usize) {
         if self.resident.fetch_add(bytes, Ordering::Relaxed) + bytes > self.budget {
             self.background.request_eviction();
@@ -171,20 +220,20 @@ impl<T: Send + Sync + 'static> Shared<T> {
         Some(v)
     }
 
-    /// Makes the value resident and pins it. `waited` remembers the load
-    /// attempt this caller waits on, across polls.
+    /// Makes the value resident and pins it for `waiter`.
     pub(crate) fn poll_resident(
         self: &Arc<Self>,
-        entry: &Arc<Entry<T>>,
+        waiter: &mut Waiter<'_, T>,
         how: Waiting<'_>,
-        waited: &mut Option<u64>,
     ) -> Poll<Result<Arc<T>, CacheError>> {
+        let entry = waiter.entry;
         let mut st = entry.lock();
         loop {
             match &mut st.value {
                 Value::Resident(v) => {
                     let v = v.clone();
                     st.pins += 1;
+                    waiter.stop_counting(&mut st);
                     drop(st);
                     entry.hit();
                     return Poll::Ready(Ok(v));
@@ -194,17 +243,19 @@ impl<T: Send + Sync + 'static> Shared<T> {
                     let v = v.clone();
                     st.value = Value::Resident(v.clone());
                     st.pins += 1;
+                    waiter.stop_counting(&mut st);
                     drop(st);
                     entry.hit();
                     return Poll::Ready(Ok(v));
                 }
                 Value::Loading { attempt, claimed } => {
                     let attempt = *attempt;
-                    *waited = Some(attempt);
-                    if matches!(how, Waiting::Block) && !*claimed {
-                        // Do it here rather than wait for a thread that a
-                        // saturated blocking pool may never start.
-                        *claimed = true;
+                    // Do it here rather than wait for a thread that a
+                    // saturated blocking pool may never start.
+                    let claim = matches!(how, Waiting::Block) && !*claimed;
+                    *claimed |= claim;
+                    waiter.waits_for(attempt, &mut st);
+                    if claim {
                         drop(st);
                         self.load_claimed(entry, attempt);
                         st = entry.lock();
@@ -229,13 +280,15 @@ impl<T: Send + Sync + 'static> Shared<T> {
                     }
                 },
                 Value::Absent => {
-                    if let (Some(w), Some((failed, err))) = (*waited, &st.failure)
+                    if let (Some(w), Some((failed, err))) = (waiter.attempt, &st.failure)
                         && w == *failed
                     {
-                        return Poll::Ready(Err(err.clone()));
+                        let err = err.clone();
+                        waiter.stop_counting(&mut st);
+                        return Poll::Ready(Err(err));
                     }
                     let attempt = self.next_attempt.fetch_add(1, Ordering::Relaxed);
-                    *waited = Some(attempt);
+                    waiter.waits_for(attempt, &mut st);
                     match how {
                         Waiting::Block => {
                             st.value = Value::Loading {
@@ -378,9 +431,13 @@ impl<T: Send + Sync + 'static> Shared<T> {
                 None
             }
         };
+        if installed.is_some() {
+            // Before waking anyone, so a caller that got the value sees its
+            // load counted.
+            self.counters.loads.fetch_add(1, Ordering::Relaxed);
+        }
         entry.announce(st);
         if let Some(weight) = installed {
-            self.counters.loads.fetch_add(1, Ordering::Relaxed);
             self.admit(entry, weight);
             self.add_resident(weight);
         }
@@ -550,7 +607,7 @@ impl<T: Send + Sync + 'static> Shared<T> {
             return Evicted::Gone;
         }
         let value = match &st.value {
-            Value::Resident(v) if st.pins == 0 => v.clone(),
+            Value::Resident(v) if st.pins == 0 && st.waiters == 0 => v.clone(),
             Value::Absent | Value::Loading { .. } => return Evicted::Gone,
             _ => return Evicted::Busy(queued_weight.max(st.weight)),
         };
@@ -736,6 +793,12 @@ fn same_source(a: &Source, b: &Source) -> bool {
         (Source::Spill, Source::Spill) => true,
         (Source::Persisted(x), Source::Persisted(y)) => x == y,
         _ => false,
+    }
+}
+
+impl<T> Shared<T> {
+    fn over_budget(&self) -> bool {
+        self.resident.load(Ordering::Relaxed) > self.budget
     }
 }
 
