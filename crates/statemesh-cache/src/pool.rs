@@ -51,6 +51,16 @@ impl<'a, T> Waiter<'a, T> {
         }
     }
 
+    /// Counts the access for the eviction policy if the value was in
+    /// memory. The access that had to load it is the miss that admitted
+    /// it, not a hit: counted as one, every object would look reused and
+    /// S3-FIFO would keep one-time objects like LRU does.
+    fn count_hit(&self) {
+        if self.attempt.is_none() {
+            self.entry.hit();
+        }
+    }
+
     fn stop_counting(&mut self, st: &mut State<T>) {
         if self.counted {
             self.counted = false;
@@ -235,7 +245,7 @@ impl<T: Send + Sync + 'static> Shared<T> {
                     st.pins += 1;
                     waiter.stop_counting(&mut st);
                     drop(st);
-                    entry.hit();
+                    waiter.count_hit();
                     return Poll::Ready(Ok(v));
                 }
                 Value::Evicting(v) => {
@@ -245,7 +255,7 @@ impl<T: Send + Sync + 'static> Shared<T> {
                     st.pins += 1;
                     waiter.stop_counting(&mut st);
                     drop(st);
-                    entry.hit();
+                    waiter.count_hit();
                     return Poll::Ready(Ok(v));
                 }
                 Value::Loading { attempt, claimed } => {
@@ -521,7 +531,6 @@ impl<T: Send + Sync + 'static> Shared<T> {
         let old = mem::replace(&mut st.weight, weight);
         st.value = Value::Resident(Arc::new(value));
         entry.announce(st);
-        entry.hit();
         self.reweigh(old, weight);
     }
 

@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::trace::{lru_hit_ratio, zipf_trace};
 use common::{Gate, GatedStore, files_under, object, persisted_path, spill_path};
 use statemesh_cache::{CacheError, FsStore, Handle, Location, Pool, Postcard, Raw, StoreError};
 use std::path::Path;
@@ -62,9 +63,14 @@ fn evicted_objects_are_stored_once_and_reload_intact() {
     pool.wait_idle();
     let stats = pool.stats();
     assert!(stats.loads >= 7, "{stats:?}");
-    // Each object is written once: the three never evicted before now, the
-    // reloaded ones not again (their blob is there).
-    assert_eq!(stats.spills, 10, "{stats:?}");
+    // Each object is written at most once: the reloaded ones not again
+    // (their blob is there), so there is one spill per blob.
+    assert!(stats.spills <= 10, "{stats:?}");
+    assert_eq!(
+        stats.spills as usize,
+        files_under(&dir.path().join("spill")).len(),
+        "{stats:?}"
+    );
     assert!(stats.resident_bytes <= 3 * OBJ, "{stats:?}");
 }
 
@@ -105,6 +111,28 @@ fn a_loaded_object_reaches_its_caller_before_any_eviction() {
         assert_eq!(pool.stats().loads - before, reads, "round {n}");
         pool.wait_idle();
     }
+}
+
+/// On a skewed trace the pool keeps the objects used again and lets the
+/// ones used once pass through: a clearly higher hit ratio than exact LRU
+/// with the same budget (S3-FIFO gets close to keeping the most popular
+/// objects; LRU keeps the most recent).
+#[test]
+fn eviction_beats_lru_on_a_zipf_trace() {
+    const N: usize = 1000;
+    let trace = zipf_trace(N, 20_000);
+    let dir = tempfile::tempdir().unwrap();
+    let pool = pool(dir.path(), N / 10);
+    let handles: Vec<_> = (0..N).map(|i| pool.insert(object(i as u64, OBJ))).collect();
+    pool.wait_idle();
+    let before = pool.stats().loads;
+    for &i in &trace {
+        drop(handles[i].blocking_load().unwrap());
+        pool.wait_idle();
+    }
+    let ours = 1.0 - (pool.stats().loads - before) as f64 / trace.len() as f64;
+    let lru = lru_hit_ratio(&trace, N / 10);
+    assert!(ours > lru + 0.03, "hit ratio {ours:.3}, exact LRU {lru:.3}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,6 +2,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod trace;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
