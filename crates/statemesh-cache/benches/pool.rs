@@ -1,29 +1,45 @@
-//! statemesh-cache against file_backed, in one run, on the same disk.
+//! statemesh-cache against file_backed and foyer, in one run, on the same
+//! disk.
 //!
 //! - `hit/1 thread`, `hit/2 threads`: a read guard of an object in memory,
-//!   taken and dropped (64 objects, round robin).
+//!   taken and dropped (64 objects, round robin). foyer's hit is its
+//!   in-memory `get` (synchronous, its fastest path to an object in
+//!   memory).
 //! - `miss-load 1 MiB`: an evicted 1 MiB object read back from the disk
 //!   (its file dropped from the page cache first), against `std::fs::read`
 //!   of a cold 1 MiB file: the disk's own read rate for the same bytes.
 //! - hit ratio on a Zipf (s = 1) trace over 1,000 objects at budgets of 10%
 //!   and 50% of the working set, for statemesh (S3-FIFO), file_backed
-//!   (two-segment LRU) and exact LRU; printed at the end with the ratios of
-//!   criterion's point estimates.
+//!   (two-segment LRU), foyer (its S3-FIFO, one shard) and exact LRU;
+//!   printed at the end with the ratios of criterion's point estimates.
 //!
 //! file_backed stores `serde_bytes::ByteBuf` (bincode reads it in one call;
-//! a `Vec<u8>` would be decoded element by element).
+//! a `Vec<u8>` would be decoded element by element). foyer is a hybrid
+//! cache configured as a spill store: objects are written to its block
+//! engine when evicted from memory (`WriteOnEviction`), on a device large
+//! enough never to drop one.
 
+// The tests' helpers: the Zipf trace and exact LRU, file listing.
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::files_under;
+use common::trace::{lru_hit_ratio, zipf_trace};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use file_backed::fbstore::{BinCodec, FBStore, PreparedPath};
 use file_backed::{BackingStore, FBPool};
+use foyer::{
+    BlockEngineConfig, DeviceBuilder, FsDeviceBuilder, HybridCache, HybridCacheBuilder,
+    HybridCachePolicy, S3FifoConfig,
+};
 use serde_bytes::ByteBuf;
 use statemesh_cache::{FsStore, Handle, Pool, Raw};
-use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 type FbPool = Arc<FBPool<ByteBuf, FBStore<BinCodec>>>;
+type Foyer = HybridCache<u64, Vec<u8>>;
 
 const HOT: usize = 64;
 const SMALL: usize = 4096;
@@ -51,6 +67,34 @@ fn theirs(rt: &tokio::runtime::Runtime, dir: &Path, items: usize) -> FbPool {
     Arc::new(FBPool::new(store, items))
 }
 
+/// foyer holding `memory` bytes (by value length) in memory, the rest in
+/// its block engine on a 256 MiB device in `dir`.
+fn foyer(rt: &tokio::runtime::Runtime, dir: &Path, memory: usize, shards: usize) -> Foyer {
+    std::fs::create_dir_all(dir).unwrap();
+    rt.block_on(async {
+        let device = FsDeviceBuilder::new(dir)
+            .with_capacity(256 << 20)
+            .build()
+            .unwrap();
+        HybridCacheBuilder::new()
+            .with_policy(HybridCachePolicy::WriteOnEviction)
+            .memory(memory)
+            .with_shards(shards)
+            .with_eviction_config(S3FifoConfig::default())
+            .with_weighter(|_: &u64, v: &Vec<u8>| v.len())
+            .storage()
+            .with_engine_config(BlockEngineConfig::new(device))
+            .build()
+            .await
+            .unwrap()
+    })
+}
+
+/// Waits until foyer has written what it evicted.
+fn foyer_settle(rt: &tokio::runtime::Runtime, cache: &Foyer) {
+    rt.block_on(cache.storage().wait());
+}
+
 fn bytes(i: usize, len: usize) -> Vec<u8> {
     (0..len).map(|j| (i * 31 + j) as u8).collect()
 }
@@ -64,6 +108,10 @@ fn hits(c: &mut Criterion) {
     let their: Vec<_> = (0..HOT)
         .map(|i| fb.insert(ByteBuf::from(bytes(i, SMALL))))
         .collect();
+    let fo = foyer(&rt, &dir.path().join("foyer"), HOT * SMALL * 4, 8);
+    for i in 0..HOT {
+        fo.insert(i as u64, bytes(i, SMALL));
+    }
     let mut g = c.benchmark_group("hit");
     g.throughput(Throughput::Elements(1));
     g.bench_function(BenchmarkId::new("statemesh", "1 thread"), |b| {
@@ -80,12 +128,26 @@ fn hits(c: &mut Criterion) {
             their[i].blocking_load()[0]
         });
     });
+    g.bench_function(BenchmarkId::new("foyer", "1 thread"), |b| {
+        let mut i = 0;
+        b.iter(|| {
+            i = (i + 1) % HOT;
+            fo.memory().get(&(i as u64)).unwrap().value()[0]
+        });
+    });
     // Two threads at once; the time is per load of each thread.
     g.bench_function(BenchmarkId::new("statemesh", "2 threads"), |b| {
         b.iter_custom(|iters| two_threads(iters, |i| mine[i % HOT].blocking_load().unwrap()[0]));
     });
     g.bench_function(BenchmarkId::new("file_backed", "2 threads"), |b| {
         b.iter_custom(|iters| two_threads(iters, |i| their[i % HOT].blocking_load()[0]));
+    });
+    g.bench_function(BenchmarkId::new("foyer", "2 threads"), |b| {
+        b.iter_custom(|iters| {
+            two_threads(iters, |i| {
+                fo.memory().get(&((i % HOT) as u64)).unwrap().value()[0]
+            })
+        });
     });
     g.finish();
 }
@@ -110,7 +172,7 @@ fn two_threads(iters: u64, load: impl Fn(usize) -> u8 + Sync) -> Duration {
 fn miss_loads(c: &mut Criterion) {
     let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
-    const N: usize = 32;
+    const N: usize = COLD_OBJECTS;
     let pool = ours(&dir.path().join("ours"), MIB);
     let mine: Vec<Handle<Vec<u8>>> = (0..N).map(|i| pool.insert(bytes(i, MIB))).collect();
     pool.wait_idle();
@@ -119,6 +181,18 @@ fn miss_loads(c: &mut Criterion) {
         .map(|i| fb.insert(ByteBuf::from(bytes(i, MIB))))
         .collect();
     rt.block_on(fb.store().finished());
+    let fo_dir = dir.path().join("foyer");
+    let fo = foyer(&rt, &fo_dir, MIB, 1);
+    // One at a time: foyer drops what its write buffers cannot take, and
+    // every object must reach its disk.
+    for i in 0..N {
+        fo.insert(i as u64, bytes(i, MIB));
+        foyer_settle(&rt, &fo);
+    }
+    let fo_load = |i: usize| {
+        let e = rt.block_on(fo.get(&(i as u64))).unwrap();
+        e.expect("foyer kept every object").value()[MIB - 1]
+    };
     let plain = dir.path().join("plain");
     std::fs::create_dir_all(&plain).unwrap();
     for i in 0..N {
@@ -131,11 +205,15 @@ fn miss_loads(c: &mut Criterion) {
         pool.wait_idle();
         drop(their[i].blocking_load());
         rt.block_on(fb.store().finished());
+        fo_load(i);
+        foyer_settle(&rt, &fo);
     }
     drop(mine[0].blocking_load().unwrap());
     drop(their[0].blocking_load());
+    fo_load(0);
     pool.wait_idle();
     rt.block_on(fb.store().finished());
+    foyer_settle(&rt, &fo);
     let mut ours_files = Vec::new();
     for h in &mine {
         let k = h.key().to_string();
@@ -151,12 +229,11 @@ fn miss_loads(c: &mut Criterion) {
         .map(|h| file_backed::fbstore::key_path(&dir.path().join("theirs"), h.key()))
         .collect();
     let plain_files: Vec<_> = (0..N).map(|i| plain.join(i.to_string())).collect();
+    // Clean pages only, so dropping them from the page cache works.
     for f in ours_files.iter().chain(&theirs_files).chain(&plain_files) {
-        // The one object in memory now has no file until it is evicted.
-        if let Ok(f) = std::fs::File::open(f) {
-            f.sync_all().unwrap();
-        }
+        std::fs::File::open(f).unwrap().sync_all().unwrap();
     }
+    let fo_files = || files_under(&fo_dir);
     let mut g = c.benchmark_group("miss-load 1 MiB");
     g.throughput(Throughput::Bytes(MIB as u64));
     g.sample_size(20);
@@ -167,7 +244,7 @@ fn miss_loads(c: &mut Criterion) {
         b.iter_custom(|iters| {
             cold(
                 iters,
-                &ours_files,
+                |i| uncache(&ours_files[i]),
                 |i| mine[i].blocking_load().unwrap()[MIB - 1],
                 || pool.wait_idle(),
             )
@@ -177,9 +254,25 @@ fn miss_loads(c: &mut Criterion) {
         b.iter_custom(|iters| {
             cold(
                 iters,
-                &theirs_files,
+                |i| uncache(&theirs_files[i]),
                 |i| their[i].blocking_load()[MIB - 1],
                 || rt.block_on(fb.store().finished()),
+            )
+        });
+    });
+    g.bench_function("foyer", |b| {
+        b.iter_custom(|iters| {
+            cold(
+                iters,
+                // One device for all objects: all of it leaves the cache.
+                |_| fo_files().iter().for_each(|f| uncache(f)),
+                fo_load,
+                || {
+                    foyer_settle(&rt, &fo);
+                    for f in fo_files() {
+                        std::fs::File::open(f).unwrap().sync_all().unwrap();
+                    }
+                },
             )
         });
     });
@@ -187,7 +280,7 @@ fn miss_loads(c: &mut Criterion) {
         b.iter_custom(|iters| {
             cold(
                 iters,
-                &plain_files,
+                |i| uncache(&plain_files[i]),
                 |i| std::fs::read(&plain_files[i]).unwrap()[MIB - 1],
                 || (),
             )
@@ -196,20 +289,21 @@ fn miss_loads(c: &mut Criterion) {
     g.finish();
 }
 
-/// Times `load(i)` of objects in turn, each file dropped from the page
-/// cache before; `settle` (untimed) lets the pool evict what it loaded.
+const COLD_OBJECTS: usize = 32;
+
+/// Times `load(i)` of objects in turn, each dropped from the page cache
+/// by `uncache(i)` before; `settle` (untimed) lets the cache evict what it
+/// loaded.
 fn cold(
     iters: u64,
-    files: &[std::path::PathBuf],
+    uncache: impl Fn(usize),
     load: impl Fn(usize) -> u8,
     settle: impl Fn(),
 ) -> Duration {
     let mut total = Duration::ZERO;
     for n in 0..iters as usize {
-        let i = n % files.len();
-        if let Ok(f) = std::fs::File::open(&files[i]) {
-            rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed).unwrap();
-        }
+        let i = n % COLD_OBJECTS;
+        uncache(i);
         let start = Instant::now();
         std::hint::black_box(load(i));
         total += start.elapsed();
@@ -218,32 +312,17 @@ fn cold(
     total
 }
 
-/// A Zipf(1) trace over `n` objects: rank r drawn with weight 1/r.
-fn zipf_trace(n: usize, len: usize) -> Vec<usize> {
-    let cdf: Vec<f64> = (1..=n)
-        .scan(0.0, |acc, r| {
-            *acc += 1.0 / r as f64;
-            Some(*acc)
-        })
-        .collect();
-    let total = cdf[n - 1];
-    let mut x = 0x2545_F491_4F6C_DD1Du64;
-    // Ranks are scattered over object ids so "hot" is not "inserted first".
-    let ids: Vec<usize> = (0..n).map(|r| (r * 7919) % n).collect();
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            let u = (x >> 11) as f64 / (1u64 << 53) as f64 * total;
-            ids[cdf.partition_point(|&c| c < u).min(n - 1)]
-        })
-        .collect()
+/// Drops a file's (clean) pages from the page cache. A missing file is a
+/// mistake in the benchmark, not something to skip.
+fn uncache(path: &Path) {
+    let f = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed).unwrap();
 }
 
 struct Ratios {
     statemesh: f64,
     file_backed: f64,
+    foyer: f64,
     lru: f64,
 }
 
@@ -279,95 +358,93 @@ fn hit_ratios(budget_share: f64) -> Ratios {
         rt.block_on(fb.store().finished());
     }
     let file_backed = 1.0 - misses as f64 / trace.len() as f64;
+    // foyer: a miss is a key not in its memory cache. One shard, so the
+    // budget is not split into independent parts.
+    let fo = foyer(&rt, &dir.path().join("foyer"), budget_items * SIZE, 1);
+    for i in 0..N {
+        fo.insert(i as u64, bytes(i, SIZE));
+        foyer_settle(&rt, &fo);
+    }
+    let mut misses = 0;
+    for &i in &trace {
+        if !fo.memory().contains(&(i as u64)) {
+            misses += 1;
+        }
+        let e = rt.block_on(fo.get(&(i as u64))).unwrap();
+        std::hint::black_box(e.expect("foyer kept every object").value()[0]);
+        foyer_settle(&rt, &fo);
+    }
+    let foyer = 1.0 - misses as f64 / trace.len() as f64;
     Ratios {
         statemesh,
         file_backed,
+        foyer,
         lru: lru_hit_ratio(&trace, budget_items),
     }
 }
 
-/// Exact LRU of `capacity` objects (a reference, not a cache).
-fn lru_hit_ratio(trace: &[usize], capacity: usize) -> f64 {
-    let mut last_use: HashMap<usize, u64> = HashMap::new();
-    let mut order: VecDeque<(usize, u64)> = VecDeque::new();
-    let mut hits = 0;
-    for (t, &i) in trace.iter().enumerate() {
-        let t = t as u64;
-        if last_use.contains_key(&i) {
-            hits += 1;
-        }
-        last_use.insert(i, t);
-        order.push_back((i, t));
-        while last_use.len() > capacity {
-            let (old, when) = order.pop_front().unwrap();
-            if last_use.get(&old) == Some(&when) {
-                last_use.remove(&old);
-            }
-        }
-    }
-    hits as f64 / trace.len() as f64
-}
-
 fn estimate(group: &str, id: &str) -> Option<f64> {
     let home = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/criterion");
+    // Criterion writes "fs::read" as "fs__read".
+    let id = id.replace(':', "_");
     let text =
         std::fs::read_to_string(home.join(group).join(id).join("new/estimates.json")).ok()?;
     let v: serde_json::Value = serde_json::from_str(&text).ok()?;
     v["mean"]["point_estimate"].as_f64()
 }
 
+/// "2.00x faster" or "0.50x (slower)", from the ratio of their time to ours.
+fn speed(ratio: f64) -> String {
+    if ratio >= 1.0 {
+        format!("{ratio:.2}x faster")
+    } else {
+        format!("{ratio:.2}x (slower)")
+    }
+}
+
 fn summary(_: &mut Criterion) {
     let mut out = String::from(
-        "\n## Summary\n\n| measure | statemesh | file_backed | ratio |\n|---|---|---|---|\n",
+        "\n## Summary\n\n| measure | statemesh | file_backed | foyer | statemesh vs file_backed | vs foyer |\n|---|---|---|---|---|---|\n",
     );
-    for (what, group, ours_id, theirs_id) in [
-        (
-            "hit, 1 thread (ns)",
-            "hit",
-            "statemesh/1 thread",
-            "file_backed/1 thread",
-        ),
-        (
-            "hit, 2 threads (ns per load)",
-            "hit",
-            "statemesh/2 threads",
-            "file_backed/2 threads",
-        ),
-        (
-            "miss-load 1 MiB (µs)",
-            "miss-load 1 MiB",
-            "statemesh",
-            "file_backed",
-        ),
+    for (what, group, id) in [
+        ("hit, 1 thread (ns)", "hit", "/1 thread"),
+        ("hit, 2 threads (ns per load)", "hit", "/2 threads"),
+        ("miss-load 1 MiB (µs)", "miss-load 1 MiB", ""),
     ] {
         let scale = if group == "hit" { 1.0 } else { 1e-3 };
-        if let (Some(a), Some(b)) = (estimate(group, ours_id), estimate(group, theirs_id)) {
-            out += &format!(
-                "| {what} | {:.1} | {:.1} | {:.2}x faster |\n",
-                a * scale,
-                b * scale,
-                b / a
-            );
-        }
+        let [Some(ours), Some(fb), Some(fo)] =
+            ["statemesh", "file_backed", "foyer"].map(|who| estimate(group, &format!("{who}{id}")))
+        else {
+            continue;
+        };
+        out += &format!(
+            "| {what} | {:.1} | {:.1} | {:.1} | {} | {} |\n",
+            ours * scale,
+            fb * scale,
+            fo * scale,
+            speed(fb / ours),
+            speed(fo / ours)
+        );
     }
     if let (Some(a), Some(r)) = (
         estimate("miss-load 1 MiB", "statemesh"),
         estimate("miss-load 1 MiB", "fs::read"),
     ) {
         out += &format!(
-            "| miss-load 1 MiB vs fs::read of 1 MiB ({:.1} µs) | | | {:.2}x the read time |\n",
+            "| miss-load 1 MiB vs fs::read of 1 MiB ({:.1} µs) | {:.2}x the read time | | | | |\n",
             r * 1e-3,
             a / r
         );
     }
-    out += "\n| Zipf(1) hit ratio, 1,000 objects | statemesh (S3-FIFO) | file_backed | exact LRU |\n|---|---|---|---|\n";
+    out += "\n| Zipf(1) hit ratio, 1,000 objects | statemesh (S3-FIFO) | file_backed | foyer (S3-FIFO) | exact LRU |\n|---|---|---|---|---|\n";
     for share in [0.1, 0.5] {
         let r = hit_ratios(share);
         out += &format!(
-            "| budget {:.0}% | {:.3} | {:.3} | {:.3} |\n",
+            "| budget {:.0}% | {:.3} | {:.3} | {:.3} | {:.3} |\n",
             share * 100.0,
             r.statemesh,
             r.file_backed,
+            r.foyer,
             r.lru
         );
     }
