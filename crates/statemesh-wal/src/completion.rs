@@ -25,7 +25,11 @@ pub(crate) struct Completion<T> {
 
 impl<T: Clone> Completion<T> {
     pub(crate) fn new() -> Arc<Self> {
-        Arc::new(Self {
+        Arc::new(Self::unset())
+    }
+
+    fn unset() -> Self {
+        Self {
             state: Mutex::new(State {
                 value: None,
                 waker: None,
@@ -33,7 +37,7 @@ impl<T: Clone> Completion<T> {
                 blocked: false,
             }),
             ready: Condvar::new(),
-        })
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State<T>> {
@@ -107,6 +111,23 @@ impl<T: Clone> Completion<T> {
 
     pub(crate) fn is_complete(&self) -> bool {
         self.lock().value.is_some()
+    }
+}
+
+/// The two moments of an append, written (readable) and durable, in one
+/// allocation: an append is the hot path, and its completions are
+/// allocated by the appender's thread and freed by the log's.
+pub(crate) struct Stages<T> {
+    pub(crate) written: Completion<T>,
+    pub(crate) durable: Completion<T>,
+}
+
+impl<T: Clone> Stages<T> {
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(Self {
+            written: Completion::unset(),
+            durable: Completion::unset(),
+        })
     }
 }
 

@@ -9,7 +9,7 @@
 //! *k*, the writer already writes round *k + 1*, and every append that
 //! arrives during a sync joins the next one: that is the group commit.
 
-use crate::completion::{Completion, Wait};
+use crate::completion::{Completion, Stages, Wait};
 use crate::error::{AppendError, OpenError, ReadError, UpdateError};
 use crate::meta::{MAX_META, Meta, MetaFile, MetaProblem};
 use crate::record::{self, HEADER_LEN, MAX_PAYLOAD};
@@ -128,8 +128,7 @@ type Outcome = Result<(), AppendError>;
 pub struct Append {
     first: u64,
     count: u64,
-    written: Arc<Completion<Outcome>>,
-    durable: Arc<Completion<Outcome>>,
+    stages: Arc<Stages<Outcome>>,
 }
 
 impl std::fmt::Debug for Append {
@@ -137,7 +136,7 @@ impl std::fmt::Debug for Append {
         f.debug_struct("Append")
             .field("first", &self.first)
             .field("count", &self.count)
-            .field("durable", &self.durable.is_complete())
+            .field("durable", &self.stages.durable.is_complete())
             .finish()
     }
 }
@@ -161,7 +160,7 @@ impl Append {
     ///
     /// [`AppendError::Failed`] if a write or sync failed.
     pub fn wait(&self) -> Result<(), AppendError> {
-        self.durable.wait()
+        self.stages.durable.wait()
     }
 
     /// Blocks until the entries are written and readable (not yet durable).
@@ -170,19 +169,20 @@ impl Append {
     ///
     /// [`AppendError::Failed`] if the write failed.
     pub fn wait_written(&self) -> Result<(), AppendError> {
-        self.written.wait()
+        self.stages.written.wait()
     }
 
     /// Resolves once the entries are written and readable (not yet durable).
     pub fn written(&self) -> impl Future<Output = Result<(), AppendError>> + use<> {
-        Wait(Arc::clone(&self.written))
+        let stages = Arc::clone(&self.stages);
+        std::future::poll_fn(move |cx| stages.written.poll(cx))
     }
 
     /// Calls `f` with the outcome once the entries are durable: on the
     /// log's sync thread, or at once if they already are. Keep `f` short
     /// (openraft's flush callback is the intended use).
     pub fn on_durable(&self, f: impl FnOnce(Result<(), AppendError>) + Send + 'static) {
-        self.durable.on_complete(Box::new(f));
+        self.stages.durable.on_complete(Box::new(f));
     }
 }
 
@@ -190,12 +190,12 @@ impl IntoFuture for Append {
     type Output = Result<(), AppendError>;
     type IntoFuture = AppendFuture;
     fn into_future(self) -> AppendFuture {
-        AppendFuture(Wait(self.durable))
+        AppendFuture(self.stages)
     }
 }
 
 /// The future of an [`Append`]'s durability.
-pub struct AppendFuture(Wait<Outcome>);
+pub struct AppendFuture(Arc<Stages<Outcome>>);
 
 impl std::fmt::Debug for AppendFuture {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -205,8 +205,8 @@ impl std::fmt::Debug for AppendFuture {
 
 impl Future for AppendFuture {
     type Output = Outcome;
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
-        Pin::new(&mut self.0).poll(cx)
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
+        self.0.durable.poll(cx)
     }
 }
 
@@ -231,9 +231,8 @@ impl Future for UpdateFuture {
 enum Op {
     Append {
         first: u64,
-        payloads: Vec<Vec<u8>>,
-        written: Arc<Completion<Outcome>>,
-        durable: Arc<Completion<Outcome>>,
+        payloads: Payloads,
+        stages: Arc<Stages<Outcome>>,
     },
     Truncate {
         from: u64,
@@ -251,6 +250,22 @@ enum Op {
         change: MetaChange,
         done: Arc<Completion<Result<(), UpdateError>>>,
     },
+}
+
+/// The entries of one append: one (the common case, without a second
+/// allocation) or several.
+enum Payloads {
+    One(Vec<u8>),
+    Many(Vec<Vec<u8>>),
+}
+
+impl Payloads {
+    fn as_slice(&self) -> &[Vec<u8>] {
+        match self {
+            Payloads::One(p) => std::slice::from_ref(p),
+            Payloads::Many(ps) => ps,
+        }
+    }
 }
 
 type MetaChange = Box<dyn FnOnce(&mut Meta) + Send>;
@@ -291,7 +306,7 @@ struct Index<F> {
 
 struct SyncJob<F> {
     files: Vec<Arc<F>>,
-    done: Vec<Arc<Completion<Outcome>>>,
+    done: Vec<Arc<Stages<Outcome>>>,
     update: Option<Arc<Completion<Result<(), UpdateError>>>>,
 }
 
@@ -499,7 +514,7 @@ impl<S: Storage> Wal<S> {
     /// [`AppendError::TooLarge`], or `Failed`/`Closed` if the log takes no
     /// more writes.
     pub fn append(&self, payload: impl Into<Vec<u8>>) -> Result<Append, AppendError> {
-        self.enqueue(None, vec![payload.into()])
+        self.enqueue(None, Payloads::One(payload.into()))
     }
 
     /// Queues entries that get consecutive indices, atomically with respect
@@ -509,7 +524,7 @@ impl<S: Storage> Wal<S> {
     ///
     /// As [`Wal::append`].
     pub fn append_batch(&self, payloads: Vec<Vec<u8>>) -> Result<Append, AppendError> {
-        self.enqueue(None, payloads)
+        self.enqueue(None, Payloads::Many(payloads))
     }
 
     /// Queues entries that must start at index `first` (as Raft requires).
@@ -519,19 +534,22 @@ impl<S: Storage> Wal<S> {
     /// [`AppendError::NotContiguous`] if `first` is not the next index (an
     /// empty log accepts any), otherwise as [`Wal::append`].
     pub fn append_at(&self, first: u64, payloads: Vec<Vec<u8>>) -> Result<Append, AppendError> {
-        self.enqueue(Some(first), payloads)
+        self.enqueue(Some(first), Payloads::Many(payloads))
     }
 
-    fn enqueue(&self, at: Option<u64>, payloads: Vec<Vec<u8>>) -> Result<Append, AppendError> {
-        if let Some(p) = payloads.iter().find(|p| p.len() as u64 > MAX_PAYLOAD) {
+    fn enqueue(&self, at: Option<u64>, payloads: Payloads) -> Result<Append, AppendError> {
+        if let Some(p) = payloads
+            .as_slice()
+            .iter()
+            .find(|p| p.len() as u64 > MAX_PAYLOAD)
+        {
             return Err(AppendError::TooLarge {
                 len: p.len() as u64,
             });
         }
         self.check_failed().map_err(AppendError::Failed)?;
-        let written = Completion::new();
-        let durable = Completion::new();
-        let count = payloads.len() as u64;
+        let stages = Stages::new();
+        let count = payloads.as_slice().len() as u64;
         let wake;
         let first = {
             let mut q = lock(&self.shared.queue);
@@ -556,23 +574,21 @@ impl<S: Storage> Wal<S> {
                 q.ops.push(Op::Append {
                     first,
                     payloads,
-                    written: Arc::clone(&written),
-                    durable: Arc::clone(&durable),
+                    stages: Arc::clone(&stages),
                 });
             }
             first
         };
         if count == 0 {
-            written.complete(Ok(()));
-            durable.complete(Ok(()));
+            stages.written.complete(Ok(()));
+            stages.durable.complete(Ok(()));
         } else if wake {
             self.shared.queue_ready.notify_one();
         }
         Ok(Append {
             first,
             count,
-            written,
-            durable,
+            stages,
         })
     }
 
@@ -972,8 +988,8 @@ fn failure<S: Storage>(shared: &Shared<S>) -> Option<Arc<io::Error>> {
 struct Pending {
     buf: Vec<u8>,
     offsets: Vec<u64>,
-    written: Vec<Arc<Completion<Outcome>>>,
-    durable: Vec<Arc<Completion<Outcome>>>,
+    /// Appends in `buf`, to be told once it is written.
+    appends: Vec<Arc<Stages<Outcome>>>,
     first: u64,
 }
 
@@ -981,8 +997,7 @@ fn writer_loop<S: Storage>(shared: &Shared<S>) {
     let mut pending = Pending {
         buf: Vec::new(),
         offsets: Vec::new(),
-        written: Vec::new(),
-        durable: Vec::new(),
+        appends: Vec::new(),
         first: 0,
     };
     loop {
@@ -1010,18 +1025,15 @@ fn writer_loop<S: Storage>(shared: &Shared<S>) {
                 Op::Append {
                     first,
                     payloads,
-                    written,
-                    durable,
+                    stages,
                 } => {
-                    if let Err(e) = write_append(shared, &mut pending, first, &payloads) {
+                    if let Err(e) = write_append(shared, &mut pending, first, payloads.as_slice()) {
                         let e = fail(shared, e);
                         fail_pending(&mut pending, &e);
-                        written.complete(Err(AppendError::Failed(Arc::clone(&e))));
-                        durable.complete(Err(AppendError::Failed(e)));
+                        fail_stages(&stages, &e);
                         continue;
                     }
-                    pending.written.push(written);
-                    pending.durable.push(durable);
+                    pending.appends.push(stages);
                     if pending.buf.len() >= shared.options.max_batch_bytes {
                         flush(shared, &mut pending);
                     }
@@ -1064,14 +1076,18 @@ fn writer_loop<S: Storage>(shared: &Shared<S>) {
     shared.sync_ready.notify_all();
 }
 
+fn fail_stages(stages: &Stages<Outcome>, e: &Arc<io::Error>) {
+    stages
+        .written
+        .complete(Err(AppendError::Failed(Arc::clone(e))));
+    stages
+        .durable
+        .complete(Err(AppendError::Failed(Arc::clone(e))));
+}
+
 fn fail_op(op: Op, e: &Arc<io::Error>) {
     match op {
-        Op::Append {
-            written, durable, ..
-        } => {
-            written.complete(Err(AppendError::Failed(Arc::clone(e))));
-            durable.complete(Err(AppendError::Failed(Arc::clone(e))));
-        }
+        Op::Append { stages, .. } => fail_stages(&stages, e),
         Op::Truncate { done, .. }
         | Op::Purge { done, .. }
         | Op::Sync { done }
@@ -1082,8 +1098,8 @@ fn fail_op(op: Op, e: &Arc<io::Error>) {
 }
 
 fn fail_pending(pending: &mut Pending, e: &Arc<io::Error>) {
-    for c in pending.written.drain(..).chain(pending.durable.drain(..)) {
-        c.complete(Err(AppendError::Failed(Arc::clone(e))));
+    for stages in pending.appends.drain(..) {
+        fail_stages(&stages, e);
     }
     pending.buf.clear();
     pending.offsets.clear();
@@ -1344,10 +1360,10 @@ fn flush<S: Storage>(shared: &Shared<S>, pending: &mut Pending) {
             fail_pending(pending, &e);
         }
         Ok(file) => {
-            for w in pending.written.drain(..) {
-                w.complete(Ok(()));
+            for a in &pending.appends {
+                a.written.complete(Ok(()));
             }
-            let durable = std::mem::take(&mut pending.durable);
+            let durable = std::mem::take(&mut pending.appends);
             match shared.options.sync {
                 SyncPolicy::Always => {
                     if !sync_inline(shared, &file, &durable) {
@@ -1356,7 +1372,7 @@ fn flush<S: Storage>(shared: &Shared<S>, pending: &mut Pending) {
                 }
                 SyncPolicy::Interval(_) | SyncPolicy::Never => {
                     for d in durable {
-                        d.complete(Ok(()));
+                        d.durable.complete(Ok(()));
                     }
                     let mut s = lock(&shared.sync);
                     if !s.dirty.iter().any(|f| Arc::ptr_eq(f, &file)) {
@@ -1380,7 +1396,7 @@ fn flush<S: Storage>(shared: &Shared<S>, pending: &mut Pending) {
 fn sync_inline<S: Storage>(
     shared: &Shared<S>,
     file: &Arc<S::File>,
-    durable: &[Arc<Completion<Outcome>>],
+    durable: &[Arc<Stages<Outcome>>],
 ) -> bool {
     if durable.len() > 1 || !lock(&shared.queue).ops.is_empty() {
         return false;
@@ -1406,7 +1422,8 @@ fn sync_inline<S: Storage>(
         s.pipelined = arrived;
     }
     for d in durable {
-        d.complete(result.clone().map_err(AppendError::Failed));
+        d.durable
+            .complete(result.clone().map_err(AppendError::Failed));
     }
     true
 }
@@ -1414,7 +1431,7 @@ fn sync_inline<S: Storage>(
 fn submit_sync<S: Storage>(
     shared: &Shared<S>,
     files: Vec<Arc<S::File>>,
-    done: Vec<Arc<Completion<Outcome>>>,
+    done: Vec<Arc<Stages<Outcome>>>,
     update: Option<Arc<Completion<Result<(), UpdateError>>>>,
 ) {
     let wake = {
@@ -1585,7 +1602,8 @@ fn syncer_loop<S: Storage>(shared: &Shared<S>) {
 fn complete_jobs<F>(jobs: Vec<SyncJob<F>>, result: &Result<(), Arc<io::Error>>) {
     for job in jobs {
         for d in job.done {
-            d.complete(result.clone().map_err(AppendError::Failed));
+            d.durable
+                .complete(result.clone().map_err(AppendError::Failed));
         }
         if let Some(u) = job.update {
             u.complete(result.clone().map_err(UpdateError::Failed));
