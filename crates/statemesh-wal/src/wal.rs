@@ -279,8 +279,9 @@ struct Queue {
     /// it anywhere.
     unanchored: bool,
     closed: bool,
-    /// The writer is blocked waiting for work: only then does an enqueue
-    /// pay for a wake-up.
+    /// The writer is blocked waiting for work and nobody has woken it yet:
+    /// only then does an enqueue pay for a wake-up (a `notify` is a system
+    /// call even when nobody waits). The waker clears it.
     writer_sleeping: bool,
 }
 
@@ -321,6 +322,9 @@ struct SyncState<F> {
     busy: bool,
     /// The syncer is blocked waiting for jobs.
     sleeping: bool,
+    /// The writer waits in `wait_sync_idle`: whoever ends a sync or a
+    /// completion round wakes it (and clears this).
+    idle_wanted: bool,
     closed: bool,
     /// Files written since the last sync (Interval/Never policies).
     dirty: Vec<Arc<F>>,
@@ -470,6 +474,7 @@ impl<S: Storage> Wal<S> {
                 gathering: 0,
                 busy: false,
                 sleeping: false,
+                idle_wanted: false,
                 closed: false,
                 dirty: Vec::new(),
             }),
@@ -550,13 +555,12 @@ impl<S: Storage> Wal<S> {
         self.check_failed().map_err(AppendError::Failed)?;
         let stages = Stages::new();
         let count = payloads.as_slice().len() as u64;
-        let wake;
+        let mut wake = false;
         let first = {
             let mut q = lock(&self.shared.queue);
             if q.closed {
                 return Err(AppendError::Closed);
             }
-            wake = q.writer_sleeping;
             if let Some(at) = at {
                 if q.unanchored {
                     q.next = at;
@@ -571,6 +575,9 @@ impl<S: Storage> Wal<S> {
             if count > 0 {
                 q.unanchored = false;
                 q.next += count;
+                // Cleared only together with the push it announces: an
+                // early return above must leave it set for the next one.
+                wake = std::mem::replace(&mut q.writer_sleeping, false);
                 q.ops.push(Op::Append {
                     first,
                     payloads,
@@ -1441,7 +1448,13 @@ fn submit_sync<S: Storage>(
             done,
             update,
         });
-        s.sleeping || (s.gathering > 0 && appends_in(&s.jobs) >= s.gathering)
+        if s.sleeping || (s.gathering > 0 && appends_in(&s.jobs) >= s.gathering) {
+            s.sleeping = false;
+            s.gathering = 0;
+            true
+        } else {
+            false
+        }
     };
     if wake {
         shared.sync_ready.notify_one();
@@ -1451,6 +1464,7 @@ fn submit_sync<S: Storage>(
 fn wait_sync_idle<S: Storage>(shared: &Shared<S>) {
     let mut s = lock(&shared.sync);
     while s.busy || !s.jobs.is_empty() || !s.finished.is_empty() || s.completing {
+        s.idle_wanted = true;
         s = shared.sync_idle.wait(s).unwrap_or_else(|e| e.into_inner());
     }
 }
@@ -1570,7 +1584,7 @@ fn syncer_loop<S: Storage>(shared: &Shared<S>) {
             took: started.elapsed(),
         };
         let lone = jobs.len() == 1 && jobs[0].done.len() <= 1;
-        let wake = {
+        let (wake, idle) = {
             let mut s = lock(&shared.sync);
             if lone && s.jobs.is_empty() {
                 s.pipelined = false;
@@ -1585,17 +1599,22 @@ fn syncer_loop<S: Storage>(shared: &Shared<S>) {
                 let mut s = lock(&shared.sync);
                 s.completing = false;
                 s.busy = false;
-                false
+                (false, std::mem::replace(&mut s.idle_wanted, false))
             } else {
                 s.finished.push((jobs, result));
                 s.busy = false;
-                s.completer_sleeping
+                (
+                    std::mem::replace(&mut s.completer_sleeping, false),
+                    std::mem::replace(&mut s.idle_wanted, false),
+                )
             }
         };
         if wake {
             shared.complete_ready.notify_one();
         }
-        shared.sync_idle.notify_all();
+        if idle {
+            shared.sync_idle.notify_all();
+        }
     }
 }
 
@@ -1632,8 +1651,14 @@ fn completer_loop<S: Storage>(shared: &Shared<S>) {
         for (jobs, result) in finished {
             complete_jobs(jobs, &result);
         }
-        lock(&shared.sync).completing = false;
-        shared.sync_idle.notify_all();
+        let idle = {
+            let mut s = lock(&shared.sync);
+            s.completing = false;
+            std::mem::replace(&mut s.idle_wanted, false)
+        };
+        if idle {
+            shared.sync_idle.notify_all();
+        }
     }
 }
 

@@ -330,3 +330,30 @@ fn reads_racing_truncates_and_rollovers_are_safe() {
     let reads: u64 = readers.into_iter().map(|r| r.join().unwrap()).sum();
     assert!(reads > 0);
 }
+
+/// A refused append must not swallow the wake-up meant for the writer: the
+/// writer is asleep (the log is idle) when the refusal happens, and the
+/// next append has to reach it. Checked with a generous deadline so that a
+/// lost wake-up fails the test instead of hanging it.
+#[test]
+fn a_refused_append_does_not_stall_the_next_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Arc::new(Wal::open(dir.path(), WalOptions::new()).unwrap());
+    wal.append(b"first".to_vec()).unwrap().wait().unwrap();
+    for round in 0..20u64 {
+        // Let the writer go back to sleep.
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        assert!(wal.append_at(1000, vec![b"x".to_vec()]).is_err());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let w = Arc::clone(&wal);
+        std::thread::spawn(move || {
+            let r = w.append(round.to_le_bytes().to_vec()).unwrap().wait();
+            let _ = tx.send(r);
+        });
+        let r = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("the append after a refused one never completed");
+        r.unwrap();
+    }
+    assert_eq!(wal.last_index(), Some(21));
+}
