@@ -1200,8 +1200,8 @@ fn roll<S: Storage>(shared: &Shared<S>, first: u64, need: u64) -> io::Result<()>
 
 /// Writes zeros over `from..to`. Space that `fallocate` reserved is
 /// *unwritten* on ext4 and XFS: the first write into each block changes the
-/// file's extent map, and `fdatasync` must then commit the file system's
-/// journal as well as the data. Written zeros make every later append a pure
+/// file's extent map, and `fdatasync` must then write that metadata (a
+/// journal commit, where the file system has a journal) as well as the data. Written zeros make every later append a pure
 /// data overwrite (measured: a 4 KiB append with `fdatasync` took 1.58x the
 /// disk's own rate in fallocated space).
 pub(crate) fn fill_zeros<F: StorageFile + ?Sized>(file: &F, from: u64, to: u64) -> io::Result<()> {
