@@ -1,0 +1,83 @@
+//! Errors, one enum per operation.
+
+use crate::types::NodeId;
+
+/// Why a command was not executed, or might not have been.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExecuteError {
+    /// No leader could take the command before the deadline. It was not
+    /// applied.
+    #[error("no leader accepted the command within {0:?}")]
+    NoLeader(std::time::Duration),
+    /// The command was handed to a leader, but the answer was lost (the
+    /// leader crashed or the connection broke): it may or may not have
+    /// been applied.
+    #[error("the outcome is unknown: {0}")]
+    Indeterminate(String),
+    /// The command could not be encoded.
+    #[error("the command could not be encoded: {0}")]
+    Encode(String),
+    /// The reply could not be decoded (a replica of another version?).
+    #[error("the reply could not be decoded: {0}")]
+    Decode(String),
+    /// The group has shut down.
+    #[error("the group has shut down")]
+    Shutdown,
+}
+
+/// Why a read could not be served.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum QueryError {
+    /// Leadership could not be confirmed by a quorum before the deadline.
+    #[error("no leader confirmed its leadership within {0:?}")]
+    NoLeader(std::time::Duration),
+    /// The group has shut down.
+    #[error("the group has shut down")]
+    Shutdown,
+}
+
+/// Why a node could not host a group.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GroupError {
+    /// A peer hosts a group of this name with another state machine
+    /// signature.
+    #[error("node {peer} hosts group {name:?} as {theirs:?}, not {ours:?}")]
+    Mismatch {
+        /// The group's name.
+        name: String,
+        /// The peer that refused.
+        peer: NodeId,
+        /// Our state machine's signature.
+        ours: String,
+        /// The peer's.
+        theirs: String,
+    },
+    /// This node already hosts a group of that name.
+    #[error("group {0:?} is already open on this node")]
+    AlreadyOpen(String),
+    /// The group's log could not be opened.
+    #[error("the group's log: {0}")]
+    Log(#[from] statemesh_wal::OpenError),
+    /// The group's snapshot or directory could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: std::path::PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// The stored snapshot is damaged.
+    #[error("{path}: damaged snapshot ({reason})")]
+    CorruptSnapshot {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// openraft refused to start or initialize the group.
+    #[error("raft: {0}")]
+    Raft(String),
+}

@@ -1,0 +1,374 @@
+//! A group: one Raft instance, its log and its state machine.
+
+mod id;
+mod raft_network;
+pub(crate) mod rpc;
+mod store;
+
+pub use id::GroupId;
+
+use crate::error::{ExecuteError, QueryError};
+use crate::network::{Network, NetworkError};
+use crate::state_machine::StateMachine;
+use crate::types::{NodeId, Raft};
+use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
+use rpc::{Envelope, Refused, Reply, Request, encode};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+pub(crate) use raft_network::GroupNetwork;
+pub(crate) use store::{LoadError, Shared, Store};
+
+/// How fresh a read must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consistency {
+    /// Sees every write acknowledged before the read began, on any replica:
+    /// the leader confirms with a quorum that it still leads and names its
+    /// commit index (openraft's read index), and this replica waits until
+    /// it has applied that far.
+    Linearizable,
+    /// This replica's state now, possibly behind the leader.
+    Local,
+}
+
+/// A handle to a group hosted on this node. Cheap to clone.
+pub struct Group<SM: StateMachine> {
+    inner: Arc<Inner<SM>>,
+}
+
+impl<SM: StateMachine> Clone for Group<SM> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<SM: StateMachine> std::fmt::Debug for Group<SM> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Group")
+            .field("name", &self.inner.name)
+            .field("id", &self.inner.id)
+            .field("node", &self.inner.node)
+            .field("version", &self.version())
+            .finish()
+    }
+}
+
+struct Inner<SM> {
+    name: String,
+    id: GroupId,
+    node: NodeId,
+    raft: Raft,
+    shared: Arc<Shared<SM>>,
+    network: Arc<dyn Network>,
+    timeout: Duration,
+}
+
+/// How long `execute` and `query` keep looking for a leader.
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl<SM: StateMachine> Group<SM> {
+    pub(crate) fn new(
+        name: String,
+        id: GroupId,
+        node: NodeId,
+        raft: Raft,
+        shared: Arc<Shared<SM>>,
+        network: Arc<dyn Network>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                name,
+                id,
+                node,
+                raft,
+                shared,
+                network,
+                timeout: DEFAULT_TIMEOUT,
+            }),
+        }
+    }
+
+    /// The group's name.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The group's id.
+    #[must_use]
+    pub fn id(&self) -> GroupId {
+        self.inner.id
+    }
+
+    /// The log index of the last change this replica applied.
+    #[must_use]
+    pub fn version(&self) -> u64 {
+        *self.inner.shared.version.borrow()
+    }
+
+    /// The leader this replica knows of.
+    #[must_use]
+    pub fn leader(&self) -> Option<NodeId> {
+        self.inner.raft.metrics().borrow().current_leader
+    }
+
+    /// Futures for moments in the group's life.
+    #[must_use]
+    pub fn when(&self) -> When {
+        When {
+            version: self.inner.shared.version.subscribe(),
+            metrics: self.inner.raft.metrics(),
+        }
+    }
+
+    /// Replicates `command`, waits until it is committed and applied on the
+    /// leader, and returns the state machine's response with the version
+    /// (log index) it was applied at. On a follower the command is
+    /// forwarded to the leader.
+    ///
+    /// # Errors
+    ///
+    /// [`ExecuteError::NoLeader`] if no leader took it within the
+    /// timeout (it was not applied); [`ExecuteError::Indeterminate`] if a
+    /// leader took it but the answer was lost.
+    pub async fn execute(&self, command: SM::Command) -> Result<(SM::Response, u64), ExecuteError> {
+        let bytes =
+            postcard::to_allocvec(&command).map_err(|e| ExecuteError::Encode(e.to_string()))?;
+        let deadline = Instant::now() + self.inner.timeout;
+        let mut pause = Duration::from_millis(5);
+        loop {
+            let leader = match self.inner.raft.client_write(bytes.clone()).await {
+                Ok(r) => return decode_reply::<SM>(&r.data).map(|v| (v, r.log_id.index)),
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => f.leader_id,
+                Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
+                    return Err(ExecuteError::Indeterminate(e.to_string()));
+                }
+                Err(RaftError::Fatal(_)) => return Err(ExecuteError::Shutdown),
+            };
+            if let Some(leader) = leader.filter(|&l| l != self.inner.node) {
+                match self.call(leader, Request::Execute(bytes.clone())).await {
+                    Ok(Reply::Executed(Ok((reply, index)))) => {
+                        return decode_reply::<SM>(&reply).map(|v| (v, index));
+                    }
+                    Ok(Reply::Executed(Err(Refused::Failed(e)))) => {
+                        return Err(ExecuteError::Indeterminate(e));
+                    }
+                    Err(NetworkError::ReplyLost(n)) => {
+                        return Err(ExecuteError::Indeterminate(format!(
+                            "the reply from leader {n} was lost"
+                        )));
+                    }
+                    // Not delivered, or refused before it was appended: safe
+                    // to try again.
+                    _ => {}
+                }
+            }
+            if Instant::now() + pause > deadline {
+                return Err(ExecuteError::NoLeader(self.inner.timeout));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(100));
+        }
+    }
+
+    /// Runs `read` on this replica's state, after making sure it is as
+    /// fresh as `consistency` asks.
+    ///
+    /// # Errors
+    ///
+    /// [`QueryError::NoLeader`] if a linearizable read found no leader that
+    /// could confirm its leadership within the timeout.
+    pub async fn query<R>(
+        &self,
+        consistency: Consistency,
+        read: impl FnOnce(&SM) -> R,
+    ) -> Result<R, QueryError> {
+        if consistency == Consistency::Linearizable {
+            let index = self.read_index().await?;
+            let mut version = self.inner.shared.version.subscribe();
+            version
+                .wait_for(|&v| v >= index)
+                .await
+                .map_err(|_| QueryError::Shutdown)?;
+        }
+        let sm = self
+            .inner
+            .shared
+            .sm
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        Ok(read(&sm))
+    }
+
+    /// Runs `read` on this replica's state now, without waiting (the
+    /// same as [`Consistency::Local`]).
+    pub fn read_local<R>(&self, read: impl FnOnce(&SM) -> R) -> R {
+        let sm = self
+            .inner
+            .shared
+            .sm
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        read(&sm)
+    }
+
+    async fn read_index(&self) -> Result<u64, QueryError> {
+        let deadline = Instant::now() + self.inner.timeout;
+        let mut pause = Duration::from_millis(5);
+        loop {
+            let leader = match self.inner.raft.get_read_log_id().await {
+                Ok((read, _)) => return Ok(read.map_or(0, |l| l.index)),
+                Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => f.leader_id,
+                // No quorum confirmed the leadership: try again.
+                Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_))) => None,
+                Err(RaftError::Fatal(_)) => return Err(QueryError::Shutdown),
+            };
+            if let Some(leader) = leader.filter(|&l| l != self.inner.node)
+                && let Ok(Reply::ReadIndex(Ok(index))) = self.call(leader, Request::ReadIndex).await
+            {
+                return Ok(index);
+            }
+            if Instant::now() + pause > deadline {
+                return Err(QueryError::NoLeader(self.inner.timeout));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(100));
+        }
+    }
+
+    async fn call(&self, to: NodeId, request: Request) -> Result<Reply, NetworkError> {
+        let bytes = encode(&Envelope {
+            group: self.inner.id,
+            request,
+        });
+        let reply = self.inner.network.call(self.inner.node, to, bytes).await?;
+        postcard::from_bytes(&reply).map_err(|_| NetworkError::ReplyLost(to))
+    }
+
+    /// Adds this node to the group as a learner, asking the voters until the
+    /// leader agrees.
+    pub(crate) async fn join_as_learner(&self, voters: &[NodeId]) -> Result<(), ExecuteError> {
+        let deadline = Instant::now() + self.inner.timeout;
+        loop {
+            for &v in voters {
+                let mut target = v;
+                for _ in 0..2 {
+                    match self
+                        .call(target, Request::AddLearner(self.inner.node))
+                        .await
+                    {
+                        Ok(Reply::LearnerAdded(Ok(()))) => return Ok(()),
+                        Ok(Reply::LearnerAdded(Err(Refused::NotLeader(Some(l))))) => target = l,
+                        _ => break,
+                    }
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(ExecuteError::NoLeader(self.inner.timeout));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+fn decode_reply<SM: StateMachine>(bytes: &[u8]) -> Result<SM::Response, ExecuteError> {
+    match postcard::from_bytes::<Result<SM::Response, String>>(bytes) {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(ExecuteError::Decode(e)),
+        Err(e) => Err(ExecuteError::Decode(e.to_string())),
+    }
+}
+
+/// Futures for moments in a group's life; see [`Group::when`].
+#[derive(Debug, Clone)]
+pub struct When {
+    version: watch::Receiver<u64>,
+    metrics: watch::Receiver<openraft::RaftMetrics<NodeId, openraft::BasicNode>>,
+}
+
+impl When {
+    /// Resolves once this replica has applied `version`: a local read then
+    /// sees every write up to it.
+    pub async fn reaches(&mut self, version: u64) {
+        let _ = self.version.wait_for(|&v| v >= version).await;
+    }
+
+    /// Resolves at the next change this replica applies.
+    pub async fn updated(&mut self) {
+        self.version.mark_unchanged();
+        let _ = self.version.changed().await;
+    }
+
+    /// Resolves once the group has a leader this replica knows of.
+    pub async fn online(&mut self) {
+        let _ = self.metrics.wait_for(|m| m.current_leader.is_some()).await;
+    }
+
+    /// Resolves once this replica knows of no leader.
+    pub async fn offline(&mut self) {
+        let _ = self.metrics.wait_for(|m| m.current_leader.is_none()).await;
+    }
+
+    /// Resolves when the leader this replica knows of changes.
+    pub async fn leader_changed(&mut self) {
+        let now = self.metrics.borrow().current_leader;
+        let _ = self.metrics.wait_for(|m| m.current_leader != now).await;
+    }
+}
+
+/// The part of a group that answers other nodes: it needs only the Raft
+/// instance, so one type serves groups of every state machine.
+pub(crate) struct Endpoint {
+    pub(crate) name: String,
+    pub(crate) signature: String,
+    pub(crate) raft: Raft,
+}
+
+impl Endpoint {
+    pub(crate) async fn handle(&self, request: Request) -> Reply {
+        match request {
+            Request::Hello { name, signature } => Reply::Hello(if name != self.name {
+                rpc::Hello::Unknown
+            } else if signature == self.signature {
+                rpc::Hello::Same
+            } else {
+                rpc::Hello::Mismatch(self.signature.clone())
+            }),
+            Request::AppendEntries(r) => Reply::AppendEntries(self.raft.append_entries(r).await),
+            Request::Vote(r) => Reply::Vote(self.raft.vote(r).await),
+            Request::InstallSnapshot(r) => {
+                Reply::InstallSnapshot(self.raft.install_snapshot(r).await)
+            }
+            Request::Execute(bytes) => Reply::Executed(match self.raft.client_write(bytes).await {
+                Ok(r) => Ok((r.data, r.log_id.index)),
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                    Err(Refused::NotLeader(f.leader_id))
+                }
+                Err(e) => Err(Refused::Failed(e.to_string())),
+            }),
+            Request::ReadIndex => Reply::ReadIndex(match self.raft.get_read_log_id().await {
+                Ok((read, _)) => Ok(read.map_or(0, |l| l.index)),
+                Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
+                    Err(Refused::NotLeader(f.leader_id))
+                }
+                Err(e) => Err(Refused::Failed(e.to_string())),
+            }),
+            Request::AddLearner(node) => Reply::LearnerAdded(
+                match self
+                    .raft
+                    .add_learner(node, openraft::BasicNode::default(), false)
+                    .await
+                {
+                    Ok(_) => Ok(()),
+                    Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                        Err(Refused::NotLeader(f.leader_id))
+                    }
+                    Err(e) => Err(Refused::Failed(e.to_string())),
+                },
+            ),
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! The messages nodes exchange on behalf of their groups.
+
+use super::GroupId;
+use crate::types::{NodeId, TypeConfig};
+use openraft::error::{InstallSnapshotError, RaftError};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use serde::{Deserialize, Serialize};
+
+/// A request to one group on another node.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct Envelope {
+    pub(crate) group: GroupId,
+    pub(crate) request: Request,
+}
+
+#[derive(Serialize, Deserialize)]
+pub(crate) enum Request {
+    /// Does the node host a group of this name, and with which signature?
+    Hello {
+        name: String,
+        signature: String,
+    },
+    AppendEntries(AppendEntriesRequest<TypeConfig>),
+    Vote(VoteRequest<NodeId>),
+    InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
+    /// A command forwarded to the leader (encoded state machine command).
+    Execute(Vec<u8>),
+    /// The leader's read index, after a quorum confirmed its leadership.
+    ReadIndex,
+    /// Adds the sender to the group as a learner.
+    AddLearner(NodeId),
+}
+
+#[derive(Serialize, Deserialize)]
+pub(crate) enum Reply {
+    Hello(Hello),
+    AppendEntries(Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>),
+    Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
+    InstallSnapshot(
+        Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>,
+    ),
+    /// The reply bytes and the log index the command was applied at.
+    Executed(Result<(Vec<u8>, u64), Refused>),
+    ReadIndex(Result<u64, Refused>),
+    LearnerAdded(Result<(), Refused>),
+    /// The node hosts no group with this id.
+    NoSuchGroup,
+    /// The request could not be decoded.
+    BadRequest(String),
+}
+
+#[derive(Serialize, Deserialize, PartialEq, Eq, Debug)]
+pub(crate) enum Hello {
+    /// Not hosted here (yet).
+    Unknown,
+    Same,
+    /// Hosted with this other signature.
+    Mismatch(String),
+}
+
+/// Why a leader-only request was not carried out.
+#[derive(Serialize, Deserialize, Debug)]
+pub(crate) enum Refused {
+    /// This node is not the leader; the hint is the leader it knows of.
+    NotLeader(Option<NodeId>),
+    /// Accepted, then failed: the outcome is unknown.
+    Failed(String),
+}
+
+pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    // Only our own message types are encoded, and postcard cannot fail on
+    // them (no maps with non-string keys, no unsupported types).
+    postcard::to_allocvec(value).unwrap_or_default()
+}

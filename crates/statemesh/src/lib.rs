@@ -1,0 +1,44 @@
+//! Replicated state over Raft: custom state machines and typed collections,
+//! durable in [`statemesh_wal`], replicated by [`openraft`].
+//!
+//! A [`Node`] hosts any number of groups; a group is one Raft instance with
+//! its own log and state machine, named by its name and the signature of
+//! its state machine ([`GroupId`]), so nodes that disagree on a group's type
+//! never share it. Writes go through the leader (a follower forwards them),
+//! reads are local or linearizable (read index), and every write returns
+//! its outcome and the version (log index) it was applied at.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use statemesh::{Cell, MemoryNetwork, Node, NodeOptions};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let net = MemoryNetwork::new();
+//! let node = Node::open(1, dir.path(), net, NodeOptions::default())?;
+//! let cell = Cell::<String>::open(&node, "greeting", &[1]).await?;
+//! let (previous, version) = cell.write("hello".into()).await?;
+//! assert_eq!(previous, None);
+//! cell.when().reaches(version).await;
+//! assert_eq!(cell.read().as_deref(), Some("hello"));
+//! node.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+#![forbid(unsafe_code)]
+
+pub mod collections;
+mod error;
+mod group;
+pub mod network;
+mod node;
+mod state_machine;
+mod types;
+
+pub use collections::{Cell, CellReader};
+pub use error::{ExecuteError, GroupError, QueryError};
+pub use group::{Consistency, Group, GroupId, When};
+pub use network::{MemoryNetwork, Network};
+pub use node::{Node, NodeOptions};
+pub use state_machine::StateMachine;
+pub use types::{NodeId, TypeConfig};

@@ -1,0 +1,294 @@
+//! A node: one process's membership in any number of groups.
+
+use crate::error::GroupError;
+use crate::group::rpc::{Envelope, Hello, Reply, Request, encode};
+use crate::group::{Endpoint, Group, GroupId, GroupNetwork, LoadError, Store};
+use crate::network::{BoxFuture, Handler, Network};
+use crate::state_machine::StateMachine;
+use crate::types::{NodeId, TypeConfig};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+/// Raft timing and snapshot settings of the groups a node opens.
+#[derive(Debug, Clone)]
+pub struct NodeOptions {
+    /// Heartbeat period (default 50 ms; elections start after 3 to 6
+    /// missed heartbeats).
+    pub heartbeat: Duration,
+    /// Take a snapshot after this many applied entries (default 10,000).
+    pub snapshot_every: u64,
+    /// Entries kept in the log behind a snapshot, for lagging followers
+    /// (default 1,000).
+    pub keep_after_snapshot: u64,
+}
+
+impl Default for NodeOptions {
+    fn default() -> Self {
+        Self {
+            heartbeat: Duration::from_millis(50),
+            snapshot_every: 10_000,
+            keep_after_snapshot: 1_000,
+        }
+    }
+}
+
+/// One process's place in the mesh: it hosts groups, each with its own log
+/// and state under `dir`, and answers other nodes through the network.
+pub struct Node {
+    inner: Arc<NodeInner>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("id", &self.inner.id)
+            .field("dir", &self.inner.dir)
+            .finish()
+    }
+}
+
+struct NodeInner {
+    id: NodeId,
+    dir: PathBuf,
+    network: Arc<dyn Network>,
+    options: NodeOptions,
+    groups: Mutex<HashMap<GroupId, Arc<Endpoint>>>,
+    shutdowns: Mutex<Vec<crate::types::Raft>>,
+}
+
+impl NodeInner {
+    fn groups(&self) -> MutexGuard<'_, HashMap<GroupId, Arc<Endpoint>>> {
+        self.groups.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Receives requests for the node's groups.
+struct NodeHandler(std::sync::Weak<NodeInner>);
+
+impl Handler for NodeHandler {
+    fn handle(&self, _from: NodeId, request: Vec<u8>) -> BoxFuture<Vec<u8>> {
+        let node = self.0.upgrade();
+        Box::pin(async move {
+            let Some(node) = node else {
+                return encode(&Reply::NoSuchGroup);
+            };
+            let envelope: Envelope = match postcard::from_bytes(&request) {
+                Ok(e) => e,
+                Err(e) => return encode(&Reply::BadRequest(e.to_string())),
+            };
+            let reply = if let Request::Hello { name, signature } = envelope.request {
+                // Answered by whichever group has that name, whatever its id.
+                let endpoints: Vec<_> = node.groups().values().cloned().collect();
+                let mut hello = Reply::Hello(Hello::Unknown);
+                for e in endpoints {
+                    if e.name == name {
+                        hello = e
+                            .handle(Request::Hello {
+                                name: name.clone(),
+                                signature: signature.clone(),
+                            })
+                            .await;
+                    }
+                }
+                hello
+            } else {
+                let endpoint = node.groups().get(&envelope.group).cloned();
+                match endpoint {
+                    Some(e) => e.handle(envelope.request).await,
+                    None => Reply::NoSuchGroup,
+                }
+            };
+            encode(&reply)
+        })
+    }
+}
+
+impl Node {
+    /// Starts node `id`, keeping its groups under `dir` and answering
+    /// requests that reach it through `network`.
+    ///
+    /// # Errors
+    ///
+    /// If `dir` cannot be created.
+    pub fn open(
+        id: NodeId,
+        dir: impl AsRef<Path>,
+        network: Arc<dyn Network>,
+        options: NodeOptions,
+    ) -> std::io::Result<Self> {
+        let dir = dir.as_ref().to_path_buf();
+        std::fs::create_dir_all(&dir)?;
+        let inner = Arc::new(NodeInner {
+            id,
+            dir,
+            network: Arc::clone(&network),
+            options,
+            groups: Mutex::new(HashMap::new()),
+            shutdowns: Mutex::new(Vec::new()),
+        });
+        network.serve(id, Arc::new(NodeHandler(Arc::downgrade(&inner))));
+        Ok(Self { inner })
+    }
+
+    /// This node's id.
+    #[must_use]
+    pub fn id(&self) -> NodeId {
+        self.inner.id
+    }
+
+    /// Opens group `name` with `sm` as its state machine. If this node is
+    /// one of `voters` it is a voter (and, on first start, the group is
+    /// initialized with exactly these voters); otherwise it joins as a
+    /// learner, which receives every change but never leads and never
+    /// counts toward a quorum.
+    ///
+    /// # Errors
+    ///
+    /// [`GroupError::Mismatch`] if a voter hosts a group of this name with
+    /// another state machine signature; storage errors.
+    pub async fn open_group<SM: StateMachine>(
+        &self,
+        name: &str,
+        sm: SM,
+        voters: &[NodeId],
+    ) -> Result<Group<SM>, GroupError> {
+        let node = &self.inner;
+        let signature = sm.signature();
+        let id = GroupId::new(name, &signature);
+        if node.groups().values().any(|e| e.name == name) {
+            return Err(GroupError::AlreadyOpen(name.to_owned()));
+        }
+        for &peer in voters.iter().filter(|&&p| p != node.id) {
+            let hello = encode(&Envelope {
+                group: id,
+                request: Request::Hello {
+                    name: name.to_owned(),
+                    signature: signature.clone(),
+                },
+            });
+            if let Ok(reply) = node.network.call(node.id, peer, hello).await
+                && let Ok(Reply::Hello(Hello::Mismatch(theirs))) = postcard::from_bytes(&reply)
+            {
+                return Err(GroupError::Mismatch {
+                    name: name.to_owned(),
+                    peer,
+                    ours: signature,
+                    theirs,
+                });
+            }
+        }
+        let dir = node.dir.join("groups").join(id.to_hex());
+        std::fs::create_dir_all(&dir).map_err(|source| GroupError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        let snapshot_path = dir.join("snapshot");
+        let (store, shared) = Store::open(sm, snapshot_path.clone()).map_err(|e| match e {
+            LoadError::Io(source) => GroupError::Io {
+                path: snapshot_path.clone(),
+                source,
+            },
+            LoadError::Corrupt(reason) => GroupError::CorruptSnapshot {
+                path: snapshot_path.clone(),
+                reason,
+            },
+        })?;
+        let wal = statemesh_wal::Wal::open(dir.join("log"), statemesh_wal::WalOptions::new())?;
+        let log = statemesh_wal::RaftLog::<TypeConfig>::new(wal);
+        let o = &node.options;
+        let heartbeat = u64::try_from(o.heartbeat.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let config = openraft::Config {
+            cluster_name: name.to_owned(),
+            heartbeat_interval: heartbeat,
+            election_timeout_min: heartbeat * 3,
+            election_timeout_max: heartbeat * 6,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(o.snapshot_every),
+            max_in_snapshot_log_to_keep: o.keep_after_snapshot,
+            ..Default::default()
+        };
+        let config = Arc::new(
+            config
+                .validate()
+                .map_err(|e| GroupError::Raft(e.to_string()))?,
+        );
+        let network = GroupNetwork {
+            group: id,
+            from: node.id,
+            network: Arc::clone(&node.network),
+        };
+        let raft = openraft::Raft::new(node.id, config, network, log, store)
+            .await
+            .map_err(|e| GroupError::Raft(e.to_string()))?;
+        node.groups().insert(
+            id,
+            Arc::new(Endpoint {
+                name: name.to_owned(),
+                signature,
+                raft: raft.clone(),
+            }),
+        );
+        node.shutdowns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(raft.clone());
+        let group = Group::new(
+            name.to_owned(),
+            id,
+            node.id,
+            raft.clone(),
+            shared,
+            Arc::clone(&node.network),
+        );
+        if voters.contains(&node.id) {
+            let initialized = raft
+                .is_initialized()
+                .await
+                .map_err(|e| GroupError::Raft(e.to_string()))?;
+            if !initialized {
+                let members: BTreeMap<NodeId, openraft::BasicNode> = voters
+                    .iter()
+                    .map(|&v| (v, openraft::BasicNode::default()))
+                    .collect();
+                // Every voter initializes with the same membership; openraft
+                // accepts that, and refuses once a log exists.
+                if let Err(e) = raft.initialize(members).await {
+                    tracing::debug!(group = %id, "initialize: {e}");
+                }
+            }
+        } else if raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .get_node(&node.id)
+            .is_none()
+        {
+            group
+                .join_as_learner(voters)
+                .await
+                .map_err(|e| GroupError::Raft(format!("joining as a learner: {e}")))?;
+        }
+        Ok(group)
+    }
+
+    /// Stops every group and stops answering the network. The groups'
+    /// handles fail with `Shutdown` afterwards.
+    pub async fn shutdown(self) {
+        self.inner.network.stop(self.inner.id);
+        let rafts = std::mem::take(
+            &mut *self
+                .inner
+                .shutdowns
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        for r in rafts {
+            let _ = r.shutdown().await;
+        }
+        self.inner.groups().clear();
+    }
+}
