@@ -35,7 +35,9 @@ mod node;
 mod state_machine;
 mod types;
 
-pub use collections::{Cell, CellReader};
+pub use collections::{
+    Cell, CellReader, Map, MapReader, Once, OnceReader, Reader, Set, SetReader, VecReader, Writer,
+};
 pub use error::{ExecuteError, GroupError, QueryError};
 pub use group::{Consistency, Group, GroupId, When};
 pub use network::{MemoryNetwork, Network};

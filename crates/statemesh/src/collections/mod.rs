@@ -1,10 +1,36 @@
 //! Replicated collections, each a state machine with typed handles.
 //!
-//! Every collection has a writer handle, opened on a voter, and a read-only
-//! handle, opened on a learner (it never leads and never counts toward a
-//! quorum). Every write returns its outcome (the previous value, whether a
-//! compare-exchange succeeded) and the version it was applied at.
+//! Every collection has a [`Writer`] handle, opened on a voter, and a
+//! [`Reader`] handle, opened on a learner (it never leads and never counts
+//! toward a quorum); a writer reads like a reader. Every write returns its
+//! outcome (the previous value, the element removed, whether a
+//! compare-exchange stored) and the version it was applied at.
 
 mod cell;
+mod handle;
+mod map;
+mod once;
+mod set;
+mod vec;
 
-pub use cell::{Cell, CellCommand, CellOutcome, CellReader, CellState, Value, Written};
+pub use cell::{Cell, CellCommand, CellOutcome, CellReader, CellState};
+pub use handle::{Reader, Writer};
+pub use map::{Map, MapCommand, MapOutcome, MapReader, MapState};
+pub use once::{Once, OnceReader, OnceState};
+pub use set::{Set, SetCommand, SetOutcome, SetReader, SetState};
+pub use vec::{OutOfRange, Vec, VecCommand, VecOutcome, VecReader, VecState};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// What a replicated value must be: encodable, comparable, shareable.
+pub trait Value: Serialize + DeserializeOwned + Clone + PartialEq + Send + Sync + 'static {}
+impl<T: Serialize + DeserializeOwned + Clone + PartialEq + Send + Sync + 'static> Value for T {}
+
+/// What a map key or set element must be: a [`Value`] with a total order
+/// (which fixes the iteration order on every replica).
+pub trait Key: Value + Ord {}
+impl<T: Value + Ord> Key for T {}
+
+/// A write's outcome and the version (log index) it was applied at.
+pub type Written<O> = Result<(O, u64), crate::error::ExecuteError>;

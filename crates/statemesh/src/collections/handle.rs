@@ -1,0 +1,137 @@
+//! The two handles every collection has.
+
+use crate::error::{ExecuteError, GroupError, QueryError};
+use crate::group::{Consistency, Group, When};
+use crate::node::Node;
+use crate::state_machine::StateMachine;
+use crate::types::NodeId;
+
+/// A read-only handle on a replicated collection (`SM` is its state). Opened
+/// with [`Reader::open`] it follows the group as a learner: it receives
+/// every change, never leads and never counts toward a quorum.
+pub struct Reader<SM: StateMachine> {
+    group: Group<SM>,
+}
+
+/// The writer handle of a replicated collection, on a voter. It reads like
+/// a [`Reader`] (it dereferences to one) and writes through the leader.
+pub struct Writer<SM: StateMachine> {
+    reader: Reader<SM>,
+}
+
+impl<SM: StateMachine> Clone for Reader<SM> {
+    fn clone(&self) -> Self {
+        Self {
+            group: self.group.clone(),
+        }
+    }
+}
+
+impl<SM: StateMachine> Clone for Writer<SM> {
+    fn clone(&self) -> Self {
+        Self {
+            reader: self.reader.clone(),
+        }
+    }
+}
+
+impl<SM: StateMachine> std::fmt::Debug for Reader<SM> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reader")
+            .field("group", &self.group)
+            .finish()
+    }
+}
+
+impl<SM: StateMachine> std::fmt::Debug for Writer<SM> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer")
+            .field("group", &self.reader.group)
+            .finish()
+    }
+}
+
+impl<SM: StateMachine + Default> Reader<SM> {
+    /// Follows collection `name` from `node`, which joins as a learner
+    /// through `voters`.
+    ///
+    /// # Errors
+    ///
+    /// See [`Node::open_group`].
+    pub async fn open(node: &Node, name: &str, voters: &[NodeId]) -> Result<Self, GroupError> {
+        Ok(Self {
+            group: node.open_group(name, SM::default(), voters).await?,
+        })
+    }
+}
+
+impl<SM: StateMachine + Default> Writer<SM> {
+    /// Opens collection `name` on `node`, which should be one of `voters`.
+    ///
+    /// # Errors
+    ///
+    /// See [`Node::open_group`].
+    pub async fn open(node: &Node, name: &str, voters: &[NodeId]) -> Result<Self, GroupError> {
+        Ok(Self {
+            reader: Reader::open(node, name, voters).await?,
+        })
+    }
+}
+
+impl<SM: StateMachine> Reader<SM> {
+    /// The group behind this handle.
+    #[must_use]
+    pub fn group(&self) -> &Group<SM> {
+        &self.group
+    }
+
+    /// The version (log index of the last applied change) of this replica.
+    #[must_use]
+    pub fn version(&self) -> u64 {
+        self.group.version()
+    }
+
+    /// Futures for versions and leadership.
+    #[must_use]
+    pub fn when(&self) -> When {
+        self.group.when()
+    }
+
+    /// Reads this replica's state now.
+    pub(crate) fn local<R>(&self, read: impl FnOnce(&SM) -> R) -> R {
+        self.group.read_local(read)
+    }
+
+    /// Reads the state as of now, cluster-wide (read index).
+    pub(crate) async fn linearizable<R>(
+        &self,
+        read: impl FnOnce(&SM) -> R,
+    ) -> Result<R, QueryError> {
+        self.group.query(Consistency::Linearizable, read).await
+    }
+}
+
+impl<SM: StateMachine> Writer<SM> {
+    /// Applies `command` through the leader.
+    pub(crate) async fn execute(
+        &self,
+        command: SM::Command,
+    ) -> Result<(SM::Response, u64), ExecuteError> {
+        self.reader.group.execute(command).await
+    }
+}
+
+impl<SM: StateMachine> std::ops::Deref for Writer<SM> {
+    type Target = Reader<SM>;
+    fn deref(&self) -> &Reader<SM> {
+        &self.reader
+    }
+}
+
+/// Turns a response of the wrong variant into an error. A replica of the
+/// same build never answers so; one of another build could.
+pub(crate) fn mismatched<T>(what: &str) -> Result<T, ExecuteError> {
+    Err(ExecuteError::Decode(format!(
+        "the answer to {what} has the wrong shape"
+    )))
+}

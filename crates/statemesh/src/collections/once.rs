@@ -1,0 +1,98 @@
+//! `Once<T>`: a value set once, by whichever writer is first.
+
+use super::handle::{Reader, Writer};
+use super::{Value, Written};
+use crate::error::QueryError;
+use crate::state_machine::StateMachine;
+
+/// The writer handle of a set-once value.
+pub type Once<T> = Writer<OnceState<T>>;
+/// The read-only handle of a set-once value.
+pub type OnceReader<T> = Reader<OnceState<T>>;
+
+/// The state machine behind a [`Once`]: the first value written stays.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OnceState<T> {
+    value: Option<T>,
+}
+
+impl<T> Default for OnceState<T> {
+    fn default() -> Self {
+        Self { value: None }
+    }
+}
+
+impl<T: Value> StateMachine for OnceState<T> {
+    /// The value to set.
+    type Command = T;
+    /// `Ok(())` if this write set it, `Err(value)` with the value already
+    /// set otherwise.
+    type Response = Result<(), T>;
+    type Snapshot = Option<T>;
+
+    fn signature(&self) -> String {
+        format!("statemesh::Once<{}>", std::any::type_name::<T>())
+    }
+
+    fn apply(&mut self, value: T, _version: u64) -> Result<(), T> {
+        match &self.value {
+            Some(v) => Err(v.clone()),
+            None => {
+                self.value = Some(value);
+                Ok(())
+            }
+        }
+    }
+
+    fn snapshot(&self) -> Option<T> {
+        self.value.clone()
+    }
+
+    fn restore(&mut self, snapshot: Option<T>) {
+        self.value = snapshot;
+    }
+}
+
+impl<T: Value> Reader<OnceState<T>> {
+    /// This replica's value, if it has seen one.
+    #[must_use]
+    pub fn get(&self) -> Option<T> {
+        self.local(|s| s.value.clone())
+    }
+
+    /// The value as of now, cluster-wide.
+    ///
+    /// # Errors
+    ///
+    /// See [`Group::query`](crate::Group::query).
+    pub async fn get_linearizable(&self) -> Result<Option<T>, QueryError> {
+        self.linearizable(|s| s.value.clone()).await
+    }
+
+    /// Waits until this replica has a value, and returns it.
+    pub async fn wait_value(&self) -> T {
+        let mut when = self.when();
+        loop {
+            // The version is read before the value: a value set after this
+            // read raises the version past it, so the wait cannot miss it.
+            let seen = self.version();
+            if let Some(v) = self.get() {
+                return v;
+            }
+            when.reaches(seen + 1).await;
+        }
+    }
+}
+
+impl<T: Value> Writer<OnceState<T>> {
+    /// Sets the value unless one is set: `Ok(())` if this call set it,
+    /// `Err(existing)` if not (the write is ignored).
+    ///
+    /// # Errors
+    ///
+    /// See [`Group::execute`](crate::Group::execute).
+    pub async fn set(&self, value: T) -> Written<Result<(), T>> {
+        let (r, v) = self.execute(value).await?;
+        Ok((r, v))
+    }
+}

@@ -1,0 +1,194 @@
+//! `Set<T>`: a replicated ordered set.
+
+use super::handle::{Reader, Writer, mismatched};
+use super::{Key, Written};
+use crate::error::QueryError;
+use crate::state_machine::StateMachine;
+use imbl::OrdSet;
+use serde::{Deserialize, Serialize};
+
+/// The writer handle of a replicated set.
+pub type Set<T> = Writer<SetState<T>>;
+/// The read-only handle of a replicated set.
+pub type SetReader<T> = Reader<SetState<T>>;
+
+/// The state machine behind a [`Set`]: a persistent ordered set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SetState<T: Ord + Clone> {
+    set: OrdSet<T>,
+}
+
+impl<T: Ord + Clone> Default for SetState<T> {
+    fn default() -> Self {
+        Self { set: OrdSet::new() }
+    }
+}
+
+/// A change to a set.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum SetCommand<T> {
+    /// Adds one element.
+    Insert(T),
+    /// Removes one element.
+    Remove(T),
+    /// Removes several elements.
+    RemoveMany(Vec<T>),
+    /// Adds several elements.
+    Extend(Vec<T>),
+    /// Removes every element.
+    Clear,
+}
+
+/// What a change to a set did.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum SetOutcome {
+    /// Whether the element was new (insert) or present (remove).
+    Changed(bool),
+    /// How many elements were added or removed.
+    Count(usize),
+}
+
+impl<T: Key> StateMachine for SetState<T> {
+    type Command = SetCommand<T>;
+    type Response = SetOutcome;
+    type Snapshot = OrdSet<T>;
+
+    fn signature(&self) -> String {
+        format!("statemesh::Set<{}>", std::any::type_name::<T>())
+    }
+
+    fn apply(&mut self, command: SetCommand<T>, _version: u64) -> SetOutcome {
+        match command {
+            SetCommand::Insert(t) => SetOutcome::Changed(self.set.insert(t).is_none()),
+            SetCommand::Remove(t) => SetOutcome::Changed(self.set.remove(&t).is_some()),
+            SetCommand::RemoveMany(ts) => {
+                SetOutcome::Count(ts.iter().filter(|t| self.set.remove(*t).is_some()).count())
+            }
+            SetCommand::Extend(ts) => SetOutcome::Count(
+                ts.into_iter()
+                    .filter(|t| self.set.insert(t.clone()).is_none())
+                    .count(),
+            ),
+            SetCommand::Clear => SetOutcome::Count(std::mem::take(&mut self.set).len()),
+        }
+    }
+
+    fn snapshot(&self) -> OrdSet<T> {
+        self.set.clone()
+    }
+
+    fn restore(&mut self, snapshot: OrdSet<T>) {
+        self.set = snapshot;
+    }
+}
+
+impl<T: Key> Reader<SetState<T>> {
+    /// Whether this replica holds `value`.
+    #[must_use]
+    pub fn contains(&self, value: &T) -> bool {
+        self.local(|s| s.set.contains(value))
+    }
+
+    /// How many elements this replica holds.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.local(|s| s.set.len())
+    }
+
+    /// Whether this replica holds no element.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether every element of this replica is in `other`.
+    #[must_use]
+    pub fn is_subset<'a>(&self, other: impl IntoIterator<Item = &'a T>) -> bool
+    where
+        T: 'a,
+    {
+        let other: OrdSet<T> = other.into_iter().cloned().collect();
+        self.local(|s| s.set.is_subset(&other))
+    }
+
+    /// This replica's elements at this moment (an O(1) snapshot), in order.
+    #[must_use]
+    pub fn snapshot(&self) -> OrdSet<T> {
+        self.local(|s| s.set.clone())
+    }
+
+    /// The elements in order, from an O(1) snapshot.
+    pub fn iter(&self) -> impl Iterator<Item = T> + use<T> {
+        self.snapshot().into_iter()
+    }
+
+    /// The elements as of now, cluster-wide (read index).
+    ///
+    /// # Errors
+    ///
+    /// See [`Group::query`](crate::Group::query).
+    pub async fn snapshot_linearizable(&self) -> Result<OrdSet<T>, QueryError> {
+        self.linearizable(|s| s.set.clone()).await
+    }
+}
+
+impl<T: Key> Writer<SetState<T>> {
+    /// Adds `value`; returns whether it was new.
+    ///
+    /// # Errors
+    ///
+    /// See [`Group::execute`](crate::Group::execute).
+    pub async fn insert(&self, value: T) -> Written<bool> {
+        changed(self.execute(SetCommand::Insert(value)).await?)
+    }
+
+    /// Removes `value`; returns whether it was there.
+    ///
+    /// # Errors
+    ///
+    /// See [`Group::execute`](crate::Group::execute).
+    pub async fn remove(&self, value: T) -> Written<bool> {
+        changed(self.execute(SetCommand::Remove(value)).await?)
+    }
+
+    /// Removes `values` in one change; returns how many were there.
+    ///
+    /// # Errors
+    ///
+    /// See [`Group::execute`](crate::Group::execute).
+    pub async fn remove_many(&self, values: Vec<T>) -> Written<usize> {
+        count(self.execute(SetCommand::RemoveMany(values)).await?)
+    }
+
+    /// Adds `values` in one change; returns how many were new.
+    ///
+    /// # Errors
+    ///
+    /// See [`Group::execute`](crate::Group::execute).
+    pub async fn extend(&self, values: Vec<T>) -> Written<usize> {
+        count(self.execute(SetCommand::Extend(values)).await?)
+    }
+
+    /// Removes every element; returns how many there were.
+    ///
+    /// # Errors
+    ///
+    /// See [`Group::execute`](crate::Group::execute).
+    pub async fn clear(&self) -> Written<usize> {
+        count(self.execute(SetCommand::Clear).await?)
+    }
+}
+
+fn changed(r: (SetOutcome, u64)) -> Written<bool> {
+    match r {
+        (SetOutcome::Changed(b), v) => Ok((b, v)),
+        _ => mismatched("insert or remove"),
+    }
+}
+
+fn count(r: (SetOutcome, u64)) -> Written<usize> {
+    match r {
+        (SetOutcome::Count(n), v) => Ok((n, v)),
+        _ => mismatched("a bulk change"),
+    }
+}

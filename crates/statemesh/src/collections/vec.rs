@@ -1,0 +1,337 @@
+//! `Vec<T>`: a replicated sequence.
+
+use super::handle::{Reader, Writer, mismatched};
+use super::{Value, Written};
+use crate::error::QueryError;
+use crate::state_machine::StateMachine;
+use imbl::Vector;
+use serde::{Deserialize, Serialize};
+
+/// The writer handle of a replicated sequence.
+pub type Vec<T> = Writer<VecState<T>>;
+/// The read-only handle of a replicated sequence.
+pub type VecReader<T> = Reader<VecState<T>>;
+
+/// An index past the end, reported to the writer (never a panic in
+/// `apply`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("index {index} is out of range for a sequence of length {len}")]
+pub struct OutOfRange {
+    /// The index asked for.
+    pub index: u64,
+    /// The sequence's length when the change was applied.
+    pub len: u64,
+}
+
+/// The state machine behind a [`Vec`](type@Vec): a persistent RRB vector, so
+/// pushes and pops at both ends, inserts and removes at an index, and
+/// snapshots are cheap.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VecState<T: Clone> {
+    items: Vector<T>,
+}
+
+impl<T: Clone> Default for VecState<T> {
+    fn default() -> Self {
+        Self {
+            items: Vector::new(),
+        }
+    }
+}
+
+/// A change to a sequence.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum VecCommand<T> {
+    /// Appends at the back.
+    PushBack(T),
+    /// Prepends at the front.
+    PushFront(T),
+    /// Removes the last element.
+    PopBack,
+    /// Removes the first element.
+    PopFront,
+    /// Inserts at an index (up to the length).
+    Insert(u64, T),
+    /// Removes at an index.
+    Remove(u64),
+    /// Swaps two elements.
+    Swap(u64, u64),
+    /// Keeps the first `n` elements.
+    Truncate(u64),
+    /// Appends several elements.
+    Extend(std::vec::Vec<T>),
+    /// Removes every element.
+    Clear,
+}
+
+/// What a change to a sequence did.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum VecOutcome<T> {
+    /// The length after the change.
+    Len(u64),
+    /// The element taken, if any.
+    Taken(Option<T>),
+    /// The element removed at an index.
+    Removed(Result<T, OutOfRange>),
+    /// An insert or swap.
+    Done(Result<(), OutOfRange>),
+    /// How many elements were dropped.
+    Dropped(u64),
+}
+
+fn index(i: u64, len: usize, inclusive: bool) -> Result<usize, OutOfRange> {
+    match usize::try_from(i) {
+        Ok(at) if at < len || (inclusive && at == len) => Ok(at),
+        _ => Err(OutOfRange {
+            index: i,
+            len: len as u64,
+        }),
+    }
+}
+
+impl<T: Value> StateMachine for VecState<T> {
+    type Command = VecCommand<T>;
+    type Response = VecOutcome<T>;
+    type Snapshot = Vector<T>;
+
+    fn signature(&self) -> String {
+        format!("statemesh::Vec<{}>", std::any::type_name::<T>())
+    }
+
+    fn apply(&mut self, command: VecCommand<T>, _version: u64) -> VecOutcome<T> {
+        let items = &mut self.items;
+        match command {
+            VecCommand::PushBack(t) => {
+                items.push_back(t);
+                VecOutcome::Len(items.len() as u64)
+            }
+            VecCommand::PushFront(t) => {
+                items.push_front(t);
+                VecOutcome::Len(items.len() as u64)
+            }
+            VecCommand::PopBack => VecOutcome::Taken(items.pop_back()),
+            VecCommand::PopFront => VecOutcome::Taken(items.pop_front()),
+            VecCommand::Insert(i, t) => {
+                VecOutcome::Done(index(i, items.len(), true).map(|at| items.insert(at, t)))
+            }
+            VecCommand::Remove(i) => {
+                VecOutcome::Removed(index(i, items.len(), false).map(|at| items.remove(at)))
+            }
+            VecCommand::Swap(a, b) => VecOutcome::Done(
+                index(a, items.len(), false)
+                    .and_then(|a| Ok((a, index(b, items.len(), false)?)))
+                    .map(|(a, b)| items.swap(a, b)),
+            ),
+            VecCommand::Truncate(n) => {
+                let keep = usize::try_from(n).unwrap_or(usize::MAX).min(items.len());
+                let dropped = items.len() - keep;
+                items.truncate(keep);
+                VecOutcome::Dropped(dropped as u64)
+            }
+            VecCommand::Extend(ts) => {
+                items.extend(ts);
+                VecOutcome::Len(items.len() as u64)
+            }
+            VecCommand::Clear => VecOutcome::Dropped(std::mem::take(items).len() as u64),
+        }
+    }
+
+    fn snapshot(&self) -> Vector<T> {
+        self.items.clone()
+    }
+
+    fn restore(&mut self, snapshot: Vector<T>) {
+        self.items = snapshot;
+    }
+}
+
+impl<T: Value> Reader<VecState<T>> {
+    /// This replica's element at `index`.
+    #[must_use]
+    pub fn get(&self, index: u64) -> Option<T> {
+        let i = usize::try_from(index).ok()?;
+        self.local(|s| s.items.get(i).cloned())
+    }
+
+    /// This replica's length.
+    #[must_use]
+    pub fn len(&self) -> u64 {
+        self.local(|s| s.items.len() as u64)
+    }
+
+    /// Whether this replica holds no element.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The first element.
+    #[must_use]
+    pub fn front(&self) -> Option<T> {
+        self.local(|s| s.items.front().cloned())
+    }
+
+    /// The last element.
+    #[must_use]
+    pub fn back(&self) -> Option<T> {
+        self.local(|s| s.items.back().cloned())
+    }
+
+    /// Whether some element equals `value`.
+    #[must_use]
+    pub fn contains(&self, value: &T) -> bool {
+        self.local(|s| s.items.contains(value))
+    }
+
+    /// The index of the first element equal to `value`.
+    #[must_use]
+    pub fn index_of(&self, value: &T) -> Option<u64> {
+        self.local(|s| s.items.index_of(value).map(|i| i as u64))
+    }
+
+    /// This replica's elements at this moment (an O(1) snapshot).
+    #[must_use]
+    pub fn snapshot(&self) -> Vector<T> {
+        self.local(|s| s.items.clone())
+    }
+
+    /// The elements in order, from an O(1) snapshot.
+    pub fn iter(&self) -> impl Iterator<Item = T> + use<T> {
+        self.snapshot().into_iter()
+    }
+
+    /// The elements as of now, cluster-wide (read index).
+    ///
+    /// # Errors
+    ///
+    /// See [`Group::query`](crate::Group::query).
+    pub async fn snapshot_linearizable(&self) -> Result<Vector<T>, QueryError> {
+        self.linearizable(|s| s.items.clone()).await
+    }
+}
+
+impl<T: Value> Writer<VecState<T>> {
+    /// Appends `value`; returns the new length.
+    ///
+    /// # Errors
+    ///
+    /// See [`Group::execute`](crate::Group::execute).
+    pub async fn push_back(&self, value: T) -> Written<u64> {
+        len(self.execute(VecCommand::PushBack(value)).await?)
+    }
+
+    /// Prepends `value`; returns the new length.
+    ///
+    /// # Errors
+    ///
+    /// See [`Group::execute`](crate::Group::execute).
+    pub async fn push_front(&self, value: T) -> Written<u64> {
+        len(self.execute(VecCommand::PushFront(value)).await?)
+    }
+
+    /// Removes and returns the last element.
+    ///
+    /// # Errors
+    ///
+    /// See [`Group::execute`](crate::Group::execute).
+    pub async fn pop_back(&self) -> Written<Option<T>> {
+        taken(self.execute(VecCommand::PopBack).await?)
+    }
+
+    /// Removes and returns the first element.
+    ///
+    /// # Errors
+    ///
+    /// See [`Group::execute`](crate::Group::execute).
+    pub async fn pop_front(&self) -> Written<Option<T>> {
+        taken(self.execute(VecCommand::PopFront).await?)
+    }
+
+    /// Inserts `value` at `index` (at most the length).
+    ///
+    /// # Errors
+    ///
+    /// See [`Group::execute`](crate::Group::execute); an index past the end
+    /// is the inner `Err`.
+    pub async fn insert(&self, index: u64, value: T) -> Written<Result<(), OutOfRange>> {
+        done(self.execute(VecCommand::Insert(index, value)).await?)
+    }
+
+    /// Removes and returns the element at `index`.
+    ///
+    /// # Errors
+    ///
+    /// See [`Group::execute`](crate::Group::execute); an index past the end
+    /// is the inner `Err`.
+    pub async fn remove(&self, index: u64) -> Written<Result<T, OutOfRange>> {
+        match self.execute(VecCommand::Remove(index)).await? {
+            (VecOutcome::Removed(r), v) => Ok((r, v)),
+            _ => mismatched("remove"),
+        }
+    }
+
+    /// Swaps the elements at `a` and `b`.
+    ///
+    /// # Errors
+    ///
+    /// See [`Group::execute`](crate::Group::execute); an index past the end
+    /// is the inner `Err`.
+    pub async fn swap(&self, a: u64, b: u64) -> Written<Result<(), OutOfRange>> {
+        done(self.execute(VecCommand::Swap(a, b)).await?)
+    }
+
+    /// Keeps the first `len` elements; returns how many were dropped.
+    ///
+    /// # Errors
+    ///
+    /// See [`Group::execute`](crate::Group::execute).
+    pub async fn truncate(&self, len: u64) -> Written<u64> {
+        dropped(self.execute(VecCommand::Truncate(len)).await?)
+    }
+
+    /// Appends `values` in one change; returns the new length.
+    ///
+    /// # Errors
+    ///
+    /// See [`Group::execute`](crate::Group::execute).
+    pub async fn extend(&self, values: std::vec::Vec<T>) -> Written<u64> {
+        len(self.execute(VecCommand::Extend(values)).await?)
+    }
+
+    /// Removes every element; returns how many there were.
+    ///
+    /// # Errors
+    ///
+    /// See [`Group::execute`](crate::Group::execute).
+    pub async fn clear(&self) -> Written<u64> {
+        dropped(self.execute(VecCommand::Clear).await?)
+    }
+}
+
+fn len<T>(r: (VecOutcome<T>, u64)) -> Written<u64> {
+    match r {
+        (VecOutcome::Len(n), v) => Ok((n, v)),
+        _ => mismatched("a push"),
+    }
+}
+
+fn taken<T>(r: (VecOutcome<T>, u64)) -> Written<Option<T>> {
+    match r {
+        (VecOutcome::Taken(t), v) => Ok((t, v)),
+        _ => mismatched("a pop"),
+    }
+}
+
+fn done<T>(r: (VecOutcome<T>, u64)) -> Written<Result<(), OutOfRange>> {
+    match r {
+        (VecOutcome::Done(d), v) => Ok((d, v)),
+        _ => mismatched("insert or swap"),
+    }
+}
+
+fn dropped<T>(r: (VecOutcome<T>, u64)) -> Written<u64> {
+    match r {
+        (VecOutcome::Dropped(n), v) => Ok((n, v)),
+        _ => mismatched("truncate or clear"),
+    }
+}
