@@ -36,7 +36,8 @@ mod state_machine;
 mod types;
 
 pub use collections::{
-    Cell, CellReader, Map, MapReader, Once, OnceReader, Reader, Set, SetReader, VecReader, Writer,
+    Cell, CellReader, Map, MapReader, Once, OnceReader, PriorityQueue, PriorityQueueReader, Reader,
+    Set, SetReader, VecReader, Writer,
 };
 pub use error::{ExecuteError, GroupError, QueryError};
 pub use group::{Consistency, Group, GroupId, When};

@@ -4,9 +4,10 @@
 //! replica, the learner included, holds the model's state.
 
 use proptest::prelude::*;
-use statemesh::collections::OutOfRange;
+use statemesh::collections::{Entry, OutOfRange, PriorityQueueState};
 use statemesh::{MemoryNetwork, Network, Node, NodeOptions};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
 
 struct Cluster {
@@ -123,6 +124,81 @@ fn set_op() -> impl Strategy<Value = SetOp> {
         1 => prop::collection::vec(e, 0..4).prop_map(SetOp::Extend),
         1 => Just(SetOp::Clear),
     ]
+}
+
+#[derive(Debug, Clone)]
+enum CellOp {
+    Write(u8),
+    Clear,
+    CompareExchange(Option<u8>, Option<u8>),
+}
+
+fn cell_op() -> impl Strategy<Value = CellOp> {
+    let v = 0u8..3;
+    prop_oneof![
+        2 => v.clone().prop_map(CellOp::Write),
+        1 => Just(CellOp::Clear),
+        3 => (prop::option::of(v.clone()), prop::option::of(v))
+            .prop_map(|(e, n)| CellOp::CompareExchange(e, n)),
+    ]
+}
+
+#[derive(Debug, Clone)]
+enum QueueOp {
+    Insert(u8, u8, u32),
+    UpdatePriority(u8, u8),
+    UpdateValue(u8, u32),
+    CompareExchangeValue(u8, u32, u32),
+    Remove(u8),
+    RemoveRange(Bound<u8>, Bound<u8>),
+    Clear,
+}
+
+fn bound() -> impl Strategy<Value = Bound<u8>> {
+    prop_oneof![
+        (0u8..6).prop_map(Bound::Included),
+        (0u8..6).prop_map(Bound::Excluded),
+        Just(Bound::Unbounded),
+    ]
+}
+
+fn queue_op() -> impl Strategy<Value = QueueOp> {
+    let p = 0u8..5;
+    let k = 0u8..8;
+    let v = 0u32..3;
+    prop_oneof![
+        5 => (p.clone(), k.clone(), v.clone()).prop_map(|(p, k, v)| QueueOp::Insert(p, k, v)),
+        2 => (k.clone(), p).prop_map(|(k, p)| QueueOp::UpdatePriority(k, p)),
+        1 => (k.clone(), v.clone()).prop_map(|(k, v)| QueueOp::UpdateValue(k, v)),
+        2 => (k.clone(), v.clone(), v).prop_map(|(k, e, n)| QueueOp::CompareExchangeValue(k, e, n)),
+        1 => k.prop_map(QueueOp::Remove),
+        2 => (bound(), bound()).prop_map(|(lo, hi)| QueueOp::RemoveRange(lo, hi)),
+        1 => Just(QueueOp::Clear),
+    ]
+}
+
+type Model = BTreeMap<u8, (u8, u32)>;
+
+/// The model's entries in ascending `(priority, key)` order.
+fn ascending(model: &Model) -> Vec<Entry<u8, u8, u32>> {
+    let mut all: Vec<_> = model
+        .iter()
+        .map(|(&key, &(priority, value))| Entry {
+            priority,
+            key,
+            value,
+        })
+        .collect();
+    all.sort_by_key(|e| (e.priority, e.key));
+    all
+}
+
+fn take(model: &mut Model, pick: impl Fn(&Entry<u8, u8, u32>) -> bool) -> Vec<Entry<u8, u8, u32>> {
+    let hit: Vec<_> = ascending(model).into_iter().filter(|e| pick(e)).collect();
+    for e in &hit {
+        model.remove(&e.key);
+    }
+    hit
 }
 
 fn oob(index: u64, len: usize) -> OutOfRange {
@@ -288,6 +364,127 @@ proptest! {
                 assert_eq!(s.iter().collect::<Vec<_>>(), want);
                 assert!(s.is_subset(&all));
                 assert_eq!(s.is_subset(&BTreeSet::new()), want.is_empty());
+            }
+            c.shutdown().await;
+        });
+    }
+
+    #[test]
+    fn cell_matches_an_option(ops in prop::collection::vec((0usize..3, cell_op()), 1..30)) {
+        runtime().block_on(async {
+            let c = Cluster::new(3);
+            let mut cells = Vec::new();
+            for n in &c.nodes {
+                cells.push(statemesh::Cell::<u8>::open(n, "c", VOTERS).await.unwrap());
+            }
+            let mut model: Option<u8> = None;
+            let mut last = 0;
+            for (at, op) in ops {
+                let cell = &cells[at];
+                let v = match op {
+                    CellOp::Write(x) => { let (r, v) = cell.write(x).await.unwrap(); assert_eq!(r, model.replace(x)); v }
+                    CellOp::Clear => { let (r, v) = cell.clear().await.unwrap(); assert_eq!(r, model.take()); v }
+                    CellOp::CompareExchange(e, n) => {
+                        let (r, v) = cell.compare_exchange(e, n).await.unwrap();
+                        let want = if model == e { Ok(std::mem::replace(&mut model, n)) } else { Err(model) };
+                        assert_eq!(r, want);
+                        v
+                    }
+                };
+                assert!(v > last);
+                last = v;
+            }
+            for cell in &cells {
+                cell.when().reaches(last).await;
+                assert_eq!(cell.read(), model);
+            }
+            assert_eq!(cells[1].read_linearizable().await.unwrap(), model);
+            c.shutdown().await;
+        });
+    }
+
+    #[test]
+    fn priority_queue_matches_a_sorted_model(
+        capacity in prop_oneof![1 => Just(None), 3 => (1u64..6).prop_map(Some)],
+        ops in prop::collection::vec((0usize..3, queue_op()), 1..40),
+    ) {
+        runtime().block_on(async {
+            let c = Cluster::new(3);
+            let initial = || capacity.map_or_else(PriorityQueueState::unbounded, PriorityQueueState::bounded);
+            let mut queues = Vec::new();
+            for n in &c.nodes {
+                queues.push(statemesh::PriorityQueue::<u8, u8, u32>::open_with(n, "q", VOTERS, initial()).await.unwrap());
+            }
+            let mut model = Model::new();
+            let mut last = 0;
+            for (at, op) in ops {
+                let q = &queues[at];
+                let v = match op {
+                    QueueOp::Insert(p, k, x) => {
+                        let ((previous, evicted), v) = q.insert(p, k, x).await.unwrap();
+                        assert_eq!(previous, model.insert(k, (p, x)));
+                        let over = model.len().saturating_sub(capacity.map_or(usize::MAX, |c| c as usize));
+                        let want: Vec<_> = ascending(&model).into_iter().take(over).collect();
+                        for e in &want {
+                            model.remove(&e.key);
+                        }
+                        assert_eq!(evicted, want);
+                        v
+                    }
+                    QueueOp::UpdatePriority(k, p) => {
+                        let (r, v) = q.update_priority(k, p).await.unwrap();
+                        assert_eq!(r, model.get_mut(&k).map(|e| std::mem::replace(&mut e.0, p)));
+                        v
+                    }
+                    QueueOp::UpdateValue(k, x) => {
+                        let (r, v) = q.update_value(k, x).await.unwrap();
+                        assert_eq!(r, model.get_mut(&k).map(|e| std::mem::replace(&mut e.1, x)));
+                        v
+                    }
+                    QueueOp::CompareExchangeValue(k, e, n) => {
+                        let (r, v) = q.compare_exchange_value(k, e, n).await.unwrap();
+                        let want = match model.get_mut(&k) {
+                            Some(entry) if entry.1 == e => Ok(std::mem::replace(&mut entry.1, n)),
+                            Some(entry) => Err(Some(entry.1)),
+                            None => Err(None),
+                        };
+                        assert_eq!(r, want);
+                        v
+                    }
+                    QueueOp::Remove(k) => {
+                        let (r, v) = q.remove(k).await.unwrap();
+                        assert_eq!(r, model.remove(&k).map(|(priority, value)| Entry { priority, key: k, value }));
+                        v
+                    }
+                    QueueOp::RemoveRange(lo, hi) => {
+                        let (r, v) = q.remove_range((lo, hi)).await.unwrap();
+                        assert_eq!(r, take(&mut model, |e| (lo, hi).contains(&e.priority)));
+                        v
+                    }
+                    QueueOp::Clear => {
+                        let (r, v) = q.clear().await.unwrap();
+                        assert_eq!(r, take(&mut model, |_| true));
+                        v
+                    }
+                };
+                assert!(v > last);
+                last = v;
+            }
+            let want = ascending(&model);
+            let mut down = want.clone();
+            down.reverse();
+            for q in &queues {
+                q.when().reaches(last).await;
+                assert_eq!(q.iter_ascending().collect::<Vec<_>>(), want);
+                assert_eq!(q.iter_descending().collect::<Vec<_>>(), down);
+                assert_eq!(q.min(), want.first().cloned());
+                assert_eq!(q.max(), want.last().cloned());
+                assert_eq!(q.len(), want.len());
+                assert_eq!(q.capacity(), capacity);
+                for e in &want {
+                    assert_eq!(q.get(&e.key), Some(e.value));
+                    assert_eq!(q.get_priority(&e.key), Some(e.priority));
+                }
             }
             c.shutdown().await;
         });

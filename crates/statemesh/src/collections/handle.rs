@@ -59,9 +59,7 @@ impl<SM: StateMachine + Default> Reader<SM> {
     ///
     /// See [`Node::open_group`].
     pub async fn open(node: &Node, name: &str, voters: &[NodeId]) -> Result<Self, GroupError> {
-        Ok(Self {
-            group: node.open_group(name, SM::default(), voters).await?,
-        })
+        Self::open_with(node, name, voters, SM::default()).await
     }
 }
 
@@ -72,8 +70,46 @@ impl<SM: StateMachine + Default> Writer<SM> {
     ///
     /// See [`Node::open_group`].
     pub async fn open(node: &Node, name: &str, voters: &[NodeId]) -> Result<Self, GroupError> {
+        Self::open_with(node, name, voters, SM::default()).await
+    }
+}
+
+impl<SM: StateMachine> Reader<SM> {
+    /// Like [`Reader::open`], from the empty state `initial`: for a
+    /// collection with parameters (a bounded queue's capacity, say), which
+    /// are part of its signature.
+    ///
+    /// # Errors
+    ///
+    /// See [`Node::open_group`].
+    pub async fn open_with(
+        node: &Node,
+        name: &str,
+        voters: &[NodeId],
+        initial: SM,
+    ) -> Result<Self, GroupError> {
         Ok(Self {
-            reader: Reader::open(node, name, voters).await?,
+            group: node.open_group(name, initial, voters).await?,
+        })
+    }
+}
+
+impl<SM: StateMachine> Writer<SM> {
+    /// Like [`Writer::open`], from the empty state `initial`: for a
+    /// collection with parameters (a bounded queue's capacity, say), which
+    /// are part of its signature.
+    ///
+    /// # Errors
+    ///
+    /// See [`Node::open_group`].
+    pub async fn open_with(
+        node: &Node,
+        name: &str,
+        voters: &[NodeId],
+        initial: SM,
+    ) -> Result<Self, GroupError> {
+        Ok(Self {
+            reader: Reader::open_with(node, name, voters, initial).await?,
         })
     }
 }

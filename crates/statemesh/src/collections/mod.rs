@@ -10,6 +10,7 @@ mod cell;
 mod handle;
 mod map;
 mod once;
+mod priority_queue;
 mod set;
 mod vec;
 
@@ -17,6 +18,10 @@ pub use cell::{Cell, CellCommand, CellOutcome, CellReader, CellState};
 pub use handle::{Reader, Writer};
 pub use map::{Map, MapCommand, MapOutcome, MapReader, MapState};
 pub use once::{Once, OnceReader, OnceState};
+pub use priority_queue::{
+    Entry, PriorityQueue, PriorityQueueCommand, PriorityQueueOutcome, PriorityQueueReader,
+    PriorityQueueSnapshot, PriorityQueueState,
+};
 pub use set::{Set, SetCommand, SetOutcome, SetReader, SetState};
 pub use vec::{OutOfRange, Vec, VecCommand, VecOutcome, VecReader, VecState};
 

@@ -1,0 +1,620 @@
+//! `PriorityQueue<P, K, V>`: replicated entries ordered by priority,
+//! addressed by key, bounded or not.
+
+use super::handle::{Reader, Writer, mismatched};
+use super::{Key, Value, Written};
+use crate::error::QueryError;
+use crate::state_machine::StateMachine;
+use imbl::{OrdMap, OrdSet};
+use serde::{Deserialize, Serialize};
+use std::ops::{Bound, RangeBounds};
+
+/// The writer handle of a replicated priority queue.
+pub type PriorityQueue<P, K, V> = Writer<PriorityQueueState<P, K, V>>;
+/// The read-only handle of a replicated priority queue.
+pub type PriorityQueueReader<P, K, V> = Reader<PriorityQueueState<P, K, V>>;
+
+/// One entry of a priority queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry<P, K, V> {
+    /// Its priority.
+    pub priority: P,
+    /// Its key.
+    pub key: K,
+    /// Its value.
+    pub value: V,
+}
+
+/// The state machine behind a [`PriorityQueue`].
+///
+/// Entries are ordered by `(priority, key)`, so ties in priority break the
+/// same way on every replica. Two persistent indexes, by key and by
+/// priority, make a snapshot O(1) and [`Writer::remove_range`] proportional
+/// to what it removes, not to the queue's size. A bounded queue that grows
+/// past its capacity evicts its lowest entries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PriorityQueueState<P: Ord + Clone, K: Ord + Clone, V: Clone> {
+    capacity: Option<u64>,
+    by_key: OrdMap<K, (P, V)>,
+    by_priority: OrdMap<P, OrdSet<K>>,
+}
+
+impl<P: Ord + Clone, K: Ord + Clone, V: Clone> Default for PriorityQueueState<P, K, V> {
+    fn default() -> Self {
+        Self::unbounded()
+    }
+}
+
+impl<P: Ord + Clone, K: Ord + Clone, V: Clone> PriorityQueueState<P, K, V> {
+    /// An empty queue with no capacity limit.
+    #[must_use]
+    pub fn unbounded() -> Self {
+        Self {
+            capacity: None,
+            by_key: OrdMap::new(),
+            by_priority: OrdMap::new(),
+        }
+    }
+
+    /// An empty queue that holds at most `capacity` entries; inserting into
+    /// a full queue evicts the entry with the lowest `(priority, key)`,
+    /// which may be the one inserted.
+    #[must_use]
+    pub fn bounded(capacity: u64) -> Self {
+        Self {
+            capacity: Some(capacity),
+            ..Self::unbounded()
+        }
+    }
+
+    fn index(&mut self, priority: P, key: K) {
+        self.by_priority.entry(priority).or_default().insert(key);
+    }
+
+    fn unindex(&mut self, priority: &P, key: &K) {
+        if let Some(keys) = self.by_priority.get_mut(priority) {
+            keys.remove(key);
+            if keys.is_empty() {
+                self.by_priority.remove(priority);
+            }
+        }
+    }
+
+    fn take(&mut self, key: &K) -> Option<(P, V)> {
+        let (priority, value) = self.by_key.remove(key)?;
+        self.unindex(&priority, key);
+        Some((priority, value))
+    }
+
+    fn lowest(&self) -> Option<(&P, &K)> {
+        let (priority, keys) = self.by_priority.get_min()?;
+        Some((priority, keys.get_min()?))
+    }
+
+    fn highest(&self) -> Option<(&P, &K)> {
+        let (priority, keys) = self.by_priority.get_max()?;
+        Some((priority, keys.get_max()?))
+    }
+
+    fn entry(&self, key: &K) -> Option<Entry<P, K, V>> {
+        let (priority, value) = self.by_key.get(key)?;
+        Some(Entry {
+            priority: priority.clone(),
+            key: key.clone(),
+            value: value.clone(),
+        })
+    }
+
+    fn evict_over_capacity(&mut self) -> Vec<Entry<P, K, V>> {
+        let mut evicted = Vec::new();
+        let Some(capacity) = self.capacity else {
+            return evicted;
+        };
+        while self.by_key.len() as u64 > capacity {
+            let Some((_, key)) = self.lowest() else {
+                break;
+            };
+            let key = key.clone();
+            if let Some((priority, value)) = self.take(&key) {
+                evicted.push(Entry {
+                    priority,
+                    key,
+                    value,
+                });
+            }
+        }
+        evicted
+    }
+
+    fn remove_range(&mut self, range: (Bound<P>, Bound<P>)) -> Vec<Entry<P, K, V>> {
+        if is_empty_range(&range) {
+            return Vec::new();
+        }
+        // Collect the priorities first: the index cannot change while its
+        // range iterator borrows it. The work is proportional to the
+        // entries removed, never a scan of every key.
+        let hit: Vec<(P, OrdSet<K>)> = self
+            .by_priority
+            .range(range)
+            .map(|(p, keys)| (p.clone(), keys.clone()))
+            .collect();
+        let mut removed = Vec::new();
+        for (priority, keys) in hit {
+            self.by_priority.remove(&priority);
+            for key in keys {
+                if let Some((_, value)) = self.by_key.remove(&key) {
+                    removed.push(Entry {
+                        priority: priority.clone(),
+                        key,
+                        value,
+                    });
+                }
+            }
+        }
+        removed
+    }
+}
+
+/// Whether `range` can hold nothing. `BTreeMap`-like ranges panic on
+/// these, and a command from the network must never panic `apply`.
+fn is_empty_range<P: Ord>(range: &(Bound<P>, Bound<P>)) -> bool {
+    match range {
+        (Bound::Included(lo), Bound::Included(hi)) => lo > hi,
+        (Bound::Included(lo) | Bound::Excluded(lo), Bound::Excluded(hi))
+        | (Bound::Excluded(lo), Bound::Included(hi)) => lo >= hi,
+        _ => false,
+    }
+}
+
+/// A change to a priority queue.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum PriorityQueueCommand<P, K, V> {
+    /// Inserts an entry or replaces the one with its key.
+    Insert(Entry<P, K, V>),
+    /// Changes the priority of an entry.
+    UpdatePriority(K, P),
+    /// Changes the value of an entry.
+    UpdateValue(K, V),
+    /// Changes the value of an entry if it holds `expected`.
+    CompareExchangeValue {
+        /// The key.
+        key: K,
+        /// The value it must hold.
+        expected: V,
+        /// The value to store.
+        new: V,
+    },
+    /// Removes one entry.
+    Remove(K),
+    /// Removes every entry whose priority is in the range.
+    RemoveRange(Bound<P>, Bound<P>),
+    /// Removes every entry.
+    Clear,
+}
+
+/// What a change to a priority queue did.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum PriorityQueueOutcome<P, K, V> {
+    /// An insert: the priority and value the key had before, and the
+    /// entries evicted to stay within capacity.
+    Inserted {
+        /// The key's previous priority and value.
+        previous: Option<(P, V)>,
+        /// The entries evicted, lowest first.
+        evicted: Vec<Entry<P, K, V>>,
+    },
+    /// The previous priority (`None`: no such key, nothing changed).
+    Priority(Option<P>),
+    /// The previous value (`None`: no such key, nothing changed).
+    Value(Option<V>),
+    /// `Ok(previous)` if stored, `Err(current)` if not (`None`: no such key).
+    Exchanged(Result<V, Option<V>>),
+    /// The entries removed, in ascending order.
+    Removed(Vec<Entry<P, K, V>>),
+}
+
+impl<P: Key, K: Key, V: Value> StateMachine for PriorityQueueState<P, K, V> {
+    type Command = PriorityQueueCommand<P, K, V>;
+    type Response = PriorityQueueOutcome<P, K, V>;
+    /// The capacity and the entries by key; the priority index is rebuilt
+    /// on restore rather than sent twice.
+    type Snapshot = (Option<u64>, OrdMap<K, (P, V)>);
+
+    fn signature(&self) -> String {
+        let capacity = self
+            .capacity
+            .map_or_else(|| "unbounded".to_owned(), |c| format!("capacity {c}"));
+        format!(
+            "statemesh::PriorityQueue<{}, {}, {}>({capacity})",
+            std::any::type_name::<P>(),
+            std::any::type_name::<K>(),
+            std::any::type_name::<V>()
+        )
+    }
+
+    fn apply(
+        &mut self,
+        command: PriorityQueueCommand<P, K, V>,
+        _version: u64,
+    ) -> PriorityQueueOutcome<P, K, V> {
+        use PriorityQueueCommand as C;
+        use PriorityQueueOutcome as O;
+        match command {
+            C::Insert(Entry {
+                priority,
+                key,
+                value,
+            }) => {
+                let previous = self.take(&key);
+                self.by_key.insert(key.clone(), (priority.clone(), value));
+                self.index(priority, key);
+                O::Inserted {
+                    previous,
+                    evicted: self.evict_over_capacity(),
+                }
+            }
+            C::UpdatePriority(key, priority) => O::Priority(self.take(&key).map(|(old, value)| {
+                self.by_key.insert(key.clone(), (priority.clone(), value));
+                self.index(priority, key);
+                old
+            })),
+            C::UpdateValue(key, value) => O::Value(
+                self.by_key
+                    .get_mut(&key)
+                    .map(|(_, v)| std::mem::replace(v, value)),
+            ),
+            C::CompareExchangeValue { key, expected, new } => {
+                O::Exchanged(match self.by_key.get_mut(&key) {
+                    Some((_, v)) if *v == expected => Ok(std::mem::replace(v, new)),
+                    Some((_, v)) => Err(Some(v.clone())),
+                    None => Err(None),
+                })
+            }
+            C::Remove(key) => O::Removed(
+                self.take(&key)
+                    .map(|(priority, value)| Entry {
+                        priority,
+                        key,
+                        value,
+                    })
+                    .into_iter()
+                    .collect(),
+            ),
+            C::RemoveRange(lo, hi) => O::Removed(self.remove_range((lo, hi))),
+            C::Clear => {
+                self.by_priority = OrdMap::new();
+                let mut removed: Vec<_> = std::mem::take(&mut self.by_key)
+                    .into_iter()
+                    .map(|(key, (priority, value))| Entry {
+                        priority,
+                        key,
+                        value,
+                    })
+                    .collect();
+                removed.sort_by(|a, b| (&a.priority, &a.key).cmp(&(&b.priority, &b.key)));
+                O::Removed(removed)
+            }
+        }
+    }
+
+    fn snapshot(&self) -> Self::Snapshot {
+        (self.capacity, self.by_key.clone())
+    }
+
+    fn restore(&mut self, (capacity, by_key): Self::Snapshot) {
+        self.capacity = capacity;
+        self.by_priority = OrdMap::new();
+        for (key, (priority, _)) in &by_key {
+            self.index(priority.clone(), key.clone());
+        }
+        self.by_key = by_key;
+    }
+}
+
+/// An O(1) snapshot of a priority queue, to read at leisure.
+#[derive(Debug, Clone)]
+pub struct PriorityQueueSnapshot<P: Ord + Clone, K: Ord + Clone, V: Clone> {
+    state: PriorityQueueState<P, K, V>,
+}
+
+impl<P: Key, K: Key, V: Value> PriorityQueueSnapshot<P, K, V> {
+    /// How many entries it holds.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.state.by_key.len()
+    }
+
+    /// Whether it holds no entry.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.state.by_key.is_empty()
+    }
+
+    /// The entry with `key`.
+    #[must_use]
+    pub fn get(&self, key: &K) -> Option<Entry<P, K, V>> {
+        self.state.entry(key)
+    }
+
+    /// The entries in ascending `(priority, key)` order.
+    pub fn ascending(&self) -> impl Iterator<Item = Entry<P, K, V>> + '_ {
+        self.state
+            .by_priority
+            .iter()
+            .flat_map(|(_, keys)| keys.iter())
+            .filter_map(|key| self.state.entry(key))
+    }
+
+    /// The entries in descending `(priority, key)` order.
+    pub fn descending(&self) -> impl Iterator<Item = Entry<P, K, V>> + '_ {
+        self.state
+            .by_priority
+            .iter()
+            .rev()
+            .flat_map(|(_, keys)| keys.iter().rev())
+            .filter_map(|key| self.state.entry(key))
+    }
+}
+
+impl<P: Key, K: Key, V: Value> Reader<PriorityQueueState<P, K, V>> {
+    /// This replica's value at `key`.
+    #[must_use]
+    pub fn get(&self, key: &K) -> Option<V> {
+        self.local(|s| s.by_key.get(key).map(|(_, v)| v.clone()))
+    }
+
+    /// This replica's priority of `key`.
+    #[must_use]
+    pub fn get_priority(&self, key: &K) -> Option<P> {
+        self.local(|s| s.by_key.get(key).map(|(p, _)| p.clone()))
+    }
+
+    /// Whether this replica holds `key`.
+    #[must_use]
+    pub fn contains_key(&self, key: &K) -> bool {
+        self.local(|s| s.by_key.contains_key(key))
+    }
+
+    /// How many entries this replica holds.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.local(|s| s.by_key.len())
+    }
+
+    /// Whether this replica holds no entry.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The capacity the queue was opened with (`None`: unbounded).
+    #[must_use]
+    pub fn capacity(&self) -> Option<u64> {
+        self.local(|s| s.capacity)
+    }
+
+    /// The entry with the lowest `(priority, key)`.
+    #[must_use]
+    pub fn min(&self) -> Option<Entry<P, K, V>> {
+        self.local(|s| s.lowest().and_then(|(_, k)| s.entry(k)))
+    }
+
+    /// The entry with the highest `(priority, key)`.
+    #[must_use]
+    pub fn max(&self) -> Option<Entry<P, K, V>> {
+        self.local(|s| s.highest().and_then(|(_, k)| s.entry(k)))
+    }
+
+    /// This replica's entries at this moment (an O(1) snapshot).
+    #[must_use]
+    pub fn snapshot(&self) -> PriorityQueueSnapshot<P, K, V> {
+        self.local(|s| PriorityQueueSnapshot { state: s.clone() })
+    }
+
+    /// The entries in ascending `(priority, key)` order, from an O(1)
+    /// snapshot.
+    #[must_use]
+    pub fn iter_ascending(&self) -> std::vec::IntoIter<Entry<P, K, V>> {
+        self.snapshot().ascending().collect::<Vec<_>>().into_iter()
+    }
+
+    /// The entries in descending `(priority, key)` order, from an O(1)
+    /// snapshot.
+    #[must_use]
+    pub fn iter_descending(&self) -> std::vec::IntoIter<Entry<P, K, V>> {
+        self.snapshot().descending().collect::<Vec<_>>().into_iter()
+    }
+
+    /// The entries as of now, cluster-wide (read index).
+    ///
+    /// # Errors
+    ///
+    /// See [`Group::query`](crate::Group::query).
+    pub async fn snapshot_linearizable(
+        &self,
+    ) -> Result<PriorityQueueSnapshot<P, K, V>, QueryError> {
+        self.linearizable(|s| PriorityQueueSnapshot { state: s.clone() })
+            .await
+    }
+}
+
+impl<P: Key, K: Key, V: Value> Writer<PriorityQueueState<P, K, V>> {
+    /// Inserts an entry, or replaces the priority and value of `key`.
+    /// Returns the previous priority and value, and what was evicted to
+    /// stay within capacity (possibly this very entry).
+    ///
+    /// # Errors
+    ///
+    /// See [`Group::execute`](crate::Group::execute).
+    pub async fn insert(
+        &self,
+        priority: P,
+        key: K,
+        value: V,
+    ) -> Written<(Option<(P, V)>, Vec<Entry<P, K, V>>)> {
+        let entry = Entry {
+            priority,
+            key,
+            value,
+        };
+        match self.execute(PriorityQueueCommand::Insert(entry)).await? {
+            (PriorityQueueOutcome::Inserted { previous, evicted }, v) => {
+                Ok(((previous, evicted), v))
+            }
+            _ => mismatched("insert"),
+        }
+    }
+
+    /// Changes the priority of `key`; returns the previous one (`None`: no
+    /// such key, and nothing changed).
+    ///
+    /// # Errors
+    ///
+    /// See [`Group::execute`](crate::Group::execute).
+    pub async fn update_priority(&self, key: K, priority: P) -> Written<Option<P>> {
+        match self
+            .execute(PriorityQueueCommand::UpdatePriority(key, priority))
+            .await?
+        {
+            (PriorityQueueOutcome::Priority(p), v) => Ok((p, v)),
+            _ => mismatched("update_priority"),
+        }
+    }
+
+    /// Changes the value of `key`; returns the previous one (`None`: no
+    /// such key, and nothing changed).
+    ///
+    /// # Errors
+    ///
+    /// See [`Group::execute`](crate::Group::execute).
+    pub async fn update_value(&self, key: K, value: V) -> Written<Option<V>> {
+        match self
+            .execute(PriorityQueueCommand::UpdateValue(key, value))
+            .await?
+        {
+            (PriorityQueueOutcome::Value(p), v) => Ok((p, v)),
+            _ => mismatched("update_value"),
+        }
+    }
+
+    /// Stores `new` as the value of `key` if it holds `expected`:
+    /// `Ok(previous)` if it did, `Err(current)` if not (`None`: no such
+    /// key).
+    ///
+    /// # Errors
+    ///
+    /// See [`Group::execute`](crate::Group::execute).
+    pub async fn compare_exchange_value(
+        &self,
+        key: K,
+        expected: V,
+        new: V,
+    ) -> Written<Result<V, Option<V>>> {
+        match self
+            .execute(PriorityQueueCommand::CompareExchangeValue { key, expected, new })
+            .await?
+        {
+            (PriorityQueueOutcome::Exchanged(r), v) => Ok((r, v)),
+            _ => mismatched("compare_exchange_value"),
+        }
+    }
+
+    /// Removes `key`; returns its entry.
+    ///
+    /// # Errors
+    ///
+    /// See [`Group::execute`](crate::Group::execute).
+    pub async fn remove(&self, key: K) -> Written<Option<Entry<P, K, V>>> {
+        let (removed, v) = removed(self.execute(PriorityQueueCommand::Remove(key)).await?)?;
+        Ok((removed.into_iter().next(), v))
+    }
+
+    /// Removes every entry whose priority is in `range`, in time
+    /// proportional to what it removes; returns them in ascending order.
+    ///
+    /// # Errors
+    ///
+    /// See [`Group::execute`](crate::Group::execute).
+    pub async fn remove_range(&self, range: impl RangeBounds<P>) -> Written<Vec<Entry<P, K, V>>> {
+        let command = PriorityQueueCommand::RemoveRange(
+            range.start_bound().cloned(),
+            range.end_bound().cloned(),
+        );
+        removed(self.execute(command).await?)
+    }
+
+    /// Removes every entry; returns them in ascending order.
+    ///
+    /// # Errors
+    ///
+    /// See [`Group::execute`](crate::Group::execute).
+    pub async fn clear(&self) -> Written<Vec<Entry<P, K, V>>> {
+        removed(self.execute(PriorityQueueCommand::Clear).await?)
+    }
+}
+
+fn removed<P, K, V>(r: (PriorityQueueOutcome<P, K, V>, u64)) -> Written<Vec<Entry<P, K, V>>> {
+    match r {
+        (PriorityQueueOutcome::Removed(e), v) => Ok((e, v)),
+        _ => mismatched("a removal"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn insert(q: &mut PriorityQueueState<u8, u8, u8>, p: u8, k: u8) -> Vec<Entry<u8, u8, u8>> {
+        let entry = Entry {
+            priority: p,
+            key: k,
+            value: k,
+        };
+        match q.apply(PriorityQueueCommand::Insert(entry), 0) {
+            PriorityQueueOutcome::Inserted { evicted, .. } => evicted,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_full_queue_evicts_its_lowest_entry() {
+        let mut q = PriorityQueueState::bounded(2);
+        assert!(insert(&mut q, 5, 1).is_empty());
+        assert!(insert(&mut q, 5, 2).is_empty());
+        let evicted = insert(&mut q, 7, 3);
+        assert_eq!(evicted.iter().map(|e| e.key).collect::<Vec<_>>(), [1]);
+        let evicted = insert(&mut q, 1, 4);
+        assert_eq!(evicted.iter().map(|e| e.key).collect::<Vec<_>>(), [4]);
+    }
+
+    #[test]
+    fn inverted_and_empty_ranges_remove_nothing_and_do_not_panic() {
+        let mut q = PriorityQueueState::unbounded();
+        for k in 0..10 {
+            insert(&mut q, k, k);
+        }
+        for (lo, hi) in [
+            (Bound::Included(5), Bound::Included(2)),
+            (Bound::Excluded(5), Bound::Excluded(5)),
+            (Bound::Included(5), Bound::Excluded(5)),
+            (Bound::Excluded(5), Bound::Included(5)),
+        ] {
+            match q.apply(PriorityQueueCommand::RemoveRange(lo, hi), 0) {
+                PriorityQueueOutcome::Removed(r) => assert!(r.is_empty()),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(q.by_key.len(), 10);
+    }
+
+    #[test]
+    fn restore_rebuilds_the_priority_index() {
+        let mut q = PriorityQueueState::bounded(3);
+        for k in 0..5 {
+            insert(&mut q, 10 - k, k);
+        }
+        let mut r = PriorityQueueState::unbounded();
+        r.restore(q.snapshot());
+        assert_eq!(q, r);
+    }
+}
