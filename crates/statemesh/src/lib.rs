@@ -40,7 +40,7 @@ pub use collections::{
     Set, SetReader, VecReader, Writer,
 };
 pub use error::{ExecuteError, GroupError, QueryError};
-pub use group::{Consistency, Group, GroupId, When};
+pub use group::{Consistency, Group, GroupId, GroupStatus, Role, When};
 pub use network::{MemoryNetwork, Network};
 pub use node::{Node, NodeOptions};
 pub use state_machine::StateMachine;

@@ -115,6 +115,31 @@ impl<SM: StateMachine> Group<SM> {
         self.inner.raft.metrics().borrow().current_leader
     }
 
+    /// Where this replica stands: role, term, leader, log and applied
+    /// indices, snapshot, membership.
+    #[must_use]
+    pub fn status(&self) -> GroupStatus {
+        let m = self.inner.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership();
+        GroupStatus {
+            node: self.inner.node,
+            role: match m.state {
+                openraft::ServerState::Leader => Role::Leader,
+                openraft::ServerState::Candidate => Role::Candidate,
+                openraft::ServerState::Learner => Role::Learner,
+                openraft::ServerState::Follower | openraft::ServerState::Shutdown => Role::Follower,
+            },
+            term: m.current_term,
+            leader: m.current_leader,
+            last_log_index: m.last_log_index.unwrap_or(0),
+            applied: self.version(),
+            snapshot: m.snapshot.map(|l| l.index),
+            purged: m.purged.map(|l| l.index),
+            voters: membership.voter_ids().collect(),
+            learners: membership.learner_ids().collect(),
+        }
+    }
+
     /// Futures for moments in the group's life.
     #[must_use]
     pub fn when(&self) -> When {
@@ -280,6 +305,45 @@ fn decode_reply<SM: StateMachine>(bytes: &[u8]) -> Result<SM::Response, ExecuteE
         Ok(Err(e)) => Err(ExecuteError::Decode(e)),
         Err(e) => Err(ExecuteError::Decode(e.to_string())),
     }
+}
+
+/// What a replica does in its group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// It leads: writes go through it.
+    Leader,
+    /// It is asking for votes.
+    Candidate,
+    /// It votes and follows.
+    Follower,
+    /// It follows without voting.
+    Learner,
+}
+
+/// A replica's view of its group; see [`Group::status`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupStatus {
+    /// This replica's node.
+    pub node: NodeId,
+    /// What this replica does.
+    pub role: Role,
+    /// The Raft term it knows of.
+    pub term: u64,
+    /// The leader it knows of.
+    pub leader: Option<NodeId>,
+    /// The index of the last entry in its log (0: empty).
+    pub last_log_index: u64,
+    /// The index of the last change it applied (its version).
+    pub applied: u64,
+    /// The index its latest snapshot covers, if it has one (built here or
+    /// installed from the leader).
+    pub snapshot: Option<u64>,
+    /// The index up to which its log has been purged, if any.
+    pub purged: Option<u64>,
+    /// The voters of the group.
+    pub voters: std::collections::BTreeSet<NodeId>,
+    /// The learners of the group.
+    pub learners: std::collections::BTreeSet<NodeId>,
 }
 
 /// Futures for moments in a group's life; see [`Group::when`].
