@@ -31,6 +31,7 @@
 
 mod completion;
 mod error;
+mod memory;
 mod meta;
 #[cfg(feature = "openraft")]
 mod raft;
@@ -41,6 +42,7 @@ mod storage;
 mod wal;
 
 pub use error::{AppendError, Error, OpenError, ReadError, UpdateError};
+pub use memory::{MemoryFile, MemoryStorage};
 pub use meta::Meta;
 #[cfg(feature = "openraft")]
 pub use raft::RaftLog;

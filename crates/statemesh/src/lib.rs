@@ -42,6 +42,7 @@ pub use collections::{
 pub use error::{ExecuteError, GroupError, QueryError};
 pub use group::{Consistency, Group, GroupId, GroupStatus, Role, When};
 pub use network::{MemoryNetwork, Network};
-pub use node::{Node, NodeOptions};
+pub use node::{LogStorage, Node, NodeOptions};
 pub use state_machine::StateMachine;
+pub use statemesh_wal::SyncPolicy;
 pub use types::{NodeId, TypeConfig};

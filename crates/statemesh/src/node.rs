@@ -2,10 +2,11 @@
 
 use crate::error::GroupError;
 use crate::group::rpc::{Envelope, Hello, Reply, Request, encode};
-use crate::group::{Endpoint, Group, GroupId, GroupNetwork, LoadError, Store};
+use crate::group::{Endpoint, Group, GroupId, GroupNetwork, LoadError, Proposer, Store};
 use crate::network::{BoxFuture, Handler, Network};
 use crate::state_machine::StateMachine;
 use crate::types::{NodeId, TypeConfig};
+use statemesh_wal::{MemoryStorage, RaftLog, SyncPolicy, Wal, WalOptions};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -22,6 +23,9 @@ pub struct NodeOptions {
     /// Entries kept in the log behind a snapshot, for lagging followers
     /// (default 1,000).
     pub keep_after_snapshot: u64,
+    /// Where the groups' Raft logs live (default: on disk, synced before
+    /// every acknowledgement).
+    pub log: LogStorage,
 }
 
 impl Default for NodeOptions {
@@ -30,8 +34,23 @@ impl Default for NodeOptions {
             heartbeat: Duration::from_millis(50),
             snapshot_every: 10_000,
             keep_after_snapshot: 1_000,
+            log: LogStorage::Disk(SyncPolicy::Always),
         }
     }
+}
+
+/// Where a node keeps its groups' Raft logs (entries and votes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogStorage {
+    /// statemesh-wal segments under the group's directory, synced as the
+    /// policy says. Only [`SyncPolicy::Always`] keeps Raft's promise that an
+    /// acknowledged write survives the power failure of every node.
+    Disk(SyncPolicy),
+    /// In memory, with the same log code minus the disk: for tests, and to
+    /// measure what the disk costs. Nothing survives the node, and a group
+    /// opened this way starts empty (an old snapshot is discarded). A node
+    /// that forgot its votes must not rejoin under the same id.
+    Memory,
 }
 
 /// One process's place in the mesh: it hosts groups, each with its own log
@@ -185,6 +204,18 @@ impl Node {
             source,
         })?;
         let snapshot_path = dir.join("snapshot");
+        if node.options.log == LogStorage::Memory {
+            // The state must not outlive the log it was built from.
+            match std::fs::remove_file(&snapshot_path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(GroupError::Io {
+                        path: snapshot_path,
+                        source: e,
+                    });
+                }
+                _ => {}
+            }
+        }
         let (store, shared) = Store::open(sm, snapshot_path.clone()).map_err(|e| match e {
             LoadError::Io(source) => GroupError::Io {
                 path: snapshot_path.clone(),
@@ -195,8 +226,7 @@ impl Node {
                 reason,
             },
         })?;
-        let wal = statemesh_wal::Wal::open(dir.join("log"), statemesh_wal::WalOptions::new())?;
-        let log = statemesh_wal::RaftLog::<TypeConfig>::new(wal);
+        let options = WalOptions::new();
         let o = &node.options;
         let heartbeat = u64::try_from(o.heartbeat.as_millis())
             .unwrap_or(u64::MAX)
@@ -220,15 +250,41 @@ impl Node {
             from: node.id,
             network: Arc::clone(&node.network),
         };
-        let raft = openraft::Raft::new(node.id, config, network, log, store)
-            .await
-            .map_err(|e| GroupError::Raft(e.to_string()))?;
+        let raft = match node.options.log {
+            LogStorage::Disk(sync) => {
+                let wal = Wal::open(dir.join("log"), options.sync(sync))?;
+                openraft::Raft::new(
+                    node.id,
+                    config,
+                    network,
+                    RaftLog::<TypeConfig, _>::new(wal),
+                    store,
+                )
+                .await
+            }
+            LogStorage::Memory => {
+                // Small segments: each is allocated in full, in memory.
+                let options = options.segment_size(4 << 20);
+                let wal = Wal::open_with(MemoryStorage::new(), options)?;
+                openraft::Raft::new(
+                    node.id,
+                    config,
+                    network,
+                    RaftLog::<TypeConfig, _>::new(wal),
+                    store,
+                )
+                .await
+            }
+        }
+        .map_err(|e| GroupError::Raft(e.to_string()))?;
+        let proposer = Proposer::start(raft.clone());
         node.groups().insert(
             id,
             Arc::new(Endpoint {
                 name: name.to_owned(),
                 signature,
                 raft: raft.clone(),
+                proposer: Arc::clone(&proposer),
             }),
         );
         node.shutdowns
@@ -240,6 +296,7 @@ impl Node {
             id,
             node.id,
             raft.clone(),
+            proposer,
             shared,
             Arc::clone(&node.network),
         );

@@ -1,6 +1,7 @@
 //! A group: one Raft instance, its log and its state machine.
 
 mod id;
+mod proposer;
 mod raft_network;
 pub(crate) mod rpc;
 mod store;
@@ -17,6 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
+pub(crate) use proposer::Proposer;
 pub(crate) use raft_network::GroupNetwork;
 pub(crate) use store::{LoadError, Shared, Store};
 
@@ -61,6 +63,7 @@ struct Inner<SM> {
     id: GroupId,
     node: NodeId,
     raft: Raft,
+    proposer: Arc<Proposer>,
     shared: Arc<Shared<SM>>,
     network: Arc<dyn Network>,
     timeout: Duration,
@@ -75,6 +78,7 @@ impl<SM: StateMachine> Group<SM> {
         id: GroupId,
         node: NodeId,
         raft: Raft,
+        proposer: Arc<Proposer>,
         shared: Arc<Shared<SM>>,
         network: Arc<dyn Network>,
     ) -> Self {
@@ -84,6 +88,7 @@ impl<SM: StateMachine> Group<SM> {
                 id,
                 node,
                 raft,
+                proposer,
                 shared,
                 network,
                 timeout: DEFAULT_TIMEOUT,
@@ -165,13 +170,16 @@ impl<SM: StateMachine> Group<SM> {
         let deadline = Instant::now() + self.inner.timeout;
         let mut pause = Duration::from_millis(5);
         loop {
-            let leader = match self.inner.raft.client_write(bytes.clone()).await {
-                Ok(r) => return decode_reply::<SM>(&r.data).map(|v| (v, r.log_id.index)),
-                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => f.leader_id,
-                Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
-                    return Err(ExecuteError::Indeterminate(e.to_string()));
-                }
-                Err(RaftError::Fatal(_)) => return Err(ExecuteError::Shutdown),
+            // Proposed here when this node leads or knows of no leader (the
+            // proposer then names the leader); else sent to the leader.
+            let leader = match self.leader() {
+                Some(l) if l != self.inner.node => Some(l),
+                _ => match self.inner.proposer.propose(bytes.clone()).await {
+                    Ok((reply, index)) => return decode_reply::<SM>(&reply).map(|v| (v, index)),
+                    Err(Refused::NotLeader(l)) => l,
+                    Err(Refused::Failed(e)) => return Err(ExecuteError::Indeterminate(e)),
+                    Err(Refused::Shutdown) => return Err(ExecuteError::Shutdown),
+                },
             };
             if let Some(leader) = leader.filter(|&l| l != self.inner.node) {
                 match self.call(leader, Request::Execute(bytes.clone())).await {
@@ -180,6 +188,11 @@ impl<SM: StateMachine> Group<SM> {
                     }
                     Ok(Reply::Executed(Err(Refused::Failed(e)))) => {
                         return Err(ExecuteError::Indeterminate(e));
+                    }
+                    Ok(Reply::Executed(Err(Refused::Shutdown))) => {
+                        return Err(ExecuteError::Indeterminate(format!(
+                            "leader {leader} shut down"
+                        )));
                     }
                     Err(NetworkError::ReplyLost(n)) => {
                         return Err(ExecuteError::Indeterminate(format!(
@@ -389,6 +402,7 @@ pub(crate) struct Endpoint {
     pub(crate) name: String,
     pub(crate) signature: String,
     pub(crate) raft: Raft,
+    pub(crate) proposer: Arc<Proposer>,
 }
 
 impl Endpoint {
@@ -406,13 +420,7 @@ impl Endpoint {
             Request::InstallSnapshot(r) => {
                 Reply::InstallSnapshot(self.raft.install_snapshot(r).await)
             }
-            Request::Execute(bytes) => Reply::Executed(match self.raft.client_write(bytes).await {
-                Ok(r) => Ok((r.data, r.log_id.index)),
-                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                    Err(Refused::NotLeader(f.leader_id))
-                }
-                Err(e) => Err(Refused::Failed(e.to_string())),
-            }),
+            Request::Execute(bytes) => Reply::Executed(self.proposer.propose(bytes).await),
             Request::ReadIndex => Reply::ReadIndex(match self.raft.get_read_log_id().await {
                 Ok((read, _)) => Ok(read.map_or(0, |l| l.index)),
                 Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {

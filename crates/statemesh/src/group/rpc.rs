@@ -26,7 +26,8 @@ pub(crate) enum Request {
     AppendEntries(AppendEntriesRequest<TypeConfig>),
     Vote(VoteRequest<NodeId>),
     InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
-    /// A command forwarded to the leader (encoded state machine command).
+    /// A command forwarded to the leader (an encoded state machine command;
+    /// the leader batches it with others into one entry).
     Execute(Vec<u8>),
     /// The leader's read index, after a quorum confirmed its leadership.
     ReadIndex,
@@ -62,12 +63,14 @@ pub(crate) enum Hello {
 }
 
 /// Why a leader-only request was not carried out.
-#[derive(Serialize, Deserialize, Debug)]
+#[derive(Serialize, Deserialize, Debug, Clone)]
 pub(crate) enum Refused {
     /// This node is not the leader; the hint is the leader it knows of.
     NotLeader(Option<NodeId>),
     /// Accepted, then failed: the outcome is unknown.
     Failed(String),
+    /// The group is shutting down on that node: the outcome is unknown.
+    Shutdown,
 }
 
 pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {

@@ -186,11 +186,24 @@ impl<SM: StateMachine> RaftStateMachine<TypeConfig> for Store<SM> {
                 match entry.payload {
                     EntryPayload::Blank => replies.push(Vec::new()),
                     EntryPayload::Normal(bytes) => {
-                        let r = match postcard::from_bytes::<SM::Command>(&bytes) {
-                            Ok(cmd) => Ok(sm.apply(cmd, entry.log_id.index)),
-                            Err(e) => Err(format!("undecodable command: {e}")),
-                        };
-                        replies.push(reply(&r));
+                        // A batch of commands, applied in order at one index.
+                        let index = entry.log_id.index;
+                        let outcomes: Vec<Vec<u8>> =
+                            match postcard::from_bytes::<Vec<Vec<u8>>>(&bytes) {
+                                Ok(commands) => commands
+                                    .iter()
+                                    .map(|c| {
+                                        reply(&match postcard::from_bytes::<SM::Command>(c) {
+                                            Ok(cmd) => Ok(sm.apply(cmd, index)),
+                                            Err(e) => Err(format!("undecodable command: {e}")),
+                                        })
+                                    })
+                                    .collect(),
+                                // Nothing to answer one by one: the proposer
+                                // reports the wrong shape to every caller.
+                                Err(_) => Vec::new(),
+                            };
+                        replies.push(postcard::to_allocvec(&outcomes).unwrap_or_default());
                     }
                     EntryPayload::Membership(m) => {
                         self.membership = StoredMembership::new(Some(entry.log_id), m);

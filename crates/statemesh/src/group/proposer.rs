@@ -1,0 +1,113 @@
+//! Batches concurrent commands into one Raft entry.
+//!
+//! openraft 0.9 appends each client write as its own entry and waits for
+//! that append to be durable before it handles the next message, so with
+//! the log under `SyncPolicy::Always` a leader commits at most one write
+//! per `fdatasync`. The proposer restores group commit above openraft:
+//! commands that arrive while earlier batches are in flight wait in a queue
+//! and are proposed together, as one entry, when a slot frees. The state
+//! machine applies a batch's commands in order, all at the entry's index.
+
+use super::rpc::Refused;
+use crate::types::Raft;
+use openraft::error::{ClientWriteError, RaftError};
+use std::sync::Arc;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+/// Batches proposed at once. Two keep the leader's disk busy: one batch
+/// is appended while the one before it is replicated and applied.
+const IN_FLIGHT: usize = 2;
+/// The most commands in one batch.
+const MAX_COMMANDS: usize = 4096;
+/// A batch closes once its commands reach this many bytes.
+const MAX_BYTES: usize = 4 << 20;
+
+/// An encoded command's outcome: the encoded reply and the version it was
+/// applied at.
+pub(crate) type Outcome = Result<(Vec<u8>, u64), Refused>;
+
+struct Proposal {
+    command: Vec<u8>,
+    reply: oneshot::Sender<Outcome>,
+}
+
+/// The queue in front of one group's Raft instance.
+pub(crate) struct Proposer {
+    queue: mpsc::UnboundedSender<Proposal>,
+}
+
+impl Proposer {
+    /// Starts the batching task; it ends when the proposer is dropped.
+    pub(crate) fn start(raft: Raft) -> Arc<Self> {
+        let (queue, rx) = mpsc::unbounded_channel();
+        tokio::spawn(run(raft, rx));
+        Arc::new(Self { queue })
+    }
+
+    /// Proposes one encoded command and waits for its outcome.
+    pub(crate) async fn propose(&self, command: Vec<u8>) -> Outcome {
+        let (reply, outcome) = oneshot::channel();
+        if self.queue.send(Proposal { command, reply }).is_err() {
+            return Err(Refused::Shutdown);
+        }
+        outcome.await.unwrap_or(Err(Refused::Shutdown))
+    }
+}
+
+async fn run(raft: Raft, mut queue: mpsc::UnboundedReceiver<Proposal>) {
+    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+    while let Some(first) = queue.recv().await {
+        // Waiting for a slot is what lets a batch grow.
+        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+            return;
+        };
+        let mut bytes = first.command.len();
+        let mut batch = vec![first];
+        while batch.len() < MAX_COMMANDS && bytes < MAX_BYTES {
+            match queue.try_recv() {
+                Ok(p) => {
+                    bytes += p.command.len();
+                    batch.push(p);
+                }
+                Err(_) => break,
+            }
+        }
+        let raft = raft.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            let (commands, replies): (Vec<_>, Vec<_>) =
+                batch.into_iter().map(|p| (p.command, p.reply)).unzip();
+            for (reply, outcome) in replies.into_iter().zip(propose(&raft, commands).await) {
+                let _ = reply.send(outcome);
+            }
+        });
+    }
+}
+
+/// Proposes `commands` as one entry; one outcome per command.
+async fn propose(raft: &Raft, commands: Vec<Vec<u8>>) -> Vec<Outcome> {
+    let count = commands.len();
+    let all = |refused: Refused| (0..count).map(|_| Err(refused.clone())).collect();
+    let entry = super::rpc::encode(&commands);
+    match raft.client_write(entry).await {
+        Ok(r) => match postcard::from_bytes::<Vec<Vec<u8>>>(&r.data) {
+            Ok(replies) if replies.len() == count => {
+                let index = r.log_id.index;
+                replies
+                    .into_iter()
+                    .map(|reply| Ok((reply, index)))
+                    .collect()
+            }
+            _ => all(Refused::Failed(
+                "the state machine's answer to a batch has the wrong shape".into(),
+            )),
+        },
+        // Refused before it was appended, or appended and then discarded
+        // by a new leader: never applied, safe to send again.
+        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+            all(Refused::NotLeader(f.leader_id))
+        }
+        Err(RaftError::APIError(e)) => all(Refused::Failed(e.to_string())),
+        Err(RaftError::Fatal(_)) => all(Refused::Shutdown),
+    }
+}
