@@ -21,7 +21,8 @@ pub enum ExecuteError {
     /// The reply could not be decoded (a replica of another version?).
     #[error("the reply could not be decoded: {0}")]
     Decode(String),
-    /// The group has shut down.
+    /// The group has shut down on this node. A command that was in flight
+    /// may or may not have been applied.
     #[error("the group has shut down")]
     Shutdown,
 }

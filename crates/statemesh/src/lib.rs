@@ -6,7 +6,13 @@
 //! its state machine ([`GroupId`]), so nodes that disagree on a group's type
 //! never share it. Writes go through the leader (a follower forwards them),
 //! reads are local or linearizable (read index), and every write returns
-//! its outcome and the version (log index) it was applied at.
+//! its outcome and the version (log index) it was applied at. Concurrent
+//! writes are batched into one log entry and share its version.
+//!
+//! [`collections`] has `Cell`, `Once`, `Map`, `Set`, `Vec` and
+//! `PriorityQueue`, each with a writer handle and a read-only handle that
+//! follows as a learner; any type implementing [`StateMachine`] runs the
+//! same way through [`Node::open_group`].
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]

@@ -157,7 +157,8 @@ impl<SM: StateMachine> Group<SM> {
     /// Replicates `command`, waits until it is committed and applied on the
     /// leader, and returns the state machine's response with the version
     /// (log index) it was applied at. On a follower the command is
-    /// forwarded to the leader.
+    /// forwarded to the leader. The leader proposes commands that arrive
+    /// together as one entry, applied in order: they share its version.
     ///
     /// # Errors
     ///

@@ -4,8 +4,8 @@
 //! that append to be durable before it handles the next message, so with
 //! the log under `SyncPolicy::Always` a leader commits at most one write
 //! per `fdatasync`. The proposer restores group commit above openraft:
-//! commands that arrive while earlier batches are in flight wait in a queue
-//! and are proposed together, as one entry, when a slot frees. The state
+//! commands that arrive while a batch is in flight wait in a queue and are
+//! proposed together, as one entry, when it completes. The state
 //! machine applies a batch's commands in order, all at the entry's index.
 
 use super::rpc::Refused;
@@ -14,9 +14,13 @@ use openraft::error::{ClientWriteError, RaftError};
 use std::sync::Arc;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-/// Batches proposed at once. Two keep the leader's disk busy: one batch
-/// is appended while the one before it is replicated and applied.
-const IN_FLIGHT: usize = 2;
+/// Batches proposed at once. openraft 0.9 appends, replicates and applies
+/// one entry after another anyway, so more batches in flight only make
+/// each smaller: measured in `benches/commits.rs` (Cell writes, WAL under
+/// `Always`), 64 writers commit 42,473/s with one in flight, 37,947/s with
+/// two and 27,977/s with four; 256 writers 154,651/s, 144,576/s and
+/// 102,440/s.
+const IN_FLIGHT: usize = 1;
 /// The most commands in one batch.
 const MAX_COMMANDS: usize = 4096;
 /// A batch closes once its commands reach this many bytes.
