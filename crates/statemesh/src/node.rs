@@ -2,7 +2,9 @@
 
 use crate::error::GroupError;
 use crate::group::rpc::{Envelope, Hello, Reply, Request, encode};
-use crate::group::{Endpoint, Group, GroupId, GroupNetwork, LoadError, Proposer, Store};
+use crate::group::{
+    Endpoint, Group, GroupId, GroupNetwork, LoadError, Proposer, SnapshotCloser, Store,
+};
 use crate::network::{BoxFuture, Handler, Network};
 use crate::state_machine::StateMachine;
 use crate::types::{NodeId, TypeConfig};
@@ -74,7 +76,7 @@ struct NodeInner {
     network: Arc<dyn Network>,
     options: NodeOptions,
     groups: Mutex<HashMap<GroupId, Arc<Endpoint>>>,
-    shutdowns: Mutex<Vec<crate::types::Raft>>,
+    shutdowns: Mutex<Vec<(crate::types::Raft, SnapshotCloser)>>,
 }
 
 impl NodeInner {
@@ -226,6 +228,7 @@ impl Node {
                 reason,
             },
         })?;
+        let closer = store.closer();
         let options = WalOptions::new();
         let o = &node.options;
         let heartbeat = u64::try_from(o.heartbeat.as_millis())
@@ -290,7 +293,7 @@ impl Node {
         node.shutdowns
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(raft.clone());
+            .push((raft.clone(), closer));
         let group = Group::new(
             name.to_owned(),
             id,
@@ -343,8 +346,9 @@ impl Node {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner()),
         );
-        for r in rafts {
-            let _ = r.shutdown().await;
+        for (raft, snapshots) in rafts {
+            let _ = raft.shutdown().await;
+            snapshots.close();
         }
         self.inner.groups().clear();
     }

@@ -1,7 +1,9 @@
 //! In-process clusters: replication, forwarding, leader failure, restart,
 //! and refusal of a mismatched type.
 
-use statemesh::{Cell, CellReader, GroupError, MemoryNetwork, Network, Node, NodeOptions};
+use statemesh::{
+    Cell, CellReader, GroupError, LogStorage, MemoryNetwork, Network, Node, NodeOptions,
+};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -139,6 +141,64 @@ async fn a_node_with_another_type_is_refused() {
     let (_, v) = cells[0].write(5).await.unwrap();
     cells[1].when().reaches(v).await;
     assert_eq!(cells[1].read(), Some(5));
+    for n in nodes {
+        n.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_on_memory_logs_replicates_and_restarts_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = MemoryNetwork::new();
+    let options = NodeOptions {
+        log: LogStorage::Memory,
+        snapshot_every: 10,
+        keep_after_snapshot: 2,
+        ..NodeOptions::default()
+    };
+    let open = |options: &NodeOptions| -> Vec<Node> {
+        [1, 2, 3]
+            .iter()
+            .map(|&id| {
+                let n: Arc<dyn Network> = net.clone();
+                Node::open(id, dir.path().join(format!("n{id}")), n, options.clone()).unwrap()
+            })
+            .collect()
+    };
+    let nodes = open(&options);
+    let cells = open_cells(&nodes, "c", &[1, 2, 3]).await;
+    let mut last = 0;
+    for i in 0..30 {
+        last = cells[i % 3].write(i as u64).await.unwrap().1;
+    }
+    for c in &cells {
+        c.when().reaches(last).await;
+        assert_eq!(c.read(), Some(29));
+    }
+    // Snapshots are files even with memory logs (built in the background)...
+    let mut waited = 0;
+    while !cells.iter().all(|c| c.group().status().snapshot.is_some()) {
+        assert!(
+            waited < 100,
+            "no snapshot after 30 writes with snapshot_every 10"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        waited += 1;
+    }
+    drop(cells);
+    for n in nodes {
+        n.shutdown().await;
+    }
+    // ...but without the log and votes they were built from, a restarted
+    // group must not resume from them: it starts empty.
+    let nodes = open(&options);
+    let cells = open_cells(&nodes, "c", &[1, 2, 3]).await;
+    for c in &cells {
+        assert_eq!(c.read(), None);
+        assert_eq!(c.group().status().snapshot, None);
+    }
+    let (previous, _) = cells[0].write(7).await.unwrap();
+    assert_eq!(previous, None);
     for n in nodes {
         n.shutdown().await;
     }

@@ -20,7 +20,7 @@ use tokio::sync::watch;
 
 pub(crate) use proposer::Proposer;
 pub(crate) use raft_network::GroupNetwork;
-pub(crate) use store::{LoadError, Shared, Store};
+pub(crate) use store::{LoadError, Shared, SnapshotCloser, Store};
 
 /// How fresh a read must be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

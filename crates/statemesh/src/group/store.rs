@@ -42,12 +42,32 @@ struct Stored {
     data: Vec<u8>,
 }
 
+/// The group's latest snapshot, and whether its file may still be written.
+#[derive(Default)]
+struct Slot {
+    current: Option<Stored>,
+    closed: bool,
+}
+
+/// Closes a group's snapshot file at shutdown: a build still running then
+/// must not write the file that a reopened group reads (it did, in a test
+/// that reopened a node at once).
+#[derive(Clone)]
+pub(crate) struct SnapshotCloser(Arc<Mutex<Slot>>);
+
+impl SnapshotCloser {
+    /// Waits for a write in progress, then refuses any later one.
+    pub(crate) fn close(&self) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).closed = true;
+    }
+}
+
 /// The `RaftStateMachine` of a group.
 pub(crate) struct Store<SM: StateMachine> {
     shared: Arc<Shared<SM>>,
     applied: Option<LogId<NodeId>>,
     membership: StoredMembership<NodeId, BasicNode>,
-    current: Arc<Mutex<Option<Stored>>>,
+    current: Arc<Mutex<Slot>>,
     path: PathBuf,
     built: u64,
 }
@@ -81,11 +101,19 @@ impl<SM: StateMachine> Store<SM> {
             shared: Arc::clone(&shared),
             applied,
             membership,
-            current: Arc::new(Mutex::new(current)),
+            current: Arc::new(Mutex::new(Slot {
+                current,
+                closed: false,
+            })),
             path,
             built: 0,
         };
         Ok((store, shared))
+    }
+
+    /// What shuts the snapshot file at node shutdown.
+    pub(crate) fn closer(&self) -> SnapshotCloser {
+        SnapshotCloser(Arc::clone(&self.current))
     }
 }
 
@@ -140,16 +168,20 @@ fn write_snapshot(path: &Path, stored: &Stored) -> std::io::Result<()> {
 /// Writes `stored` and makes it current, unless a newer snapshot already
 /// is (a build that finished after an install must not overwrite it). The
 /// lock is held across the write so two writers cannot interleave.
-fn persist(current: &Mutex<Option<Stored>>, path: &Path, stored: Stored) -> std::io::Result<()> {
-    let mut current = current.lock().unwrap_or_else(|e| e.into_inner());
-    if current
+fn persist(slot: &Mutex<Slot>, path: &Path, stored: Stored) -> std::io::Result<()> {
+    let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+    if slot.closed {
+        return Err(std::io::Error::other("the group has shut down"));
+    }
+    if slot
+        .current
         .as_ref()
         .is_some_and(|c| c.meta.last_log_id > stored.meta.last_log_id)
     {
         return Ok(());
     }
     write_snapshot(path, &stored)?;
-    *current = Some(stored);
+    slot.current = Some(stored);
     Ok(())
 }
 
@@ -283,6 +315,7 @@ impl<SM: StateMachine> RaftStateMachine<TypeConfig> for Store<SM> {
             .current
             .lock()
             .unwrap_or_else(|e| e.into_inner())
+            .current
             .clone();
         Ok(current.map(|s| Snapshot {
             meta: s.meta,
@@ -295,7 +328,7 @@ impl<SM: StateMachine> RaftStateMachine<TypeConfig> for Store<SM> {
 pub(crate) struct Builder<SM: StateMachine> {
     state: Option<SM::Snapshot>,
     meta: Meta,
-    current: Arc<Mutex<Option<Stored>>>,
+    current: Arc<Mutex<Slot>>,
     path: PathBuf,
 }
 
