@@ -39,6 +39,23 @@ pub enum QueryError {
     Shutdown,
 }
 
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// The node's directory could not be created.
+    #[error("{path}: {source}")]
+    Io {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// The cache of large values could not be opened.
+    #[error("the node's cache of large values: {0}")]
+    Values(#[from] statemesh_cache::CacheError),
+}
+
 /// Why a node could not host a group.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -36,6 +36,7 @@
 pub mod collections;
 mod error;
 mod group;
+mod large;
 pub mod network;
 mod node;
 mod state_machine;
@@ -45,7 +46,8 @@ pub use collections::{
     Cell, CellReader, Map, MapReader, Once, OnceReader, PriorityQueue, PriorityQueueReader, Reader,
     Set, SetReader, VecReader, Writer,
 };
-pub use error::{ExecuteError, GroupError, QueryError};
+pub use error::{ExecuteError, GroupError, NodeError, QueryError};
+pub use large::{Large, LargeError, LargeValues};
 pub use group::{Consistency, Group, GroupId, GroupStatus, Role, When};
 pub use network::{MemoryNetwork, Network};
 pub use node::{LogStorage, Node, NodeOptions};

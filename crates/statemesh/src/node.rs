@@ -1,6 +1,7 @@
 //! A node: one process's membership in any number of groups.
 
-use crate::error::GroupError;
+use crate::error::{GroupError, NodeError};
+use crate::large::{LargeValues, ValueStore};
 use crate::group::rpc::{Envelope, Hello, Reply, Request, encode};
 use crate::group::{
     Endpoint, Group, GroupId, GroupNetwork, LoadError, Proposer, SnapshotCloser, Store,
@@ -8,6 +9,7 @@ use crate::group::{
 use crate::network::{BoxFuture, Handler, Network};
 use crate::state_machine::StateMachine;
 use crate::types::{NodeId, TypeConfig};
+use statemesh_cache::{FsStore, Location, Pool, Raw};
 use statemesh_wal::{MemoryStorage, RaftLog, SyncPolicy, Wal, WalOptions};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -28,6 +30,10 @@ pub struct NodeOptions {
     /// Where the groups' Raft logs live (default: on disk, synced before
     /// every acknowledgement).
     pub log: LogStorage,
+    /// Where [`Large`](crate::Large) values past a threshold go (default:
+    /// 64 KiB threshold, 256 MiB in memory, the rest on disk under the
+    /// node's directory). `None` keeps every value in memory.
+    pub large_values: Option<LargeValues>,
 }
 
 impl Default for NodeOptions {
@@ -37,6 +43,7 @@ impl Default for NodeOptions {
             snapshot_every: 10_000,
             keep_after_snapshot: 1_000,
             log: LogStorage::Disk(SyncPolicy::Always),
+            large_values: Some(LargeValues::default()),
         }
     }
 }
@@ -75,6 +82,7 @@ struct NodeInner {
     dir: PathBuf,
     network: Arc<dyn Network>,
     options: NodeOptions,
+    values: Option<ValueStore>,
     groups: Mutex<HashMap<GroupId, Arc<Endpoint>>>,
     shutdowns: Mutex<Vec<(crate::types::Raft, SnapshotCloser)>>,
 }
@@ -132,20 +140,38 @@ impl Node {
     ///
     /// # Errors
     ///
-    /// If `dir` cannot be created.
+    /// [`NodeError::Io`] if `dir` cannot be created;
+    /// [`NodeError::Values`] if the cache of large values cannot be opened
+    /// (another process has this directory open, say).
     pub fn open(
         id: NodeId,
         dir: impl AsRef<Path>,
         network: Arc<dyn Network>,
         options: NodeOptions,
-    ) -> std::io::Result<Self> {
+    ) -> Result<Self, NodeError> {
         let dir = dir.as_ref().to_path_buf();
-        std::fs::create_dir_all(&dir)?;
+        std::fs::create_dir_all(&dir).map_err(|source| NodeError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        let values = match options.large_values {
+            Some(o) => {
+                let store = FsStore::open(dir.join("values"))
+                    .map_err(|e| NodeError::Values(e.into()))?;
+                let pool = Pool::new(store, Raw, o.memory_budget, Vec::len)?;
+                Some(ValueStore {
+                    pool,
+                    threshold: o.threshold,
+                })
+            }
+            None => None,
+        };
         let inner = Arc::new(NodeInner {
             id,
             dir,
             network: Arc::clone(&network),
             options,
+            values,
             groups: Mutex::new(HashMap::new()),
             shutdowns: Mutex::new(Vec::new()),
         });
@@ -218,7 +244,19 @@ impl Node {
                 _ => {}
             }
         }
-        let (store, shared) = Store::open(sm, snapshot_path.clone()).map_err(|e| match e {
+        let location = Location::new(format!("group-{}", id.to_hex())).map_err(|e| {
+            GroupError::Io {
+                path: node.dir.join("values"),
+                source: std::io::Error::other(e),
+            }
+        })?;
+        let (store, shared) = Store::open(
+            sm,
+            snapshot_path.clone(),
+            node.values.clone(),
+            location,
+        )
+        .map_err(|e| match e {
             LoadError::Io(source) => GroupError::Io {
                 path: snapshot_path.clone(),
                 source,

@@ -5,14 +5,14 @@
 //! type configuration serves groups of every state machine, and a node can
 //! route a message to a group without knowing its types.
 
-use std::io::Cursor;
-
 openraft::declare_raft_types!(
     /// Every group's openraft types: `Vec<u8>` commands and replies, `u64`
-    /// node ids, [`openraft::BasicNode`] addresses, snapshots as bytes.
+    /// node ids, [`openraft::BasicNode`] addresses, snapshots as files
+    /// (streamed in chunks, never whole in memory).
     pub TypeConfig:
         D = Vec<u8>,
         R = Vec<u8>,
+        SnapshotData = tokio::fs::File,
 );
 
 /// A node's id in every group it belongs to.

@@ -3,6 +3,7 @@
 mod id;
 mod proposer;
 mod raft_network;
+mod snapshot_file;
 pub(crate) mod rpc;
 mod store;
 
