@@ -419,31 +419,29 @@ enum Repr<'a> {
 
 impl<T> Serialize for Large<T> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let repr = CONTEXT.with(|c| {
-            match (&mut *c.borrow_mut(), &self.bytes) {
-                (Some(Context::WriteLocal { location, keys }), Bytes::Cached(h)) => {
-                    h.blocking_persist(location)
-                        .map_err(|e| fail::<_, SerError<S::Error>>(e).0)?;
-                    let key = h.key().as_u128();
-                    keys.insert(key);
-                    Ok(Some(Repr::Stored {
-                        key,
-                        len: self.len,
-                        digest: self.digest,
-                    }))
-                }
-                (Some(Context::WriteTransfer { blobs }), Bytes::Cached(_)) => {
-                    blobs.push(Blob {
-                        bytes: self.bytes.clone(),
-                        len: self.len,
-                        digest: self.digest,
-                    });
-                    Ok(Some(Repr::Blob {
-                        index: blobs.len() as u64 - 1,
-                    }))
-                }
-                _ => Ok(None),
+        let repr = CONTEXT.with(|c| match (&mut *c.borrow_mut(), &self.bytes) {
+            (Some(Context::WriteLocal { location, keys }), Bytes::Cached(h)) => {
+                h.blocking_persist(location)
+                    .map_err(|e| fail::<_, SerError<S::Error>>(e).0)?;
+                let key = h.key().as_u128();
+                keys.insert(key);
+                Ok(Some(Repr::Stored {
+                    key,
+                    len: self.len,
+                    digest: self.digest,
+                }))
             }
+            (Some(Context::WriteTransfer { blobs }), Bytes::Cached(_)) => {
+                blobs.push(Blob {
+                    bytes: self.bytes.clone(),
+                    len: self.len,
+                    digest: self.digest,
+                });
+                Ok(Some(Repr::Blob {
+                    index: blobs.len() as u64 - 1,
+                }))
+            }
+            _ => Ok(None),
         })?;
         match repr {
             Some(r) => r.serialize(serializer),
@@ -532,6 +530,15 @@ impl<'de, T> Deserialize<'de> for Large<T> {
             )
             .0),
         })
+    }
+}
+
+/// What other modules' tests need to build streams by hand.
+#[cfg(test)]
+pub(crate) mod tests_support {
+    /// The encoding of a reference to the `index`th blob of a stream.
+    pub(crate) fn blob_ref(index: u64) -> impl serde::Serialize {
+        super::Repr::Blob { index }
     }
 }
 

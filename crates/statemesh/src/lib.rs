@@ -12,7 +12,10 @@
 //! [`collections`] has `Cell`, `Once`, `Map`, `Set`, `Vec` and
 //! `PriorityQueue`, each with a writer handle and a read-only handle that
 //! follows as a learner; any type implementing [`StateMachine`] runs the
-//! same way through [`Node::open_group`].
+//! same way through [`Node::open_group`]. A [`Large`] value lives in the
+//! node's `statemesh-cache` pool once its encoding passes a threshold, so
+//! a collection of them may be larger than memory; snapshots are files,
+//! streamed, that refer to such values instead of copying them.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -47,10 +50,11 @@ pub use collections::{
     Set, SetReader, VecReader, Writer,
 };
 pub use error::{ExecuteError, GroupError, NodeError, QueryError};
+pub use group::{Consistency, Group, GroupId, GroupStatus, Role, SnapshotStream, When};
 pub use large::{Large, LargeError, LargeValues};
-pub use group::{Consistency, Group, GroupId, GroupStatus, Role, When};
 pub use network::{MemoryNetwork, Network};
 pub use node::{LogStorage, Node, NodeOptions};
 pub use state_machine::StateMachine;
+pub use statemesh_cache::PoolStats;
 pub use statemesh_wal::SyncPolicy;
 pub use types::{NodeId, TypeConfig};

@@ -1,11 +1,11 @@
 //! A node: one process's membership in any number of groups.
 
 use crate::error::{GroupError, NodeError};
-use crate::large::{LargeValues, ValueStore};
 use crate::group::rpc::{Envelope, Hello, Reply, Request, encode};
 use crate::group::{
     Endpoint, Group, GroupId, GroupNetwork, LoadError, Proposer, SnapshotCloser, Store,
 };
+use crate::large::{LargeValues, ValueStore};
 use crate::network::{BoxFuture, Handler, Network};
 use crate::state_machine::StateMachine;
 use crate::types::{NodeId, TypeConfig};
@@ -156,8 +156,8 @@ impl Node {
         })?;
         let values = match options.large_values {
             Some(o) => {
-                let store = FsStore::open(dir.join("values"))
-                    .map_err(|e| NodeError::Values(e.into()))?;
+                let store =
+                    FsStore::open(dir.join("values")).map_err(|e| NodeError::Values(e.into()))?;
                 let pool = Pool::new(store, Raw, o.memory_budget, Vec::len)?;
                 Some(ValueStore {
                     pool,
@@ -183,6 +183,13 @@ impl Node {
     #[must_use]
     pub fn id(&self) -> NodeId {
         self.inner.id
+    }
+
+    /// Memory use and disk traffic of the node's cache of
+    /// [`Large`](crate::Large) values; `None` if it has none.
+    #[must_use]
+    pub fn large_values_stats(&self) -> Option<statemesh_cache::PoolStats> {
+        self.inner.values.as_ref().map(|v| v.pool.stats())
     }
 
     /// Opens group `name` with `sm` as its state machine. If this node is
@@ -244,28 +251,22 @@ impl Node {
                 _ => {}
             }
         }
-        let location = Location::new(format!("group-{}", id.to_hex())).map_err(|e| {
-            GroupError::Io {
+        let location =
+            Location::new(format!("group-{}", id.to_hex())).map_err(|e| GroupError::Io {
                 path: node.dir.join("values"),
                 source: std::io::Error::other(e),
-            }
-        })?;
-        let (store, shared) = Store::open(
-            sm,
-            snapshot_path.clone(),
-            node.values.clone(),
-            location,
-        )
-        .map_err(|e| match e {
-            LoadError::Io(source) => GroupError::Io {
-                path: snapshot_path.clone(),
-                source,
-            },
-            LoadError::Corrupt(reason) => GroupError::CorruptSnapshot {
-                path: snapshot_path.clone(),
-                reason,
-            },
-        })?;
+            })?;
+        let (store, shared) = Store::open(sm, snapshot_path.clone(), node.values.clone(), location)
+            .map_err(|e| match e {
+                LoadError::Io(source) => GroupError::Io {
+                    path: snapshot_path.clone(),
+                    source,
+                },
+                LoadError::Corrupt(reason) => GroupError::CorruptSnapshot {
+                    path: snapshot_path.clone(),
+                    reason,
+                },
+            })?;
         let closer = store.closer();
         let options = WalOptions::new();
         let o = &node.options;

@@ -12,7 +12,7 @@ openraft::declare_raft_types!(
     pub TypeConfig:
         D = Vec<u8>,
         R = Vec<u8>,
-        SnapshotData = tokio::fs::File,
+        SnapshotData = crate::group::SnapshotStream,
 );
 
 /// A node's id in every group it belongs to.

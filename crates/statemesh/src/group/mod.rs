@@ -3,11 +3,13 @@
 mod id;
 mod proposer;
 mod raft_network;
-mod snapshot_file;
 pub(crate) mod rpc;
+mod snapshot_file;
+mod snapshot_stream;
 mod store;
 
 pub use id::GroupId;
+pub use snapshot_stream::SnapshotStream;
 
 use crate::error::{ExecuteError, QueryError};
 use crate::network::{Network, NetworkError};

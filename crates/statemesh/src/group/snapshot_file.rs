@@ -313,3 +313,104 @@ impl<R: Read> Input<R> {
         Ok(u64::from_le_bytes(a))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::large::Large;
+    use openraft::{BasicNode, StoredMembership};
+
+    fn meta() -> Meta {
+        Meta {
+            last_log_id: None,
+            last_membership: StoredMembership::<u64, BasicNode>::default(),
+            snapshot_id: "t".into(),
+        }
+    }
+
+    /// A received stream of one blob and a state of one `Large` pointing at
+    /// it, with `tamper` applied to the bytes and the checksum redone (a
+    /// peer that sends well-framed nonsense).
+    fn received(tamper: impl FnOnce(&mut Vec<u8>)) -> Result<Loaded<Large<Vec<u8>>>, LoadError> {
+        let value = Large::new(&vec![7u8; 100]).unwrap();
+        let blob = Blob::received(
+            None,
+            None,
+            postcard::to_allocvec(&vec![7u8; 100]).unwrap(),
+            value.digest(),
+        )
+        .unwrap();
+        let state = postcard::to_allocvec(&crate::large::tests_support::blob_ref(0)).unwrap();
+        let mut file = tempfile::tempfile().unwrap();
+        write(&mut file, &meta(), &[blob], &state).unwrap();
+        let mut bytes = Vec::new();
+        file.seek(SeekFrom::Start(0)).unwrap();
+        file.read_to_end(&mut bytes).unwrap();
+        bytes.truncate(bytes.len() - 4);
+        tamper(&mut bytes);
+        let crc = crc32c::crc32c(&bytes);
+        bytes.extend_from_slice(&crc.to_le_bytes());
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(&bytes).unwrap();
+        let location = Location::new("t").unwrap();
+        read(
+            &mut file,
+            &Source::Received {
+                store: None,
+                location: &location,
+            },
+        )
+    }
+
+    fn corrupt(r: Result<Loaded<Large<Vec<u8>>>, LoadError>) -> String {
+        match r {
+            Err(LoadError::Corrupt(why)) => why,
+            Err(LoadError::Io(e)) => panic!("an I/O error: {e}"),
+            Ok(_) => panic!("accepted"),
+        }
+    }
+
+    #[test]
+    fn a_received_blob_is_read_and_referred_to() {
+        let loaded = received(|_| {}).unwrap();
+        assert_eq!(loaded.state.blocking_load().unwrap(), vec![7u8; 100]);
+    }
+
+    #[test]
+    fn a_blob_that_does_not_match_its_digest_is_refused() {
+        // The blob's last byte is just before the state's length and state.
+        let why = corrupt(received(|b| {
+            let state_len = postcard::to_allocvec(&crate::large::tests_support::blob_ref(0))
+                .unwrap()
+                .len();
+            let at = b.len() - state_len - 8 - 1;
+            b[at] ^= 1;
+        }));
+        assert!(why.contains("SHA-256"), "{why}");
+    }
+
+    #[test]
+    fn lengths_past_the_end_are_refused_before_allocating() {
+        // The blob count, then the first blob's length, set to 2^63.
+        let meta_len = postcard::to_allocvec(&meta()).unwrap().len();
+        let count_at = 8 + 4 + meta_len;
+        let why = corrupt(received(|b| {
+            b[count_at + 8..count_at + 16].copy_from_slice(&(1u64 << 63).to_le_bytes());
+        }));
+        assert!(why.contains("left"), "{why}");
+        let why = corrupt(received(|b| {
+            b[count_at..count_at + 8].copy_from_slice(&u64::MAX.to_le_bytes());
+        }));
+        assert!(why.contains("blobs in"), "{why}");
+    }
+
+    #[test]
+    fn a_reference_to_a_missing_blob_is_refused() {
+        let why = corrupt(received(|b| {
+            let n = b.len();
+            // The state is the last byte: `Blob { index: 0 }` is [2, 0].
+            b[n - 1] = 5;
+        }));
+        assert!(why.contains("blob 5"), "{why}");
+    }
+}

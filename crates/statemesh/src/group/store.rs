@@ -12,6 +12,7 @@
 #![allow(clippy::result_large_err)]
 
 use super::snapshot_file::{self, Loaded, Source};
+use super::snapshot_stream::SnapshotStream;
 use crate::large::{self, Context, ValueStore};
 use crate::state_machine::StateMachine;
 use crate::types::{NodeId, TypeConfig};
@@ -196,10 +197,8 @@ fn remove_temporaries(path: &Path) -> std::io::Result<()> {
 fn temporary_prefix(path: &Path) -> String {
     format!(
         "{}.tmp-",
-        path.file_name().map_or_else(
-            || "snapshot".into(),
-            |n| n.to_string_lossy().into_owned()
-        )
+        path.file_name()
+            .map_or_else(|| "snapshot".into(), |n| n.to_string_lossy().into_owned())
     )
 }
 
@@ -229,10 +228,11 @@ fn persist<S: serde::Serialize>(
         return Err(e);
     }
     let mut slot = snapshots.lock();
-    if slot.closed || slot
-        .current
-        .as_ref()
-        .is_some_and(|c| c.meta.last_log_id > meta.last_log_id)
+    if slot.closed
+        || slot
+            .current
+            .as_ref()
+            .is_some_and(|c| c.meta.last_log_id > meta.last_log_id)
     {
         let _ = std::fs::remove_file(&tmp);
         return if slot.closed {
@@ -287,9 +287,9 @@ fn reply<T: serde::Serialize>(r: &Result<T, String>) -> Vec<u8> {
     }
 }
 
-/// Opens `path` for openraft to read, as a tokio file.
-fn open_for_reading(path: &Path) -> std::io::Result<Box<tokio::fs::File>> {
-    Ok(Box::new(tokio::fs::File::from_std(File::open(path)?)))
+/// Opens `path` for openraft to read.
+fn open_for_reading(path: &Path) -> std::io::Result<Box<SnapshotStream>> {
+    Ok(Box::new(SnapshotStream::file(File::open(path)?)))
 }
 
 /// A file in `dir` that is gone once closed: a snapshot being received,
@@ -361,23 +361,18 @@ impl<SM: StateMachine> RaftStateMachine<TypeConfig> for Store<SM> {
 
     async fn begin_receiving_snapshot(
         &mut self,
-    ) -> Result<Box<tokio::fs::File>, StorageError<NodeId>> {
-        let dir = self
-            .snapshots
-            .files
-            .path
-            .parent()
-            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-        let file = scratch_file(&dir).map_err(|e| io_error(&e))?;
-        Ok(Box::new(tokio::fs::File::from_std(file)))
+    ) -> Result<Box<SnapshotStream>, StorageError<NodeId>> {
+        let file =
+            scratch_file(&group_dir(&self.snapshots.files.path)).map_err(|e| io_error(&e))?;
+        Ok(Box::new(SnapshotStream::file(file)))
     }
 
     async fn install_snapshot(
         &mut self,
         meta: &Meta,
-        snapshot: Box<tokio::fs::File>,
+        snapshot: Box<SnapshotStream>,
     ) -> Result<(), StorageError<NodeId>> {
-        let mut file = snapshot.into_std().await;
+        let mut file = snapshot.into_file().await.map_err(|e| io_error(&e))?;
         let snapshots = Arc::clone(&self.snapshots);
         let expected = meta.clone();
         // Read, checked and decoded in full before anything is replaced;
@@ -424,10 +419,26 @@ impl<SM: StateMachine> RaftStateMachine<TypeConfig> for Store<SM> {
     async fn get_current_snapshot(
         &mut self,
     ) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
-        let snapshots = Arc::clone(&self.snapshots);
-        tokio::task::spawn_blocking(move || current_for_transfer::<SM>(&snapshots))
-            .await
-            .map_err(|e| io_error(&std::io::Error::other(e)))?
+        let slot = self.snapshots.lock();
+        let Some(current) = &slot.current else {
+            return Ok(None);
+        };
+        let meta = current.meta.clone();
+        // Opened under the lock: the descriptor keeps this snapshot's file
+        // even if a newer one is renamed over it.
+        let file = File::open(&self.snapshots.files.path).map_err(|e| io_error(&e))?;
+        let stream = if current.keys.is_empty() {
+            // No cached values: the file is what another node installs.
+            SnapshotStream::file(file)
+        } else {
+            let (snapshots, m) = (Arc::clone(&self.snapshots), meta.clone());
+            SnapshotStream::lazy(move || for_transfer::<SM>(&snapshots, file, &m))
+        };
+        drop(slot);
+        Ok(Some(Snapshot {
+            meta,
+            snapshot: Box::new(stream),
+        }))
     }
 }
 
@@ -453,28 +464,15 @@ fn apply_batch<SM: StateMachine>(sm: &mut SM, bytes: &[u8], index: u64) -> Vec<u
     postcard::to_allocvec(&outcomes).unwrap_or_default()
 }
 
-/// The current snapshot as a stream another node can install: the file
-/// itself if it refers to no cached values, else a copy with the values
-/// as blobs.
-fn current_for_transfer<SM: StateMachine>(
+/// A copy of the group's snapshot `file` that another node can install:
+/// its cached values as blobs ahead of the state. If a newer snapshot has
+/// deleted a value this one refers to, this fails and openraft asks again.
+fn for_transfer<SM: StateMachine>(
     snapshots: &Snapshots,
-) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
+    mut file: File,
+    meta: &Meta,
+) -> std::io::Result<File> {
     let files = &snapshots.files;
-    let slot = snapshots.lock();
-    let Some(current) = &slot.current else {
-        return Ok(None);
-    };
-    let meta = current.meta.clone();
-    if current.keys.is_empty() {
-        let file = open_for_reading(&files.path).map_err(|e| io_error(&e))?;
-        return Ok(Some(Snapshot {
-            meta,
-            snapshot: file,
-        }));
-    }
-    // Decoded under the lock, so that the values it refers to are
-    // registered before a newer snapshot's clean-up can delete them.
-    let mut file = File::open(&files.path).map_err(|e| io_error(&e))?;
     let loaded: Loaded<SM::Snapshot> = snapshot_file::read(
         &mut file,
         &Source::Local {
@@ -482,20 +480,17 @@ fn current_for_transfer<SM: StateMachine>(
             location: &files.location,
         },
     )
-    .map_err(|e| read_error(Some(&meta), &e))?;
-    drop(slot);
-    let (state, blobs) = snapshot_file::encode_transfer(&loaded.state).map_err(|e| io_error(&e))?;
-    let dir = files
-        .path
-        .parent()
-        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-    let mut out = scratch_file(&dir).map_err(|e| io_error(&e))?;
-    snapshot_file::write(&mut out, &meta, &blobs, &state).map_err(|e| io_error(&e))?;
-    std::io::Seek::rewind(&mut out).map_err(|e| io_error(&e))?;
-    Ok(Some(Snapshot {
-        meta,
-        snapshot: Box::new(tokio::fs::File::from_std(out)),
-    }))
+    .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let (state, blobs) = snapshot_file::encode_transfer(&loaded.state)?;
+    let mut out = scratch_file(&group_dir(&files.path))?;
+    snapshot_file::write(&mut out, meta, &blobs, &state)?;
+    std::io::Seek::rewind(&mut out)?;
+    Ok(out)
+}
+
+fn group_dir(path: &Path) -> PathBuf {
+    path.parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
 }
 
 /// Encodes and persists a snapshot taken at one moment, off the apply path.
