@@ -62,6 +62,24 @@ pub enum LogStorage {
     Memory,
 }
 
+/// Starts a group's Raft instance over `wal`, whichever storage it is on.
+async fn start_raft<SM: StateMachine, S: statemesh_wal::Storage>(
+    id: NodeId,
+    config: Arc<openraft::Config>,
+    network: GroupNetwork,
+    wal: Wal<S>,
+    store: Store<SM>,
+) -> Result<crate::types::Raft, openraft::error::Fatal<NodeId>> {
+    openraft::Raft::new(
+        id,
+        config,
+        network,
+        RaftLog::<TypeConfig, _>::new(wal),
+        store,
+    )
+    .await
+}
+
 /// One process's place in the mesh: it hosts groups, each with its own log
 /// and state under `dir`, and answers other nodes through the network.
 pub struct Node {
@@ -295,27 +313,13 @@ impl Node {
         let raft = match node.options.log {
             LogStorage::Disk(sync) => {
                 let wal = Wal::open(dir.join("log"), options.sync(sync))?;
-                openraft::Raft::new(
-                    node.id,
-                    config,
-                    network,
-                    RaftLog::<TypeConfig, _>::new(wal),
-                    store,
-                )
-                .await
+                start_raft(node.id, config, network, wal, store).await
             }
             LogStorage::Memory => {
                 // Small segments: each is allocated in full, in memory.
                 let options = options.segment_size(4 << 20);
                 let wal = Wal::open_with(MemoryStorage::new(), options)?;
-                openraft::Raft::new(
-                    node.id,
-                    config,
-                    network,
-                    RaftLog::<TypeConfig, _>::new(wal),
-                    store,
-                )
-                .await
+                start_raft(node.id, config, network, wal, store).await
             }
         }
         .map_err(|e| GroupError::Raft(e.to_string()))?;
