@@ -253,7 +253,13 @@ async fn a_new_learner_receives_large_values_inside_a_snapshot() {
         .await
         .unwrap();
     reader.when().reaches(maps[0].version()).await;
-    assert!(reader.group().status().snapshot.is_some());
+    // The leader's log is purged, so only a snapshot can have brought it
+    // here; openraft reports the snapshot just after the state is restored.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while reader.group().status().snapshot.is_none() {
+        assert!(std::time::Instant::now() < deadline, "no snapshot installed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     for k in 0..200u32 {
         let got = reader.get(&k).unwrap();
         assert!(got.is_cached());
