@@ -52,7 +52,7 @@ pub use collections::{
 pub use error::{ExecuteError, GroupError, NodeError, QueryError};
 pub use group::{Consistency, Group, GroupId, GroupStatus, Role, SnapshotStream, When};
 pub use large::{Large, LargeError, LargeValues};
-pub use network::{MemoryNetwork, Network};
+pub use network::{MemoryNetwork, Network, Security, TcpNetwork, TcpOptions, Tls};
 pub use node::{LogStorage, Node, NodeOptions};
 pub use state_machine::StateMachine;
 pub use statemesh_cache::PoolStats;

@@ -257,7 +257,10 @@ async fn a_new_learner_receives_large_values_inside_a_snapshot() {
     // here; openraft reports the snapshot just after the state is restored.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while reader.group().status().snapshot.is_none() {
-        assert!(std::time::Instant::now() < deadline, "no snapshot installed");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no snapshot installed"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     for k in 0..200u32 {

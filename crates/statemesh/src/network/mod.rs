@@ -4,18 +4,34 @@
 //! brings the reply back; the node at the far end hands them to the
 //! [`Handler`] it registered with [`Network::serve`]. Raft messages,
 //! forwarded commands and read-index requests of every group travel this
-//! way, so a transport needs to know nothing about groups or types. This
-//! crate ships [`MemoryNetwork`] (in-process, with fault injection); the
-//! TLS transport implements the same trait.
+//! way, so a transport needs to know nothing about groups or types.
+//!
+//! Two transports implement it: [`MemoryNetwork`] (in-process, with fault
+//! injection, for tests) and [`TcpNetwork`] (TCP, TLS by default, framed
+//! and checksummed, many requests in flight on one connection per peer;
+//! the protocol is described in `PROTOCOL.md`). Peers prove they belong
+//! to the cluster with its secret, clients with a token ([`auth`]).
 
+pub mod auth;
+mod connection;
+mod frame;
+mod handshake;
 mod memory;
+mod tcp;
+mod tls;
 
+pub use auth::{Access, AuthError, Authenticator, Claims, Grant, Secret};
+pub use frame::FrameError;
+pub use handshake::PROTOCOL_VERSION;
 pub use memory::MemoryNetwork;
+pub use tcp::{ClientHandler, TcpNetwork, TcpOptions};
+pub use tls::{DevCertificates, Security, Tls, TlsError, TlsFiles};
 
 use crate::types::NodeId;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// A boxed, sendable future.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -54,4 +70,85 @@ pub enum NetworkError {
     /// The request may have been delivered, but the reply was lost.
     #[error("the reply from node {0} was lost")]
     ReplyLost(NodeId),
+}
+
+/// Why a connection was refused or closed. Logged by the side that saw
+/// it; the connection is dropped and nothing else is disturbed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectionError {
+    /// The TCP connection could not be made.
+    #[error("connect: {0}")]
+    Connect(std::io::Error),
+    /// Connecting, the TLS handshake or our handshake took too long.
+    #[error("no handshake within {0:?}")]
+    Timeout(Duration),
+    /// The TLS handshake failed (plaintext spoken to a TLS port, an
+    /// untrusted certificate, no client certificate where one is
+    /// required).
+    #[error("tls: {0}")]
+    Tls(std::io::Error),
+    /// A frame could not be read.
+    #[error("frame: {0}")]
+    Frame(#[from] FrameError),
+    /// The first frame does not start with statemesh's magic: not a
+    /// statemesh peer.
+    #[error("not a statemesh handshake (bad magic)")]
+    BadMagic,
+    /// The other side speaks another protocol version.
+    #[error("protocol version {theirs} is not spoken here (this side speaks {ours})")]
+    Version {
+        /// Ours.
+        ours: u16,
+        /// Theirs.
+        theirs: u16,
+    },
+    /// The handshake names another cluster.
+    #[error("the peer belongs to cluster {theirs:?}, not {ours:?}")]
+    Cluster {
+        /// Ours.
+        ours: String,
+        /// Theirs.
+        theirs: String,
+    },
+    /// The handshake could not be decoded, or a frame came out of turn.
+    #[error("handshake: {0}")]
+    Handshake(String),
+    /// The token or cluster secret was refused.
+    #[error("authentication: {0}")]
+    Auth(#[from] AuthError),
+    /// The other side refused us, and said why.
+    #[error("refused by the peer: {0}")]
+    Refused(String),
+    /// The client's token expired; the connection was closed.
+    #[error("the token expired")]
+    Expired,
+}
+
+/// Caps and timeouts of a connection. The defaults suit a LAN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The largest frame accepted, checked before anything is allocated
+    /// (default 64 MiB: a batch of Raft entries or a snapshot chunk, with
+    /// room).
+    pub max_frame: usize,
+    /// How long a frame may take once it started arriving (default 10 s).
+    pub stall_timeout: Duration,
+    /// How long connecting, the TLS handshake and the handshake may take
+    /// together (default 5 s).
+    pub connect_timeout: Duration,
+    /// Requests one connection may have in flight on the serving side
+    /// (default 1,024); past that, its frames wait to be read.
+    pub max_in_flight: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_frame: 64 << 20,
+            stall_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(5),
+            max_in_flight: 1024,
+        }
+    }
 }

@@ -1,0 +1,249 @@
+//! One connection from this side: dialed, secured, introduced, then shared
+//! by any number of concurrent requests, each matched to its reply by
+//! request id.
+
+use super::frame::{self, Kind};
+use super::handshake::{self, Hello, MAX_HANDSHAKE, Welcome};
+use super::tls::Security;
+use super::{ConnectionError, Limits};
+use crate::types::NodeId;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufWriter, ReadHalf, WriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+/// A byte stream, plain or TLS, either side.
+pub(crate) trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Stream for T {}
+
+pub(crate) type BoxStream = Box<dyn Stream>;
+
+/// A frame waiting for the writer.
+pub(crate) struct Outgoing {
+    pub(crate) id: u64,
+    pub(crate) kind: Kind,
+    pub(crate) payload: Vec<u8>,
+}
+
+/// Frames queued per connection before senders wait.
+const OUTBOX: usize = 1024;
+
+/// Writes queued frames, flushing only when the queue is empty so frames
+/// that were queued together leave in as few packets as possible.
+pub(crate) fn spawn_writer(
+    half: WriteHalf<BoxStream>,
+    mut outbox: mpsc::Receiver<Outgoing>,
+) -> JoinHandle<std::io::Result<()>> {
+    tokio::spawn(async move {
+        let mut w = BufWriter::with_capacity(64 * 1024, half);
+        let mut header = Vec::with_capacity(frame::HEADER_LEN);
+        while let Some(first) = outbox.recv().await {
+            let mut next = Some(first);
+            while let Some(f) = next {
+                header.clear();
+                frame::encode_header(f.id, f.kind, &f.payload, &mut header);
+                w.write_all(&header).await?;
+                w.write_all(&f.payload).await?;
+                next = outbox.try_recv().ok();
+            }
+            w.flush().await?;
+        }
+        w.shutdown().await
+    })
+}
+
+/// Opens a TCP connection to `address`, secures it as `security` says and
+/// introduces this side with `hello`; returns the split stream and the id
+/// of the node that answered.
+pub(crate) async fn dial(
+    address: &str,
+    security: &Security,
+    hello: &Hello,
+    limits: Limits,
+) -> Result<(ReadHalf<BoxStream>, WriteHalf<BoxStream>, NodeId), ConnectionError> {
+    let timeout = limits.connect_timeout;
+    let attempt = async {
+        let tcp = TcpStream::connect(address)
+            .await
+            .map_err(ConnectionError::Connect)?;
+        // Raft messages are small and latency-bound.
+        let _ = tcp.set_nodelay(true);
+        let stream: BoxStream = match security {
+            Security::Tls(tls) => {
+                let name = tls
+                    .server_name_for(address)
+                    .map_err(ConnectionError::Handshake)?;
+                Box::new(
+                    tls.connector()
+                        .connect(name, tcp)
+                        .await
+                        .map_err(ConnectionError::Tls)?,
+                )
+            }
+            Security::Plaintext => Box::new(tcp),
+        };
+        let (mut r, mut w) = tokio::io::split(stream);
+        frame::write(&mut w, 0, Kind::Handshake, &handshake::encode(hello))
+            .await
+            .map_err(|e| ConnectionError::Frame(e.into()))?;
+        let reply = frame::read(&mut r, MAX_HANDSHAKE, limits.stall_timeout).await?;
+        if reply.kind != Kind::Handshake {
+            return Err(ConnectionError::Handshake(format!(
+                "expected a handshake, got a {:?} frame",
+                reply.kind
+            )));
+        }
+        match handshake::decode::<Welcome>(&reply.payload)? {
+            Welcome::Accepted { node } => Ok((r, w, node)),
+            Welcome::Refused(why) => Err(ConnectionError::Refused(why)),
+        }
+    };
+    tokio::time::timeout(timeout, attempt)
+        .await
+        .map_err(|_| ConnectionError::Timeout(timeout))?
+}
+
+/// Why a request got no reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CallError {
+    /// The connection was closed before the request was queued: it was
+    /// never sent.
+    NotSent,
+    /// The connection closed while the request was out: it may have been
+    /// carried out.
+    Lost,
+}
+
+/// Requests in flight, and whether the connection still works.
+#[derive(Default)]
+struct Pending {
+    waiting: HashMap<u64, oneshot::Sender<Vec<u8>>>,
+    closed: bool,
+}
+
+/// A connection that carries requests and brings back replies.
+pub(crate) struct Connection {
+    outbox: mpsc::Sender<Outgoing>,
+    pending: Arc<Mutex<Pending>>,
+    next_id: AtomicU64,
+    tasks: [JoinHandle<()>; 2],
+    /// The node at the other end.
+    pub(crate) node: NodeId,
+}
+
+fn lock(p: &Mutex<Pending>) -> MutexGuard<'_, Pending> {
+    // Nothing panics while holding it.
+    p.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Removes a request's entry if its caller gives up waiting.
+struct Waiting<'a> {
+    pending: &'a Mutex<Pending>,
+    id: u64,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        lock(self.pending).waiting.remove(&self.id);
+    }
+}
+
+impl Connection {
+    /// Dials and introduces this side (see [`dial`]), then starts reading
+    /// replies. `on_close` runs once, with the reason, when the connection
+    /// stops working.
+    pub(crate) async fn open(
+        address: &str,
+        security: &Security,
+        hello: &Hello,
+        limits: Limits,
+        on_close: impl FnOnce(ConnectionError) + Send + 'static,
+    ) -> Result<Self, ConnectionError> {
+        let (mut r, w, node) = dial(address, security, hello, limits).await?;
+        let (outbox, rx) = mpsc::channel(OUTBOX);
+        let pending = Arc::new(Mutex::new(Pending::default()));
+        let writer = spawn_writer(w, rx);
+        let reader = {
+            let pending = Arc::clone(&pending);
+            tokio::spawn(async move {
+                let error = loop {
+                    match frame::read(&mut r, limits.max_frame, limits.stall_timeout).await {
+                        Ok(f) if f.kind == Kind::Reply => {
+                            let waiter = lock(&pending).waiting.remove(&f.id);
+                            if let Some(w) = waiter {
+                                let _ = w.send(f.payload);
+                            }
+                        }
+                        Ok(f) => {
+                            break ConnectionError::Handshake(format!(
+                                "a {:?} frame where only replies may come",
+                                f.kind
+                            ));
+                        }
+                        Err(e) => break ConnectionError::Frame(e),
+                    }
+                };
+                let mut p = lock(&pending);
+                p.closed = true;
+                // Dropping the senders wakes every caller with `Lost`.
+                p.waiting.clear();
+                drop(p);
+                on_close(error);
+            })
+        };
+        // The writer's failure shows up at the reader too (the peer sees a
+        // broken stream and closes); abort it with the connection.
+        let writer = tokio::spawn(async move {
+            let _ = writer.await;
+        });
+        Ok(Self {
+            outbox,
+            pending,
+            next_id: AtomicU64::new(1),
+            tasks: [reader, writer],
+            node,
+        })
+    }
+
+    /// Whether the connection has stopped working.
+    pub(crate) fn is_closed(&self) -> bool {
+        lock(&self.pending).closed || self.outbox.is_closed()
+    }
+
+    /// Sends `payload` as a request and waits for the reply.
+    pub(crate) async fn call(&self, payload: Vec<u8>) -> Result<Vec<u8>, CallError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut p = lock(&self.pending);
+            if p.closed {
+                return Err(CallError::NotSent);
+            }
+            p.waiting.insert(id, tx);
+        }
+        let _guard = Waiting {
+            pending: &self.pending,
+            id,
+        };
+        let out = Outgoing {
+            id,
+            kind: Kind::Request,
+            payload,
+        };
+        if self.outbox.send(out).await.is_err() {
+            return Err(CallError::NotSent);
+        }
+        rx.await.map_err(|_| CallError::Lost)
+    }
+}

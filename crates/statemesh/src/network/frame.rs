@@ -1,0 +1,290 @@
+//! Frames: how messages are cut out of a byte stream.
+//!
+//! ```text
+//! 0        4        8                16     17
+//! | len    | crc    | request id     | kind | payload (len bytes) ... |
+//!   u32 LE   u32 LE   u64 LE           u8
+//! ```
+//!
+//! `crc` is CRC32C over everything after it (request id, kind, payload), so
+//! a flipped bit anywhere but the length is caught, and a damaged length is
+//! caught by the cap or by the checksum of the bytes it wrongly delimits.
+//! The length is checked against the cap before a byte of the payload is
+//! read or allocated. See `PROTOCOL.md` for the whole protocol.
+
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// Bytes before the payload.
+pub(crate) const HEADER_LEN: usize = 17;
+
+/// What a frame carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Kind {
+    /// The first frame either side sends: magic, version, identity.
+    Handshake = 1,
+    /// A request; the answer carries the same request id.
+    Request = 2,
+    /// The answer to a request.
+    Reply = 3,
+}
+
+impl Kind {
+    fn from_byte(b: u8) -> Option<Self> {
+        match b {
+            1 => Some(Self::Handshake),
+            2 => Some(Self::Request),
+            3 => Some(Self::Reply),
+            _ => None,
+        }
+    }
+}
+
+/// One message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Frame {
+    pub(crate) id: u64,
+    pub(crate) kind: Kind,
+    pub(crate) payload: Vec<u8>,
+}
+
+/// Why a frame could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FrameError {
+    /// The socket failed.
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    /// The peer closed the connection between frames.
+    #[error("closed by the peer")]
+    Closed,
+    /// The peer closed the connection in the middle of a frame.
+    #[error("closed by the peer in the middle of a frame ({got} of {expected} bytes)")]
+    Truncated {
+        /// Bytes of the frame received.
+        got: usize,
+        /// Bytes the frame should have had.
+        expected: usize,
+    },
+    /// The frame announced a payload past the cap.
+    #[error("a frame of {len} bytes is over the {max}-byte cap")]
+    TooLarge {
+        /// The announced payload length.
+        len: u64,
+        /// The cap.
+        max: usize,
+    },
+    /// The checksum does not match the bytes.
+    #[error("checksum mismatch (damaged or not a statemesh frame)")]
+    Checksum,
+    /// The kind byte names no known kind.
+    #[error("unknown frame kind {0}")]
+    UnknownKind(u8),
+    /// The peer started a frame and did not finish it in time.
+    #[error("the peer stalled in the middle of a frame for {0:?}")]
+    Stalled(Duration),
+}
+
+/// Appends the frame's header (for `payload`) to `out`.
+pub(crate) fn encode_header(id: u64, kind: Kind, payload: &[u8], out: &mut Vec<u8>) {
+    // Payloads are capped far below 4 GiB by every reader; a writer that
+    // tried more would be refused by the reader's cap, not silently cut.
+    let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
+    let mut body = [0u8; 9];
+    body[..8].copy_from_slice(&id.to_le_bytes());
+    body[8] = kind as u8;
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&body), payload);
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&crc.to_le_bytes());
+    out.extend_from_slice(&body);
+}
+
+/// Appends the whole frame to `out`.
+pub(crate) fn encode(id: u64, kind: Kind, payload: &[u8], out: &mut Vec<u8>) {
+    encode_header(id, kind, payload, out);
+    out.extend_from_slice(payload);
+}
+
+/// Writes one frame and flushes it.
+pub(crate) async fn write<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    id: u64,
+    kind: Kind,
+    payload: &[u8],
+) -> std::io::Result<()> {
+    let mut buf = Vec::with_capacity(HEADER_LEN + payload.len());
+    encode(id, kind, payload, &mut buf);
+    w.write_all(&buf).await?;
+    w.flush().await
+}
+
+/// Reads one frame whose payload is at most `max` bytes. Waiting for a
+/// frame to start has no limit; once it has started, the rest must arrive
+/// within `stall`.
+pub(crate) async fn read<R: AsyncRead + Unpin>(
+    r: &mut R,
+    max: usize,
+    stall: Duration,
+) -> Result<Frame, FrameError> {
+    let mut header = [0u8; HEADER_LEN];
+    if r.read(&mut header[..1]).await? == 0 {
+        return Err(FrameError::Closed);
+    }
+    match tokio::time::timeout(stall, read_rest(r, header, max)).await {
+        Ok(result) => result,
+        Err(_) => Err(FrameError::Stalled(stall)),
+    }
+}
+
+async fn read_rest<R: AsyncRead + Unpin>(
+    r: &mut R,
+    mut header: [u8; HEADER_LEN],
+    max: usize,
+) -> Result<Frame, FrameError> {
+    let got = read_full(r, &mut header[1..]).await? + 1;
+    if got < HEADER_LEN {
+        return Err(FrameError::Truncated {
+            got,
+            expected: HEADER_LEN,
+        });
+    }
+    let [l0, l1, l2, l3, c0, c1, c2, c3, body @ ..] = header;
+    let len = u32::from_le_bytes([l0, l1, l2, l3]);
+    let crc = u32::from_le_bytes([c0, c1, c2, c3]);
+    let len = usize::try_from(len).unwrap_or(usize::MAX);
+    if len > max {
+        return Err(FrameError::TooLarge {
+            len: len as u64,
+            max,
+        });
+    }
+    let mut payload = vec![0u8; len];
+    let got = read_full(r, &mut payload).await?;
+    if got < len {
+        return Err(FrameError::Truncated {
+            got: HEADER_LEN + got,
+            expected: HEADER_LEN + len,
+        });
+    }
+    if crc32c::crc32c_append(crc32c::crc32c(&body), &payload) != crc {
+        return Err(FrameError::Checksum);
+    }
+    let [i0, i1, i2, i3, i4, i5, i6, i7, kind] = body;
+    let kind = Kind::from_byte(kind).ok_or(FrameError::UnknownKind(kind))?;
+    Ok(Frame {
+        id: u64::from_le_bytes([i0, i1, i2, i3, i4, i5, i6, i7]),
+        kind,
+        payload,
+    })
+}
+
+/// Fills `buf` unless the stream ends first; returns the bytes read.
+async fn read_full<R: AsyncRead + Unpin>(r: &mut R, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match r.read(&mut buf[filled..]).await? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STALL: Duration = Duration::from_secs(5);
+
+    async fn read_bytes(bytes: &[u8], max: usize) -> Result<Frame, FrameError> {
+        let mut r = bytes;
+        read(&mut r, max, STALL).await
+    }
+
+    fn frame(id: u64, kind: Kind, payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode(id, kind, payload, &mut out);
+        out
+    }
+
+    #[tokio::test]
+    async fn round_trip() {
+        let bytes = frame(7, Kind::Request, b"hello");
+        let f = read_bytes(&bytes, 1024).await.unwrap();
+        assert_eq!(
+            f,
+            Frame {
+                id: 7,
+                kind: Kind::Request,
+                payload: b"hello".to_vec()
+            }
+        );
+        let empty = frame(u64::MAX, Kind::Reply, b"");
+        assert_eq!(read_bytes(&empty, 0).await.unwrap().payload, b"");
+    }
+
+    #[tokio::test]
+    async fn every_flipped_bit_is_caught() {
+        let bytes = frame(3, Kind::Reply, b"payload");
+        for i in 0..bytes.len() * 8 {
+            let mut b = bytes.clone();
+            b[i / 8] ^= 1 << (i % 8);
+            let r = read_bytes(&b, 1024).await;
+            assert!(r.is_err(), "bit {i} flipped went unnoticed: {r:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn oversized_is_refused_before_reading_the_payload() {
+        let mut bytes = frame(1, Kind::Request, &[0; 100]);
+        bytes.truncate(HEADER_LEN); // the payload never comes
+        assert!(matches!(
+            read_bytes(&bytes, 99).await,
+            Err(FrameError::TooLarge { len: 100, max: 99 })
+        ));
+        let mut huge = bytes.clone();
+        huge[..4].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(matches!(
+            read_bytes(&huge, 1 << 20).await,
+            Err(FrameError::TooLarge { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn truncated_and_closed() {
+        assert!(matches!(read_bytes(&[], 10).await, Err(FrameError::Closed)));
+        let bytes = frame(1, Kind::Request, b"0123456789");
+        for cut in 1..bytes.len() {
+            assert!(
+                matches!(
+                    read_bytes(&bytes[..cut], 1024).await,
+                    Err(FrameError::Truncated { got, .. }) if got == cut
+                ),
+                "cut at {cut}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn unknown_kind() {
+        let mut bytes = frame(1, Kind::Request, b"x");
+        bytes[16] = 9;
+        let body_crc = crc32c::crc32c_append(crc32c::crc32c(&bytes[8..17]), b"x");
+        bytes[4..8].copy_from_slice(&body_crc.to_le_bytes());
+        assert!(matches!(
+            read_bytes(&bytes, 10).await,
+            Err(FrameError::UnknownKind(9))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_stalled_frame_times_out() {
+        let (mut client, mut server) = tokio::io::duplex(64);
+        let bytes = frame(1, Kind::Request, b"0123456789");
+        client.write_all(&bytes[..5]).await.unwrap();
+        let r = read(&mut server, 1024, Duration::from_millis(200)).await;
+        assert!(matches!(r, Err(FrameError::Stalled(_))), "{r:?}");
+        drop(client);
+    }
+}

@@ -1,0 +1,452 @@
+//! Nodes on TCP, secured by TLS: the [`Network`] real clusters use.
+
+use super::auth::{Authenticator, Grant};
+use super::connection::{BoxStream, CallError, Connection, Outgoing, spawn_writer};
+use super::frame::{self, Kind};
+use super::handshake::{self, Hello, MAX_HANDSHAKE, Peer, Welcome};
+use super::tls::Security;
+use super::{BoxFuture, ConnectionError, Handler, Limits, Network, NetworkError};
+use crate::types::NodeId;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+use tokio::io::ReadHalf;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::{JoinHandle, JoinSet};
+
+/// Answers the requests of authenticated clients.
+pub trait ClientHandler: Send + Sync + 'static {
+    /// Answers `request` from a client holding `grant`.
+    fn handle(&self, grant: Arc<Grant>, request: Vec<u8>) -> BoxFuture<Vec<u8>>;
+}
+
+/// What a [`TcpNetwork`] needs to know.
+#[derive(Debug, Clone)]
+pub struct TcpOptions {
+    /// The cluster's name: a node or client that names another cluster in
+    /// its handshake is refused.
+    pub cluster: String,
+    /// TLS (the default) or plaintext.
+    pub security: Security,
+    /// The cluster secret this node presents to peers and checks, and the
+    /// key of client JWTs.
+    pub auth: Authenticator,
+    /// Frame size, timeouts and concurrency caps.
+    pub limits: Limits,
+}
+
+impl TcpOptions {
+    /// Options for cluster `cluster` with default [`Limits`].
+    #[must_use]
+    pub fn new(cluster: impl Into<String>, security: Security, auth: Authenticator) -> Self {
+        Self {
+            cluster: cluster.into(),
+            security,
+            auth,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// A node's place on the network: it listens for peers and clients, and
+/// keeps one connection to each peer it calls, shared by all its groups'
+/// requests, reconnecting with backoff when one breaks.
+///
+/// Peers are found by the addresses given to [`TcpNetwork::set_address`].
+pub struct TcpNetwork {
+    shared: Arc<Shared>,
+    accept: JoinHandle<()>,
+    local_addr: SocketAddr,
+}
+
+impl std::fmt::Debug for TcpNetwork {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TcpNetwork")
+            .field("local_addr", &self.local_addr)
+            .field("cluster", &self.shared.options.cluster)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for TcpNetwork {
+    fn drop(&mut self) {
+        // Aborting the accept loop drops its set of sessions, which aborts
+        // them all.
+        self.accept.abort();
+    }
+}
+
+struct Shared {
+    options: TcpOptions,
+    local: Mutex<Option<(NodeId, Arc<dyn Handler>)>>,
+    clients: Mutex<Option<Arc<dyn ClientHandler>>>,
+    addresses: Mutex<HashMap<NodeId, String>>,
+    links: Mutex<HashMap<NodeId, Arc<Link>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Nothing panics while holding these locks.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The way to one peer.
+struct Link {
+    peer: NodeId,
+    state: tokio::sync::Mutex<LinkState>,
+}
+
+#[derive(Default)]
+struct LinkState {
+    connection: Option<Arc<Connection>>,
+    /// After a failed attempt, calls fail at once until this moment.
+    retry_at: Option<Instant>,
+    backoff: Duration,
+}
+
+/// First and longest wait between attempts to reach a peer that is down.
+const BACKOFF_MIN: Duration = Duration::from_millis(50);
+const BACKOFF_MAX: Duration = Duration::from_secs(2);
+
+impl TcpNetwork {
+    /// Listens on `address` (`host:port`; port 0 picks a free one).
+    ///
+    /// # Errors
+    ///
+    /// The address cannot be bound.
+    pub async fn bind(address: &str, options: TcpOptions) -> std::io::Result<Arc<Self>> {
+        let listener = TcpListener::bind(address).await?;
+        let local_addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            options,
+            local: Mutex::new(None),
+            clients: Mutex::new(None),
+            addresses: Mutex::new(HashMap::new()),
+            links: Mutex::new(HashMap::new()),
+        });
+        let accept = tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
+        Ok(Arc::new(Self {
+            shared,
+            accept,
+            local_addr,
+        }))
+    }
+
+    /// The address it listens on.
+    #[must_use]
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Reaches `node` at `address` (`host:port`) from now on; a connection
+    /// to an older address is closed.
+    pub fn set_address(&self, node: NodeId, address: impl Into<String>) {
+        let address = address.into();
+        let old = lock(&self.shared.addresses).insert(node, address.clone());
+        if old.as_ref() != Some(&address) {
+            lock(&self.shared.links).remove(&node);
+        }
+    }
+
+    /// The address `node` is reached at, if known.
+    #[must_use]
+    pub fn address(&self, node: NodeId) -> Option<String> {
+        lock(&self.shared.addresses).get(&node).cloned()
+    }
+
+    /// Hands client requests to `handler` from now on. Until then clients
+    /// are refused at the handshake.
+    pub fn serve_clients(&self, handler: Arc<dyn ClientHandler>) {
+        *lock(&self.shared.clients) = Some(handler);
+    }
+}
+
+impl Network for TcpNetwork {
+    fn serve(&self, node: NodeId, handler: Arc<dyn Handler>) {
+        *lock(&self.shared.local) = Some((node, handler));
+    }
+
+    fn stop(&self, node: NodeId) {
+        let mut local = lock(&self.shared.local);
+        if local.as_ref().is_some_and(|(id, _)| *id == node) {
+            *local = None;
+        }
+    }
+
+    fn call(
+        &self,
+        from: NodeId,
+        to: NodeId,
+        request: Vec<u8>,
+    ) -> BoxFuture<Result<Vec<u8>, NetworkError>> {
+        let shared = Arc::clone(&self.shared);
+        Box::pin(async move {
+            let local = lock(&shared.local).clone();
+            if let Some((id, handler)) = local
+                && id == to
+            {
+                return Ok(handler.handle(from, request).await);
+            }
+            let link = Arc::clone(lock(&shared.links).entry(to).or_insert_with(|| {
+                Arc::new(Link {
+                    peer: to,
+                    state: tokio::sync::Mutex::default(),
+                })
+            }));
+            let connection = link
+                .connect(&shared, from)
+                .await
+                .ok_or(NetworkError::Unreachable(to))?;
+            match connection.call(request).await {
+                Ok(reply) => Ok(reply),
+                Err(CallError::NotSent) => Err(NetworkError::Unreachable(to)),
+                Err(CallError::Lost) => Err(NetworkError::ReplyLost(to)),
+            }
+        })
+    }
+}
+
+impl Link {
+    /// The working connection to the peer, made now if there is none and
+    /// the backoff allows.
+    async fn connect(&self, shared: &Shared, from: NodeId) -> Option<Arc<Connection>> {
+        let mut s = self.state.lock().await;
+        if let Some(c) = &s.connection
+            && !c.is_closed()
+        {
+            return Some(Arc::clone(c));
+        }
+        s.connection = None;
+        if s.retry_at.is_some_and(|t| Instant::now() < t) {
+            return None;
+        }
+        let address = lock(&shared.addresses).get(&self.peer).cloned()?;
+        let o = &shared.options;
+        let hello = Hello {
+            cluster: o.cluster.clone(),
+            peer: Peer::Node {
+                id: from,
+                secret: o.auth.secret().as_bytes().to_vec(),
+            },
+        };
+        let peer = self.peer;
+        let on_close = move |e: ConnectionError| {
+            tracing::debug!(peer, error = %e, "connection to peer closed");
+        };
+        match Connection::open(&address, &o.security, &hello, o.limits, on_close).await {
+            Ok(c) if c.node == peer => {
+                s.backoff = Duration::ZERO;
+                s.retry_at = None;
+                let c = Arc::new(c);
+                s.connection = Some(Arc::clone(&c));
+                Some(c)
+            }
+            Ok(c) => {
+                tracing::warn!(peer, %address, found = c.node, "a different node answered");
+                s.fail();
+                None
+            }
+            Err(e) => {
+                tracing::debug!(peer, %address, error = %e, "cannot reach peer");
+                s.fail();
+                None
+            }
+        }
+    }
+}
+
+impl LinkState {
+    fn fail(&mut self) {
+        self.backoff = (self.backoff * 2).clamp(BACKOFF_MIN, BACKOFF_MAX);
+        self.retry_at = Some(Instant::now() + self.backoff);
+    }
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    let mut sessions = JoinSet::new();
+    loop {
+        while sessions.try_join_next().is_some() {}
+        match listener.accept().await {
+            Ok((tcp, remote)) => {
+                let shared = Arc::clone(&shared);
+                sessions.spawn(async move {
+                    if let Err(e) = session(&shared, tcp).await {
+                        log_session_end(remote, &e);
+                    }
+                });
+            }
+            Err(e) => {
+                // Out of file descriptors, say: wait rather than spin.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+fn log_session_end(remote: SocketAddr, e: &ConnectionError) {
+    match e {
+        ConnectionError::Frame(super::FrameError::Closed) => {
+            tracing::debug!(%remote, "connection closed by the peer");
+        }
+        _ => tracing::warn!(%remote, error = %e, "connection refused or closed"),
+    }
+}
+
+/// Who is at the other end of an accepted connection.
+enum Session {
+    Node(NodeId, Arc<dyn Handler>),
+    Client(Arc<Grant>, Arc<dyn ClientHandler>),
+}
+
+/// Serves one accepted connection until it closes or misbehaves.
+async fn session(shared: &Arc<Shared>, tcp: TcpStream) -> Result<(), ConnectionError> {
+    let _ = tcp.set_nodelay(true);
+    let limits = shared.options.limits;
+    let stream: BoxStream = match &shared.options.security {
+        Security::Tls(tls) => {
+            let acceptor = tls
+                .acceptor()
+                .ok_or_else(|| ConnectionError::Handshake("no server certificate".into()))?;
+            let accept = acceptor.accept(tcp);
+            Box::new(
+                tokio::time::timeout(limits.connect_timeout, accept)
+                    .await
+                    .map_err(|_| ConnectionError::Timeout(limits.connect_timeout))?
+                    .map_err(ConnectionError::Tls)?,
+            )
+        }
+        Security::Plaintext => Box::new(tcp),
+    };
+    let (mut r, mut w) = tokio::io::split(stream);
+    let first = tokio::time::timeout(
+        limits.connect_timeout,
+        frame::read(&mut r, MAX_HANDSHAKE, limits.stall_timeout),
+    )
+    .await
+    .map_err(|_| ConnectionError::Timeout(limits.connect_timeout))??;
+    if first.kind != Kind::Handshake {
+        return Err(ConnectionError::Handshake(format!(
+            "expected a handshake, got a {:?} frame",
+            first.kind
+        )));
+    }
+    let admitted = admit(shared, &first.payload);
+    // A refusal goes out under our version too, so a peer of another
+    // version learns what we speak.
+    let welcome = match &admitted {
+        Ok((_, node)) => Welcome::Accepted { node: *node },
+        Err(e) => Welcome::Refused(e.to_string()),
+    };
+    frame::write(&mut w, 0, Kind::Handshake, &handshake::encode(&welcome))
+        .await
+        .map_err(|e| ConnectionError::Frame(e.into()))?;
+    let (session, _) = admitted?;
+    serve_requests(session, r, w, limits).await
+}
+
+/// Decides whether the introduced side may stay; returns what it is and
+/// this node's id.
+fn admit(shared: &Shared, payload: &[u8]) -> Result<(Session, NodeId), ConnectionError> {
+    let hello: Hello = handshake::decode(payload)?;
+    let o = &shared.options;
+    if hello.cluster != o.cluster {
+        return Err(ConnectionError::Cluster {
+            ours: o.cluster.clone(),
+            theirs: hello.cluster,
+        });
+    }
+    let local = lock(&shared.local).clone();
+    let Some((node, handler)) = local else {
+        return Err(ConnectionError::Refused(
+            "this node is not serving yet".into(),
+        ));
+    };
+    match hello.peer {
+        Peer::Node { id, secret } => {
+            if !o.auth.secret().matches(&secret) {
+                return Err(ConnectionError::Auth(super::AuthError::Invalid));
+            }
+            Ok((Session::Node(id, handler), node))
+        }
+        Peer::Client { token } => {
+            let grant = o.auth.check(&token).map_err(ConnectionError::Auth)?;
+            let clients = lock(&shared.clients).clone().ok_or_else(|| {
+                ConnectionError::Refused("this node does not serve clients".into())
+            })?;
+            Ok((Session::Client(Arc::new(grant), clients), node))
+        }
+    }
+}
+
+async fn serve_requests(
+    session: Session,
+    mut r: ReadHalf<BoxStream>,
+    w: tokio::io::WriteHalf<BoxStream>,
+    limits: Limits,
+) -> Result<(), ConnectionError> {
+    let (outbox, rx) = mpsc::channel::<Outgoing>(1024);
+    let writer = spawn_writer(w, rx);
+    let _abort_writer = AbortOnDrop(writer);
+    // Bounds the requests one connection has in flight, so a flood waits
+    // for answers instead of piling up tasks.
+    let permits = Arc::new(Semaphore::new(limits.max_in_flight.max(1)));
+    let mut handlers = JoinSet::new();
+    let expires = match &session {
+        Session::Client(grant, _) => grant.expires,
+        Session::Node(..) => None,
+    };
+    let expiry = async move {
+        match expires {
+            Some(at) => {
+                let left = at
+                    .duration_since(SystemTime::now())
+                    .unwrap_or(Duration::ZERO);
+                tokio::time::sleep(left).await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(expiry);
+    loop {
+        while handlers.try_join_next().is_some() {}
+        let f = tokio::select! {
+            f = frame::read(&mut r, limits.max_frame, limits.stall_timeout) => f?,
+            () = &mut expiry => return Err(ConnectionError::Expired),
+        };
+        if f.kind != Kind::Request {
+            return Err(ConnectionError::Handshake(format!(
+                "a {:?} frame where only requests may come",
+                f.kind
+            )));
+        }
+        let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
+            return Ok(());
+        };
+        let reply = match &session {
+            Session::Node(from, h) => h.handle(*from, f.payload),
+            Session::Client(grant, h) => h.handle(Arc::clone(grant), f.payload),
+        };
+        let outbox = outbox.clone();
+        handlers.spawn(async move {
+            let payload = reply.await;
+            let _ = outbox
+                .send(Outgoing {
+                    id: f.id,
+                    kind: Kind::Reply,
+                    payload,
+                })
+                .await;
+            drop(permit);
+        });
+    }
+}
+
+struct AbortOnDrop<T>(JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
