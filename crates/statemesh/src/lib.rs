@@ -36,25 +36,32 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod client;
 pub mod collections;
 mod error;
 mod group;
 mod large;
 pub mod network;
 mod node;
+pub mod server;
 mod state_machine;
 mod types;
 
+pub use client::{
+    Client, ClientError, ClientOptions, ClusterStatus, Refusal, Remote, RemoteCell, RemoteMap,
+    RemoteWritten,
+};
 pub use collections::{
-    Cell, CellReader, Map, MapReader, Once, OnceReader, PriorityQueue, PriorityQueueReader, Reader,
-    Set, SetReader, VecReader, Writer,
+    Cell, CellReader, Json, Map, MapReader, Once, OnceReader, PriorityQueue, PriorityQueueReader,
+    Reader, Set, SetReader, VecReader, Writer,
 };
 pub use error::{ExecuteError, GroupError, NodeError, QueryError};
 pub use group::{Consistency, Group, GroupId, GroupStatus, Role, SnapshotStream, When};
 pub use large::{Large, LargeError, LargeValues};
 pub use network::{MemoryNetwork, Network, Security, TcpNetwork, TcpOptions, Tls};
 pub use node::{LogStorage, Node, NodeOptions};
-pub use state_machine::StateMachine;
+pub use server::{Kinds, Member, MemberRole, Server, ServerError, ServerOptions};
+pub use state_machine::{Queryable, StateMachine};
 pub use statemesh_cache::PoolStats;
 pub use statemesh_wal::SyncPolicy;
 pub use types::{NodeId, TypeConfig};

@@ -80,6 +80,16 @@ async fn start_raft<SM: StateMachine, S: statemesh_wal::Storage>(
     .await
 }
 
+/// How a group's membership starts.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Start<'a> {
+    /// These voters; this node initializes the group if it is one of them,
+    /// else joins as a learner through them.
+    Voters(&'a [NodeId]),
+    /// Neither: the group is initialized, or will be added to, by others.
+    Resume,
+}
+
 /// One process's place in the mesh: it hosts groups, each with its own log
 /// and state under `dir`, and answers other nodes through the network.
 pub struct Node {
@@ -226,6 +236,19 @@ impl Node {
         sm: SM,
         voters: &[NodeId],
     ) -> Result<Group<SM>, GroupError> {
+        self.open_group_as(name, sm, Start::Voters(voters)).await
+    }
+
+    pub(crate) async fn open_group_as<SM: StateMachine>(
+        &self,
+        name: &str,
+        sm: SM,
+        start: Start<'_>,
+    ) -> Result<Group<SM>, GroupError> {
+        let voters = match start {
+            Start::Voters(v) => v,
+            Start::Resume => &[],
+        };
         let node = &self.inner;
         let signature = sm.signature();
         let id = GroupId::new(name, &signature);
@@ -346,7 +369,9 @@ impl Node {
             shared,
             Arc::clone(&node.network),
         );
-        if voters.contains(&node.id) {
+        if matches!(start, Start::Resume) {
+            // Membership is someone else's business (the server's policy).
+        } else if voters.contains(&node.id) {
             let initialized = raft
                 .is_initialized()
                 .await
@@ -380,7 +405,7 @@ impl Node {
 
     /// Stops every group and stops answering the network. The groups'
     /// handles fail with `Shutdown` afterwards.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(&self) {
         self.inner.network.stop(self.inner.id);
         let rafts = std::mem::take(
             &mut *self

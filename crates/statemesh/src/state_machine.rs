@@ -39,3 +39,16 @@ pub trait StateMachine: Send + Sync + 'static {
     /// Replaces the whole state with `snapshot`.
     fn restore(&mut self, snapshot: Self::Snapshot);
 }
+
+/// A state machine that answers reads sent over the network, for a
+/// [`Client`](crate::Client), which holds no replica. The collections
+/// implement it; a custom state machine implements it to be read remotely.
+pub trait Queryable: StateMachine {
+    /// What a remote reader asks.
+    type Query: Serialize + DeserializeOwned + Send + Sync + 'static;
+    /// What it is told.
+    type Answer: Serialize + DeserializeOwned + Send + Sync + 'static;
+
+    /// Answers `query` from the state (must not change it).
+    fn answer(&self, query: Self::Query) -> Self::Answer;
+}

@@ -3,7 +3,7 @@
 use super::handle::{Reader, Writer, mismatched};
 use super::{Value, Written};
 use crate::error::QueryError;
-use crate::state_machine::StateMachine;
+use crate::state_machine::{Queryable, StateMachine};
 use serde::{Deserialize, Serialize};
 
 /// The writer handle of a replicated value.
@@ -77,6 +77,19 @@ impl<T: Value> StateMachine for CellState<T> {
 
     fn restore(&mut self, snapshot: Option<T>) {
         self.value = snapshot;
+    }
+}
+
+/// A remote read of a cell: its value.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct CellQuery;
+
+impl<T: Value> Queryable for CellState<T> {
+    type Query = CellQuery;
+    type Answer = Option<T>;
+
+    fn answer(&self, _query: CellQuery) -> Option<T> {
+        self.value.clone()
     }
 }
 

@@ -3,7 +3,7 @@
 use super::handle::{Reader, Writer, mismatched};
 use super::{Key, Value, Written};
 use crate::error::QueryError;
-use crate::state_machine::StateMachine;
+use crate::state_machine::{Queryable, StateMachine};
 use imbl::OrdMap;
 use serde::{Deserialize, Serialize};
 
@@ -118,6 +118,68 @@ impl<K: Key, V: Value> StateMachine for MapState<K, V> {
 
     fn restore(&mut self, snapshot: OrdMap<K, V>) {
         self.map = snapshot;
+    }
+}
+
+/// A remote read of a map.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum MapQuery<K> {
+    /// The value at a key.
+    Get(K),
+    /// Whether a key is present.
+    ContainsKey(K),
+    /// The number of entries.
+    Len,
+    /// Up to `limit` entries in key order, starting after `after` (from
+    /// the first if `None`): one page of an iteration.
+    Entries {
+        /// The last key of the previous page.
+        after: Option<K>,
+        /// The most entries to return.
+        limit: usize,
+    },
+}
+
+/// The answer to a [`MapQuery`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum MapAnswer<K, V> {
+    /// To `Get`.
+    Value(Option<V>),
+    /// To `ContainsKey`.
+    Contains(bool),
+    /// To `Len`.
+    Len(usize),
+    /// To `Entries`.
+    Entries(Vec<(K, V)>),
+}
+
+impl<K: Key, V: Value> Queryable for MapState<K, V> {
+    type Query = MapQuery<K>;
+    type Answer = MapAnswer<K, V>;
+
+    fn answer(&self, query: MapQuery<K>) -> MapAnswer<K, V> {
+        match query {
+            MapQuery::Get(k) => MapAnswer::Value(self.map.get(&k).cloned()),
+            MapQuery::ContainsKey(k) => MapAnswer::Contains(self.map.contains_key(&k)),
+            MapQuery::Len => MapAnswer::Len(self.map.len()),
+            MapQuery::Entries { after, limit } => {
+                let page = match &after {
+                    Some(a) => self
+                        .map
+                        .range::<_, K>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded))
+                        .take(limit)
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                    None => self
+                        .map
+                        .iter()
+                        .take(limit)
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                };
+                MapAnswer::Entries(page)
+            }
+        }
     }
 }
 

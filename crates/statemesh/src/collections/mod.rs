@@ -8,15 +8,17 @@
 
 mod cell;
 mod handle;
+mod json;
 mod map;
 mod once;
 mod priority_queue;
 mod set;
 mod vec;
 
-pub use cell::{Cell, CellCommand, CellOutcome, CellReader, CellState};
+pub use cell::{Cell, CellCommand, CellOutcome, CellQuery, CellReader, CellState};
 pub use handle::{Reader, Writer};
-pub use map::{Map, MapCommand, MapOutcome, MapReader, MapState};
+pub use json::Json;
+pub use map::{Map, MapAnswer, MapCommand, MapOutcome, MapQuery, MapReader, MapState};
 pub use once::{Once, OnceReader, OnceState};
 pub use priority_queue::{
     Entry, PriorityQueue, PriorityQueueCommand, PriorityQueueOutcome, PriorityQueueReader,

@@ -99,6 +99,23 @@ impl<SM: StateMachine> Group<SM> {
         }
     }
 
+    pub(crate) fn raft(&self) -> &Raft {
+        &self.inner.raft
+    }
+
+    /// Runs `read` on the state and returns the version it saw, without
+    /// waiting (for remote reads, which report the version they read at).
+    pub(crate) fn read_versioned<R>(&self, read: impl FnOnce(&SM) -> R) -> (R, u64) {
+        let sm = self
+            .inner
+            .shared
+            .sm
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        let version = self.version();
+        (read(&sm), version)
+    }
+
     /// The group's name.
     #[must_use]
     pub fn name(&self) -> &str {
@@ -171,6 +188,17 @@ impl<SM: StateMachine> Group<SM> {
     pub async fn execute(&self, command: SM::Command) -> Result<(SM::Response, u64), ExecuteError> {
         let bytes =
             postcard::to_allocvec(&command).map_err(|e| ExecuteError::Encode(e.to_string()))?;
+        let (reply, index) = self.execute_encoded(bytes).await?;
+        decode_reply::<SM>(&reply).map(|v| (v, index))
+    }
+
+    /// [`Group::execute`] of an encoded command; returns the encoded
+    /// `Result<SM::Response, String>` (the error: the command could not be
+    /// decoded on the leader) without decoding it, for a remote client.
+    pub(crate) async fn execute_encoded(
+        &self,
+        bytes: Vec<u8>,
+    ) -> Result<(Vec<u8>, u64), ExecuteError> {
         let deadline = Instant::now() + self.inner.timeout;
         let mut pause = Duration::from_millis(5);
         loop {
@@ -179,7 +207,7 @@ impl<SM: StateMachine> Group<SM> {
             let leader = match self.leader() {
                 Some(l) if l != self.inner.node => Some(l),
                 _ => match self.inner.proposer.propose(bytes.clone()).await {
-                    Ok((reply, index)) => return decode_reply::<SM>(&reply).map(|v| (v, index)),
+                    Ok(done) => return Ok(done),
                     Err(Refused::NotLeader(l)) => l,
                     Err(Refused::Failed(e)) => return Err(ExecuteError::Indeterminate(e)),
                     Err(Refused::Shutdown) => return Err(ExecuteError::Shutdown),
@@ -187,9 +215,7 @@ impl<SM: StateMachine> Group<SM> {
             };
             if let Some(leader) = leader.filter(|&l| l != self.inner.node) {
                 match self.call(leader, Request::Execute(bytes.clone())).await {
-                    Ok(Reply::Executed(Ok((reply, index)))) => {
-                        return decode_reply::<SM>(&reply).map(|v| (v, index));
-                    }
+                    Ok(Reply::Executed(Ok(done))) => return Ok(done),
                     Ok(Reply::Executed(Err(Refused::Failed(e)))) => {
                         return Err(ExecuteError::Indeterminate(e));
                     }
@@ -325,7 +351,7 @@ fn decode_reply<SM: StateMachine>(bytes: &[u8]) -> Result<SM::Response, ExecuteE
 }
 
 /// What a replica does in its group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Role {
     /// It leads: writes go through it.
     Leader,
@@ -338,7 +364,7 @@ pub enum Role {
 }
 
 /// A replica's view of its group; see [`Group::status`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct GroupStatus {
     /// This replica's node.
     pub node: NodeId,

@@ -99,6 +99,7 @@ pub(crate) async fn dial(
         match handshake::decode::<Welcome>(&reply.payload)? {
             Welcome::Accepted { node } => Ok((r, w, node)),
             Welcome::Refused(why) => Err(ConnectionError::Refused(why)),
+            Welcome::NotReady(why) => Err(ConnectionError::NotReady(why)),
         }
     };
     tokio::time::timeout(timeout, attempt)

@@ -62,6 +62,8 @@ pub(crate) enum Welcome {
     Accepted { node: NodeId },
     /// Refused, and why.
     Refused(String),
+    /// Not ready yet (starting up): try again shortly.
+    NotReady(String),
 }
 
 /// Encodes a handshake body under this build's version.

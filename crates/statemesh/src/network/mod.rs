@@ -13,9 +13,9 @@
 //! to the cluster with its secret, clients with a token ([`auth`]).
 
 pub mod auth;
-mod connection;
+pub(crate) mod connection;
 mod frame;
-mod handshake;
+pub(crate) mod handshake;
 mod memory;
 mod tcp;
 mod tls;
@@ -25,6 +25,7 @@ pub use frame::FrameError;
 pub use handshake::PROTOCOL_VERSION;
 pub use memory::MemoryNetwork;
 pub use tcp::{ClientHandler, TcpNetwork, TcpOptions};
+pub(crate) use tls::write_new;
 pub use tls::{DevCertificates, Security, Tls, TlsError, TlsFiles};
 
 use crate::types::NodeId;
@@ -120,6 +121,9 @@ pub enum ConnectionError {
     /// The other side refused us, and said why.
     #[error("refused by the peer: {0}")]
     Refused(String),
+    /// The other side is starting and cannot take the connection yet.
+    #[error("not ready: {0}")]
+    NotReady(String),
     /// The client's token expired; the connection was closed.
     #[error("the token expired")]
     Expired,

@@ -155,6 +155,16 @@ impl TcpNetwork {
         lock(&self.shared.addresses).get(&node).cloned()
     }
 
+    /// Stops listening and closes every connection, accepted or made.
+    /// Calls fail as unreachable from then on.
+    pub fn close(&self) {
+        self.accept.abort();
+        *lock(&self.shared.local) = None;
+        *lock(&self.shared.clients) = None;
+        lock(&self.shared.addresses).clear();
+        lock(&self.shared.links).clear();
+    }
+
     /// Hands client requests to `handler` from now on. Until then clients
     /// are refused at the handshake.
     pub fn serve_clients(&self, handler: Arc<dyn ClientHandler>) {
@@ -337,6 +347,7 @@ async fn session(shared: &Arc<Shared>, tcp: TcpStream) -> Result<(), ConnectionE
     // version learns what we speak.
     let welcome = match &admitted {
         Ok((_, node)) => Welcome::Accepted { node: *node },
+        Err(ConnectionError::NotReady(why)) => Welcome::NotReady(why.clone()),
         Err(e) => Welcome::Refused(e.to_string()),
     };
     frame::write(&mut w, 0, Kind::Handshake, &handshake::encode(&welcome))
@@ -359,9 +370,7 @@ fn admit(shared: &Shared, payload: &[u8]) -> Result<(Session, NodeId), Connectio
     }
     let local = lock(&shared.local).clone();
     let Some((node, handler)) = local else {
-        return Err(ConnectionError::Refused(
-            "this node is not serving yet".into(),
-        ));
+        return Err(ConnectionError::NotReady("this node is starting".into()));
     };
     match hello.peer {
         Peer::Node { id, secret } => {
@@ -373,7 +382,7 @@ fn admit(shared: &Shared, payload: &[u8]) -> Result<(Session, NodeId), Connectio
         Peer::Client { token } => {
             let grant = o.auth.check(&token).map_err(ConnectionError::Auth)?;
             let clients = lock(&shared.clients).clone().ok_or_else(|| {
-                ConnectionError::Refused("this node does not serve clients".into())
+                ConnectionError::NotReady("this node does not serve clients yet".into())
             })?;
             Ok((Session::Client(Arc::new(grant), clients), node))
         }

@@ -1,0 +1,179 @@
+//! The cluster's own replicated state: who the members are, where they
+//! listen, and which collections exist.
+
+use crate::state_machine::{Queryable, StateMachine};
+use crate::types::NodeId;
+use imbl::OrdMap;
+use serde::{Deserialize, Serialize};
+
+/// What a member may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MemberRole {
+    /// It may be promoted to voter (it starts as a learner and is promoted
+    /// once caught up, while the cluster has fewer voters than its target).
+    Voter,
+    /// It stays a learner: it follows every change, never votes, never
+    /// leads.
+    Reader,
+}
+
+impl std::fmt::Display for MemberRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Voter => "voter",
+            Self::Reader => "reader",
+        })
+    }
+}
+
+/// A node of the cluster, as the cluster records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// Where it listens (`host:port`).
+    pub address: String,
+    /// What it may do.
+    pub role: MemberRole,
+}
+
+/// The state of the `_cluster` group.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct ClusterState {
+    pub(crate) members: OrdMap<NodeId, Member>,
+    pub(crate) collections: OrdMap<String, Collection>,
+}
+
+/// A collection, as the cluster records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Collection {
+    /// Its state machine's signature.
+    pub(crate) signature: String,
+    /// The node that created it: the only one that may initialize its
+    /// group (with itself as the one voter; the policy adds the others),
+    /// so two nodes never start the same group with different voters.
+    pub(crate) creator: NodeId,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) enum ClusterCommand {
+    /// Adds a member, or changes its address or role.
+    Join { id: NodeId, member: Member },
+    /// Removes a member.
+    Leave { id: NodeId },
+    /// Records a collection; refused if the name exists with another
+    /// signature.
+    Create {
+        name: String,
+        signature: String,
+        creator: NodeId,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) enum ClusterOutcome {
+    Joined,
+    Left(bool),
+    /// `Ok(creator)`: the node that created it (this command's, if new);
+    /// `Err(signature)`: the name exists with that other signature.
+    Created(Result<NodeId, String>),
+}
+
+impl StateMachine for ClusterState {
+    type Command = ClusterCommand;
+    type Response = ClusterOutcome;
+    type Snapshot = (OrdMap<NodeId, Member>, OrdMap<String, Collection>);
+
+    fn signature(&self) -> String {
+        "statemesh::cluster/1".into()
+    }
+
+    fn apply(&mut self, command: ClusterCommand, _version: u64) -> ClusterOutcome {
+        match command {
+            ClusterCommand::Join { id, member } => {
+                self.members.insert(id, member);
+                ClusterOutcome::Joined
+            }
+            ClusterCommand::Leave { id } => {
+                ClusterOutcome::Left(self.members.remove(&id).is_some())
+            }
+            ClusterCommand::Create {
+                name,
+                signature,
+                creator,
+            } => ClusterOutcome::Created(match self.collections.get(&name) {
+                Some(c) if c.signature != signature => Err(c.signature.clone()),
+                Some(c) => Ok(c.creator),
+                None => {
+                    self.collections
+                        .insert(name, Collection { signature, creator });
+                    Ok(creator)
+                }
+            }),
+        }
+    }
+
+    fn snapshot(&self) -> Self::Snapshot {
+        (self.members.clone(), self.collections.clone())
+    }
+
+    fn restore(&mut self, (members, collections): Self::Snapshot) {
+        self.members = members;
+        self.collections = collections;
+    }
+}
+
+impl Queryable for ClusterState {
+    type Query = ();
+    type Answer = Self::Snapshot;
+
+    fn answer(&self, (): ()) -> Self::Snapshot {
+        self.snapshot()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn members_and_collections() {
+        let mut s = ClusterState::default();
+        let m = Member {
+            address: "a:1".into(),
+            role: MemberRole::Voter,
+        };
+        s.apply(
+            ClusterCommand::Join {
+                id: 1,
+                member: m.clone(),
+            },
+            1,
+        );
+        assert_eq!(s.members.get(&1), Some(&m));
+        let create = |name: &str, sig: &str, creator| ClusterCommand::Create {
+            name: name.into(),
+            signature: sig.into(),
+            creator,
+        };
+        assert!(matches!(
+            s.apply(create("x", "A", 7), 2),
+            ClusterOutcome::Created(Ok(7))
+        ));
+        // The first creator stays the creator.
+        assert!(matches!(
+            s.apply(create("x", "A", 8), 3),
+            ClusterOutcome::Created(Ok(7))
+        ));
+        assert!(matches!(
+            s.apply(create("x", "B", 8), 4),
+            ClusterOutcome::Created(Err(sig)) if sig == "A"
+        ));
+        assert!(matches!(
+            s.apply(ClusterCommand::Leave { id: 1 }, 5),
+            ClusterOutcome::Left(true)
+        ));
+        assert!(matches!(
+            s.apply(ClusterCommand::Leave { id: 1 }, 6),
+            ClusterOutcome::Left(false)
+        ));
+    }
+}

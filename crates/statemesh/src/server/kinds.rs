@@ -1,0 +1,171 @@
+//! The state machines a server can host, found by signature, and the
+//! type-erased face of a hosted group.
+
+use crate::client::Refusal;
+use crate::collections::{CellState, Json, MapState};
+use crate::error::{ExecuteError, GroupError};
+use crate::group::{Consistency, Group, GroupStatus, When};
+use crate::node::{Node, Start};
+use crate::state_machine::Queryable;
+use crate::types::Raft;
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+type LocalFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A group as the server sees it: bytes in, bytes out.
+pub(crate) trait Hosted: Send + Sync {
+    fn signature(&self) -> &str;
+    fn raft(&self) -> &Raft;
+    fn status(&self) -> GroupStatus;
+    fn when(&self) -> When;
+    fn execute(&self, command: Vec<u8>) -> LocalFuture<'_, Result<(Vec<u8>, u64), ExecuteError>>;
+    fn query(
+        &self,
+        consistency: Consistency,
+        query: Vec<u8>,
+    ) -> LocalFuture<'_, Result<(Vec<u8>, u64), Refusal>>;
+}
+
+struct HostedGroup<SM: Queryable> {
+    group: Group<SM>,
+    signature: String,
+}
+
+/// `group` as the server sees it.
+pub(crate) fn hosted<SM: Queryable>(group: Group<SM>, signature: String) -> Arc<dyn Hosted> {
+    Arc::new(HostedGroup { group, signature })
+}
+
+impl<SM: Queryable> Hosted for HostedGroup<SM> {
+    fn signature(&self) -> &str {
+        &self.signature
+    }
+
+    fn raft(&self) -> &Raft {
+        self.group.raft()
+    }
+
+    fn status(&self) -> GroupStatus {
+        self.group.status()
+    }
+
+    fn when(&self) -> When {
+        self.group.when()
+    }
+
+    fn execute(&self, command: Vec<u8>) -> LocalFuture<'_, Result<(Vec<u8>, u64), ExecuteError>> {
+        Box::pin(self.group.execute_encoded(command))
+    }
+
+    fn query(
+        &self,
+        consistency: Consistency,
+        query: Vec<u8>,
+    ) -> LocalFuture<'_, Result<(Vec<u8>, u64), Refusal>> {
+        Box::pin(async move {
+            let query: SM::Query = postcard::from_bytes(&query)
+                .map_err(|e| Refusal::BadRequest(format!("query: {e}")))?;
+            if consistency == Consistency::Linearizable {
+                // Waits for the read index; the read itself is below.
+                self.group
+                    .query(Consistency::Linearizable, |_| ())
+                    .await
+                    .map_err(|e| Refusal::Unavailable(e.to_string()))?;
+            }
+            let (answer, version) = self.group.read_versioned(|sm| sm.answer(query));
+            let bytes = postcard::to_allocvec(&answer)
+                .map_err(|e| Refusal::BadRequest(format!("answer: {e}")))?;
+            Ok((bytes, version))
+        })
+    }
+}
+
+/// Opens a group of one state machine type.
+trait Kind: Send + Sync {
+    fn open<'a>(
+        &'a self,
+        node: &'a Node,
+        name: &'a str,
+    ) -> LocalFuture<'a, Result<Arc<dyn Hosted>, GroupError>>;
+}
+
+struct KindOf<F>(F);
+
+impl<SM: Queryable, F: Fn() -> SM + Send + Sync> Kind for KindOf<F> {
+    fn open<'a>(
+        &'a self,
+        node: &'a Node,
+        name: &'a str,
+    ) -> LocalFuture<'a, Result<Arc<dyn Hosted>, GroupError>> {
+        Box::pin(async move {
+            let sm = (self.0)();
+            let signature = sm.signature();
+            let group = node.open_group_as(name, sm, Start::Resume).await?;
+            Ok(hosted(group, signature))
+        })
+    }
+}
+
+/// The state machines a server can host, by signature. A client that opens
+/// a collection names its state machine's signature; a node hosts it only
+/// if its build registered that type here.
+#[derive(Clone, Default)]
+pub struct Kinds {
+    by_signature: HashMap<String, Arc<dyn Kind>>,
+}
+
+impl std::fmt::Debug for Kinds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<_> = self.by_signature.keys().collect();
+        names.sort();
+        f.debug_set().entries(names).finish()
+    }
+}
+
+impl Kinds {
+    /// None yet.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// What the `statemesh` command line hosts: maps from strings to JSON
+    /// values and cells of JSON values.
+    #[must_use]
+    pub fn standard() -> Self {
+        let mut k = Self::new();
+        k.register(MapState::<String, Json>::default);
+        k.register(CellState::<Json>::default);
+        k
+    }
+
+    /// Hosts state machines made empty by `make` (its signature is the key).
+    pub fn register<SM: Queryable>(&mut self, make: impl Fn() -> SM + Send + Sync + 'static) {
+        let signature = make().signature();
+        self.by_signature.insert(signature, Arc::new(KindOf(make)));
+    }
+
+    /// Whether a state machine of this signature can be hosted.
+    #[must_use]
+    pub fn knows(&self, signature: &str) -> bool {
+        self.by_signature.contains_key(signature)
+    }
+
+    pub(crate) async fn open(
+        &self,
+        signature: &str,
+        node: &Node,
+        name: &str,
+    ) -> Result<Arc<dyn Hosted>, Refusal> {
+        let kind = self
+            .by_signature
+            .get(signature)
+            .ok_or_else(|| Refusal::UnknownKind(signature.to_owned()))?;
+        kind.open(node, name)
+            .await
+            .map_err(|e| Refusal::Unavailable(format!("opening {name:?}: {e}")))
+    }
+}

@@ -1,0 +1,523 @@
+//! A node as people run it: on TCP with TLS, in a cluster that organizes
+//! its own membership, serving clients.
+//!
+//! Every server hosts the `_cluster` group, whose state records the
+//! members (id, address, role) and the collections (name, type, creator).
+//! Each member hosts every collection the cluster has and its build can
+//! host ([`Kinds`]). The leader of each group runs the membership policy
+//! ([`membership::plan`]): it adds every member as a learner, promotes a
+//! caught-up one to voter while the group has fewer voters than the target,
+//! replaces a voter that has been unreachable past a timeout by a caught-up
+//! learner, and drops members that left. All changes go through openraft's
+//! joint consensus.
+
+mod cluster_state;
+mod kinds;
+mod membership;
+mod service;
+
+pub use cluster_state::{Member, MemberRole};
+pub use kinds::Kinds;
+
+use crate::client::{Client, ClientError, ClientOptions, ClusterStatus, Refusal};
+use crate::error::{GroupError, NodeError};
+use crate::group::Group;
+use crate::group::rpc::{Envelope, Request, encode};
+use crate::network::{Network, TcpNetwork, TcpOptions};
+use crate::node::{Node, NodeOptions, Start};
+use crate::state_machine::StateMachine;
+use crate::types::NodeId;
+use cluster_state::{ClusterCommand, ClusterState};
+use kinds::Hosted;
+use membership::{Action, View};
+use openraft::{BasicNode, ChangeMembers, ServerState};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::task::JoinHandle;
+
+/// The name of the group that holds the cluster's own state.
+pub const SYSTEM_GROUP: &str = "_cluster";
+
+/// How far behind the leader's log a node may be and still count as
+/// caught up (for promotion and replacement).
+const CAUGHT_UP_LAG: u64 = 100;
+
+/// What a server needs to start.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// Where it keeps its id, logs, snapshots and large values.
+    pub data_dir: PathBuf,
+    /// Where it listens (`host:port`).
+    pub listen: String,
+    /// The address others reach it at (default: the address it listens
+    /// on, once bound).
+    pub advertise: Option<String>,
+    /// Members to join through; empty: start a cluster of one (on first
+    /// start; later starts resume whatever the data directory holds).
+    pub join: Vec<String>,
+    /// Whether it may vote.
+    pub role: MemberRole,
+    /// Cluster name, TLS settings, tokens and limits.
+    pub network: TcpOptions,
+    /// How many voters the policy aims for (default 3).
+    pub target_voters: usize,
+    /// How long a voter may stay unreachable before a caught-up learner
+    /// replaces it (default 10 s).
+    pub replace_after: Duration,
+    /// Raft timing and storage.
+    pub node: NodeOptions,
+}
+
+impl ServerOptions {
+    /// Options with the defaults above.
+    #[must_use]
+    pub fn new(
+        data_dir: impl Into<PathBuf>,
+        listen: impl Into<String>,
+        network: TcpOptions,
+    ) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            listen: listen.into(),
+            advertise: None,
+            join: Vec::new(),
+            role: MemberRole::Voter,
+            network,
+            target_voters: 3,
+            replace_after: Duration::from_secs(10),
+            node: NodeOptions::default(),
+        }
+    }
+}
+
+/// Why a server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// A file of the data directory could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// The listen address could not be bound.
+    #[error("listening on {address}: {source}")]
+    Bind {
+        /// The address.
+        address: String,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// The node could not start.
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    /// The cluster group could not be opened.
+    #[error(transparent)]
+    Group(#[from] GroupError),
+    /// Joining through the given members failed.
+    #[error("joining the cluster: {0}")]
+    Join(#[from] ClientError),
+}
+
+/// A running node of a cluster.
+pub struct Server {
+    inner: Arc<ServerInner>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("id", &self.inner.id)
+            .field("address", &self.inner.address)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) struct ServerInner {
+    id: NodeId,
+    address: String,
+    options: ServerOptions,
+    node: Node,
+    net: Arc<TcpNetwork>,
+    system: Group<ClusterState>,
+    kinds: Kinds,
+    /// Hosted groups by name, `_cluster` included.
+    hosted: tokio::sync::Mutex<HashMap<String, Arc<dyn Hosted>>>,
+    /// When each member last answered a ping.
+    seen: Mutex<HashMap<NodeId, Instant>>,
+    /// Groups with a membership change in flight.
+    changing: Mutex<HashSet<String>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Reads the node's id from `dir/node-id`, or makes a random one.
+fn node_id(dir: &Path) -> Result<NodeId, ServerError> {
+    let path = dir.join("node-id");
+    let io = |source| ServerError::Io {
+        path: path.clone(),
+        source,
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => text.trim().parse().map_err(|e| {
+            io(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("not a node id: {e}"),
+            ))
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut bytes = [0u8; 8];
+            getrandom::fill(&mut bytes).map_err(|e| io(std::io::Error::other(e.to_string())))?;
+            // Small positive ids read better in logs; 2^53 keeps them exact
+            // in JSON too.
+            let id = (u64::from_le_bytes(bytes) % (1 << 53)).max(1);
+            crate::network::write_new(&path, format!("{id}\n").as_bytes(), false).map_err(io)?;
+            Ok(id)
+        }
+        Err(e) => Err(io(e)),
+    }
+}
+
+impl Server {
+    /// Starts a server: binds, opens the data directory, then bootstraps a
+    /// cluster of one, joins through `options.join`, or resumes.
+    ///
+    /// # Errors
+    ///
+    /// See [`ServerError`].
+    pub async fn start(options: ServerOptions, kinds: Kinds) -> Result<Self, ServerError> {
+        let dir = options.data_dir.clone();
+        std::fs::create_dir_all(&dir).map_err(|source| ServerError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        let id = node_id(&dir)?;
+        let net = TcpNetwork::bind(&options.listen, options.network.clone())
+            .await
+            .map_err(|source| ServerError::Bind {
+                address: options.listen.clone(),
+                source,
+            })?;
+        let address = options
+            .advertise
+            .clone()
+            .unwrap_or_else(|| net.local_addr().to_string());
+        net.set_address(id, address.clone());
+        let network: Arc<dyn Network> = net.clone();
+        let node = Node::open(id, &dir, network, options.node.clone())?;
+        let system = node
+            .open_group_as(SYSTEM_GROUP, ClusterState::default(), Start::Resume)
+            .await?;
+        let mut hosted: HashMap<String, Arc<dyn Hosted>> = HashMap::new();
+        hosted.insert(
+            SYSTEM_GROUP.to_owned(),
+            kinds::hosted(system.clone(), ClusterState::default().signature()),
+        );
+        let inner = Arc::new(ServerInner {
+            id,
+            address: address.clone(),
+            options,
+            node,
+            net: Arc::clone(&net),
+            system,
+            kinds,
+            hosted: tokio::sync::Mutex::new(hosted),
+            seen: Mutex::new(HashMap::new()),
+            changing: Mutex::new(HashSet::new()),
+        });
+        inner.learn_addresses();
+        net.serve_clients(Arc::new(service::Service(Arc::downgrade(&inner))));
+        let me = Member {
+            address,
+            role: inner.options.role,
+        };
+        let initialized = inner
+            .system
+            .raft()
+            .is_initialized()
+            .await
+            .map_err(|e| GroupError::Raft(e.to_string()))?;
+        if !initialized && inner.options.join.is_empty() {
+            let members = BTreeMap::from([(id, BasicNode::new(me.address.clone()))]);
+            if let Err(e) = inner.system.raft().initialize(members).await {
+                tracing::debug!("initialize: {e}");
+            }
+            inner.record(me).await?;
+        } else if !initialized {
+            let o = &inner.options;
+            let client = Client::connect(
+                &o.join,
+                String::from_utf8_lossy(o.network.auth.secret().as_bytes()).into_owned(),
+                ClientOptions::new(o.network.cluster.clone(), o.network.security.clone()),
+            )
+            .await?;
+            client.join(id, me).await?;
+        } else if inner.system.read_local(|s| s.members.get(&id).cloned()) != Some(me.clone()) {
+            // Restarted with another address or role: record it once a
+            // leader is there.
+            let inner = Arc::clone(&inner);
+            tokio::spawn(async move {
+                if let Err(e) = inner.record(me).await {
+                    tracing::warn!("recording this node's address: {e}");
+                }
+            });
+        }
+        let tasks = vec![
+            tokio::spawn(follow_cluster(Arc::clone(&inner))),
+            tokio::spawn(keep_membership(Arc::clone(&inner))),
+        ];
+        tracing::info!(node = id, address = %inner.address, "node started");
+        Ok(Self { inner, tasks })
+    }
+
+    /// This node's id.
+    #[must_use]
+    pub fn id(&self) -> NodeId {
+        self.inner.id
+    }
+
+    /// The address others reach it at.
+    #[must_use]
+    pub fn address(&self) -> &str {
+        &self.inner.address
+    }
+
+    /// This node's view of the cluster.
+    pub async fn status(&self) -> ClusterStatus {
+        self.inner.status().await
+    }
+
+    /// Stops serving, closes the listener and every connection, and shuts
+    /// every group down.
+    pub async fn shutdown(self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        self.inner.net.close();
+        self.inner.hosted.lock().await.clear();
+        self.inner.node.shutdown().await;
+    }
+}
+
+impl ServerInner {
+    /// Records this node as a member (through the leader).
+    async fn record(&self, me: Member) -> Result<(), ServerError> {
+        self.system
+            .execute(ClusterCommand::Join {
+                id: self.id,
+                member: me,
+            })
+            .await
+            .map_err(|e| {
+                ServerError::Group(GroupError::Raft(format!("recording this node: {e}")))
+            })?;
+        Ok(())
+    }
+
+    /// Points the network at every member's recorded address.
+    fn learn_addresses(&self) {
+        let members = self.system.read_local(|s| s.members.clone());
+        for (id, m) in members {
+            if id != self.id && self.net.address(id).as_deref() != Some(&m.address) {
+                self.net.set_address(id, m.address.clone());
+            }
+        }
+    }
+
+    /// The hosted group `name`, opening it if the cluster has it and this
+    /// build can host it.
+    pub(crate) async fn hosted(&self, name: &str) -> Result<Arc<dyn Hosted>, Refusal> {
+        let mut hosted = self.hosted.lock().await;
+        if let Some(h) = hosted.get(name) {
+            return Ok(Arc::clone(h));
+        }
+        let Some(c) = self.system.read_local(|s| s.collections.get(name).cloned()) else {
+            return Err(Refusal::NoSuchCollection(name.to_owned()));
+        };
+        let h = self.kinds.open(&c.signature, &self.node, name).await?;
+        if c.creator == self.id
+            && !h
+                .raft()
+                .is_initialized()
+                .await
+                .map_err(|e| Refusal::Unavailable(e.to_string()))?
+        {
+            let me = BTreeMap::from([(self.id, BasicNode::new(self.address.clone()))]);
+            if let Err(e) = h.raft().initialize(me).await {
+                tracing::debug!(collection = name, "initialize: {e}");
+            }
+        }
+        hosted.insert(name.to_owned(), Arc::clone(&h));
+        Ok(h)
+    }
+
+    pub(crate) async fn status(&self) -> ClusterStatus {
+        let members = self
+            .system
+            .read_local(|s| s.members.iter().map(|(k, v)| (*k, v.clone())).collect());
+        let hosted: Vec<(String, Arc<dyn Hosted>)> = self
+            .hosted
+            .lock()
+            .await
+            .iter()
+            .map(|(k, v)| (k.clone(), Arc::clone(v)))
+            .collect();
+        let mut groups: Vec<_> = hosted.into_iter().map(|(n, h)| (n, h.status())).collect();
+        groups.sort_by(|a, b| (a.0 != SYSTEM_GROUP, &a.0).cmp(&(b.0 != SYSTEM_GROUP, &b.0)));
+        ClusterStatus {
+            node: self.id,
+            members,
+            groups,
+        }
+    }
+}
+
+/// Follows the cluster's state: members' addresses, and collections to
+/// host.
+async fn follow_cluster(inner: Arc<ServerInner>) {
+    let mut when = inner.system.when();
+    let mut failed: HashSet<String> = HashSet::new();
+    loop {
+        inner.learn_addresses();
+        let names: Vec<String> = inner
+            .system
+            .read_local(|s| s.collections.keys().cloned().collect());
+        for name in names {
+            match inner.hosted(&name).await {
+                Ok(_) => {
+                    failed.remove(&name);
+                }
+                Err(e) => {
+                    if failed.insert(name.clone()) {
+                        tracing::error!(collection = %name, "cannot host: {e}");
+                    }
+                }
+            }
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(1), when.updated()).await;
+    }
+}
+
+/// Pings the members and, in every group this node leads, carries out the
+/// membership policy.
+async fn keep_membership(inner: Arc<ServerInner>) {
+    let ping = encode(&Envelope {
+        group: inner.system.id(),
+        request: Request::Hello {
+            name: SYSTEM_GROUP.to_owned(),
+            signature: ClusterState::default().signature(),
+        },
+    });
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let members: BTreeMap<NodeId, Member> = inner
+            .system
+            .read_local(|s| s.members.iter().map(|(k, v)| (*k, v.clone())).collect());
+        let mut pings = tokio::task::JoinSet::new();
+        for &id in members.keys().filter(|&&id| id != inner.id) {
+            let (net, ping, me) = (Arc::clone(&inner.net), ping.clone(), inner.id);
+            pings.spawn(async move {
+                let answered =
+                    tokio::time::timeout(Duration::from_millis(500), net.call(me, id, ping))
+                        .await
+                        .is_ok_and(|r| r.is_ok());
+                (id, answered)
+            });
+        }
+        let now = Instant::now();
+        {
+            let mut seen = lock(&inner.seen);
+            seen.insert(inner.id, now);
+            for id in members.keys() {
+                seen.entry(*id).or_insert(now);
+            }
+        }
+        while let Some(Ok((id, answered))) = pings.join_next().await {
+            if answered {
+                lock(&inner.seen).insert(id, Instant::now());
+            }
+        }
+        let unreachable: BTreeSet<NodeId> = lock(&inner.seen)
+            .iter()
+            .filter(|(_, t)| now.duration_since(**t) > inner.options.replace_after)
+            .map(|(id, _)| *id)
+            .collect();
+        let roles: BTreeMap<NodeId, MemberRole> =
+            members.iter().map(|(id, m)| (*id, m.role)).collect();
+        let hosted: Vec<(String, Arc<dyn Hosted>)> = inner
+            .hosted
+            .lock()
+            .await
+            .iter()
+            .map(|(k, v)| (k.clone(), Arc::clone(v)))
+            .collect();
+        for (name, group) in hosted {
+            let metrics = group.raft().metrics().borrow().clone();
+            if metrics.state != ServerState::Leader || lock(&inner.changing).contains(&name) {
+                continue;
+            }
+            let membership = metrics.membership_config.membership();
+            let last = metrics.last_log_index.unwrap_or(0);
+            let caught_up = metrics
+                .replication
+                .iter()
+                .flatten()
+                .filter(|(_, matched)| matched.map_or(0, |l| l.index) + CAUGHT_UP_LAG >= last)
+                .map(|(id, _)| *id)
+                .collect();
+            let view = View {
+                leader: inner.id,
+                voters: membership.voter_ids().collect(),
+                learners: membership.learner_ids().collect(),
+                members: roles.clone(),
+                caught_up,
+                unreachable: unreachable.clone(),
+                target: inner.options.target_voters.max(1),
+            };
+            let Some(action) = membership::plan(&view) else {
+                continue;
+            };
+            lock(&inner.changing).insert(name.clone());
+            let (inner, members) = (Arc::clone(&inner), members.clone());
+            tokio::spawn(async move {
+                tracing::info!(group = %name, ?action, "membership change");
+                let raft = group.raft();
+                let result = match action {
+                    Action::AddLearner(id) => {
+                        let address = members
+                            .get(&id)
+                            .map(|m| m.address.clone())
+                            .unwrap_or_default();
+                        raft.add_learner(id, BasicNode::new(address), false)
+                            .await
+                            .map(|_| ())
+                    }
+                    Action::SetVoters(voters) => raft
+                        .change_membership(ChangeMembers::ReplaceAllVoters(voters), true)
+                        .await
+                        .map(|_| ()),
+                    Action::Remove(nodes) => raft
+                        .change_membership(ChangeMembers::RemoveNodes(nodes), false)
+                        .await
+                        .map(|_| ()),
+                };
+                if let Err(e) = result {
+                    tracing::warn!(group = %name, "membership change failed: {e}");
+                }
+                lock(&inner.changing).remove(&name);
+            });
+        }
+    }
+}

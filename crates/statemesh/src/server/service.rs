@@ -1,0 +1,229 @@
+//! Answers clients: checks what their token allows, then reads, writes or
+//! changes the cluster.
+
+use super::cluster_state::{ClusterCommand, ClusterOutcome};
+use super::{SYSTEM_GROUP, ServerInner};
+use crate::client::Refusal;
+use crate::client::protocol::{ClientReply, ClientRequest, Response};
+use crate::error::ExecuteError;
+use crate::group::Consistency;
+use crate::network::{Access, BoxFuture, ClientHandler, Grant};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+/// The longest a client may ask `WaitVersion` to wait.
+const MAX_WAIT: Duration = Duration::from_secs(60);
+
+pub(crate) struct Service(pub(crate) Weak<ServerInner>);
+
+impl ClientHandler for Service {
+    fn handle(&self, grant: Arc<Grant>, request: Vec<u8>) -> BoxFuture<Vec<u8>> {
+        let inner = self.0.upgrade();
+        Box::pin(async move {
+            let response: Response = match (inner, postcard::from_bytes::<ClientRequest>(&request))
+            {
+                (None, _) => Err(Refusal::Unavailable("the node is shutting down".into())),
+                (_, Err(e)) => Err(Refusal::BadRequest(e.to_string())),
+                (Some(inner), Ok(request)) => answer(&inner, &grant, request).await,
+            };
+            // Our own reply types always encode.
+            postcard::to_allocvec(&response).unwrap_or_default()
+        })
+    }
+}
+
+pub(crate) fn refusal(e: ExecuteError) -> Refusal {
+    match e {
+        ExecuteError::NoLeader(t) => Refusal::Unavailable(format!("no leader within {t:?}")),
+        ExecuteError::Indeterminate(why) => Refusal::Indeterminate(why),
+        ExecuteError::Shutdown => Refusal::Indeterminate("the node shut down".into()),
+        e => Refusal::BadRequest(e.to_string()),
+    }
+}
+
+fn require(grant: &Grant, collection: &str, access: Access) -> Result<(), Refusal> {
+    if grant.allows(collection, access) {
+        Ok(())
+    } else {
+        Err(Refusal::Forbidden {
+            collection: collection.to_owned(),
+            access: match access {
+                Access::Read => "read".into(),
+                Access::Write => "write".into(),
+            },
+        })
+    }
+}
+
+/// Administration (membership, snapshots) needs write access to the
+/// cluster's own group: the cluster secret, or a JWT that may write `*`.
+fn require_admin(grant: &Grant) -> Result<(), Refusal> {
+    if grant.allows(SYSTEM_GROUP, Access::Write) {
+        Ok(())
+    } else {
+        Err(Refusal::Forbidden {
+            collection: SYSTEM_GROUP.to_owned(),
+            access: "admin".into(),
+        })
+    }
+}
+
+/// Collections are named by users; names starting with `_` are the
+/// cluster's.
+fn user_collection(name: &str) -> Result<(), Refusal> {
+    if name.is_empty() || name.starts_with('_') {
+        Err(Refusal::BadRequest(format!(
+            "{name:?} is not a collection name (empty, or reserved: starts with '_')"
+        )))
+    } else {
+        Ok(())
+    }
+}
+
+async fn answer(inner: &ServerInner, grant: &Grant, request: ClientRequest) -> Response {
+    match request {
+        ClientRequest::Status => Ok(ClientReply::Status(inner.status().await)),
+        ClientRequest::Join { id, member } => {
+            require_admin(grant)?;
+            inner
+                .system
+                .execute(ClusterCommand::Join { id, member })
+                .await
+                .map_err(refusal)?;
+            Ok(ClientReply::Done)
+        }
+        ClientRequest::Leave { id } => {
+            require_admin(grant)?;
+            inner
+                .system
+                .execute(ClusterCommand::Leave { id })
+                .await
+                .map_err(refusal)?;
+            Ok(ClientReply::Done)
+        }
+        ClientRequest::Snapshot { collection } => {
+            require_admin(grant)?;
+            let h = inner.hosted(&collection).await?;
+            h.raft()
+                .trigger()
+                .snapshot()
+                .await
+                .map_err(|e| Refusal::Unavailable(e.to_string()))?;
+            Ok(ClientReply::Done)
+        }
+        ClientRequest::Open {
+            collection,
+            signature,
+            create,
+        } => {
+            user_collection(&collection)?;
+            let existing = inner
+                .system
+                .read_local(|s| s.collections.get(&collection).cloned());
+            match existing {
+                Some(c) if c.signature != signature => {
+                    return Err(Refusal::Mismatch {
+                        collection,
+                        ours: signature,
+                        theirs: c.signature,
+                    });
+                }
+                Some(_) => require(grant, &collection, Access::Read)?,
+                None if create && grant.allows(&collection, Access::Write) => {
+                    if !inner.kinds.knows(&signature) {
+                        return Err(Refusal::UnknownKind(signature));
+                    }
+                    let (outcome, version) = inner
+                        .system
+                        .execute(ClusterCommand::Create {
+                            name: collection.clone(),
+                            signature: signature.clone(),
+                            creator: inner.id,
+                        })
+                        .await
+                        .map_err(refusal)?;
+                    if let ClusterOutcome::Created(Err(theirs)) = outcome {
+                        return Err(Refusal::Mismatch {
+                            collection,
+                            ours: signature,
+                            theirs,
+                        });
+                    }
+                    // Applied on the leader; this replica may be behind.
+                    let mut when = inner.system.when();
+                    tokio::time::timeout(Duration::from_secs(10), when.reaches(version))
+                        .await
+                        .map_err(|_| {
+                            Refusal::Unavailable(format!(
+                                "{collection:?} was created but has not reached this node"
+                            ))
+                        })?;
+                }
+                None => {
+                    require(grant, &collection, Access::Read)?;
+                    return Err(Refusal::NoSuchCollection(collection));
+                }
+            }
+            inner.hosted(&collection).await?;
+            Ok(ClientReply::Done)
+        }
+        ClientRequest::Execute {
+            collection,
+            signature,
+            command,
+        } => {
+            user_collection(&collection)?;
+            require(grant, &collection, Access::Write)?;
+            let h = matching(inner, &collection, &signature).await?;
+            let (reply, version) = h.execute(command).await.map_err(refusal)?;
+            Ok(ClientReply::Executed { reply, version })
+        }
+        ClientRequest::Query {
+            collection,
+            signature,
+            linearizable,
+            query,
+        } => {
+            user_collection(&collection)?;
+            require(grant, &collection, Access::Read)?;
+            let h = matching(inner, &collection, &signature).await?;
+            let consistency = if linearizable {
+                Consistency::Linearizable
+            } else {
+                Consistency::Local
+            };
+            let (answer, version) = h.query(consistency, query).await?;
+            Ok(ClientReply::Answered { answer, version })
+        }
+        ClientRequest::WaitVersion {
+            collection,
+            after,
+            timeout_ms,
+        } => {
+            user_collection(&collection)?;
+            require(grant, &collection, Access::Read)?;
+            let h = inner.hosted(&collection).await?;
+            let mut when = h.when();
+            let wait = Duration::from_millis(timeout_ms).min(MAX_WAIT);
+            let _ = tokio::time::timeout(wait, when.reaches(after.saturating_add(1))).await;
+            Ok(ClientReply::Version(h.status().applied))
+        }
+    }
+}
+
+/// The hosted collection, if it has the signature the client expects.
+async fn matching(
+    inner: &ServerInner,
+    collection: &str,
+    signature: &str,
+) -> Result<Arc<dyn super::Hosted>, Refusal> {
+    let h = inner.hosted(collection).await?;
+    if h.signature() != signature {
+        return Err(Refusal::Mismatch {
+            collection: collection.to_owned(),
+            ours: signature.to_owned(),
+            theirs: h.signature().to_owned(),
+        });
+    }
+    Ok(h)
+}

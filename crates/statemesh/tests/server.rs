@@ -1,0 +1,268 @@
+//! Servers on loopback in one process: a cluster formed by joining, the
+//! membership policy, clients and their tokens.
+
+use statemesh::network::{Authenticator, Claims, DevCertificates, Secret, Tls};
+use statemesh::{
+    Client, ClientError, ClientOptions, Json, Kinds, MemberRole, Refusal, Role, Security, Server,
+    ServerOptions, TcpOptions,
+};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const CLUSTER: &str = "server-test";
+const SECRET: &str = "the-cluster-secret";
+const JWT_KEY: &str = "the-jwt-key";
+
+struct Env {
+    certs: DevCertificates,
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Self {
+        Self {
+            certs: DevCertificates::generate(&[]).unwrap(),
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn node_security(&self) -> Security {
+        let c = &self.certs;
+        Security::Tls(Arc::new(
+            Tls::node(
+                c.ca.as_bytes(),
+                c.node.as_bytes(),
+                c.node_key.as_bytes(),
+                false,
+            )
+            .unwrap(),
+        ))
+    }
+
+    fn options(&self, name: &str, join: &[String], role: MemberRole) -> ServerOptions {
+        let network = TcpOptions::new(
+            CLUSTER,
+            self.node_security(),
+            Authenticator::new(Secret::new(SECRET), Some(Secret::new(JWT_KEY))),
+        );
+        let mut o = ServerOptions::new(self.dir.path().join(name), "127.0.0.1:0", network);
+        o.join = join.to_vec();
+        o.role = role;
+        o.replace_after = Duration::from_secs(2);
+        o
+    }
+
+    async fn client(&self, addresses: &[String], token: &str) -> Result<Client, ClientError> {
+        let security = Security::Tls(Arc::new(
+            Tls::client(self.certs.ca.as_bytes(), None).unwrap(),
+        ));
+        let mut o = ClientOptions::new(CLUSTER, security);
+        o.timeout = Duration::from_secs(5);
+        Client::connect(addresses, token, o).await
+    }
+}
+
+async fn start(env: &Env, name: &str, join: &[String], role: MemberRole) -> Server {
+    Server::start(env.options(name, join, role), Kinds::standard())
+        .await
+        .unwrap()
+}
+
+/// Waits until `check` holds on the status `server` reports.
+async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn voters_of(status: &statemesh::ClusterStatus, group: &str) -> Vec<u64> {
+    status
+        .groups
+        .iter()
+        .find(|(n, _)| n == group)
+        .map(|(_, g)| g.voters.iter().copied().collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_forms_by_joining_and_serves_clients() {
+    let env = Env::new();
+    let first = start(&env, "a", &[], MemberRole::Voter).await;
+    let seed = vec![first.address().to_owned()];
+    let second = start(&env, "b", &seed, MemberRole::Voter).await;
+    let third = start(&env, "c", &seed, MemberRole::Voter).await;
+    let reader = start(&env, "d", &seed, MemberRole::Reader).await;
+    let all = [
+        first.address(),
+        second.address(),
+        third.address(),
+        reader.address(),
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    let voters = {
+        let mut v = vec![first.id(), second.id(), third.id()];
+        v.sort_unstable();
+        v
+    };
+    eventually("three voters in _cluster", async || {
+        voters_of(&first.status().await, "_cluster") == voters
+    })
+    .await;
+
+    let admin = env.client(&all, SECRET).await.unwrap();
+    let map = admin.map::<String, Json>("config").await.unwrap();
+    let (prev, v) = map
+        .insert("a".into(), Json(serde_json::json!({"x": 1})))
+        .await
+        .unwrap();
+    assert_eq!(prev, None);
+    assert!(v > 0);
+    assert_eq!(
+        map.get(&"a".to_owned()).await.unwrap(),
+        Some(Json(serde_json::json!({"x": 1})))
+    );
+    // The collection spreads to every member: three voters, the reader a
+    // learner.
+    eventually("the collection on every member", async || {
+        let s = first.status().await;
+        voters_of(&s, "config") == voters
+    })
+    .await;
+    for server in [&first, &second, &third, &reader] {
+        let s = server.status().await;
+        let g = &s.groups.iter().find(|(n, _)| n == "config").unwrap().1;
+        if server.id() == reader.id() {
+            assert_eq!(g.role, Role::Learner);
+        }
+    }
+    // Each node answers from its own replica once it has the write.
+    for address in &all {
+        let c = env
+            .client(std::slice::from_ref(address), SECRET)
+            .await
+            .unwrap();
+        let m = c
+            .map::<String, Json>("config")
+            .await
+            .unwrap()
+            .with_consistency(statemesh::Consistency::Local);
+        m.wait_version(v - 1, Duration::from_secs(10))
+            .await
+            .unwrap();
+        assert!(m.get(&"a".to_owned()).await.unwrap().is_some(), "{address}");
+    }
+    // A collection of another type under the same name is refused.
+    let other = admin.cell::<Json>("config").await;
+    assert!(
+        matches!(other, Err(ClientError::Refused(Refusal::Mismatch { .. }))),
+        "{other:?}"
+    );
+
+    reader.shutdown().await;
+    third.shutdown().await;
+    second.shutdown().await;
+    first.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_are_checked() {
+    let env = Env::new();
+    let server = start(&env, "a", &[], MemberRole::Voter).await;
+    let at = vec![server.address().to_owned()];
+    let admin = env.client(&at, SECRET).await.unwrap();
+    admin.map::<String, Json>("orders").await.unwrap();
+
+    // A wrong token is refused at the handshake.
+    let wrong = env.client(&at, "guess").await;
+    assert!(
+        matches!(wrong, Err(ClientError::Connection(_))),
+        "{wrong:?}"
+    );
+    // An expired JWT too.
+    let key = Secret::new(JWT_KEY);
+    let mut old = Claims::new("old", Duration::ZERO).write("*");
+    old.exp -= 60;
+    let expired = env.client(&at, &old.sign(&key)).await;
+    assert!(
+        matches!(expired, Err(ClientError::Connection(_))),
+        "{expired:?}"
+    );
+    // A read-only JWT reads but cannot write.
+    let reader = Claims::new("ro", Duration::from_secs(600))
+        .read("orders")
+        .sign(&key);
+    let ro = env.client(&at, &reader).await.unwrap();
+    let orders = ro.map::<String, Json>("orders").await.unwrap();
+    assert_eq!(orders.len().await.unwrap(), 0);
+    let write = orders.insert("k".into(), Json(serde_json::json!(1))).await;
+    assert!(
+        matches!(write, Err(ClientError::Refused(Refusal::Forbidden { .. }))),
+        "{write:?}"
+    );
+    // It may not create collections, nor read others.
+    let create = ro.map::<String, Json>("users").await;
+    assert!(
+        matches!(create, Err(ClientError::Refused(Refusal::Forbidden { .. }))),
+        "{create:?}"
+    );
+    // A token that expires while connected is cut off when it does.
+    let short = Claims::new("short", Duration::from_secs(2))
+        .write("orders")
+        .sign(&key);
+    let c = env.client(&at, &short).await.unwrap();
+    let m = c.map::<String, Json>("orders").await.unwrap();
+    m.insert("a".into(), Json(serde_json::json!(1)))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let late = m.get(&"a".to_owned()).await;
+    assert!(late.is_err(), "an expired token still reads: {late:?}");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_voter_is_replaced_by_a_learner() {
+    let env = Env::new();
+    let first = start(&env, "a", &[], MemberRole::Voter).await;
+    let seed = vec![first.address().to_owned()];
+    let second = start(&env, "b", &seed, MemberRole::Voter).await;
+    let third = start(&env, "c", &seed, MemberRole::Voter).await;
+    let ids = [first.id(), second.id(), third.id()];
+    eventually("three voters", async || {
+        voters_of(&first.status().await, "_cluster").len() == 3
+    })
+    .await;
+    let spare = start(&env, "d", &seed, MemberRole::Voter).await;
+    let spare_id = spare.id();
+    eventually("the spare is a learner", async || {
+        let s = first.status().await;
+        let g = &s.groups[0].1;
+        g.learners.contains(&spare_id)
+    })
+    .await;
+    // A voter that is not the one we ask goes away.
+    let status = first.status().await;
+    let leader = status.groups[0].1.leader.unwrap();
+    let servers = [first, second, third];
+    let victim = ids.iter().copied().find(|&i| i != leader).unwrap();
+    let mut alive = Vec::new();
+    for s in servers {
+        if s.id() == victim {
+            s.shutdown().await;
+        } else {
+            alive.push(s);
+        }
+    }
+    eventually("the spare replaces the lost voter", async || {
+        let v = voters_of(&alive[0].status().await, "_cluster");
+        v.contains(&spare_id) && !v.contains(&victim) && v.len() == 3
+    })
+    .await;
+    spare.shutdown().await;
+    for s in alive {
+        s.shutdown().await;
+    }
+}
