@@ -5,7 +5,7 @@
 //! members (id, address, role) and the collections (name, type, creator).
 //! Each member hosts every collection the cluster has and its build can
 //! host ([`Kinds`]). The leader of each group runs the membership policy
-//! ([`membership::plan`]): it adds every member as a learner, promotes a
+//! (`membership::plan`): it adds every member as a learner, promotes a
 //! caught-up one to voter while the group has fewer voters than the target,
 //! replaces a voter that has been unreachable past a timeout by a caught-up
 //! learner, and drops members that left. All changes go through openraft's
