@@ -368,18 +368,22 @@ impl DevCertificates {
     }
 
     /// Writes `ca.pem`, `ca.key`, `node.pem`, `node.key`, `client.pem` and
-    /// `client.key` into `dir` (created if missing); keys are readable by
-    /// their owner only. Refuses to overwrite an existing CA.
+    /// `client.key` into `dir` (created if missing), with a fresh cluster
+    /// secret (`cluster.secret`) and JWT signing key (`jwt.key`): all a
+    /// development cluster needs. Keys and secrets are readable by their
+    /// owner only. Refuses to overwrite anything.
     ///
     /// # Errors
     ///
-    /// [`TlsError::Io`] if a file cannot be written or `ca.pem` exists.
+    /// [`TlsError::Io`] if a file cannot be written or already exists.
     pub fn write(&self, dir: &Path) -> Result<(), TlsError> {
         let io = |path: &Path| {
             let path = path.to_owned();
             move |source| TlsError::Io { path, source }
         };
         std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let secret = super::Secret::generate().map_err(io(dir))?;
+        let jwt_key = super::Secret::generate().map_err(io(dir))?;
         let files = [
             ("ca.pem", &self.ca, false),
             ("ca.key", &self.ca_key, true),
@@ -387,6 +391,8 @@ impl DevCertificates {
             ("node.key", &self.node_key, true),
             ("client.pem", &self.client, false),
             ("client.key", &self.client_key, true),
+            ("cluster.secret", &secret, true),
+            ("jwt.key", &jwt_key, true),
         ];
         for (name, content, secret) in files {
             let path = dir.join(name);

@@ -175,8 +175,7 @@ fn node_id(dir: &Path) -> Result<NodeId, ServerError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let mut bytes = [0u8; 8];
             getrandom::fill(&mut bytes).map_err(|e| io(std::io::Error::other(e.to_string())))?;
-            // Small positive ids read better in logs; 2^53 keeps them exact
-            // in JSON too.
+            // Below 2^53, so ids stay exact in JSON (JavaScript numbers).
             let id = (u64::from_le_bytes(bytes) % (1 << 53)).max(1);
             crate::network::write_new(&path, format!("{id}\n").as_bytes(), false).map_err(io)?;
             Ok(id)

@@ -1,0 +1,78 @@
+//! `statemesh certs init` and `statemesh token`.
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use statemesh::network::{Claims, DevCertificates, Secret};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum CertsCommand {
+    /// Makes a development CA, a node certificate, a client certificate, a
+    /// cluster secret and a JWT key in DIR. Never overwrites.
+    Init {
+        /// Where to write them.
+        dir: PathBuf,
+        /// More names or addresses the node certificate is valid for
+        /// (localhost, 127.0.0.1 and ::1 always are).
+        #[arg(long = "host")]
+        hosts: Vec<String>,
+    },
+}
+
+pub(crate) fn run(command: CertsCommand) -> anyhow::Result<()> {
+    match command {
+        CertsCommand::Init { dir, hosts } => {
+            let certs = DevCertificates::generate(&hosts)?;
+            certs
+                .write(&dir)
+                .with_context(|| format!("writing to {}", dir.display()))?;
+            println!(
+                "wrote a development CA, node and client certificates, cluster.secret and jwt.key to {}",
+                dir.display()
+            );
+            println!(
+                "start a node with: statemesh node --certs {} --data-dir DIR --listen 127.0.0.1:7400",
+                dir.display()
+            );
+            Ok(())
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TokenArgs {
+    /// The JWT signing key file (`jwt.key` of `certs init`).
+    #[arg(long, env = "STATEMESH_JWT_KEY_FILE")]
+    jwt_key_file: PathBuf,
+    /// Who the token is for.
+    #[arg(long, default_value = "client")]
+    subject: String,
+    /// A collection (or `prefix*`, or `*`) it may read; repeatable.
+    #[arg(long)]
+    read: Vec<String>,
+    /// A collection (or pattern) it may read and write; repeatable.
+    #[arg(long)]
+    write: Vec<String>,
+    /// How long it is valid, in seconds.
+    #[arg(long, default_value_t = 3600)]
+    ttl: u64,
+}
+
+pub(crate) fn token(args: &TokenArgs) -> anyhow::Result<()> {
+    let key = read_secret(&args.jwt_key_file)?;
+    let mut claims = Claims::new(args.subject.clone(), Duration::from_secs(args.ttl));
+    claims.read.clone_from(&args.read);
+    claims.write.clone_from(&args.write);
+    println!("{}", claims.sign(&key));
+    Ok(())
+}
+
+/// A secret from a file, trimmed of surrounding whitespace.
+pub(crate) fn read_secret(path: &std::path::Path) -> anyhow::Result<Secret> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text = text.trim();
+    anyhow::ensure!(!text.is_empty(), "{} is empty", path.display());
+    Ok(Secret::new(text))
+}

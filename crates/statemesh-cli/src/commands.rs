@@ -1,0 +1,434 @@
+//! The commands that talk to a running cluster.
+
+use crate::connect::ConnectArgs;
+use anyhow::{Context, bail};
+use clap::{Subcommand, ValueEnum};
+use statemesh::{Consistency, Json, Member, MemberRole, RemoteMap};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ClientCommand {
+    /// Shows the members, and each group's roles, leader, term, and log and
+    /// applied indices, as one node sees them.
+    Status {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
+    /// Prints the JSON value at KEY of map MAP.
+    Get {
+        /// The map.
+        map: String,
+        /// The key.
+        key: String,
+        /// Read the answering node's replica without asking the leader
+        /// (faster, possibly stale).
+        #[arg(long)]
+        local: bool,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
+    /// Stores a JSON value at KEY of map MAP (created if missing); prints
+    /// the previous value and the version.
+    Put {
+        /// The map.
+        map: String,
+        /// The key.
+        key: String,
+        /// The value, as JSON (`'"text"'`, `42`, `'{"a":1}'`).
+        value: String,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
+    /// Stores NEW at KEY if it holds EXPECTED (`-` for absent; NEW `-`
+    /// removes); prints whether it did.
+    Cas {
+        /// The map.
+        map: String,
+        /// The key.
+        key: String,
+        /// The JSON value the key must hold, or `-` for absent.
+        expected: String,
+        /// The JSON value to store, or `-` to remove the key.
+        new: String,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
+    /// Removes KEY from map MAP; prints the value it had.
+    Del {
+        /// The map.
+        map: String,
+        /// The key.
+        key: String,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
+    /// Prints every entry of map MAP as JSON lines, in key order.
+    List {
+        /// The map.
+        map: String,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
+    /// Reads or writes a cell holding a JSON value.
+    #[command(subcommand)]
+    Cell(CellCommand),
+    /// Streams the changes to a collection as JSON lines until stopped.
+    Watch {
+        /// The collection.
+        name: String,
+        /// What kind of collection it is.
+        #[arg(long, value_enum, default_value = "map")]
+        kind: Kind,
+        /// Stop after this many changes.
+        #[arg(long)]
+        count: Option<usize>,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
+    /// Adds, removes or promotes members.
+    #[command(subcommand)]
+    Members(MembersCommand),
+    /// Asks a node to write a snapshot of a collection now.
+    Snapshot {
+        /// The collection (`_cluster` for the cluster's own state).
+        collection: String,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum CellCommand {
+    /// Prints the cell's JSON value.
+    Get {
+        /// The cell.
+        name: String,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
+    /// Sets the cell's JSON value; prints the previous one and the version.
+    Set {
+        /// The cell.
+        name: String,
+        /// The value, as JSON.
+        value: String,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum MembersCommand {
+    /// Records node ID at ADDRESS as a member (it is then added to every
+    /// group as a learner and promoted as the policy says).
+    Add {
+        /// The node's id (its data directory's `node-id`).
+        id: u64,
+        /// Where it listens.
+        address: String,
+        /// voter or reader.
+        #[arg(long, value_enum, default_value = "voter")]
+        role: crate::node::RoleArg,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
+    /// Removes node ID from the cluster (a graceful leave).
+    Remove {
+        /// The node's id.
+        id: u64,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
+    /// Lets reader ID vote (it is promoted once caught up, while the
+    /// cluster wants voters).
+    Promote {
+        /// The node's id.
+        id: u64,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
+}
+
+/// What kind of collection `watch` follows.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum Kind {
+    /// A map from strings to JSON values.
+    Map,
+    /// A cell of a JSON value.
+    Cell,
+}
+
+fn json(text: &str) -> anyhow::Result<Json> {
+    text.parse()
+        .with_context(|| format!("{text:?} is not JSON (quote strings: '\"text\"')"))
+}
+
+fn optional_json(text: &str) -> anyhow::Result<Option<Json>> {
+    if text == "-" {
+        Ok(None)
+    } else {
+        json(text).map(Some)
+    }
+}
+
+fn show(v: Option<&Json>) -> String {
+    v.map_or_else(|| "null".to_owned(), ToString::to_string)
+}
+
+async fn map(connect: &ConnectArgs, name: &str) -> anyhow::Result<RemoteMap<String, Json>> {
+    let client = connect.client().await?;
+    Ok(client.map::<String, Json>(name).await?)
+}
+
+pub(crate) async fn run(command: ClientCommand) -> anyhow::Result<()> {
+    match command {
+        ClientCommand::Status { json, connect } => {
+            let status = connect.client().await?.status().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&status)?);
+            } else {
+                print_status(&status);
+            }
+        }
+        ClientCommand::Get {
+            map: name,
+            key,
+            local,
+            connect,
+        } => {
+            let mut m = map(&connect, &name).await?;
+            if local {
+                m = m.with_consistency(Consistency::Local);
+            }
+            match m.get(&key).await? {
+                Some(v) => println!("{v}"),
+                None => bail!("map {name:?} has no key {key:?}"),
+            }
+        }
+        ClientCommand::Put {
+            map: name,
+            key,
+            value,
+            connect,
+        } => {
+            let value = json(&value)?;
+            let (previous, version) = map(&connect, &name).await?.insert(key, value).await?;
+            println!(
+                r#"{{"previous":{},"version":{version}}}"#,
+                show(previous.as_ref())
+            );
+        }
+        ClientCommand::Cas {
+            map: name,
+            key,
+            expected,
+            new,
+            connect,
+        } => {
+            let (expected, new) = (optional_json(&expected)?, optional_json(&new)?);
+            let (r, version) = map(&connect, &name)
+                .await?
+                .compare_exchange(key, expected, new)
+                .await?;
+            match r {
+                Ok(prev) => println!(
+                    r#"{{"swapped":true,"previous":{},"version":{version}}}"#,
+                    show(prev.as_ref())
+                ),
+                Err(current) => println!(
+                    r#"{{"swapped":false,"current":{},"version":{version}}}"#,
+                    show(current.as_ref())
+                ),
+            }
+        }
+        ClientCommand::Del {
+            map: name,
+            key,
+            connect,
+        } => {
+            let (previous, version) = map(&connect, &name).await?.remove(key).await?;
+            println!(
+                r#"{{"previous":{},"version":{version}}}"#,
+                show(previous.as_ref())
+            );
+        }
+        ClientCommand::List { map: name, connect } => {
+            for (k, v) in map(&connect, &name).await?.iter().await? {
+                println!(r#"{{"key":{},"value":{v}}}"#, serde_json::Value::String(k));
+            }
+        }
+        ClientCommand::Cell(CellCommand::Get { name, connect }) => {
+            let cell = connect.client().await?.cell::<Json>(&name).await?;
+            println!("{}", show(cell.read().await?.as_ref()));
+        }
+        ClientCommand::Cell(CellCommand::Set {
+            name,
+            value,
+            connect,
+        }) => {
+            let value = json(&value)?;
+            let cell = connect.client().await?.cell::<Json>(&name).await?;
+            let (previous, version) = cell.write(value).await?;
+            println!(
+                r#"{{"previous":{},"version":{version}}}"#,
+                show(previous.as_ref())
+            );
+        }
+        ClientCommand::Watch {
+            name,
+            kind,
+            count,
+            connect,
+        } => watch(&connect, &name, kind, count).await?,
+        ClientCommand::Members(m) => members(m).await?,
+        ClientCommand::Snapshot {
+            collection,
+            connect,
+        } => {
+            connect.client().await?.snapshot(&collection).await?;
+            println!("snapshot of {collection:?} written");
+        }
+    }
+    Ok(())
+}
+
+async fn members(command: MembersCommand) -> anyhow::Result<()> {
+    match command {
+        MembersCommand::Add {
+            id,
+            address,
+            role,
+            connect,
+        } => {
+            let role = match role {
+                crate::node::RoleArg::Voter => MemberRole::Voter,
+                crate::node::RoleArg::Reader => MemberRole::Reader,
+            };
+            connect
+                .client()
+                .await?
+                .join(id, Member { address, role })
+                .await?;
+            println!("node {id} added");
+        }
+        MembersCommand::Remove { id, connect } => {
+            connect.client().await?.leave(id).await?;
+            println!("node {id} removed");
+        }
+        MembersCommand::Promote { id, connect } => {
+            let client = connect.client().await?;
+            let status = client.status().await?;
+            let Some(member) = status.members.get(&id) else {
+                bail!("node {id} is not a member");
+            };
+            let member = Member {
+                address: member.address.clone(),
+                role: MemberRole::Voter,
+            };
+            client.join(id, member).await?;
+            println!("node {id} may vote");
+        }
+    }
+    Ok(())
+}
+
+/// Prints each change once the answering node has it: for a map, the keys
+/// whose value changed (`"removed":true` for those that went), for a cell,
+/// its new value.
+async fn watch(
+    connect: &ConnectArgs,
+    name: &str,
+    kind: Kind,
+    count: Option<usize>,
+) -> anyhow::Result<()> {
+    let client = connect.client().await?;
+    let mut printed = 0;
+    let done = |printed: usize| count.is_some_and(|c| printed >= c);
+    match kind {
+        Kind::Map => {
+            let m = client.map::<String, Json>(name).await?;
+            let mut seen: BTreeMap<String, Json> = m.iter().await?.into_iter().collect();
+            let mut version = m.wait_version(0, Duration::ZERO).await?;
+            while !done(printed) {
+                let v = m.wait_version(version, Duration::from_secs(30)).await?;
+                if v == version {
+                    continue;
+                }
+                version = v;
+                let now: BTreeMap<String, Json> = m.iter().await?.into_iter().collect();
+                for (k, value) in &now {
+                    if seen.get(k) != Some(value) {
+                        println!(
+                            r#"{{"version":{v},"key":{},"value":{value}}}"#,
+                            serde_json::Value::String(k.clone())
+                        );
+                        printed += 1;
+                    }
+                }
+                for k in seen.keys().filter(|k| !now.contains_key(*k)) {
+                    println!(
+                        r#"{{"version":{v},"key":{},"removed":true}}"#,
+                        serde_json::Value::String(k.clone())
+                    );
+                    printed += 1;
+                }
+                seen = now;
+            }
+        }
+        Kind::Cell => {
+            let c = client.cell::<Json>(name).await?;
+            let mut value = c.read().await?;
+            let mut version = c.wait_version(0, Duration::ZERO).await?;
+            while !done(printed) {
+                let v = c.wait_version(version, Duration::from_secs(30)).await?;
+                if v == version {
+                    continue;
+                }
+                version = v;
+                let now = c.read().await?;
+                if now != value {
+                    println!(r#"{{"version":{v},"value":{}}}"#, show(now.as_ref()));
+                    printed += 1;
+                    value = now;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_status(s: &statemesh::ClusterStatus) {
+    println!("answered by node {}", s.node);
+    println!("\nmembers:");
+    println!("  {:<18} {:<24} role", "id", "address");
+    for (id, m) in &s.members {
+        println!("  {id:<18} {:<24} {}", m.address, m.role);
+    }
+    println!("\ngroups:");
+    println!(
+        "  {:<16} {:<9} {:<18} {:>5} {:>9} {:>9}  {:<24} learners",
+        "name", "role", "leader", "term", "last log", "applied", "voters"
+    );
+    for (name, g) in &s.groups {
+        let ids = |set: &std::collections::BTreeSet<u64>| {
+            set.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        println!(
+            "  {name:<16} {:<9} {:<18} {:>5} {:>9} {:>9}  {:<24} {}",
+            format!("{:?}", g.role).to_lowercase(),
+            g.leader.map_or_else(|| "-".to_owned(), |l| l.to_string()),
+            g.term,
+            g.last_log_index,
+            g.applied,
+            ids(&g.voters),
+            ids(&g.learners),
+        );
+    }
+}

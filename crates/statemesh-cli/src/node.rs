@@ -1,0 +1,195 @@
+//! `statemesh node`: a server process.
+
+use crate::certs::read_secret;
+use crate::connect::TlsArgs;
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use statemesh::network::Authenticator;
+use statemesh::{Kinds, MemberRole, Server, ServerOptions, TcpOptions};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// What a node may do in its cluster.
+#[derive(Debug, Clone, Copy, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum RoleArg {
+    /// May vote (promoted once caught up while the cluster wants voters).
+    Voter,
+    /// Stays a learner: follows every change, never votes.
+    Reader,
+}
+
+/// Settings of a node. Each comes from its flag, else its environment
+/// variable, else the TOML file given by --config (same names, in
+/// kebab-case), else its default.
+#[derive(Debug, Clone, Default, Args, serde::Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub(crate) struct NodeArgs {
+    /// A TOML file with any of these settings.
+    #[arg(long, env = "STATEMESH_CONFIG")]
+    #[serde(skip)]
+    config: Option<PathBuf>,
+    /// Where the node keeps its id, logs and snapshots (required).
+    #[arg(long, env = "STATEMESH_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Where it listens [default: 127.0.0.1:7400].
+    #[arg(long, env = "STATEMESH_LISTEN")]
+    listen: Option<String>,
+    /// The address others reach it at [default: the one it listens on].
+    #[arg(long, env = "STATEMESH_ADVERTISE")]
+    advertise: Option<String>,
+    /// Join the cluster through these members (comma-separated or
+    /// repeated); without it, a new node starts a cluster of one.
+    #[arg(long, env = "STATEMESH_JOIN", value_delimiter = ',')]
+    #[serde(default)]
+    join: Vec<String>,
+    /// voter or reader [default: voter].
+    #[arg(long, env = "STATEMESH_ROLE", value_enum)]
+    role: Option<RoleArg>,
+    #[command(flatten)]
+    #[serde(flatten)]
+    tls: TlsArgs,
+    /// Require clients and peers to present a certificate signed by the CA.
+    #[arg(long, env = "STATEMESH_MUTUAL_TLS")]
+    #[serde(default)]
+    mutual_tls: bool,
+    /// The cluster secret [default: the cluster.secret of --certs].
+    #[arg(long, env = "STATEMESH_SECRET", hide_env_values = true)]
+    secret: Option<String>,
+    /// A file holding the cluster secret.
+    #[arg(long, env = "STATEMESH_SECRET_FILE")]
+    secret_file: Option<PathBuf>,
+    /// A file holding the key of client JWTs [default: the jwt.key of
+    /// --certs, if there].
+    #[arg(long, env = "STATEMESH_JWT_KEY_FILE")]
+    jwt_key_file: Option<PathBuf>,
+    /// How many voters the cluster aims for [default: 3].
+    #[arg(long, env = "STATEMESH_VOTERS")]
+    voters: Option<usize>,
+    /// Seconds a voter may be unreachable before a caught-up learner
+    /// replaces it [default: 10].
+    #[arg(long, env = "STATEMESH_REPLACE_AFTER")]
+    replace_after: Option<u64>,
+    /// Write the address the node listens on to this file once it does
+    /// (for scripts that start nodes on port 0).
+    #[arg(long, env = "STATEMESH_ADDRESS_FILE")]
+    address_file: Option<PathBuf>,
+}
+
+impl NodeArgs {
+    /// Fills what the flags left unset from the TOML file.
+    fn merged(self) -> anyhow::Result<Self> {
+        let Some(path) = &self.config else {
+            return Ok(self);
+        };
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let file: NodeArgs = toml::from_str(&text)
+            .with_context(|| format!("{}: not a node configuration", path.display()))?;
+        let t = self.tls;
+        let f = file.tls;
+        Ok(Self {
+            config: self.config,
+            data_dir: self.data_dir.or(file.data_dir),
+            listen: self.listen.or(file.listen),
+            advertise: self.advertise.or(file.advertise),
+            join: if self.join.is_empty() {
+                file.join
+            } else {
+                self.join
+            },
+            role: self.role.or(file.role),
+            tls: TlsArgs {
+                certs: t.certs.or(f.certs),
+                ca: t.ca.or(f.ca),
+                cert: t.cert.or(f.cert),
+                key: t.key.or(f.key),
+                plaintext: t.plaintext || f.plaintext,
+                cluster: t.cluster.or(f.cluster),
+            },
+            mutual_tls: self.mutual_tls || file.mutual_tls,
+            secret: self.secret.or(file.secret),
+            secret_file: self.secret_file.or(file.secret_file),
+            jwt_key_file: self.jwt_key_file.or(file.jwt_key_file),
+            voters: self.voters.or(file.voters),
+            replace_after: self.replace_after.or(file.replace_after),
+            address_file: self.address_file.or(file.address_file),
+        })
+    }
+
+    fn options(&self) -> anyhow::Result<ServerOptions> {
+        let data_dir = self
+            .data_dir
+            .clone()
+            .context("give --data-dir (or data-dir in the --config file)")?;
+        let secret = match (&self.secret, &self.secret_file, &self.tls.certs) {
+            (Some(s), _, _) => statemesh::network::Secret::new(s.as_str()),
+            (None, Some(f), _) => read_secret(f)?,
+            (None, None, Some(d)) => read_secret(&d.join("cluster.secret"))?,
+            (None, None, None) => anyhow::bail!(
+                "give --secret, --secret-file or --certs DIR (whose cluster.secret is used)"
+            ),
+        };
+        let jwt_key = match (&self.jwt_key_file, &self.tls.certs) {
+            (Some(f), _) => Some(read_secret(f)?),
+            (None, Some(d)) if d.join("jwt.key").exists() => Some(read_secret(&d.join("jwt.key"))?),
+            _ => None,
+        };
+        let network = TcpOptions::new(
+            self.tls.cluster(),
+            self.tls.node_security(self.mutual_tls)?,
+            Authenticator::new(secret, jwt_key),
+        );
+        let listen = self
+            .listen
+            .clone()
+            .unwrap_or_else(|| "127.0.0.1:7400".into());
+        let mut o = ServerOptions::new(data_dir, listen, network);
+        o.advertise.clone_from(&self.advertise);
+        o.join.clone_from(&self.join);
+        o.role = match self.role {
+            Some(RoleArg::Reader) => MemberRole::Reader,
+            _ => MemberRole::Voter,
+        };
+        if let Some(v) = self.voters {
+            o.target_voters = v;
+        }
+        if let Some(s) = self.replace_after {
+            o.replace_after = Duration::from_secs(s);
+        }
+        Ok(o)
+    }
+}
+
+pub(crate) async fn run(args: NodeArgs) -> anyhow::Result<()> {
+    let args = args.merged()?;
+    let options = args.options()?;
+    let server = Server::start(options, Kinds::standard()).await?;
+    if let Some(f) = &args.address_file {
+        // Written whole then renamed, so a reader never sees half of it.
+        let tmp = f.with_extension("tmp");
+        std::fs::write(&tmp, server.address())
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, f).with_context(|| format!("writing {}", f.display()))?;
+    }
+    println!("node {} listening on {}", server.id(), server.address());
+    wait_for_signal().await?;
+    tracing::info!("shutting down");
+    server.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r?,
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c().await?;
+    Ok(())
+}
