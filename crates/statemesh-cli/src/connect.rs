@@ -25,7 +25,12 @@ pub(crate) struct TlsArgs {
     #[arg(long, env = "STATEMESH_CERT")]
     pub(crate) cert: Option<PathBuf>,
     /// This side's private key (PEM), instead of --certs.
-    #[arg(long, env = "STATEMESH_KEY")]
+    #[arg(
+        long = "key",
+        id = "tls-key",
+        value_name = "KEY_FILE",
+        env = "STATEMESH_KEY"
+    )]
     pub(crate) key: Option<PathBuf>,
     /// No TLS at all: for benchmarks and closed networks only (tokens then
     /// travel in the clear).

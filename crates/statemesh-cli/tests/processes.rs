@@ -1,0 +1,531 @@
+//! Real `statemesh` processes on loopback: a cluster formed by `--join`,
+//! its leader killed with SIGKILL under write load, a node restarted from
+//! its data directory, an unreachable voter replaced, hostile bytes on a
+//! node's port, and every command of the command line run once.
+
+use statemesh::network::TlsFiles;
+use statemesh::{Client, ClientOptions, Consistency, Json, Security, Tls};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use tokio::io::AsyncWriteExt;
+
+const BIN: &str = env!("CARGO_BIN_EXE_statemesh");
+
+/// A node process, killed when dropped.
+struct Node {
+    name: String,
+    child: Option<Child>,
+    address: String,
+    id: u64,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+impl Node {
+    /// SIGKILL, and reap.
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+struct Cluster {
+    root: tempfile::TempDir,
+}
+
+impl Cluster {
+    fn new() -> Self {
+        let root = tempfile::tempdir().unwrap();
+        let out = run(&["certs", "init", root.path().join("certs").to_str().unwrap()]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        Self { root }
+    }
+
+    fn path(&self) -> &Path {
+        self.root.path()
+    }
+
+    fn certs(&self) -> PathBuf {
+        self.path().join("certs")
+    }
+
+    fn start(&self, name: &str, listen: &str, extra: &[&str]) -> Node {
+        let dir = self.path().join(name);
+        let address_file = self.path().join(format!("{name}.address"));
+        let _ = std::fs::remove_file(&address_file);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.path().join(format!("{name}.log")))
+            .unwrap();
+        let child = Command::new(BIN)
+            .args(["node", "--listen", listen, "--replace-after", "3"])
+            .arg("--data-dir")
+            .arg(&dir)
+            .arg("--certs")
+            .arg(self.certs())
+            .arg("--address-file")
+            .arg(&address_file)
+            .args(extra)
+            .env("STATEMESH_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let address = loop {
+            if let Ok(a) = std::fs::read_to_string(&address_file) {
+                break a;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name} did not start: {}",
+                std::fs::read_to_string(self.path().join(format!("{name}.log")))
+                    .unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let id = std::fs::read_to_string(dir.join("node-id"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        Node {
+            name: name.to_owned(),
+            child: Some(child),
+            address,
+            id,
+        }
+    }
+
+    fn secret(&self) -> String {
+        std::fs::read_to_string(self.certs().join("cluster.secret"))
+            .unwrap()
+            .trim()
+            .to_owned()
+    }
+
+    async fn client(&self, addresses: &[String]) -> Client {
+        let tls = Tls::client_from_files(&TlsFiles::client_in(&self.certs())).unwrap();
+        let options = ClientOptions::new("statemesh", Security::Tls(Arc::new(tls)));
+        Client::connect(addresses, self.secret(), options)
+            .await
+            .unwrap()
+    }
+
+    /// Runs a client command against `address`.
+    fn command(&self, address: &str, args: &[&str]) -> Output {
+        let mut all: Vec<&str> = args.to_vec();
+        let certs = self.certs();
+        all.extend(["--addr", address, "--certs", certs.to_str().unwrap()]);
+        run(&all)
+    }
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+async fn until<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn group<'a>(s: &'a statemesh::ClusterStatus, name: &str) -> Option<&'a statemesh::GroupStatus> {
+    s.groups.iter().find(|(n, _)| n == name).map(|(_, g)| g)
+}
+
+/// Starts three nodes, the second and third joining through the first, and
+/// waits for three voters.
+async fn three(cluster: &Cluster) -> Vec<Node> {
+    let first = cluster.start("n1", "127.0.0.1:0", &[]);
+    let seed = first.address.clone();
+    let nodes = vec![
+        first,
+        cluster.start("n2", "127.0.0.1:0", &["--join", &seed]),
+        cluster.start("n3", "127.0.0.1:0", &["--join", &seed]),
+    ];
+    let addresses: Vec<String> = nodes.iter().map(|n| n.address.clone()).collect();
+    let c = cluster.client(&addresses).await;
+    until("three voters", async || {
+        let s = c.status().await.ok()?;
+        (group(&s, "_cluster")?.voters.len() == 3).then_some(())
+    })
+    .await;
+    nodes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leader_killed_under_load_loses_no_acknowledged_write() {
+    let cluster = Cluster::new();
+    let mut nodes = three(&cluster).await;
+    let addresses: Vec<String> = nodes.iter().map(|n| n.address.clone()).collect();
+    let admin = cluster.client(&addresses).await;
+    admin.map::<String, Json>("load").await.unwrap();
+    until("the map on three voters", async || {
+        let s = admin.status().await.ok()?;
+        (group(&s, "load")?.voters.len() == 3).then_some(())
+    })
+    .await;
+
+    // Writers on every node's address, each remembering what was
+    // acknowledged; junk thrown at a node's port all along.
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for (w, address) in addresses.iter().enumerate() {
+        let client = cluster.client(std::slice::from_ref(address)).await;
+        let stop = stop.clone();
+        writers.push(tokio::spawn(async move {
+            let m = client.map::<String, Json>("load").await.unwrap();
+            let mut acked = Vec::new();
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let key = format!("w{w}-{i:05}");
+                i += 1;
+                // A write that failed may or may not have been applied; only
+                // acknowledged ones are checked.
+                if m.insert(key.clone(), Json(serde_json::json!(i)))
+                    .await
+                    .is_ok()
+                {
+                    acked.push(key);
+                }
+            }
+            acked
+        }));
+    }
+    let junk = {
+        let (stop, target) = (stop.clone(), addresses[1].clone());
+        tokio::spawn(async move {
+            let mut rng = fastrand::Rng::with_seed(7);
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok(mut s) = tokio::net::TcpStream::connect(&target).await {
+                    let bytes: Vec<u8> = (0..rng.usize(1..2048)).map(|_| rng.u8(..)).collect();
+                    let _ = s.write_all(&bytes).await;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let leader = group(&admin.status().await.unwrap(), "load")
+        .unwrap()
+        .leader
+        .unwrap();
+    let victim = nodes.iter().position(|n| n.id == leader).unwrap();
+    nodes[victim].kill();
+    let survivors: Vec<String> = nodes
+        .iter()
+        .filter(|n| n.id != leader)
+        .map(|n| n.address.clone())
+        .collect();
+    let others = cluster.client(&survivors).await;
+    until("a new leader", async || {
+        let s = others.status().await.ok()?;
+        group(&s, "load")?.leader.filter(|&l| l != leader)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, Ordering::Relaxed);
+    junk.await.unwrap();
+    let mut acked = Vec::new();
+    for w in writers {
+        acked.extend(w.await.unwrap());
+    }
+    assert!(
+        acked.len() > 50,
+        "too few writes acknowledged: {}",
+        acked.len()
+    );
+    let map = others.map::<String, Json>("load").await.unwrap();
+    let present: std::collections::BTreeSet<String> = map
+        .iter()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    let lost: Vec<&String> = acked.iter().filter(|k| !present.contains(*k)).collect();
+    assert!(lost.is_empty(), "acknowledged writes lost: {lost:?}");
+    let (_, last) = map
+        .insert("after".into(), Json(serde_json::json!(0)))
+        .await
+        .unwrap();
+
+    // The killed node comes back from its data directory and catches up.
+    let name = nodes[victim].name.clone();
+    let address = nodes[victim].address.clone();
+    nodes[victim] = cluster.start(&name, &address, &[]);
+    let back = cluster.client(std::slice::from_ref(&address)).await;
+    let local = back
+        .map::<String, Json>("load")
+        .await
+        .unwrap()
+        .with_consistency(Consistency::Local);
+    until("the restarted node to catch up", async || {
+        (local
+            .wait_version(last - 1, Duration::from_secs(1))
+            .await
+            .ok()?
+            >= last)
+            .then_some(())
+    })
+    .await;
+    assert_eq!(local.len().await.unwrap(), present.len() + 1);
+    drop(nodes);
+    let _ = map;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_voter_is_replaced_by_a_caught_up_learner() {
+    let cluster = Cluster::new();
+    let mut nodes = three(&cluster).await;
+    let seed = nodes[0].address.clone();
+    nodes.push(cluster.start("n4", "127.0.0.1:0", &["--join", &seed]));
+    let spare = nodes[3].id;
+    let addresses: Vec<String> = nodes.iter().map(|n| n.address.clone()).collect();
+    let c = cluster.client(&addresses).await;
+    until("the fourth node as a learner", async || {
+        let s = c.status().await.ok()?;
+        group(&s, "_cluster")?
+            .learners
+            .contains(&spare)
+            .then_some(())
+    })
+    .await;
+    let leader = group(&c.status().await.unwrap(), "_cluster")
+        .unwrap()
+        .leader
+        .unwrap();
+    let victim = nodes[..3].iter().position(|n| n.id != leader).unwrap();
+    let victim_id = nodes[victim].id;
+    nodes[victim].kill();
+    let rest: Vec<String> = nodes
+        .iter()
+        .filter(|n| n.id != victim_id)
+        .map(|n| n.address.clone())
+        .collect();
+    let c = cluster.client(&rest).await;
+    until("the learner to replace the lost voter", async || {
+        let s = c.status().await.ok()?;
+        let v = &group(&s, "_cluster")?.voters;
+        (v.len() == 3 && v.contains(&spare) && !v.contains(&victim_id)).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_command_runs_and_bad_credentials_are_refused() {
+    let cluster = Cluster::new();
+    let nodes = three(&cluster).await;
+    let a = nodes[0].address.as_str();
+    let b = nodes[1].address.as_str();
+    let ok = |o: &Output| {
+        assert!(o.status.success(), "failed: {}", stderr(o));
+        stdout(o)
+    };
+    let fails = |o: &Output, what: &str| {
+        assert_eq!(o.status.code(), Some(1), "{what}: {}", stdout(o));
+        let e = stderr(o);
+        assert!(
+            e.starts_with("error: ") && e.trim_end().lines().count() == 1,
+            "{what}: {e}"
+        );
+        e
+    };
+
+    // Maps.
+    let put = ok(&cluster.command(a, &["put", "cfg", "mode", r#""fast""#]));
+    assert!(put.contains(r#""previous":null"#), "{put}");
+    assert_eq!(
+        ok(&cluster.command(b, &["get", "cfg", "mode"])).trim(),
+        r#""fast""#
+    );
+    assert_eq!(
+        ok(&cluster.command(b, &["get", "cfg", "mode", "--local"])).trim(),
+        r#""fast""#
+    );
+    let cas = ok(&cluster.command(a, &["cas", "cfg", "mode", r#""slow""#, "1"]));
+    assert!(cas.contains(r#""swapped":false"#), "{cas}");
+    let cas = ok(&cluster.command(a, &["cas", "cfg", "mode", r#""fast""#, r#"{"x":[1,2]}"#]));
+    assert!(cas.contains(r#""swapped":true"#), "{cas}");
+    ok(&cluster.command(a, &["put", "cfg", "other", "42"]));
+    let list = ok(&cluster.command(b, &["list", "cfg"]));
+    assert_eq!(
+        list.lines().collect::<Vec<_>>(),
+        [
+            r#"{"key":"mode","value":{"x":[1,2]}}"#,
+            r#"{"key":"other","value":42}"#
+        ]
+    );
+    let del = ok(&cluster.command(a, &["del", "cfg", "other"]));
+    assert!(del.contains(r#""previous":42"#), "{del}");
+    fails(
+        &cluster.command(a, &["get", "cfg", "other"]),
+        "a missing key",
+    );
+    fails(
+        &cluster.command(a, &["put", "cfg", "k", "not json"]),
+        "bad JSON",
+    );
+
+    // Cells.
+    ok(&cluster.command(a, &["cell", "set", "leader-note", r#""hello""#]));
+    assert_eq!(
+        ok(&cluster.command(b, &["cell", "get", "leader-note"])).trim(),
+        r#""hello""#
+    );
+    fails(
+        &cluster.command(a, &["cell", "get", "cfg"]),
+        "a map read as a cell",
+    );
+
+    // Watch: one change, then it exits.
+    let certs = cluster.certs();
+    let watcher = Command::new(BIN)
+        .args(["watch", "cfg", "--count", "1", "--addr", b, "--certs"])
+        .arg(&certs)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    ok(&cluster.command(a, &["put", "cfg", "watched", "true"]));
+    let out = watcher.wait_with_output().unwrap();
+    assert!(
+        stdout(&out).contains(r#""key":"watched","value":true"#),
+        "{}",
+        stdout(&out)
+    );
+
+    // Status, snapshot, members.
+    let status = ok(&cluster.command(a, &["status"]));
+    assert!(
+        status.contains("_cluster") && status.contains("cfg"),
+        "{status}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&cluster.command(a, &["status", "--json"]))).unwrap();
+    assert_eq!(json["members"].as_object().unwrap().len(), 3);
+    ok(&cluster.command(a, &["snapshot", "cfg"]));
+    ok(&cluster.command(
+        a,
+        &["members", "add", "77", "127.0.0.1:1", "--role", "reader"],
+    ));
+    ok(&cluster.command(a, &["members", "promote", "77"]));
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&cluster.command(a, &["status", "--json"]))).unwrap();
+    assert_eq!(json["members"]["77"]["role"], "Voter", "{json}");
+    ok(&cluster.command(a, &["members", "remove", "77"]));
+    fails(
+        &cluster.command(a, &["members", "promote", "77"]),
+        "promote a non-member",
+    );
+
+    // Tokens.
+    let key = certs.join("jwt.key");
+    let token = |extra: &[&str]| {
+        let mut args = vec!["token", "--jwt-key-file", key.to_str().unwrap()];
+        args.extend(extra);
+        ok(&run(&args)).trim().to_owned()
+    };
+    let ro = token(&["--subject", "ro", "--read", "cfg"]);
+    let with = |t: &str, args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend([
+            "--addr",
+            a,
+            "--certs",
+            certs.to_str().unwrap(),
+            "--token",
+            t,
+        ]);
+        run(&all)
+    };
+    assert_eq!(ok(&with(&ro, &["get", "cfg", "watched"])).trim(), "true");
+    let e = fails(
+        &with(&ro, &["put", "cfg", "k", "1"]),
+        "a read-only token writing",
+    );
+    assert!(e.contains("does not allow write"), "{e}");
+    let expired = token(&["--write", "*", "--ttl", "0"]);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    fails(
+        &with(&expired, &["get", "cfg", "watched"]),
+        "an expired token",
+    );
+    fails(
+        &with("not-the-secret", &["get", "cfg", "watched"]),
+        "a wrong token",
+    );
+    let plain = run(&[
+        "get",
+        "cfg",
+        "watched",
+        "--addr",
+        a,
+        "--plaintext",
+        "--token",
+        &cluster.secret(),
+    ]);
+    fails(&plain, "plaintext to a TLS node");
+
+    // Help for every command.
+    for cmd in [
+        vec!["--help"],
+        vec!["node", "--help"],
+        vec!["certs", "init", "--help"],
+        vec!["token", "--help"],
+        vec!["demo", "--help"],
+        vec!["status", "--help"],
+        vec!["get", "--help"],
+        vec!["put", "--help"],
+        vec!["cas", "--help"],
+        vec!["del", "--help"],
+        vec!["list", "--help"],
+        vec!["cell", "get", "--help"],
+        vec!["cell", "set", "--help"],
+        vec!["watch", "--help"],
+        vec!["members", "add", "--help"],
+        vec!["members", "remove", "--help"],
+        vec!["members", "promote", "--help"],
+        vec!["snapshot", "--help"],
+    ] {
+        let out = ok(&run(&cmd));
+        assert!(out.contains("Usage"), "{cmd:?}: {out}");
+    }
+    drop(nodes);
+}
+
+#[test]
+fn the_demo_runs() {
+    let out = run(&["demo", "--writes", "10"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stdout(&out).contains("no acknowledged write was"),
+        "{}",
+        stdout(&out)
+    );
+}
