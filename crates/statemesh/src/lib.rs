@@ -49,7 +49,7 @@ mod types;
 
 pub use client::{
     Client, ClientError, ClientOptions, ClusterStatus, Refusal, Remote, RemoteCell, RemoteMap,
-    RemoteWritten,
+    RemoteOnce, RemotePriorityQueue, RemoteSet, RemoteVec, RemoteWritten,
 };
 pub use collections::{
     Cell, CellReader, Json, Map, MapReader, Once, OnceReader, PriorityQueue, PriorityQueueReader,

@@ -266,3 +266,108 @@ async fn an_unreachable_voter_is_replaced_by_a_learner() {
         s.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_handles_of_every_collection() {
+    use statemesh::collections::{OnceState, PriorityQueueState, SetState, VecState};
+    let env = Env::new();
+    let server = start(&env, "a", &[], MemberRole::Voter).await;
+    let at = vec![server.address().to_owned()];
+    let c = env.client(&at, SECRET).await.unwrap();
+    let j = |v: serde_json::Value| Json(v);
+
+    let cell = c.cell::<Json>("cell").await.unwrap();
+    assert_eq!(cell.write(j(1.into())).await.unwrap().0, None);
+    assert_eq!(
+        cell.compare_exchange(Some(j(2.into())), None)
+            .await
+            .unwrap()
+            .0,
+        Err(Some(j(1.into())))
+    );
+    assert_eq!(cell.clear().await.unwrap().0, Some(j(1.into())));
+    assert_eq!(cell.read().await.unwrap(), None);
+
+    let once = c.open::<OnceState<Json>>("once").await.unwrap();
+    assert_eq!(once.get().await.unwrap(), None);
+    assert_eq!(once.set(j("a".into())).await.unwrap().0, Ok(()));
+    assert_eq!(once.set(j("b".into())).await.unwrap().0, Err(j("a".into())));
+    assert_eq!(once.wait_value().await.unwrap(), j("a".into()));
+
+    let set = c.open::<SetState<String>>("set").await.unwrap();
+    assert!(set.insert("x".into()).await.unwrap().0);
+    assert!(!set.insert("x".into()).await.unwrap().0);
+    assert_eq!(set.extend(vec!["y".into(), "z".into()]).await.unwrap().0, 2);
+    assert!(set.contains(&"y".into()).await.unwrap());
+    assert_eq!(set.iter().await.unwrap(), ["x", "y", "z"]);
+    assert!(
+        set.is_subset(&["x".to_owned(), "y".into(), "z".into(), "w".into()])
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        set.remove_many(vec!["x".into(), "q".into()])
+            .await
+            .unwrap()
+            .0,
+        1
+    );
+    assert_eq!(set.clear().await.unwrap().0, 2);
+    assert!(set.is_empty().await.unwrap());
+
+    let vec = c.open::<VecState<Json>>("vec").await.unwrap();
+    assert_eq!(vec.push_back(j(1.into())).await.unwrap().0, 1);
+    assert_eq!(vec.push_front(j(0.into())).await.unwrap().0, 2);
+    assert_eq!(
+        vec.extend(vec![j(2.into()), j(3.into())]).await.unwrap().0,
+        4
+    );
+    assert!(
+        vec.insert(9, j(9.into())).await.unwrap().0.is_err(),
+        "out of range"
+    );
+    assert_eq!(vec.swap(0, 3).await.unwrap().0, Ok(()));
+    assert_eq!(vec.front().await.unwrap(), Some(j(3.into())));
+    assert_eq!(vec.back().await.unwrap(), Some(j(0.into())));
+    assert_eq!(vec.index_of(&j(2.into())).await.unwrap(), Some(2));
+    assert_eq!(vec.remove(1).await.unwrap().0, Ok(j(1.into())));
+    assert_eq!(vec.pop_back().await.unwrap().0, Some(j(0.into())));
+    assert_eq!(vec.pop_front().await.unwrap().0, Some(j(3.into())));
+    assert_eq!(vec.get(0).await.unwrap(), Some(j(2.into())));
+    assert_eq!(vec.truncate(0).await.unwrap().0, 1);
+    assert_eq!(vec.len().await.unwrap(), 0);
+
+    let pq = c
+        .open_with("pq", &PriorityQueueState::<i64, String, Json>::unbounded())
+        .await
+        .unwrap();
+    for (p, k) in [(5, "e"), (1, "a"), (3, "c"), (3, "b")] {
+        pq.insert(p, k.into(), j(p.into())).await.unwrap();
+    }
+    assert_eq!(pq.min().await.unwrap().unwrap().key, "a");
+    assert_eq!(pq.max().await.unwrap().unwrap().key, "e");
+    let keys = |es: Vec<statemesh::collections::Entry<i64, String, Json>>| {
+        es.into_iter().map(|e| e.key).collect::<Vec<_>>()
+    };
+    assert_eq!(keys(pq.iter(false).await.unwrap()), ["a", "b", "c", "e"]);
+    assert_eq!(keys(pq.iter(true).await.unwrap()), ["e", "c", "b", "a"]);
+    assert_eq!(pq.update_priority("a".into(), 10).await.unwrap().0, Some(1));
+    assert_eq!(
+        pq.update_value("b".into(), j(0.into())).await.unwrap().0,
+        Some(j(3.into()))
+    );
+    assert_eq!(
+        pq.compare_exchange_value("b".into(), j(0.into()), j(7.into()))
+            .await
+            .unwrap()
+            .0,
+        Ok(j(0.into()))
+    );
+    assert_eq!(
+        keys(pq.remove_range(3..=5).await.unwrap().0),
+        ["b", "c", "e"]
+    );
+    assert_eq!(pq.remove("a".into()).await.unwrap().0.unwrap().priority, 10);
+    assert!(pq.is_empty().await.unwrap());
+    server.shutdown().await;
+}

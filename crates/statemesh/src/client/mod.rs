@@ -5,7 +5,10 @@ pub(crate) mod protocol;
 mod remote;
 
 pub use protocol::{ClusterStatus, Refusal};
-pub use remote::{Remote, RemoteCell, RemoteMap, RemoteWritten};
+pub use remote::{
+    Remote, RemoteCell, RemoteMap, RemoteOnce, RemotePriorityQueue, RemoteSet, RemoteVec,
+    RemoteWritten,
+};
 
 use crate::network::connection::{CallError, Connection};
 use crate::network::handshake::{Hello, Peer};

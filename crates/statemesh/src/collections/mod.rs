@@ -19,13 +19,13 @@ pub use cell::{Cell, CellCommand, CellOutcome, CellQuery, CellReader, CellState}
 pub use handle::{Reader, Writer};
 pub use json::Json;
 pub use map::{Map, MapAnswer, MapCommand, MapOutcome, MapQuery, MapReader, MapState};
-pub use once::{Once, OnceReader, OnceState};
+pub use once::{Once, OnceQuery, OnceReader, OnceState};
 pub use priority_queue::{
-    Entry, PriorityQueue, PriorityQueueCommand, PriorityQueueOutcome, PriorityQueueReader,
-    PriorityQueueSnapshot, PriorityQueueState,
+    Entry, PriorityQueue, PriorityQueueAnswer, PriorityQueueCommand, PriorityQueueOutcome,
+    PriorityQueueQuery, PriorityQueueReader, PriorityQueueSnapshot, PriorityQueueState,
 };
-pub use set::{Set, SetCommand, SetOutcome, SetReader, SetState};
-pub use vec::{OutOfRange, Vec, VecCommand, VecOutcome, VecReader, VecState};
+pub use set::{Set, SetAnswer, SetCommand, SetOutcome, SetQuery, SetReader, SetState};
+pub use vec::{OutOfRange, Vec, VecAnswer, VecCommand, VecOutcome, VecQuery, VecReader, VecState};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;

@@ -3,7 +3,8 @@
 use super::handle::{Reader, Writer};
 use super::{Value, Written};
 use crate::error::QueryError;
-use crate::state_machine::StateMachine;
+use crate::state_machine::{Queryable, StateMachine};
+use serde::{Deserialize, Serialize};
 
 /// The writer handle of a set-once value.
 pub type Once<T> = Writer<OnceState<T>>;
@@ -50,6 +51,19 @@ impl<T: Value> StateMachine for OnceState<T> {
 
     fn restore(&mut self, snapshot: Option<T>) {
         self.value = snapshot;
+    }
+}
+
+/// A remote read of a once-cell: its value, if set.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct OnceQuery;
+
+impl<T: Value> Queryable for OnceState<T> {
+    type Query = OnceQuery;
+    type Answer = Option<T>;
+
+    fn answer(&self, _query: OnceQuery) -> Option<T> {
+        self.value.clone()
     }
 }
 

@@ -3,7 +3,7 @@
 use super::handle::{Reader, Writer, mismatched};
 use super::{Key, Written};
 use crate::error::QueryError;
-use crate::state_machine::StateMachine;
+use crate::state_machine::{Queryable, StateMachine};
 use imbl::OrdSet;
 use serde::{Deserialize, Serialize};
 
@@ -79,6 +79,55 @@ impl<T: Key> StateMachine for SetState<T> {
 
     fn restore(&mut self, snapshot: OrdSet<T>) {
         self.set = snapshot;
+    }
+}
+
+/// A remote read of a set.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum SetQuery<T> {
+    /// Whether an element is present.
+    Contains(T),
+    /// The number of elements.
+    Len,
+    /// Up to `limit` elements in order, after `after` (from the first if
+    /// `None`).
+    Elements {
+        /// The last element of the previous page.
+        after: Option<T>,
+        /// The most elements to return.
+        limit: usize,
+    },
+}
+
+/// The answer to a [`SetQuery`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum SetAnswer<T> {
+    /// To `Contains`.
+    Contains(bool),
+    /// To `Len`.
+    Len(usize),
+    /// To `Elements`.
+    Elements(Vec<T>),
+}
+
+impl<T: Key> Queryable for SetState<T> {
+    type Query = SetQuery<T>;
+    type Answer = SetAnswer<T>;
+
+    fn answer(&self, query: SetQuery<T>) -> SetAnswer<T> {
+        match query {
+            SetQuery::Contains(v) => SetAnswer::Contains(self.set.contains(&v)),
+            SetQuery::Len => SetAnswer::Len(self.set.len()),
+            SetQuery::Elements { after, limit } => SetAnswer::Elements(match after {
+                Some(a) => self
+                    .set
+                    .range::<_, T>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded))
+                    .take(limit)
+                    .cloned()
+                    .collect(),
+                None => self.set.iter().take(limit).cloned().collect(),
+            }),
+        }
     }
 }
 

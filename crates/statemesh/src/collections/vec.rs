@@ -3,7 +3,7 @@
 use super::handle::{Reader, Writer, mismatched};
 use super::{Value, Written};
 use crate::error::QueryError;
-use crate::state_machine::StateMachine;
+use crate::state_machine::{Queryable, StateMachine};
 use imbl::Vector;
 use serde::{Deserialize, Serialize};
 
@@ -142,6 +142,70 @@ impl<T: Value> StateMachine for VecState<T> {
 
     fn restore(&mut self, snapshot: Vector<T>) {
         self.items = snapshot;
+    }
+}
+
+/// A remote read of a sequence.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum VecQuery<T> {
+    /// The element at an index.
+    Get(u64),
+    /// The first element.
+    Front,
+    /// The last element.
+    Back,
+    /// The number of elements.
+    Len,
+    /// The index of the first element equal to a value.
+    IndexOf(T),
+    /// Up to `limit` elements from index `start`.
+    Range {
+        /// The first index.
+        start: u64,
+        /// The most elements to return.
+        limit: usize,
+    },
+}
+
+/// The answer to a [`VecQuery`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum VecAnswer<T> {
+    /// To `Get`, `Front`, `Back`.
+    Item(Option<T>),
+    /// To `Len`.
+    Len(u64),
+    /// To `IndexOf`.
+    Index(Option<u64>),
+    /// To `Range`.
+    Items(std::vec::Vec<T>),
+}
+
+impl<T: Value> Queryable for VecState<T> {
+    type Query = VecQuery<T>;
+    type Answer = VecAnswer<T>;
+
+    fn answer(&self, query: VecQuery<T>) -> VecAnswer<T> {
+        let at = |i: u64| {
+            usize::try_from(i)
+                .ok()
+                .and_then(|i| self.items.get(i))
+                .cloned()
+        };
+        match query {
+            VecQuery::Get(i) => VecAnswer::Item(at(i)),
+            VecQuery::Front => VecAnswer::Item(self.items.front().cloned()),
+            VecQuery::Back => VecAnswer::Item(self.items.back().cloned()),
+            VecQuery::Len => VecAnswer::Len(self.items.len() as u64),
+            VecQuery::IndexOf(v) => VecAnswer::Index(self.items.index_of(&v).map(|i| i as u64)),
+            VecQuery::Range { start, limit } => VecAnswer::Items(
+                self.items
+                    .iter()
+                    .skip(usize::try_from(start).unwrap_or(usize::MAX))
+                    .take(limit)
+                    .cloned()
+                    .collect(),
+            ),
+        }
     }
 }
 

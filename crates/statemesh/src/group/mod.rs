@@ -106,14 +106,9 @@ impl<SM: StateMachine> Group<SM> {
     /// Runs `read` on the state and returns the version it saw, without
     /// waiting (for remote reads, which report the version they read at).
     pub(crate) fn read_versioned<R>(&self, read: impl FnOnce(&SM) -> R) -> (R, u64) {
-        let sm = self
-            .inner
-            .shared
-            .sm
-            .read()
-            .unwrap_or_else(|e| e.into_inner());
-        let version = self.version();
-        (read(&sm), version)
+        // Under the state's lock the version cannot pass the state's; it
+        // may trail it (it is published after the lock is released).
+        self.read_local(|sm| (read(sm), self.version()))
     }
 
     /// The group's name.
@@ -262,13 +257,7 @@ impl<SM: StateMachine> Group<SM> {
                 .await
                 .map_err(|_| QueryError::Shutdown)?;
         }
-        let sm = self
-            .inner
-            .shared
-            .sm
-            .read()
-            .unwrap_or_else(|e| e.into_inner());
-        Ok(read(&sm))
+        Ok(self.read_local(read))
     }
 
     /// Runs `read` on this replica's state now, without waiting (the

@@ -2,7 +2,9 @@
 //! type-erased face of a hosted group.
 
 use crate::client::Refusal;
-use crate::collections::{CellState, Json, MapState};
+use crate::collections::{
+    CellState, Json, MapState, OnceState, PriorityQueueState, SetState, VecState,
+};
 use crate::error::{ExecuteError, GroupError};
 use crate::group::{Consistency, Group, GroupStatus, When};
 use crate::node::{Node, Start};
@@ -132,13 +134,21 @@ impl Kinds {
         Self::default()
     }
 
-    /// What the `statemesh` command line hosts: maps from strings to JSON
-    /// values and cells of JSON values.
+    /// What the `statemesh` node hosts: JSON collections of every kind
+    /// (`Map<String, Json>`, `Cell<Json>`, `Once<Json>`, `Set<String>`,
+    /// `Vec<Json>`, `PriorityQueue<i64, String, Json>` unbounded) and
+    /// `Map<Vec<u8>, Vec<u8>>` for raw bytes (what `statemesh bench`
+    /// writes).
     #[must_use]
     pub fn standard() -> Self {
         let mut k = Self::new();
         k.register(MapState::<String, Json>::default);
+        k.register(MapState::<Vec<u8>, Vec<u8>>::default);
         k.register(CellState::<Json>::default);
+        k.register(OnceState::<Json>::default);
+        k.register(SetState::<String>::default);
+        k.register(VecState::<Json>::default);
+        k.register(PriorityQueueState::<i64, String, Json>::unbounded);
         k
     }
 

@@ -360,18 +360,26 @@ impl ServerInner {
         Ok(h)
     }
 
-    pub(crate) async fn status(&self) -> ClusterStatus {
-        let members = self
-            .system
-            .read_local(|s| s.members.iter().map(|(k, v)| (*k, v.clone())).collect());
-        let hosted: Vec<(String, Arc<dyn Hosted>)> = self
-            .hosted
+    /// Every hosted group, copied out of the lock.
+    async fn all_hosted(&self) -> Vec<(String, Arc<dyn Hosted>)> {
+        self.hosted
             .lock()
             .await
             .iter()
             .map(|(k, v)| (k.clone(), Arc::clone(v)))
+            .collect()
+    }
+
+    pub(crate) async fn status(&self) -> ClusterStatus {
+        let members = self
+            .system
+            .read_local(|s| s.members.iter().map(|(k, v)| (*k, v.clone())).collect());
+        let mut groups: Vec<_> = self
+            .all_hosted()
+            .await
+            .into_iter()
+            .map(|(n, h)| (n, h.status()))
             .collect();
-        let mut groups: Vec<_> = hosted.into_iter().map(|(n, h)| (n, h.status())).collect();
         groups.sort_by(|a, b| (a.0 != SYSTEM_GROUP, &a.0).cmp(&(b.0 != SYSTEM_GROUP, &b.0)));
         ClusterStatus {
             node: self.id,
@@ -455,14 +463,7 @@ async fn keep_membership(inner: Arc<ServerInner>) {
             .collect();
         let roles: BTreeMap<NodeId, MemberRole> =
             members.iter().map(|(id, m)| (*id, m.role)).collect();
-        let hosted: Vec<(String, Arc<dyn Hosted>)> = inner
-            .hosted
-            .lock()
-            .await
-            .iter()
-            .map(|(k, v)| (k.clone(), Arc::clone(v)))
-            .collect();
-        for (name, group) in hosted {
+        for (name, group) in inner.all_hosted().await {
             let metrics = group.raft().metrics().borrow().clone();
             if metrics.state != ServerState::Leader || lock(&inner.changing).contains(&name) {
                 continue;

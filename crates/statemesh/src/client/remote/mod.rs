@@ -1,0 +1,174 @@
+//! Handles on collections of a remote cluster: the core, then one module
+//! per collection with its typed operations.
+
+mod cell;
+mod map;
+mod once;
+mod priority_queue;
+mod set;
+mod vec;
+
+use super::protocol::{ClientReply, ClientRequest};
+use super::{Client, ClientError, unexpected};
+use crate::collections::{CellState, MapState, OnceState, PriorityQueueState, SetState, VecState};
+use crate::group::Consistency;
+use crate::state_machine::Queryable;
+use std::marker::PhantomData;
+use std::time::Duration;
+
+/// A handle on one collection (or custom state machine `SM`) of a remote
+/// cluster: the operations of the in-process handles, each a round trip.
+/// Reads are linearizable unless [`Remote::with_consistency`] says
+/// otherwise.
+pub struct Remote<SM> {
+    client: Client,
+    name: String,
+    signature: String,
+    consistency: Consistency,
+    _sm: PhantomData<fn() -> SM>,
+}
+
+impl<SM> Clone for Remote<SM> {
+    fn clone(&self) -> Self {
+        Self {
+            client: self.client.clone(),
+            name: self.name.clone(),
+            signature: self.signature.clone(),
+            consistency: self.consistency,
+            _sm: PhantomData,
+        }
+    }
+}
+
+impl<SM> std::fmt::Debug for Remote<SM> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Remote")
+            .field("name", &self.name)
+            .field("signature", &self.signature)
+            .field("consistency", &self.consistency)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A remote [`Map`](crate::Map).
+pub type RemoteMap<K, V> = Remote<MapState<K, V>>;
+/// A remote [`Cell`](crate::Cell).
+pub type RemoteCell<T> = Remote<CellState<T>>;
+/// A remote [`Once`](crate::Once).
+pub type RemoteOnce<T> = Remote<OnceState<T>>;
+/// A remote [`Set`](crate::Set).
+pub type RemoteSet<T> = Remote<SetState<T>>;
+/// A remote [`Vec`](crate::collections::Vec).
+pub type RemoteVec<T> = Remote<VecState<T>>;
+/// A remote [`PriorityQueue`](crate::PriorityQueue).
+pub type RemotePriorityQueue<P, K, V> = Remote<PriorityQueueState<P, K, V>>;
+
+/// A write's outcome and the version it was applied at.
+pub type RemoteWritten<O> = Result<(O, u64), ClientError>;
+
+impl<SM: Queryable> Remote<SM> {
+    pub(super) fn new(client: Client, name: String, signature: String) -> Self {
+        Self {
+            client,
+            name,
+            signature,
+            consistency: Consistency::Linearizable,
+            _sm: PhantomData,
+        }
+    }
+
+    /// The collection's name.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// This handle, reading with `consistency`: `Local` reads the answering
+    /// node's replica without asking the leader (cheaper, possibly stale).
+    #[must_use]
+    pub fn with_consistency(mut self, consistency: Consistency) -> Self {
+        self.consistency = consistency;
+        self
+    }
+
+    /// Runs `command` through the leader; its response and version.
+    ///
+    /// # Errors
+    ///
+    /// See [`ClientError`]; [`ClientError::Indeterminate`] if it was sent
+    /// and the answer lost.
+    pub async fn execute(&self, command: SM::Command) -> RemoteWritten<SM::Response> {
+        let command =
+            postcard::to_allocvec(&command).map_err(|e| ClientError::Decode(e.to_string()))?;
+        let reply = self
+            .client
+            .call(&ClientRequest::Execute {
+                collection: self.name.clone(),
+                signature: self.signature.clone(),
+                command,
+            })
+            .await?;
+        let ClientReply::Executed { reply, version } = reply else {
+            return Err(unexpected(&reply));
+        };
+        match postcard::from_bytes::<Result<SM::Response, String>>(&reply) {
+            Ok(Ok(r)) => Ok((r, version)),
+            // The leader could not decode the command: another build.
+            Ok(Err(e)) => Err(ClientError::Decode(e)),
+            Err(e) => Err(ClientError::Decode(e.to_string())),
+        }
+    }
+
+    /// Answers `query` with this handle's consistency; the answer and the
+    /// version it was read at.
+    ///
+    /// # Errors
+    ///
+    /// See [`ClientError`].
+    pub async fn query(&self, query: SM::Query) -> Result<(SM::Answer, u64), ClientError> {
+        let query =
+            postcard::to_allocvec(&query).map_err(|e| ClientError::Decode(e.to_string()))?;
+        let reply = self
+            .client
+            .call(&ClientRequest::Query {
+                collection: self.name.clone(),
+                signature: self.signature.clone(),
+                linearizable: self.consistency == Consistency::Linearizable,
+                query,
+            })
+            .await?;
+        let ClientReply::Answered { answer, version } = reply else {
+            return Err(unexpected(&reply));
+        };
+        postcard::from_bytes(&answer)
+            .map(|a| (a, version))
+            .map_err(|e| ClientError::Decode(e.to_string()))
+    }
+
+    /// Waits until the answering node has applied a change past `after`, or
+    /// `timeout` passes; returns its version either way.
+    ///
+    /// # Errors
+    ///
+    /// See [`ClientError`].
+    pub async fn wait_version(&self, after: u64, timeout: Duration) -> Result<u64, ClientError> {
+        let reply = self
+            .client
+            .call(&ClientRequest::WaitVersion {
+                collection: self.name.clone(),
+                after,
+                timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+            })
+            .await?;
+        match reply {
+            ClientReply::Version(v) => Ok(v),
+            other => Err(unexpected(&other)),
+        }
+    }
+}
+
+fn wrong<T>(what: &str) -> Result<T, ClientError> {
+    Err(ClientError::Decode(format!(
+        "the answer to {what} has the wrong shape"
+    )))
+}
