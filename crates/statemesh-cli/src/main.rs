@@ -5,6 +5,7 @@
 //! Every command has `--help`. Errors are printed as one line and exit
 //! with status 1.
 
+mod bench;
 mod certs;
 mod commands;
 mod connect;
@@ -32,6 +33,8 @@ enum Command {
     Certs(certs::CertsCommand),
     /// Signs a JWT that lets a client read or write some collections.
     Token(certs::TokenArgs),
+    /// Measures puts and reads the way etcd's published benchmark does.
+    Bench(Box<bench::BenchArgs>),
     /// Starts a 3-node cluster on loopback, kills its leader and shows that
     /// nothing acknowledged is lost.
     Demo(demo::DemoArgs),
@@ -66,6 +69,7 @@ fn main() -> ExitCode {
             Command::Certs(c) => certs::run(c),
             Command::Token(t) => certs::token(&t),
             Command::Demo(d) => demo::run(d).await,
+            Command::Bench(b) => bench::run(*b).await,
             Command::Client(c) => commands::run(c).await,
         }
     });

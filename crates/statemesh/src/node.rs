@@ -404,8 +404,15 @@ impl Node {
     }
 
     /// Stops every group and stops answering the network. The groups'
-    /// handles fail with `Shutdown` afterwards.
-    pub async fn shutdown(&self) {
+    /// handles fail with `Shutdown` afterwards; the node's directory is
+    /// free for another node once this returns.
+    pub async fn shutdown(self) {
+        self.close().await;
+    }
+
+    /// [`Node::shutdown`] for a node shared with others: the directory is
+    /// free once the last reference is dropped.
+    pub(crate) async fn close(&self) {
         self.inner.network.stop(self.inner.id);
         let rafts = std::mem::take(
             &mut *self

@@ -304,7 +304,7 @@ impl Server {
         }
         self.inner.net.close();
         self.inner.hosted.lock().await.clear();
-        self.inner.node.shutdown().await;
+        self.inner.node.close().await;
     }
 }
 
