@@ -10,6 +10,7 @@ mod certs;
 mod commands;
 mod connect;
 mod demo;
+mod http;
 mod node;
 
 use clap::{Parser, Subcommand};

@@ -70,6 +70,9 @@ pub(crate) struct NodeArgs {
     /// replaces it [default: 10].
     #[arg(long, env = "STATEMESH_REPLACE_AFTER")]
     replace_after: Option<u64>,
+    /// Serve /metrics (Prometheus), /health and /ready over HTTP here.
+    #[arg(long, env = "STATEMESH_HTTP")]
+    http: Option<String>,
     /// Write the address the node listens on to this file once it does
     /// (for scripts that start nodes on port 0).
     #[arg(long, env = "STATEMESH_ADDRESS_FILE")]
@@ -114,6 +117,7 @@ impl NodeArgs {
             voters: self.voters.or(file.voters),
             replace_after: self.replace_after.or(file.replace_after),
             address_file: self.address_file.or(file.address_file),
+            http: self.http.or(file.http),
         })
     }
 
@@ -164,7 +168,24 @@ impl NodeArgs {
 pub(crate) async fn run(args: NodeArgs) -> anyhow::Result<()> {
     let args = args.merged()?;
     let options = args.options()?;
-    let server = Server::start(options, Kinds::standard()).await?;
+    let http = match &args.http {
+        Some(address) => Some((
+            tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| format!("listening on {address} for --http"))?,
+            crate::http::recorder()?,
+        )),
+        None => None,
+    };
+    let server = std::sync::Arc::new(Server::start(options, Kinds::standard()).await?);
+    let endpoint = match http {
+        Some((listener, metrics)) => {
+            println!("operations endpoint on http://{}", listener.local_addr()?);
+            let server = std::sync::Arc::clone(&server);
+            Some(tokio::spawn(crate::http::serve(listener, metrics, server)))
+        }
+        None => None,
+    };
     if let Some(f) = &args.address_file {
         // Written whole then renamed, so a reader never sees half of it.
         let tmp = f.with_extension("tmp");
@@ -175,7 +196,15 @@ pub(crate) async fn run(args: NodeArgs) -> anyhow::Result<()> {
     println!("node {} listening on {}", server.id(), server.address());
     wait_for_signal().await?;
     tracing::info!("shutting down");
-    server.shutdown().await;
+    if let Some(e) = endpoint {
+        e.abort();
+        let _ = e.await;
+    }
+    match std::sync::Arc::try_unwrap(server) {
+        Ok(server) => server.shutdown().await,
+        // The endpoint still holds it: the process is ending anyway.
+        Err(_) => tracing::debug!("exiting with the operations endpoint open"),
+    }
     Ok(())
 }
 

@@ -519,6 +519,56 @@ async fn every_command_runs_and_bad_credentials_are_refused() {
     drop(nodes);
 }
 
+/// GET `path` from `address`; the status line and the body.
+async fn http_get(address: &str, path: &str) -> (String, String) {
+    use tokio::io::AsyncReadExt;
+    let mut s = tokio::net::TcpStream::connect(address).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").unwrap();
+    (head.lines().next().unwrap().to_owned(), body.to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operations_endpoint_serves_metrics_health_and_readiness() {
+    let cluster = Cluster::new();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let http = format!("127.0.0.1:{port}");
+    let node = cluster.start("n1", "127.0.0.1:0", &["--http", &http]);
+    let (status, body) = http_get(&http, "/health").await;
+    assert!(status.contains("200"), "{status} {body}");
+    until("ready", async || {
+        http_get(&http, "/ready")
+            .await
+            .0
+            .contains("200")
+            .then_some(())
+    })
+    .await;
+    let c = cluster.client(std::slice::from_ref(&node.address)).await;
+    let m = c.map::<String, Json>("m").await.unwrap();
+    m.insert("k".into(), Json(serde_json::json!(1)))
+        .await
+        .unwrap();
+    until("metrics of the commit", async || {
+        let (_, body) = http_get(&http, "/metrics").await;
+        (body.contains("statemesh_commits_total{group=\"m\"}")
+            && body.contains("statemesh_wal_sync_seconds")
+            && body.contains("statemesh_is_leader")
+            && body.contains("statemesh_bytes_received_total"))
+        .then_some(())
+    })
+    .await;
+    assert!(http_get(&http, "/nowhere").await.0.contains("404"));
+}
+
 #[test]
 fn the_demo_runs() {
     let out = run(&["demo", "--writes", "10"]);

@@ -47,6 +47,8 @@ pub(crate) fn spawn_writer(
                 frame::encode_header(f.id, f.kind, &f.payload, &mut header);
                 w.write_all(&header).await?;
                 w.write_all(&f.payload).await?;
+                metrics::counter!("statemesh_bytes_sent_total")
+                    .increment((header.len() + f.payload.len()) as u64);
                 next = outbox.try_recv().ok();
             }
             w.flush().await?;
@@ -142,6 +144,7 @@ fn lock(p: &Mutex<Pending>) -> MutexGuard<'_, Pending> {
 
 impl Drop for Connection {
     fn drop(&mut self) {
+        metrics::gauge!("statemesh_connections", "direction" => "out").decrement(1.0);
         for t in &self.tasks {
             t.abort();
         }
@@ -208,6 +211,7 @@ impl Connection {
         let writer = tokio::spawn(async move {
             let _ = writer.await;
         });
+        metrics::gauge!("statemesh_connections", "direction" => "out").increment(1.0);
         Ok(Self {
             outbox,
             pending,

@@ -115,6 +115,7 @@ pub(crate) async fn write<W: AsyncWrite + Unpin>(
 ) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(HEADER_LEN + payload.len());
     encode(id, kind, payload, &mut buf);
+    metrics::counter!("statemesh_bytes_sent_total").increment(buf.len() as u64);
     w.write_all(&buf).await?;
     w.flush().await
 }
@@ -128,8 +129,15 @@ pub(crate) async fn read<R: AsyncRead + Unpin>(
     stall: Duration,
 ) -> Result<Frame, FrameError> {
     let mut header = [0u8; HEADER_LEN];
-    if r.read(&mut header[..1]).await? == 0 {
-        return Err(FrameError::Closed);
+    match r.read(&mut header[..1]).await {
+        Ok(0) => return Err(FrameError::Closed),
+        Ok(_) => {}
+        // TLS peers that close without close_notify, between frames: a
+        // close like any other (nothing was cut short).
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            return Err(FrameError::Closed);
+        }
+        Err(e) => return Err(e.into()),
     }
     match tokio::time::timeout(stall, read_rest(r, header, max)).await {
         Ok(result) => result,
@@ -170,6 +178,7 @@ async fn read_rest<R: AsyncRead + Unpin>(
     if crc32c::crc32c_append(crc32c::crc32c(&body), &payload) != crc {
         return Err(FrameError::Checksum);
     }
+    metrics::counter!("statemesh_bytes_received_total").increment((HEADER_LEN + len) as u64);
     let [i0, i1, i2, i3, i4, i5, i6, i7, kind] = body;
     let kind = Kind::from_byte(kind).ok_or(FrameError::UnknownKind(kind))?;
     Ok(Frame {

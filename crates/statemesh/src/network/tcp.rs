@@ -94,6 +94,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// The way to one peer.
 struct Link {
     peer: NodeId,
+    /// The working connection, read without waiting on `state` (every Raft
+    /// message looks here first).
+    current: Mutex<Option<Arc<Connection>>>,
+    /// Held while connecting, so concurrent callers wait for one attempt.
     state: tokio::sync::Mutex<LinkState>,
 }
 
@@ -201,6 +205,7 @@ impl Network for TcpNetwork {
             let link = Arc::clone(lock(&shared.links).entry(to).or_insert_with(|| {
                 Arc::new(Link {
                     peer: to,
+                    current: Mutex::new(None),
                     state: tokio::sync::Mutex::default(),
                 })
             }));
@@ -221,6 +226,11 @@ impl Link {
     /// The working connection to the peer, made now if there is none and
     /// the backoff allows.
     async fn connect(&self, shared: &Shared, from: NodeId) -> Option<Arc<Connection>> {
+        if let Some(c) = &*lock(&self.current)
+            && !c.is_closed()
+        {
+            return Some(Arc::clone(c));
+        }
         let mut s = self.state.lock().await;
         if let Some(c) = &s.connection
             && !c.is_closed()
@@ -250,6 +260,7 @@ impl Link {
                 s.retry_at = None;
                 let c = Arc::new(c);
                 s.connection = Some(Arc::clone(&c));
+                *lock(&self.current) = Some(Arc::clone(&c));
                 Some(c)
             }
             Ok(c) => {
@@ -281,6 +292,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             Ok((tcp, remote)) => {
                 let shared = Arc::clone(&shared);
                 sessions.spawn(async move {
+                    let _open = OpenConnection::new();
                     if let Err(e) = session(&shared, tcp).await {
                         log_session_end(remote, &e);
                     }
@@ -295,7 +307,27 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
+/// Counts an accepted connection while it is open, however its task ends.
+struct OpenConnection(metrics::Gauge);
+
+impl OpenConnection {
+    fn new() -> Self {
+        let g = metrics::gauge!("statemesh_connections", "direction" => "in");
+        g.increment(1.0);
+        Self(g)
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
+    }
+}
+
 fn log_session_end(remote: SocketAddr, e: &ConnectionError) {
+    if !matches!(e, ConnectionError::Frame(super::FrameError::Closed)) {
+        metrics::counter!("statemesh_connections_refused_total").increment(1);
+    }
     match e {
         ConnectionError::Frame(super::FrameError::Closed) => {
             tracing::debug!(%remote, "connection closed by the peer");

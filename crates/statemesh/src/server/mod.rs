@@ -14,6 +14,7 @@
 mod cluster_state;
 mod kinds;
 mod membership;
+mod metrics;
 mod service;
 
 pub use cluster_state::{Member, MemberRole};
@@ -271,6 +272,7 @@ impl Server {
         let tasks = vec![
             tokio::spawn(follow_cluster(Arc::clone(&inner))),
             tokio::spawn(keep_membership(Arc::clone(&inner))),
+            tokio::spawn(metrics::report(Arc::clone(&inner))),
         ];
         tracing::info!(node = id, address = %inner.address, "node started");
         Ok(Self { inner, tasks })
