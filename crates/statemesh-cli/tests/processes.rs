@@ -492,6 +492,23 @@ async fn every_command_runs_and_bad_credentials_are_refused() {
     ]);
     fails(&plain, "plaintext to a TLS node");
 
+    // The benchmark, briefly.
+    let bench = ok(&cluster.command(
+        a,
+        &[
+            "bench",
+            "--clients",
+            "1,4",
+            "--seconds",
+            "1",
+            "--rounds",
+            "1",
+            "--key-space",
+            "20",
+        ],
+    ));
+    assert_eq!(bench.matches("| statemesh |").count(), 6, "{bench}");
+
     // Help for every command.
     for cmd in [
         vec!["--help"],
@@ -512,11 +529,49 @@ async fn every_command_runs_and_bad_credentials_are_refused() {
         vec!["members", "remove", "--help"],
         vec!["members", "promote", "--help"],
         vec!["snapshot", "--help"],
+        vec!["bench", "--help"],
     ] {
         let out = ok(&run(&cmd));
         assert!(out.contains("Usage"), "{cmd:?}: {out}");
     }
     drop(nodes);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_takes_its_settings_from_a_toml_file_and_the_environment() {
+    let cluster = Cluster::new();
+    let dir = cluster.path().join("from-file");
+    let address_file = cluster.path().join("from-file.address");
+    let config = cluster.path().join("node.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data-dir = {:?}\nlisten = \"127.0.0.1:0\"\ncerts = {:?}\nvoters = 1\n",
+            dir,
+            cluster.certs()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(BIN)
+        .args(["node", "--config", config.to_str().unwrap()])
+        .env("STATEMESH_ADDRESS_FILE", &address_file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let address = until("the node from the file", async || {
+        std::fs::read_to_string(&address_file).ok()
+    })
+    .await;
+    let out = cluster.command(&address, &["put", "m", "k", "1"]);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(out.status.success(), "{}", stderr(&out));
+    // An unknown setting is an error naming it.
+    std::fs::write(&config, "data-dirr = \"x\"\n").unwrap();
+    let out = run(&["node", "--config", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("data-dirr"), "{}", stderr(&out));
 }
 
 /// GET `path` from `address`; the status line and the body.
