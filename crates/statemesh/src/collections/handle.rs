@@ -164,6 +164,39 @@ impl<SM: StateMachine> std::ops::Deref for Writer<SM> {
     }
 }
 
+/// Whatever runs a collection's commands: a [`Writer`] on a node, or a
+/// [`Remote`](crate::Remote) handle of a client. A collection's write
+/// operations that interpret outcomes are written once, over this.
+pub(crate) trait Executor<SM: StateMachine>: Sync {
+    /// What a failed command is.
+    type Error: Send;
+
+    /// Runs `command`; its response and version.
+    fn run(
+        &self,
+        command: SM::Command,
+    ) -> impl std::future::Future<Output = Result<(SM::Response, u64), Self::Error>> + Send;
+
+    /// The error for a response of the wrong variant (`what`: the
+    /// operation).
+    fn wrong_shape(what: &str) -> Self::Error;
+}
+
+impl<SM: StateMachine> Executor<SM> for Writer<SM> {
+    type Error = ExecuteError;
+
+    fn run(
+        &self,
+        command: SM::Command,
+    ) -> impl std::future::Future<Output = Result<(SM::Response, u64), ExecuteError>> + Send {
+        self.execute(command)
+    }
+
+    fn wrong_shape(what: &str) -> ExecuteError {
+        ExecuteError::Decode(format!("the answer to {what} has the wrong shape"))
+    }
+}
+
 /// Turns a response of the wrong variant into an error. A replica of the
 /// same build never answers so; one of another build could.
 pub(crate) fn mismatched<T>(what: &str) -> Result<T, ExecuteError> {

@@ -16,10 +16,12 @@ mod set;
 mod vec;
 
 pub use cell::{Cell, CellCommand, CellOutcome, CellQuery, CellReader, CellState};
+pub(crate) use handle::Executor;
 pub use handle::{Reader, Writer};
 pub use json::Json;
 pub use map::{Map, MapAnswer, MapCommand, MapOutcome, MapQuery, MapReader, MapState};
 pub use once::{Once, OnceQuery, OnceReader, OnceState};
+pub(crate) use priority_queue::ops as priority_queue_ops;
 pub use priority_queue::{
     Entry, PriorityQueue, PriorityQueueAnswer, PriorityQueueCommand, PriorityQueueOutcome,
     PriorityQueueQuery, PriorityQueueReader, PriorityQueueSnapshot, PriorityQueueState,

@@ -1,7 +1,7 @@
 //! `PriorityQueue<P, K, V>`: replicated entries ordered by priority,
 //! addressed by key, bounded or not.
 
-use super::handle::{Reader, Writer, mismatched};
+use super::handle::{Reader, Writer};
 use super::{Key, Value, Written};
 use crate::error::QueryError;
 use crate::state_machine::{Queryable, StateMachine};
@@ -531,6 +531,136 @@ impl<P: Key, K: Key, V: Value> Reader<PriorityQueueState<P, K, V>> {
     }
 }
 
+/// The write operations of a priority queue, over any [`Executor`]: the
+/// in-process [`Writer`] and the remote handle share them.
+pub(crate) mod ops {
+    use super::{
+        Entry, Key, PriorityQueueCommand, PriorityQueueOutcome, PriorityQueueState, Value,
+    };
+    use crate::collections::Executor;
+    use std::ops::RangeBounds;
+
+    type Done<T, E> = Result<(T, u64), E>;
+    type Evicting<P, K, V> = (Option<(P, V)>, Vec<Entry<P, K, V>>);
+
+    pub(crate) async fn insert<P: Key, K: Key, V: Value, X>(
+        x: &X,
+        priority: P,
+        key: K,
+        value: V,
+    ) -> Done<Evicting<P, K, V>, X::Error>
+    where
+        X: Executor<PriorityQueueState<P, K, V>>,
+    {
+        let entry = Entry {
+            priority,
+            key,
+            value,
+        };
+        match x.run(PriorityQueueCommand::Insert(entry)).await? {
+            (PriorityQueueOutcome::Inserted { previous, evicted }, v) => {
+                Ok(((previous, evicted), v))
+            }
+            _ => Err(X::wrong_shape("insert")),
+        }
+    }
+
+    pub(crate) async fn update_priority<P: Key, K: Key, V: Value, X>(
+        x: &X,
+        key: K,
+        priority: P,
+    ) -> Done<Option<P>, X::Error>
+    where
+        X: Executor<PriorityQueueState<P, K, V>>,
+    {
+        match x
+            .run(PriorityQueueCommand::UpdatePriority(key, priority))
+            .await?
+        {
+            (PriorityQueueOutcome::Priority(p), v) => Ok((p, v)),
+            _ => Err(X::wrong_shape("update_priority")),
+        }
+    }
+
+    pub(crate) async fn update_value<P: Key, K: Key, V: Value, X>(
+        x: &X,
+        key: K,
+        value: V,
+    ) -> Done<Option<V>, X::Error>
+    where
+        X: Executor<PriorityQueueState<P, K, V>>,
+    {
+        match x.run(PriorityQueueCommand::UpdateValue(key, value)).await? {
+            (PriorityQueueOutcome::Value(p), v) => Ok((p, v)),
+            _ => Err(X::wrong_shape("update_value")),
+        }
+    }
+
+    pub(crate) async fn compare_exchange_value<P: Key, K: Key, V: Value, X>(
+        x: &X,
+        key: K,
+        expected: V,
+        new: V,
+    ) -> Done<Result<V, Option<V>>, X::Error>
+    where
+        X: Executor<PriorityQueueState<P, K, V>>,
+    {
+        match x
+            .run(PriorityQueueCommand::CompareExchangeValue { key, expected, new })
+            .await?
+        {
+            (PriorityQueueOutcome::Exchanged(r), v) => Ok((r, v)),
+            _ => Err(X::wrong_shape("compare_exchange_value")),
+        }
+    }
+
+    pub(crate) async fn remove<P: Key, K: Key, V: Value, X>(
+        x: &X,
+        key: K,
+    ) -> Done<Option<Entry<P, K, V>>, X::Error>
+    where
+        X: Executor<PriorityQueueState<P, K, V>>,
+    {
+        let (removed, v) = removed::<P, K, V, X>(x.run(PriorityQueueCommand::Remove(key)).await?)?;
+        Ok((removed.into_iter().next(), v))
+    }
+
+    pub(crate) async fn remove_range<P: Key, K: Key, V: Value, X>(
+        x: &X,
+        range: impl RangeBounds<P>,
+    ) -> Done<Vec<Entry<P, K, V>>, X::Error>
+    where
+        X: Executor<PriorityQueueState<P, K, V>>,
+    {
+        let command = PriorityQueueCommand::RemoveRange(
+            range.start_bound().cloned(),
+            range.end_bound().cloned(),
+        );
+        removed::<P, K, V, X>(x.run(command).await?)
+    }
+
+    pub(crate) async fn clear<P: Key, K: Key, V: Value, X>(
+        x: &X,
+    ) -> Done<Vec<Entry<P, K, V>>, X::Error>
+    where
+        X: Executor<PriorityQueueState<P, K, V>>,
+    {
+        removed::<P, K, V, X>(x.run(PriorityQueueCommand::Clear).await?)
+    }
+
+    fn removed<P: Key, K: Key, V: Value, X>(
+        r: (PriorityQueueOutcome<P, K, V>, u64),
+    ) -> Done<Vec<Entry<P, K, V>>, X::Error>
+    where
+        X: Executor<PriorityQueueState<P, K, V>>,
+    {
+        match r {
+            (PriorityQueueOutcome::Removed(e), v) => Ok((e, v)),
+            _ => Err(X::wrong_shape("a removal")),
+        }
+    }
+}
+
 impl<P: Key, K: Key, V: Value> Writer<PriorityQueueState<P, K, V>> {
     /// Inserts an entry, or replaces the priority and value of `key`.
     /// Returns the previous priority and value, and what was evicted to
@@ -545,17 +675,7 @@ impl<P: Key, K: Key, V: Value> Writer<PriorityQueueState<P, K, V>> {
         key: K,
         value: V,
     ) -> Written<(Option<(P, V)>, Vec<Entry<P, K, V>>)> {
-        let entry = Entry {
-            priority,
-            key,
-            value,
-        };
-        match self.execute(PriorityQueueCommand::Insert(entry)).await? {
-            (PriorityQueueOutcome::Inserted { previous, evicted }, v) => {
-                Ok(((previous, evicted), v))
-            }
-            _ => mismatched("insert"),
-        }
+        ops::insert(self, priority, key, value).await
     }
 
     /// Changes the priority of `key`; returns the previous one (`None`: no
@@ -565,13 +685,7 @@ impl<P: Key, K: Key, V: Value> Writer<PriorityQueueState<P, K, V>> {
     ///
     /// See [`Group::execute`](crate::Group::execute).
     pub async fn update_priority(&self, key: K, priority: P) -> Written<Option<P>> {
-        match self
-            .execute(PriorityQueueCommand::UpdatePriority(key, priority))
-            .await?
-        {
-            (PriorityQueueOutcome::Priority(p), v) => Ok((p, v)),
-            _ => mismatched("update_priority"),
-        }
+        ops::update_priority(self, key, priority).await
     }
 
     /// Changes the value of `key`; returns the previous one (`None`: no
@@ -581,13 +695,7 @@ impl<P: Key, K: Key, V: Value> Writer<PriorityQueueState<P, K, V>> {
     ///
     /// See [`Group::execute`](crate::Group::execute).
     pub async fn update_value(&self, key: K, value: V) -> Written<Option<V>> {
-        match self
-            .execute(PriorityQueueCommand::UpdateValue(key, value))
-            .await?
-        {
-            (PriorityQueueOutcome::Value(p), v) => Ok((p, v)),
-            _ => mismatched("update_value"),
-        }
+        ops::update_value(self, key, value).await
     }
 
     /// Stores `new` as the value of `key` if it holds `expected`:
@@ -603,13 +711,7 @@ impl<P: Key, K: Key, V: Value> Writer<PriorityQueueState<P, K, V>> {
         expected: V,
         new: V,
     ) -> Written<Result<V, Option<V>>> {
-        match self
-            .execute(PriorityQueueCommand::CompareExchangeValue { key, expected, new })
-            .await?
-        {
-            (PriorityQueueOutcome::Exchanged(r), v) => Ok((r, v)),
-            _ => mismatched("compare_exchange_value"),
-        }
+        ops::compare_exchange_value(self, key, expected, new).await
     }
 
     /// Removes `key`; returns its entry.
@@ -618,8 +720,7 @@ impl<P: Key, K: Key, V: Value> Writer<PriorityQueueState<P, K, V>> {
     ///
     /// See [`Group::execute`](crate::Group::execute).
     pub async fn remove(&self, key: K) -> Written<Option<Entry<P, K, V>>> {
-        let (removed, v) = removed(self.execute(PriorityQueueCommand::Remove(key)).await?)?;
-        Ok((removed.into_iter().next(), v))
+        ops::remove(self, key).await
     }
 
     /// Removes every entry whose priority is in `range`, in time
@@ -629,11 +730,7 @@ impl<P: Key, K: Key, V: Value> Writer<PriorityQueueState<P, K, V>> {
     ///
     /// See [`Group::execute`](crate::Group::execute).
     pub async fn remove_range(&self, range: impl RangeBounds<P>) -> Written<Vec<Entry<P, K, V>>> {
-        let command = PriorityQueueCommand::RemoveRange(
-            range.start_bound().cloned(),
-            range.end_bound().cloned(),
-        );
-        removed(self.execute(command).await?)
+        ops::remove_range(self, range).await
     }
 
     /// Removes every entry; returns them in ascending order.
@@ -642,14 +739,7 @@ impl<P: Key, K: Key, V: Value> Writer<PriorityQueueState<P, K, V>> {
     ///
     /// See [`Group::execute`](crate::Group::execute).
     pub async fn clear(&self) -> Written<Vec<Entry<P, K, V>>> {
-        removed(self.execute(PriorityQueueCommand::Clear).await?)
-    }
-}
-
-fn removed<P, K, V>(r: (PriorityQueueOutcome<P, K, V>, u64)) -> Written<Vec<Entry<P, K, V>>> {
-    match r {
-        (PriorityQueueOutcome::Removed(e), v) => Ok((e, v)),
-        _ => mismatched("a removal"),
+        ops::clear(self).await
     }
 }
 

@@ -167,6 +167,21 @@ impl<SM: Queryable> Remote<SM> {
     }
 }
 
+impl<SM: Queryable> crate::collections::Executor<SM> for Remote<SM> {
+    type Error = ClientError;
+
+    fn run(
+        &self,
+        command: SM::Command,
+    ) -> impl std::future::Future<Output = Result<(SM::Response, u64), ClientError>> + Send {
+        self.execute(command)
+    }
+
+    fn wrong_shape(what: &str) -> ClientError {
+        ClientError::Decode(format!("the answer to {what} has the wrong shape"))
+    }
+}
+
 fn wrong<T>(what: &str) -> Result<T, ClientError> {
     Err(ClientError::Decode(format!(
         "the answer to {what} has the wrong shape"

@@ -2,9 +2,9 @@
 
 use super::{Remote, RemoteWritten, wrong};
 use crate::client::ClientError;
+use crate::collections::priority_queue_ops as ops;
 use crate::collections::{
-    Entry, Key, PriorityQueueAnswer, PriorityQueueCommand, PriorityQueueOutcome,
-    PriorityQueueQuery, PriorityQueueState, Value,
+    Entry, Key, PriorityQueueAnswer, PriorityQueueQuery, PriorityQueueState, Value,
 };
 use std::ops::RangeBounds;
 
@@ -110,17 +110,7 @@ impl<P: Key, K: Key, V: Value> Remote<PriorityQueueState<P, K, V>> {
         key: K,
         value: V,
     ) -> RemoteWritten<(Option<(P, V)>, Vec<Entry<P, K, V>>)> {
-        let entry = Entry {
-            priority,
-            key,
-            value,
-        };
-        match self.execute(PriorityQueueCommand::Insert(entry)).await? {
-            (PriorityQueueOutcome::Inserted { previous, evicted }, v) => {
-                Ok(((previous, evicted), v))
-            }
-            _ => wrong("insert"),
-        }
+        ops::insert(self, priority, key, value).await
     }
 
     /// Changes the priority of `key`; returns the previous one (`None`: no
@@ -130,13 +120,7 @@ impl<P: Key, K: Key, V: Value> Remote<PriorityQueueState<P, K, V>> {
     ///
     /// See [`Remote::execute`].
     pub async fn update_priority(&self, key: K, priority: P) -> RemoteWritten<Option<P>> {
-        match self
-            .execute(PriorityQueueCommand::UpdatePriority(key, priority))
-            .await?
-        {
-            (PriorityQueueOutcome::Priority(p), v) => Ok((p, v)),
-            _ => wrong("update_priority"),
-        }
+        ops::update_priority(self, key, priority).await
     }
 
     /// Changes the value of `key`; returns the previous one (`None`: no
@@ -146,13 +130,7 @@ impl<P: Key, K: Key, V: Value> Remote<PriorityQueueState<P, K, V>> {
     ///
     /// See [`Remote::execute`].
     pub async fn update_value(&self, key: K, value: V) -> RemoteWritten<Option<V>> {
-        match self
-            .execute(PriorityQueueCommand::UpdateValue(key, value))
-            .await?
-        {
-            (PriorityQueueOutcome::Value(p), v) => Ok((p, v)),
-            _ => wrong("update_value"),
-        }
+        ops::update_value(self, key, value).await
     }
 
     /// Stores `new` as the value of `key` if it is `expected`:
@@ -167,13 +145,7 @@ impl<P: Key, K: Key, V: Value> Remote<PriorityQueueState<P, K, V>> {
         expected: V,
         new: V,
     ) -> RemoteWritten<Result<V, Option<V>>> {
-        match self
-            .execute(PriorityQueueCommand::CompareExchangeValue { key, expected, new })
-            .await?
-        {
-            (PriorityQueueOutcome::Exchanged(r), v) => Ok((r, v)),
-            _ => wrong("compare_exchange_value"),
-        }
+        ops::compare_exchange_value(self, key, expected, new).await
     }
 
     /// Removes the entry of `key`.
@@ -182,8 +154,7 @@ impl<P: Key, K: Key, V: Value> Remote<PriorityQueueState<P, K, V>> {
     ///
     /// See [`Remote::execute`].
     pub async fn remove(&self, key: K) -> RemoteWritten<Option<Entry<P, K, V>>> {
-        let (removed, v) = removed(self.execute(PriorityQueueCommand::Remove(key)).await?)?;
-        Ok((removed.into_iter().next(), v))
+        ops::remove(self, key).await
     }
 
     /// Removes every entry whose priority is in `range`; returns them.
@@ -195,11 +166,7 @@ impl<P: Key, K: Key, V: Value> Remote<PriorityQueueState<P, K, V>> {
         &self,
         range: impl RangeBounds<P>,
     ) -> RemoteWritten<Vec<Entry<P, K, V>>> {
-        let command = PriorityQueueCommand::RemoveRange(
-            range.start_bound().cloned(),
-            range.end_bound().cloned(),
-        );
-        removed(self.execute(command).await?)
+        ops::remove_range(self, range).await
     }
 
     /// Removes every entry; returns them.
@@ -208,13 +175,6 @@ impl<P: Key, K: Key, V: Value> Remote<PriorityQueueState<P, K, V>> {
     ///
     /// See [`Remote::execute`].
     pub async fn clear(&self) -> RemoteWritten<Vec<Entry<P, K, V>>> {
-        removed(self.execute(PriorityQueueCommand::Clear).await?)
-    }
-}
-
-fn removed<P, K, V>(r: (PriorityQueueOutcome<P, K, V>, u64)) -> RemoteWritten<Vec<Entry<P, K, V>>> {
-    match r {
-        (PriorityQueueOutcome::Removed(e), v) => Ok((e, v)),
-        _ => wrong("a removal"),
+        ops::clear(self).await
     }
 }
