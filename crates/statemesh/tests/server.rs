@@ -154,6 +154,36 @@ async fn a_cluster_forms_by_joining_and_serves_clients() {
             .unwrap();
         assert!(m.get(&"a".to_owned()).await.unwrap().is_some(), "{address}");
     }
+    // A client of a follower learns where the leader is and writes there.
+    let leader = first
+        .status()
+        .await
+        .groups
+        .iter()
+        .find(|(n, _)| n == "config")
+        .unwrap()
+        .1
+        .leader
+        .unwrap();
+    let servers = [&first, &second, &third];
+    let follower = servers.iter().find(|s| s.id() != leader).unwrap();
+    let leading = servers.iter().find(|s| s.id() == leader).unwrap();
+    let c = env
+        .client(&[follower.address().to_owned()], SECRET)
+        .await
+        .unwrap();
+    let m = c.map::<String, Json>("config").await.unwrap();
+    m.insert("via".into(), Json(serde_json::json!(1)))
+        .await
+        .unwrap();
+    assert_eq!(m.leader_address().as_deref(), Some(leading.address()));
+    let (_, v2) = m
+        .insert("via".into(), Json(serde_json::json!(2)))
+        .await
+        .unwrap();
+    assert!(v2 > v);
+    assert_eq!(m.leader_address().as_deref(), Some(leading.address()));
+
     // A collection of another type under the same name is refused.
     let other = admin.cell::<Json>("config").await;
     assert!(

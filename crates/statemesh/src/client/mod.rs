@@ -98,6 +98,8 @@ struct Inner {
     options: ClientOptions,
     /// The working connection and the index of its address.
     current: tokio::sync::Mutex<Option<(usize, Arc<Connection>)>>,
+    /// Connections to collections' leaders, by address.
+    pool: tokio::sync::Mutex<std::collections::HashMap<String, Arc<Connection>>>,
 }
 
 impl Client {
@@ -119,6 +121,7 @@ impl Client {
                 token: token.into(),
                 options,
                 current: tokio::sync::Mutex::new(None),
+                pool: tokio::sync::Mutex::default(),
             }),
         };
         let deadline = Instant::now() + client.inner.options.timeout;
@@ -185,8 +188,68 @@ impl Client {
         })
     }
 
+    /// A connection to `address` from the pool (made now if needed), or
+    /// `None` if it cannot be made at once.
+    async fn connection_to(&self, address: &str) -> Option<Arc<Connection>> {
+        let i = &self.inner;
+        let mut pool = i.pool.lock().await;
+        if let Some(c) = pool.get(address)
+            && !c.is_closed()
+        {
+            return Some(Arc::clone(c));
+        }
+        let hello = Hello {
+            cluster: i.options.cluster.clone(),
+            peer: Peer::Client {
+                token: i.token.clone(),
+            },
+        };
+        let c = Connection::open(
+            address,
+            &i.options.security,
+            &hello,
+            i.options.limits,
+            |_| {},
+        )
+        .await
+        .ok()?;
+        let c = Arc::new(c);
+        pool.insert(address.to_owned(), Arc::clone(&c));
+        Some(c)
+    }
+
+    /// Sends `request` to the member at `address` (a collection's leader);
+    /// if it cannot take it, through [`Client::call`] instead. Returns the
+    /// reply and whether it came from `address`.
+    pub(crate) async fn call_at(
+        &self,
+        address: &str,
+        request: &ClientRequest,
+    ) -> Result<(ClientReply, bool), ClientError> {
+        let bytes =
+            postcard::to_allocvec(request).map_err(|e| ClientError::Decode(e.to_string()))?;
+        if let Some(c) = self.connection_to(address).await {
+            match c.call(bytes).await {
+                Ok(reply) => match postcard::from_bytes::<Response>(&reply) {
+                    Ok(Ok(r)) => return Ok((r, true)),
+                    // Not applied (no leader there now): the usual path.
+                    Ok(Err(Refusal::Unavailable(_))) => {}
+                    Ok(Err(refusal)) => return Err(ClientError::Refused(refusal)),
+                    Err(e) => return Err(ClientError::Decode(e.to_string())),
+                },
+                Err(CallError::NotSent) => {}
+                Err(CallError::Lost) => {
+                    return Err(ClientError::Indeterminate(
+                        "the connection closed before the answer came".into(),
+                    ));
+                }
+            }
+        }
+        Ok((self.call(request).await?, false))
+    }
+
     /// Sends `request`, retrying on other nodes while that is safe.
-    async fn call(&self, request: &ClientRequest) -> Result<ClientReply, ClientError> {
+    pub(crate) async fn call(&self, request: &ClientRequest) -> Result<ClientReply, ClientError> {
         let bytes =
             postcard::to_allocvec(request).map_err(|e| ClientError::Decode(e.to_string()))?;
         // Commands are not retried once sent: they may have been applied.

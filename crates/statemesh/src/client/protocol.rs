@@ -52,11 +52,14 @@ pub(crate) enum ClientRequest {
 pub(crate) enum ClientReply {
     Done,
     Status(ClusterStatus),
-    /// The encoded `Result<Response, String>` and the version.
+    /// The encoded `Result<Response, String>` and the version; if the
+    /// answering node does not lead the collection, the address of the one
+    /// that does (the client sends the collection's next writes there).
     Executed {
         #[serde(with = "serde_bytes")]
         reply: Vec<u8>,
         version: u64,
+        leader: Option<String>,
     },
     /// The encoded answer and the version it was read at (at least).
     Answered {

@@ -176,7 +176,16 @@ async fn answer(inner: &ServerInner, grant: &Grant, request: ClientRequest) -> R
             require(grant, &collection, Access::Write)?;
             let h = matching(inner, &collection, &signature).await?;
             let (reply, version) = h.execute(command).await.map_err(refusal)?;
-            Ok(ClientReply::Executed { reply, version })
+            let leader = h.status().leader.filter(|&l| l != inner.id).and_then(|l| {
+                inner
+                    .system
+                    .read_local(|s| s.members.get(&l).map(|m| m.address.clone()))
+            });
+            Ok(ClientReply::Executed {
+                reply,
+                version,
+                leader,
+            })
         }
         ClientRequest::Query {
             collection,

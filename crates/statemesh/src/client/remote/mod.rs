@@ -14,6 +14,7 @@ use crate::collections::{CellState, MapState, OnceState, PriorityQueueState, Set
 use crate::group::Consistency;
 use crate::state_machine::Queryable;
 use std::marker::PhantomData;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// A handle on one collection (or custom state machine `SM`) of a remote
@@ -25,6 +26,9 @@ pub struct Remote<SM> {
     name: String,
     signature: String,
     consistency: Consistency,
+    /// Where the collection's leader was last seen: writes go there, saving
+    /// the hop through a follower.
+    leader: Arc<Mutex<Option<String>>>,
     _sm: PhantomData<fn() -> SM>,
 }
 
@@ -35,6 +39,7 @@ impl<SM> Clone for Remote<SM> {
             name: self.name.clone(),
             signature: self.signature.clone(),
             consistency: self.consistency,
+            leader: Arc::clone(&self.leader),
             _sm: PhantomData,
         }
     }
@@ -73,6 +78,7 @@ impl<SM: Queryable> Remote<SM> {
             name,
             signature,
             consistency: Consistency::Linearizable,
+            leader: Arc::new(Mutex::new(None)),
             _sm: PhantomData,
         }
     }
@@ -81,6 +87,17 @@ impl<SM: Queryable> Remote<SM> {
     #[must_use]
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Where this handle sends writes: the collection's leader, once a
+    /// write through another member named it (`None`: through the member
+    /// the client is connected to).
+    #[must_use]
+    pub fn leader_address(&self) -> Option<String> {
+        self.leader
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// This handle, reading with `consistency`: `Local` reads the answering
@@ -100,17 +117,33 @@ impl<SM: Queryable> Remote<SM> {
     pub async fn execute(&self, command: SM::Command) -> RemoteWritten<SM::Response> {
         let command =
             postcard::to_allocvec(&command).map_err(|e| ClientError::Decode(e.to_string()))?;
-        let reply = self
-            .client
-            .call(&ClientRequest::Execute {
-                collection: self.name.clone(),
-                signature: self.signature.clone(),
-                command,
-            })
-            .await?;
-        let ClientReply::Executed { reply, version } = reply else {
+        let request = ClientRequest::Execute {
+            collection: self.name.clone(),
+            signature: self.signature.clone(),
+            command,
+        };
+        let at = self
+            .leader
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let (reply, from_leader) = match at {
+            Some(address) => self.client.call_at(&address, &request).await?,
+            None => (self.client.call(&request).await?, false),
+        };
+        let ClientReply::Executed {
+            reply,
+            version,
+            leader,
+        } = reply
+        else {
             return Err(unexpected(&reply));
         };
+        // A hint names the leader; no hint from the usual path means the
+        // member answering there leads.
+        if leader.is_some() || !from_leader {
+            *self.leader.lock().unwrap_or_else(|e| e.into_inner()) = leader;
+        }
         match postcard::from_bytes::<Result<SM::Response, String>>(&reply) {
             Ok(Ok(r)) => Ok((r, version)),
             // The leader could not decode the command: another build.
