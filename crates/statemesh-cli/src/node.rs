@@ -70,6 +70,11 @@ pub(crate) struct NodeArgs {
     /// replaces it [default: 10].
     #[arg(long, env = "STATEMESH_REPLACE_AFTER")]
     replace_after: Option<u64>,
+    /// On SIGTERM or Ctrl-C, leave the cluster (the others stop counting
+    /// this node) before stopping.
+    #[arg(long, env = "STATEMESH_LEAVE_ON_SHUTDOWN")]
+    #[serde(default)]
+    leave_on_shutdown: bool,
     /// Serve /metrics (Prometheus), /health and /ready over HTTP here.
     #[arg(long, env = "STATEMESH_HTTP")]
     http: Option<String>,
@@ -118,6 +123,7 @@ impl NodeArgs {
             replace_after: self.replace_after.or(file.replace_after),
             address_file: self.address_file.or(file.address_file),
             http: self.http.or(file.http),
+            leave_on_shutdown: self.leave_on_shutdown || file.leave_on_shutdown,
         })
     }
 
@@ -196,6 +202,12 @@ pub(crate) async fn run(args: NodeArgs) -> anyhow::Result<()> {
     println!("node {} listening on {}", server.id(), server.address());
     wait_for_signal().await?;
     tracing::info!("shutting down");
+    if args.leave_on_shutdown {
+        match server.leave(Duration::from_secs(30)).await {
+            Ok(()) => tracing::info!("left the cluster"),
+            Err(e) => tracing::warn!("leaving the cluster: {e}"),
+        }
+    }
     if let Some(e) = endpoint {
         e.abort();
         let _ = e.await;

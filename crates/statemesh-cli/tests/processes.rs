@@ -338,6 +338,43 @@ async fn an_unreachable_voter_is_replaced_by_a_caught_up_learner() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_told_to_stop_leaves_the_cluster_first() {
+    let cluster = Cluster::new();
+    let nodes = three(&cluster).await;
+    let seed = nodes[0].address.clone();
+    let mut fourth = cluster.start(
+        "n4",
+        "127.0.0.1:0",
+        &["--join", &seed, "--leave-on-shutdown"],
+    );
+    let id = fourth.id;
+    let c = cluster.client(std::slice::from_ref(&seed)).await;
+    until("the fourth node as a learner", async || {
+        let s = c.status().await.ok()?;
+        group(&s, "_cluster")?.learners.contains(&id).then_some(())
+    })
+    .await;
+    let pid = fourth.child.as_ref().unwrap().id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = fourth.child.take().unwrap().wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let s = c.status().await.unwrap();
+    assert!(!s.members.contains_key(&id), "the record stays");
+    until("the leader to drop the learner", async || {
+        let s = c.status().await.ok()?;
+        let g = group(&s, "_cluster")?;
+        (!g.learners.contains(&id) && !g.voters.contains(&id)).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_command_runs_and_bad_credentials_are_refused() {
     let cluster = Cluster::new();
     let nodes = three(&cluster).await;

@@ -295,6 +295,44 @@ impl Server {
         self.inner.status().await
     }
 
+    /// Leaves the cluster gracefully: removes this node's record, then
+    /// waits (up to `timeout`) until no group counts it as a voter any more,
+    /// so its departure never costs a quorum. (A learner is dropped by the
+    /// leaders without telling it, so there is nothing to wait for.) Call
+    /// [`Server::shutdown`] afterwards.
+    ///
+    /// # Errors
+    ///
+    /// [`ServerError::Group`] if the record could not be removed (no
+    /// leader) or the groups did not let go in time.
+    pub async fn leave(&self, timeout: Duration) -> Result<(), ServerError> {
+        let inner = &self.inner;
+        inner
+            .system
+            .execute(ClusterCommand::Leave { id: inner.id })
+            .await
+            .map_err(|e| ServerError::Group(GroupError::Raft(format!("leaving: {e}"))))?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            let mut still = Vec::new();
+            for (name, h) in inner.all_hosted().await {
+                let m = h.raft().metrics().borrow().membership_config.clone();
+                if m.membership().voter_ids().any(|v| v == inner.id) {
+                    still.push(name);
+                }
+            }
+            if still.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(ServerError::Group(GroupError::Raft(format!(
+                    "still a member of {still:?} after {timeout:?}"
+                ))));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Stops serving, closes the listener and every connection, and shuts
     /// every group down.
     pub async fn shutdown(self) {
