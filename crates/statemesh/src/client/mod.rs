@@ -141,12 +141,6 @@ impl Client {
         }
         let start = current.as_ref().map_or(0, |(n, _)| n + 1);
         *current = None;
-        let hello = Hello {
-            cluster: i.options.cluster.clone(),
-            peer: Peer::Client {
-                token: i.token.clone(),
-            },
-        };
         let mut last = String::from("no address given");
         let mut pause = Duration::from_millis(20);
         for attempt in 0.. {
@@ -155,15 +149,7 @@ impl Client {
             }
             let n = (start + attempt) % i.addresses.len();
             let address = &i.addresses[n];
-            match Connection::open(
-                address,
-                &i.options.security,
-                &hello,
-                i.options.limits,
-                |_| {},
-            )
-            .await
-            {
+            match self.dial(address).await {
                 Ok(c) => {
                     let c = Arc::new(c);
                     *current = Some((n, Arc::clone(&c)));
@@ -188,6 +174,25 @@ impl Client {
         })
     }
 
+    /// Connects to the member at `address` and presents the token.
+    async fn dial(&self, address: &str) -> Result<Connection, ConnectionError> {
+        let i = &self.inner;
+        let hello = Hello {
+            cluster: i.options.cluster.clone(),
+            peer: Peer::Client {
+                token: i.token.clone(),
+            },
+        };
+        Connection::open(
+            address,
+            &i.options.security,
+            &hello,
+            i.options.limits,
+            |_| {},
+        )
+        .await
+    }
+
     /// A connection to `address` from the pool (made now if needed), or
     /// `None` if it cannot be made at once.
     async fn connection_to(&self, address: &str) -> Option<Arc<Connection>> {
@@ -198,22 +203,7 @@ impl Client {
         {
             return Some(Arc::clone(c));
         }
-        let hello = Hello {
-            cluster: i.options.cluster.clone(),
-            peer: Peer::Client {
-                token: i.token.clone(),
-            },
-        };
-        let c = Connection::open(
-            address,
-            &i.options.security,
-            &hello,
-            i.options.limits,
-            |_| {},
-        )
-        .await
-        .ok()?;
-        let c = Arc::new(c);
+        let c = Arc::new(self.dial(address).await.ok()?);
         pool.insert(address.to_owned(), Arc::clone(&c));
         Some(c)
     }
