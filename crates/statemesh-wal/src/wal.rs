@@ -817,6 +817,36 @@ impl<S: Storage> Wal<S> {
         self.save_committed_async(index, id)?.0.wait()
     }
 
+    /// Records the committed index and its id without waiting for a sync:
+    /// one positional write into the metadata file, made by the caller. It
+    /// survives a process crash; after a power loss recovery may read back
+    /// an earlier committed index, never a later one. Raft needs no more:
+    /// the committed index only spares a restarted replica from waiting for
+    /// a leader before it applies what it already holds.
+    ///
+    /// Pass only an index whose entry is already durable here (Raft commits
+    /// an entry only after that), or recovery may refuse the log after a
+    /// crash as [`OpenError::Lost`]. [`Wal::save_committed`] orders itself
+    /// after the pending appends instead, and syncs.
+    ///
+    /// # Errors
+    ///
+    /// `Failed` if the log failed earlier or this write failed.
+    pub fn note_committed(&self, index: u64, id: Vec<u8>) -> Result<(), UpdateError> {
+        self.check_failed().map_err(UpdateError::Failed)?;
+        let mut meta = lock(&self.shared.meta);
+        match meta.note_committed(index, id.clone()) {
+            Ok(true) => Ok(()),
+            Ok(false) => {
+                // An id too long for a hint: the slots take it, in order,
+                // and nobody needs to wait for that.
+                drop(meta);
+                self.save_committed_async(index, id).map(drop)
+            }
+            Err(e) => Err(UpdateError::Failed(fail(&self.shared, e))),
+        }
+    }
+
     /// [`Wal::save_committed`], as a future.
     ///
     /// # Errors

@@ -204,6 +204,48 @@ fn committed_entries_that_are_missing_are_reported() {
 }
 
 #[test]
+fn a_torn_committed_hint_falls_back_to_the_one_before() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let wal = Wal::open(dir.path(), opts()).unwrap();
+        for i in 1..=5 {
+            wal.append(payload(i)).unwrap().wait().unwrap();
+        }
+        wal.note_committed(4, b"c4".to_vec()).unwrap();
+        wal.note_committed(5, b"c5".to_vec()).unwrap();
+    }
+    // The second hint is the page at 12288; byte 16 is its id's first.
+    flip(&dir.path().join("META"), 12288 + 16);
+    let wal = Wal::open(dir.path(), opts()).unwrap();
+    assert_eq!(wal.meta().committed, Some((4, b"c4".to_vec())));
+}
+
+#[test]
+fn a_committed_hint_past_the_end_of_the_log_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let wal = Wal::open(dir.path(), opts()).unwrap();
+        for i in 1..=20 {
+            wal.append(payload(i)).unwrap().wait().unwrap();
+        }
+        wal.note_committed(20, b"c".to_vec()).unwrap();
+    }
+    let last = segments(dir.path()).pop().unwrap();
+    let end = data_end(&last);
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&last)
+        .unwrap()
+        .set_len(end - 10)
+        .unwrap();
+    let err = Wal::open(dir.path(), opts()).unwrap_err();
+    assert!(
+        matches!(err, OpenError::Lost { committed: 20, .. }),
+        "{err}"
+    );
+}
+
+#[test]
 fn both_metadata_slots_damaged_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     {

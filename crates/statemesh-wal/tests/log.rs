@@ -158,6 +158,31 @@ fn purge_removes_whole_segments_and_survives_reopen() {
 }
 
 #[test]
+fn committed_hints_are_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let wal = Wal::open(dir.path(), WalOptions::new()).unwrap();
+        for i in 1..=3u8 {
+            wal.append(vec![i]).unwrap().wait().unwrap();
+        }
+        wal.save_committed(1, b"c1".to_vec()).unwrap();
+        wal.note_committed(2, b"c2".to_vec()).unwrap();
+        wal.note_committed(3, b"c3".to_vec()).unwrap();
+        assert_eq!(wal.meta().committed, Some((3, b"c3".to_vec())));
+        // A later durable update of the slots carries the hint along.
+        wal.save_vote(b"v".to_vec()).unwrap();
+    }
+    let wal = Wal::open(dir.path(), WalOptions::new()).unwrap();
+    assert_eq!(wal.meta().committed, Some((3, b"c3".to_vec())));
+    // An id too long for a hint still gets stored, through the slots.
+    wal.note_committed(3, vec![7; 1000]).unwrap();
+    wal.sync().unwrap();
+    drop(wal);
+    let wal = Wal::open(dir.path(), WalOptions::new()).unwrap();
+    assert_eq!(wal.meta().committed, Some((3, vec![7; 1000])));
+}
+
+#[test]
 fn metadata_is_durable() {
     let dir = tempfile::tempdir().unwrap();
     {
