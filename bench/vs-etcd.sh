@@ -10,9 +10,10 @@ cd "$(dirname "$0")/.."
 seconds="${1:-5}"
 rounds="${2:-3}"
 
-if ! command -v etcd >/dev/null 2>&1 || ! command -v protoc >/dev/null 2>&1; then
+if ! command -v etcd >/dev/null 2>&1 || ! command -v etcdctl >/dev/null 2>&1 \
+    || ! command -v protoc >/dev/null 2>&1; then
     apt-get update -qq
-    apt-get install -y -qq etcd-server protobuf-compiler >/dev/null
+    apt-get install -y -qq etcd-server etcd-client protobuf-compiler >/dev/null
 fi
 
 cargo build --release --quiet -p statemesh-cli
