@@ -61,7 +61,7 @@ pub use large::{Large, LargeError, LargeValues};
 pub use network::{MemoryNetwork, Network, Security, TcpNetwork, TcpOptions, Tls};
 pub use node::{LogStorage, Node, NodeOptions};
 pub use server::{Kinds, Member, MemberRole, Server, ServerError, ServerOptions};
-pub use state_machine::{Queryable, StateMachine};
+pub use state_machine::{Changes, Mirrored, Queryable, StateMachine};
 pub use statemesh_cache::PoolStats;
 pub use statemesh_wal::SyncPolicy;
 pub use types::{NodeId, TypeConfig};

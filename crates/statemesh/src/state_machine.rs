@@ -52,3 +52,92 @@ pub trait Queryable: StateMachine {
     /// Answers `query` from the state (must not change it).
     fn answer(&self, query: Self::Query) -> Self::Answer;
 }
+
+/// A state machine whose changes a mirror can follow:
+/// each command says what it changed, in a form a mirror applies without
+/// the command's logic, and a run of changes can be folded into a shorter
+/// one with the same effect. The collections implement it.
+///
+/// A node keeps a bounded history of the changes of each version; a mirror
+/// that asks from a version in that history receives the changes since,
+/// one that asks from an older version receives the whole state.
+pub trait Mirrored: StateMachine {
+    /// One change to the state, as a mirror applies it.
+    type Change: Serialize + DeserializeOwned + Send + Sync + 'static;
+
+    /// Applies `command` exactly as [`StateMachine::apply`] does, and
+    /// records in `changes` what it changed (nothing if it changed
+    /// nothing). Applying the recorded changes with
+    /// [`Mirrored::apply_change`] to the state before must give the state
+    /// after.
+    fn apply_recording(
+        &mut self,
+        command: Self::Command,
+        version: u64,
+        changes: &mut Changes<Self::Change>,
+    ) -> Self::Response;
+
+    /// Applies one recorded change (on a mirror).
+    fn apply_change(&mut self, change: Self::Change);
+
+    /// Folds a run of changes, oldest first, into an equivalent run,
+    /// shorter where it can be (for keyed collections: the latest change of
+    /// each key wins). The default keeps them all.
+    fn merge(changes: Vec<Self::Change>) -> Vec<Self::Change> {
+        changes
+    }
+}
+
+/// Where [`Mirrored::apply_recording`] records changes; it may be off
+/// (plain [`StateMachine::apply`]), so a change is built only when asked.
+pub struct Changes<'a, C> {
+    out: Option<&'a mut Vec<C>>,
+}
+
+impl<'a, C> Changes<'a, C> {
+    /// Records into `out`.
+    pub fn into(out: &'a mut Vec<C>) -> Self {
+        Self { out: Some(out) }
+    }
+
+    /// Records nothing.
+    #[must_use]
+    pub fn off() -> Self {
+        Self { out: None }
+    }
+
+    /// Records the change `make` builds, if recording.
+    pub fn record(&mut self, make: impl FnOnce() -> C) {
+        if let Some(out) = &mut self.out {
+            out.push(make());
+        }
+    }
+
+    /// Whether changes are being recorded.
+    #[must_use]
+    pub fn recording(&self) -> bool {
+        self.out.is_some()
+    }
+}
+
+/// The merge of keyed changes: after the last `Clear`, the latest change of
+/// each key, in key order. `key` names a change's key (`None`: a `Clear`).
+pub(crate) fn merge_keyed<K: Ord + Clone, C>(
+    changes: Vec<C>,
+    key: impl Fn(&C) -> Option<&K>,
+) -> Vec<C> {
+    let mut cleared = None;
+    let mut latest = std::collections::BTreeMap::new();
+    for change in changes {
+        match key(&change) {
+            Some(k) => {
+                latest.insert(k.clone(), change);
+            }
+            None => {
+                latest.clear();
+                cleared = Some(change);
+            }
+        }
+    }
+    cleared.into_iter().chain(latest.into_values()).collect()
+}

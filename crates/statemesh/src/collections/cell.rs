@@ -3,7 +3,7 @@
 use super::handle::{Reader, Writer, mismatched};
 use super::{Value, Written};
 use crate::error::QueryError;
-use crate::state_machine::{Queryable, StateMachine};
+use crate::state_machine::{Changes, Mirrored, Queryable, StateMachine};
 use serde::{Deserialize, Serialize};
 
 /// The writer handle of a replicated value.
@@ -24,7 +24,7 @@ impl<T> Default for CellState<T> {
 }
 
 /// A change to a cell.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum CellCommand<T> {
     /// Sets the value.
     Write(T),
@@ -57,18 +57,8 @@ impl<T: Value> StateMachine for CellState<T> {
         format!("statemesh::Cell<{}>", std::any::type_name::<T>())
     }
 
-    fn apply(&mut self, command: CellCommand<T>, _version: u64) -> CellOutcome<T> {
-        match command {
-            CellCommand::Write(v) => CellOutcome::Previous(self.value.replace(v)),
-            CellCommand::Clear => CellOutcome::Previous(self.value.take()),
-            CellCommand::CompareExchange { expected, new } => {
-                CellOutcome::Exchanged(if self.value == expected {
-                    Ok(std::mem::replace(&mut self.value, new))
-                } else {
-                    Err(self.value.clone())
-                })
-            }
-        }
+    fn apply(&mut self, command: CellCommand<T>, version: u64) -> CellOutcome<T> {
+        self.apply_recording(command, version, &mut Changes::off())
     }
 
     fn snapshot(&self) -> Option<T> {
@@ -77,6 +67,48 @@ impl<T: Value> StateMachine for CellState<T> {
 
     fn restore(&mut self, snapshot: Option<T>) {
         self.value = snapshot;
+    }
+}
+
+/// A cell's mirror applies its new value (`None`: emptied).
+impl<T: Value> Mirrored for CellState<T> {
+    type Change = Option<T>;
+
+    fn apply_recording(
+        &mut self,
+        command: CellCommand<T>,
+        _version: u64,
+        changes: &mut Changes<Option<T>>,
+    ) -> CellOutcome<T> {
+        match command {
+            CellCommand::Write(v) => {
+                changes.record(|| Some(v.clone()));
+                CellOutcome::Previous(self.value.replace(v))
+            }
+            CellCommand::Clear => {
+                if self.value.is_some() {
+                    changes.record(|| None);
+                }
+                CellOutcome::Previous(self.value.take())
+            }
+            CellCommand::CompareExchange { expected, new } => {
+                CellOutcome::Exchanged(if self.value == expected {
+                    changes.record(|| new.clone());
+                    Ok(std::mem::replace(&mut self.value, new))
+                } else {
+                    Err(self.value.clone())
+                })
+            }
+        }
+    }
+
+    fn apply_change(&mut self, change: Option<T>) {
+        self.value = change;
+    }
+
+    fn merge(mut changes: Vec<Option<T>>) -> Vec<Option<T>> {
+        changes.drain(..changes.len().saturating_sub(1));
+        changes
     }
 }
 

@@ -3,7 +3,7 @@
 use super::handle::{Reader, Writer, mismatched};
 use super::{Key, Value, Written};
 use crate::error::QueryError;
-use crate::state_machine::{Queryable, StateMachine};
+use crate::state_machine::{Changes, Mirrored, Queryable, StateMachine, merge_keyed};
 use imbl::OrdMap;
 use serde::{Deserialize, Serialize};
 
@@ -26,7 +26,7 @@ impl<K: Ord + Clone, V: Clone> Default for MapState<K, V> {
 }
 
 /// A change to a map.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum MapCommand<K, V> {
     /// Inserts or replaces one entry.
     Insert(K, V),
@@ -47,6 +47,18 @@ pub enum MapCommand<K, V> {
         new: Option<V>,
     },
     /// Removes every entry.
+    Clear,
+}
+
+/// What a map's mirror applies: one key's new value or its removal, or
+/// the removal of every entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum MapChange<K, V> {
+    /// The key now holds the value.
+    Put(K, V),
+    /// The key is gone.
+    Remove(K),
+    /// Every entry is gone.
     Clear,
 }
 
@@ -76,19 +88,38 @@ impl<K: Key, V: Value> StateMachine for MapState<K, V> {
         )
     }
 
-    fn apply(&mut self, command: MapCommand<K, V>, _version: u64) -> MapOutcome<K, V> {
+    fn apply(&mut self, command: MapCommand<K, V>, version: u64) -> MapOutcome<K, V> {
+        self.apply_recording(command, version, &mut Changes::off())
+    }
+
+    fn snapshot(&self) -> OrdMap<K, V> {
+        self.map.clone()
+    }
+
+    fn restore(&mut self, snapshot: OrdMap<K, V>) {
+        self.map = snapshot;
+    }
+}
+
+impl<K: Key, V: Value> Mirrored for MapState<K, V> {
+    type Change = MapChange<K, V>;
+
+    fn apply_recording(
+        &mut self,
+        command: MapCommand<K, V>,
+        _version: u64,
+        changes: &mut Changes<MapChange<K, V>>,
+    ) -> MapOutcome<K, V> {
+        let mut put = |map: &mut OrdMap<K, V>, k: K, v: V| {
+            changes.record(|| MapChange::Put(k.clone(), v.clone()));
+            map.insert(k, v)
+        };
         match command {
-            MapCommand::Insert(k, v) => MapOutcome::Previous(self.map.insert(k, v)),
-            MapCommand::Remove(k) => MapOutcome::Previous(self.map.remove(&k)),
-            MapCommand::RemoveMany(keys) => MapOutcome::Removed(
-                keys.into_iter()
-                    .filter_map(|k| self.map.remove_with_key(&k))
-                    .collect(),
-            ),
+            MapCommand::Insert(k, v) => MapOutcome::Previous(put(&mut self.map, k, v)),
             MapCommand::Extend(entries) => {
                 let mut added = 0;
                 for (k, v) in entries {
-                    if self.map.insert(k, v).is_none() {
+                    if put(&mut self.map, k, v).is_none() {
                         added += 1;
                     }
                 }
@@ -98,26 +129,63 @@ impl<K: Key, V: Value> StateMachine for MapState<K, V> {
                 let current = self.map.get(&key).cloned();
                 MapOutcome::Exchanged(if current == expected {
                     match new {
-                        Some(v) => self.map.insert(key, v),
-                        None => self.map.remove(&key),
-                    };
+                        Some(v) => {
+                            put(&mut self.map, key, v);
+                        }
+                        None => {
+                            if self.map.remove(&key).is_some() {
+                                changes.record(|| MapChange::Remove(key));
+                            }
+                        }
+                    }
                     Ok(current)
                 } else {
                     Err(current)
                 })
             }
+            MapCommand::Remove(k) => {
+                let previous = self.map.remove(&k);
+                if previous.is_some() {
+                    changes.record(|| MapChange::Remove(k));
+                }
+                MapOutcome::Previous(previous)
+            }
+            MapCommand::RemoveMany(keys) => {
+                let removed: Vec<(K, V)> = keys
+                    .into_iter()
+                    .filter_map(|k| self.map.remove_with_key(&k))
+                    .collect();
+                for (k, _) in &removed {
+                    changes.record(|| MapChange::Remove(k.clone()));
+                }
+                MapOutcome::Removed(removed)
+            }
             MapCommand::Clear => {
+                if !self.map.is_empty() {
+                    changes.record(|| MapChange::Clear);
+                }
                 MapOutcome::Removed(std::mem::take(&mut self.map).into_iter().collect())
             }
         }
     }
 
-    fn snapshot(&self) -> OrdMap<K, V> {
-        self.map.clone()
+    fn apply_change(&mut self, change: MapChange<K, V>) {
+        match change {
+            MapChange::Put(k, v) => {
+                self.map.insert(k, v);
+            }
+            MapChange::Remove(k) => {
+                self.map.remove(&k);
+            }
+            MapChange::Clear => self.map.clear(),
+        }
     }
 
-    fn restore(&mut self, snapshot: OrdMap<K, V>) {
-        self.map = snapshot;
+    fn merge(changes: Vec<MapChange<K, V>>) -> Vec<MapChange<K, V>> {
+        merge_keyed(changes, |c| match c {
+            MapChange::Put(k, _) | MapChange::Remove(k) => Some(k),
+            MapChange::Clear => None,
+        })
     }
 }
 

@@ -19,14 +19,15 @@ pub use cell::{Cell, CellCommand, CellOutcome, CellQuery, CellReader, CellState}
 pub(crate) use handle::Executor;
 pub use handle::{Reader, Writer};
 pub use json::Json;
-pub use map::{Map, MapAnswer, MapCommand, MapOutcome, MapQuery, MapReader, MapState};
+pub use map::{Map, MapAnswer, MapChange, MapCommand, MapOutcome, MapQuery, MapReader, MapState};
 pub use once::{Once, OnceQuery, OnceReader, OnceState};
 pub(crate) use priority_queue::ops as priority_queue_ops;
 pub use priority_queue::{
-    Entry, PriorityQueue, PriorityQueueAnswer, PriorityQueueCommand, PriorityQueueOutcome,
-    PriorityQueueQuery, PriorityQueueReader, PriorityQueueSnapshot, PriorityQueueState,
+    Entry, PriorityQueue, PriorityQueueAnswer, PriorityQueueChange, PriorityQueueCommand,
+    PriorityQueueOutcome, PriorityQueueQuery, PriorityQueueReader, PriorityQueueSnapshot,
+    PriorityQueueState,
 };
-pub use set::{Set, SetAnswer, SetCommand, SetOutcome, SetQuery, SetReader, SetState};
+pub use set::{Set, SetAnswer, SetChange, SetCommand, SetOutcome, SetQuery, SetReader, SetState};
 pub use vec::{OutOfRange, Vec, VecAnswer, VecCommand, VecOutcome, VecQuery, VecReader, VecState};
 
 use serde::Serialize;

@@ -3,7 +3,7 @@
 use super::handle::{Reader, Writer};
 use super::{Value, Written};
 use crate::error::QueryError;
-use crate::state_machine::{Queryable, StateMachine};
+use crate::state_machine::{Changes, Mirrored, Queryable, StateMachine};
 use serde::{Deserialize, Serialize};
 
 /// The writer handle of a set-once value.
@@ -35,14 +35,8 @@ impl<T: Value> StateMachine for OnceState<T> {
         format!("statemesh::Once<{}>", std::any::type_name::<T>())
     }
 
-    fn apply(&mut self, value: T, _version: u64) -> Result<(), T> {
-        match &self.value {
-            Some(v) => Err(v.clone()),
-            None => {
-                self.value = Some(value);
-                Ok(())
-            }
-        }
+    fn apply(&mut self, value: T, version: u64) -> Result<(), T> {
+        self.apply_recording(value, version, &mut Changes::off())
     }
 
     fn snapshot(&self) -> Option<T> {
@@ -51,6 +45,31 @@ impl<T: Value> StateMachine for OnceState<T> {
 
     fn restore(&mut self, snapshot: Option<T>) {
         self.value = snapshot;
+    }
+}
+
+/// A once-cell's mirror applies the value it was set to.
+impl<T: Value> Mirrored for OnceState<T> {
+    type Change = T;
+
+    fn apply_recording(
+        &mut self,
+        value: T,
+        _version: u64,
+        changes: &mut Changes<T>,
+    ) -> Result<(), T> {
+        match &self.value {
+            Some(v) => Err(v.clone()),
+            None => {
+                changes.record(|| value.clone());
+                self.value = Some(value);
+                Ok(())
+            }
+        }
+    }
+
+    fn apply_change(&mut self, value: T) {
+        self.value = Some(value);
     }
 }
 

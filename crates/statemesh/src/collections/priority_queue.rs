@@ -4,7 +4,7 @@
 use super::handle::{Reader, Writer};
 use super::{Key, Value, Written};
 use crate::error::QueryError;
-use crate::state_machine::{Queryable, StateMachine};
+use crate::state_machine::{Changes, Mirrored, Queryable, StateMachine, merge_keyed};
 use imbl::{OrdMap, OrdSet};
 use serde::{Deserialize, Serialize};
 use std::ops::{Bound, RangeBounds};
@@ -167,7 +167,7 @@ fn is_empty_range<P: Ord>(range: &(Bound<P>, Bound<P>)) -> bool {
 }
 
 /// A change to a priority queue.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum PriorityQueueCommand<P, K, V> {
     /// Inserts an entry or replaces the one with its key.
     Insert(Entry<P, K, V>),
@@ -235,66 +235,9 @@ impl<P: Key, K: Key, V: Value> StateMachine for PriorityQueueState<P, K, V> {
     fn apply(
         &mut self,
         command: PriorityQueueCommand<P, K, V>,
-        _version: u64,
+        version: u64,
     ) -> PriorityQueueOutcome<P, K, V> {
-        use PriorityQueueCommand as C;
-        use PriorityQueueOutcome as O;
-        match command {
-            C::Insert(Entry {
-                priority,
-                key,
-                value,
-            }) => {
-                let previous = self.take(&key);
-                self.by_key.insert(key.clone(), (priority.clone(), value));
-                self.index(priority, key);
-                O::Inserted {
-                    previous,
-                    evicted: self.evict_over_capacity(),
-                }
-            }
-            C::UpdatePriority(key, priority) => O::Priority(self.take(&key).map(|(old, value)| {
-                self.by_key.insert(key.clone(), (priority.clone(), value));
-                self.index(priority, key);
-                old
-            })),
-            C::UpdateValue(key, value) => O::Value(
-                self.by_key
-                    .get_mut(&key)
-                    .map(|(_, v)| std::mem::replace(v, value)),
-            ),
-            C::CompareExchangeValue { key, expected, new } => {
-                O::Exchanged(match self.by_key.get_mut(&key) {
-                    Some((_, v)) if *v == expected => Ok(std::mem::replace(v, new)),
-                    Some((_, v)) => Err(Some(v.clone())),
-                    None => Err(None),
-                })
-            }
-            C::Remove(key) => O::Removed(
-                self.take(&key)
-                    .map(|(priority, value)| Entry {
-                        priority,
-                        key,
-                        value,
-                    })
-                    .into_iter()
-                    .collect(),
-            ),
-            C::RemoveRange(lo, hi) => O::Removed(self.remove_range((lo, hi))),
-            C::Clear => {
-                self.by_priority = OrdMap::new();
-                let mut removed: Vec<_> = std::mem::take(&mut self.by_key)
-                    .into_iter()
-                    .map(|(key, (priority, value))| Entry {
-                        priority,
-                        key,
-                        value,
-                    })
-                    .collect();
-                removed.sort_by(|a, b| (&a.priority, &a.key).cmp(&(&b.priority, &b.key)));
-                O::Removed(removed)
-            }
-        }
+        self.apply_recording(command, version, &mut Changes::off())
     }
 
     fn snapshot(&self) -> Self::Snapshot {
@@ -353,6 +296,171 @@ impl<P: Key, K: Key, V: Value> PriorityQueueSnapshot<P, K, V> {
             .rev()
             .flat_map(|(_, keys)| keys.iter().rev())
             .filter_map(|key| self.state.entry(key))
+    }
+}
+
+/// What a priority queue's mirror applies: an entry as it now is, a key
+/// that went (removed, popped or evicted), or the removal of every entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum PriorityQueueChange<P, K, V> {
+    /// The entry now is this (inserted, or its priority or value changed).
+    Put(Entry<P, K, V>),
+    /// The key is gone.
+    Remove(K),
+    /// Every entry is gone.
+    Clear,
+}
+
+impl<P: Key, K: Key, V: Value> Mirrored for PriorityQueueState<P, K, V> {
+    type Change = PriorityQueueChange<P, K, V>;
+
+    fn apply_recording(
+        &mut self,
+        command: PriorityQueueCommand<P, K, V>,
+        _version: u64,
+        changes: &mut Changes<Self::Change>,
+    ) -> PriorityQueueOutcome<P, K, V> {
+        use PriorityQueueChange as Ch;
+        use PriorityQueueOutcome as O;
+        if !changes.recording() {
+            return self.run(command);
+        }
+        let clear = matches!(command, PriorityQueueCommand::Clear);
+        let key = match &command {
+            PriorityQueueCommand::Insert(e) => Some(e.key.clone()),
+            PriorityQueueCommand::UpdatePriority(k, _)
+            | PriorityQueueCommand::UpdateValue(k, _)
+            | PriorityQueueCommand::CompareExchangeValue { key: k, .. } => Some(k.clone()),
+            _ => None,
+        };
+        let outcome = self.run(command);
+        // The state after says what an entry now is; the outcome says
+        // which keys went.
+        let now = |s: &Self| key.as_ref().and_then(|k| s.entry(k));
+        match &outcome {
+            O::Inserted { previous, evicted } => {
+                match (now(self), &key) {
+                    (Some(e), _) => changes.record(|| Ch::Put(e)),
+                    // Inserted and at once evicted: only its old self went.
+                    (None, Some(k)) if previous.is_some() => {
+                        changes.record(|| Ch::Remove(k.clone()))
+                    }
+                    (None, _) => {}
+                }
+                for e in evicted.iter().filter(|e| Some(&e.key) != key.as_ref()) {
+                    changes.record(|| Ch::Remove(e.key.clone()));
+                }
+            }
+            O::Priority(Some(_)) | O::Value(Some(_)) | O::Exchanged(Ok(_)) => {
+                if let Some(e) = now(self) {
+                    changes.record(|| Ch::Put(e));
+                }
+            }
+            O::Removed(removed) if clear => {
+                if !removed.is_empty() {
+                    changes.record(|| Ch::Clear);
+                }
+            }
+            O::Removed(removed) => {
+                for e in removed {
+                    changes.record(|| Ch::Remove(e.key.clone()));
+                }
+            }
+            O::Priority(None) | O::Value(None) | O::Exchanged(Err(_)) => {}
+        }
+        outcome
+    }
+
+    fn apply_change(&mut self, change: PriorityQueueChange<P, K, V>) {
+        match change {
+            PriorityQueueChange::Put(Entry {
+                priority,
+                key,
+                value,
+            }) => {
+                self.take(&key);
+                self.by_key.insert(key.clone(), (priority.clone(), value));
+                self.index(priority, key);
+            }
+            PriorityQueueChange::Remove(key) => {
+                self.take(&key);
+            }
+            PriorityQueueChange::Clear => {
+                self.by_key = OrdMap::new();
+                self.by_priority = OrdMap::new();
+            }
+        }
+    }
+
+    fn merge(changes: Vec<Self::Change>) -> Vec<Self::Change> {
+        merge_keyed(changes, |c| match c {
+            PriorityQueueChange::Put(e) => Some(&e.key),
+            PriorityQueueChange::Remove(k) => Some(k),
+            PriorityQueueChange::Clear => None,
+        })
+    }
+}
+
+impl<P: Key, K: Key, V: Value> PriorityQueueState<P, K, V> {
+    fn run(&mut self, command: PriorityQueueCommand<P, K, V>) -> PriorityQueueOutcome<P, K, V> {
+        use PriorityQueueCommand as C;
+        use PriorityQueueOutcome as O;
+        match command {
+            C::Insert(Entry {
+                priority,
+                key,
+                value,
+            }) => {
+                let previous = self.take(&key);
+                self.by_key.insert(key.clone(), (priority.clone(), value));
+                self.index(priority, key);
+                O::Inserted {
+                    previous,
+                    evicted: self.evict_over_capacity(),
+                }
+            }
+            C::UpdatePriority(key, priority) => O::Priority(self.take(&key).map(|(old, value)| {
+                self.by_key.insert(key.clone(), (priority.clone(), value));
+                self.index(priority, key);
+                old
+            })),
+            C::UpdateValue(key, value) => O::Value(
+                self.by_key
+                    .get_mut(&key)
+                    .map(|(_, v)| std::mem::replace(v, value)),
+            ),
+            C::CompareExchangeValue { key, expected, new } => {
+                O::Exchanged(match self.by_key.get_mut(&key) {
+                    Some((_, v)) if *v == expected => Ok(std::mem::replace(v, new)),
+                    Some((_, v)) => Err(Some(v.clone())),
+                    None => Err(None),
+                })
+            }
+            C::Remove(key) => O::Removed(
+                self.take(&key)
+                    .map(|(priority, value)| Entry {
+                        priority,
+                        key,
+                        value,
+                    })
+                    .into_iter()
+                    .collect(),
+            ),
+            C::RemoveRange(lo, hi) => O::Removed(self.remove_range((lo, hi))),
+            C::Clear => {
+                self.by_priority = OrdMap::new();
+                let mut removed: Vec<_> = std::mem::take(&mut self.by_key)
+                    .into_iter()
+                    .map(|(key, (priority, value))| Entry {
+                        priority,
+                        key,
+                        value,
+                    })
+                    .collect();
+                removed.sort_by(|a, b| (&a.priority, &a.key).cmp(&(&b.priority, &b.key)));
+                O::Removed(removed)
+            }
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 use super::handle::{Reader, Writer, mismatched};
 use super::{Key, Written};
 use crate::error::QueryError;
-use crate::state_machine::{Queryable, StateMachine};
+use crate::state_machine::{Changes, Mirrored, Queryable, StateMachine, merge_keyed};
 use imbl::OrdSet;
 use serde::{Deserialize, Serialize};
 
@@ -25,7 +25,7 @@ impl<T: Ord + Clone> Default for SetState<T> {
 }
 
 /// A change to a set.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum SetCommand<T> {
     /// Adds one element.
     Insert(T),
@@ -36,6 +36,17 @@ pub enum SetCommand<T> {
     /// Adds several elements.
     Extend(Vec<T>),
     /// Removes every element.
+    Clear,
+}
+
+/// What a set's mirror applies.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum SetChange<T> {
+    /// The element is now present.
+    Insert(T),
+    /// The element is gone.
+    Remove(T),
+    /// Every element is gone.
     Clear,
 }
 
@@ -57,20 +68,8 @@ impl<T: Key> StateMachine for SetState<T> {
         format!("statemesh::Set<{}>", std::any::type_name::<T>())
     }
 
-    fn apply(&mut self, command: SetCommand<T>, _version: u64) -> SetOutcome {
-        match command {
-            SetCommand::Insert(t) => SetOutcome::Changed(self.set.insert(t).is_none()),
-            SetCommand::Remove(t) => SetOutcome::Changed(self.set.remove(&t).is_some()),
-            SetCommand::RemoveMany(ts) => {
-                SetOutcome::Count(ts.iter().filter(|t| self.set.remove(*t).is_some()).count())
-            }
-            SetCommand::Extend(ts) => SetOutcome::Count(
-                ts.into_iter()
-                    .filter(|t| self.set.insert(t.clone()).is_none())
-                    .count(),
-            ),
-            SetCommand::Clear => SetOutcome::Count(std::mem::take(&mut self.set).len()),
-        }
+    fn apply(&mut self, command: SetCommand<T>, version: u64) -> SetOutcome {
+        self.apply_recording(command, version, &mut Changes::off())
     }
 
     fn snapshot(&self) -> OrdSet<T> {
@@ -79,6 +78,76 @@ impl<T: Key> StateMachine for SetState<T> {
 
     fn restore(&mut self, snapshot: OrdSet<T>) {
         self.set = snapshot;
+    }
+}
+
+impl<T: Key> Mirrored for SetState<T> {
+    type Change = SetChange<T>;
+
+    fn apply_recording(
+        &mut self,
+        command: SetCommand<T>,
+        _version: u64,
+        changes: &mut Changes<SetChange<T>>,
+    ) -> SetOutcome {
+        let mut insert = |set: &mut OrdSet<T>, t: T| {
+            let new = !set.contains(&t);
+            if new {
+                changes.record(|| SetChange::Insert(t.clone()));
+                set.insert(t);
+            }
+            new
+        };
+        match command {
+            SetCommand::Insert(t) => SetOutcome::Changed(insert(&mut self.set, t)),
+            SetCommand::Extend(ts) => SetOutcome::Count(
+                ts.into_iter()
+                    .filter(|t| insert(&mut self.set, t.clone()))
+                    .count(),
+            ),
+            SetCommand::Remove(t) => {
+                let present = self.set.remove(&t).is_some();
+                if present {
+                    changes.record(|| SetChange::Remove(t));
+                }
+                SetOutcome::Changed(present)
+            }
+            SetCommand::RemoveMany(ts) => {
+                let mut count = 0;
+                for t in ts {
+                    if self.set.remove(&t).is_some() {
+                        count += 1;
+                        changes.record(|| SetChange::Remove(t));
+                    }
+                }
+                SetOutcome::Count(count)
+            }
+            SetCommand::Clear => {
+                if !self.set.is_empty() {
+                    changes.record(|| SetChange::Clear);
+                }
+                SetOutcome::Count(std::mem::take(&mut self.set).len())
+            }
+        }
+    }
+
+    fn apply_change(&mut self, change: SetChange<T>) {
+        match change {
+            SetChange::Insert(t) => {
+                self.set.insert(t);
+            }
+            SetChange::Remove(t) => {
+                self.set.remove(&t);
+            }
+            SetChange::Clear => self.set.clear(),
+        }
+    }
+
+    fn merge(changes: Vec<SetChange<T>>) -> Vec<SetChange<T>> {
+        merge_keyed(changes, |c| match c {
+            SetChange::Insert(t) | SetChange::Remove(t) => Some(t),
+            SetChange::Clear => None,
+        })
     }
 }
 

@@ -3,7 +3,7 @@
 use super::handle::{Reader, Writer, mismatched};
 use super::{Value, Written};
 use crate::error::QueryError;
-use crate::state_machine::{Queryable, StateMachine};
+use crate::state_machine::{Changes, Mirrored, Queryable, StateMachine};
 use imbl::Vector;
 use serde::{Deserialize, Serialize};
 
@@ -40,7 +40,7 @@ impl<T: Clone> Default for VecState<T> {
 }
 
 /// A change to a sequence.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum VecCommand<T> {
     /// Appends at the back.
     PushBack(T),
@@ -98,7 +98,62 @@ impl<T: Value> StateMachine for VecState<T> {
         format!("statemesh::Vec<{}>", std::any::type_name::<T>())
     }
 
-    fn apply(&mut self, command: VecCommand<T>, _version: u64) -> VecOutcome<T> {
+    fn apply(&mut self, command: VecCommand<T>, version: u64) -> VecOutcome<T> {
+        self.apply_recording(command, version, &mut Changes::off())
+    }
+
+    fn snapshot(&self) -> Vector<T> {
+        self.items.clone()
+    }
+
+    fn restore(&mut self, snapshot: Vector<T>) {
+        self.items = snapshot;
+    }
+}
+
+/// A sequence's mirror applies the operations that changed it, as
+/// commands (an operation that failed or changed nothing is not sent).
+impl<T: Value> Mirrored for VecState<T> {
+    type Change = VecCommand<T>;
+
+    fn apply_recording(
+        &mut self,
+        command: VecCommand<T>,
+        _version: u64,
+        changes: &mut Changes<VecCommand<T>>,
+    ) -> VecOutcome<T> {
+        // The operation itself is the change: cloned only when recording,
+        // and kept only if it did something.
+        let change = changes.recording().then(|| command.clone());
+        let outcome = self.run(command);
+        let changed = match &outcome {
+            VecOutcome::Len(_) => true,
+            VecOutcome::Taken(t) => t.is_some(),
+            VecOutcome::Removed(r) => r.is_ok(),
+            VecOutcome::Done(r) => r.is_ok(),
+            VecOutcome::Dropped(n) => *n > 0,
+        };
+        if let Some(change) = change.filter(|_| changed) {
+            changes.record(|| change);
+        }
+        outcome
+    }
+
+    fn apply_change(&mut self, change: VecCommand<T>) {
+        self.run(change);
+    }
+
+    fn merge(mut changes: std::vec::Vec<VecCommand<T>>) -> std::vec::Vec<VecCommand<T>> {
+        // Nothing before a clear matters.
+        if let Some(last) = changes.iter().rposition(|c| matches!(c, VecCommand::Clear)) {
+            changes.drain(..last);
+        }
+        changes
+    }
+}
+
+impl<T: Value> VecState<T> {
+    fn run(&mut self, command: VecCommand<T>) -> VecOutcome<T> {
         let items = &mut self.items;
         match command {
             VecCommand::PushBack(t) => {
@@ -134,14 +189,6 @@ impl<T: Value> StateMachine for VecState<T> {
             }
             VecCommand::Clear => VecOutcome::Dropped(std::mem::take(items).len() as u64),
         }
-    }
-
-    fn snapshot(&self) -> Vector<T> {
-        self.items.clone()
-    }
-
-    fn restore(&mut self, snapshot: Vector<T>) {
-        self.items = snapshot;
     }
 }
 
