@@ -41,6 +41,7 @@ pub mod collections;
 mod error;
 mod group;
 mod large;
+mod mirror;
 pub mod network;
 mod node;
 pub mod server;
@@ -49,15 +50,19 @@ mod types;
 
 pub use client::{
     Client, ClientError, ClientOptions, ClusterStatus, Refusal, Remote, RemoteCell, RemoteMap,
-    RemoteOnce, RemotePriorityQueue, RemoteSet, RemoteVec, RemoteWritten,
+    RemoteOnce, RemotePriorityQueue, RemoteSet, RemoteVec, RemoteWritten, Resync,
 };
 pub use collections::{
     Cell, CellReader, Json, Map, MapReader, Once, OnceReader, PriorityQueue, PriorityQueueReader,
-    Reader, Set, SetReader, VecReader, Writer,
+    Reader, Set, SetReader, VecReader, View, Writer,
 };
 pub use error::{ExecuteError, GroupError, NodeError, QueryError};
-pub use group::{Consistency, Group, GroupId, GroupStatus, Role, SnapshotStream, When};
+pub use group::{
+    Consistency, Group, GroupId, GroupStatus, HistoryLimits, Identity, Role, SnapshotStream,
+    Versions, When,
+};
 pub use large::{Large, LargeError, LargeValues};
+pub use mirror::{Mirror, MirrorError, MirrorFileError, MirrorOptions, MirrorStats, Update};
 pub use network::{MemoryNetwork, Network, Security, TcpNetwork, TcpOptions, Tls};
 pub use node::{LogStorage, Node, NodeOptions};
 pub use server::{Kinds, Member, MemberRole, Server, ServerError, ServerOptions};

@@ -1,6 +1,7 @@
 //! A node: one process's membership in any number of groups.
 
 use crate::error::{GroupError, NodeError};
+use crate::group::Recorder;
 use crate::group::rpc::{Envelope, Hello, Reply, Request, encode};
 use crate::group::{
     Endpoint, Group, GroupId, GroupNetwork, LoadError, Proposer, SnapshotCloser, Store,
@@ -236,7 +237,8 @@ impl Node {
         sm: SM,
         voters: &[NodeId],
     ) -> Result<Group<SM>, GroupError> {
-        self.open_group_as(name, sm, Start::Voters(voters)).await
+        self.open_group_as(name, sm, Start::Voters(voters), None)
+            .await
     }
 
     pub(crate) async fn open_group_as<SM: StateMachine>(
@@ -244,6 +246,7 @@ impl Node {
         name: &str,
         sm: SM,
         start: Start<'_>,
+        recorder: Option<Arc<dyn Recorder<SM>>>,
     ) -> Result<Group<SM>, GroupError> {
         let voters = match start {
             Start::Voters(v) => v,
@@ -297,17 +300,23 @@ impl Node {
                 path: node.dir.join("values"),
                 source: std::io::Error::other(e),
             })?;
-        let (store, shared) = Store::open(sm, snapshot_path.clone(), node.values.clone(), location)
-            .map_err(|e| match e {
-                LoadError::Io(source) => GroupError::Io {
-                    path: snapshot_path.clone(),
-                    source,
-                },
-                LoadError::Corrupt(reason) => GroupError::CorruptSnapshot {
-                    path: snapshot_path.clone(),
-                    reason,
-                },
-            })?;
+        let (store, shared) = Store::open(
+            sm,
+            snapshot_path.clone(),
+            node.values.clone(),
+            location,
+            recorder,
+        )
+        .map_err(|e| match e {
+            LoadError::Io(source) => GroupError::Io {
+                path: snapshot_path.clone(),
+                source,
+            },
+            LoadError::Corrupt(reason) => GroupError::CorruptSnapshot {
+                path: snapshot_path.clone(),
+                reason,
+            },
+        })?;
         let closer = store.closer();
         let options = WalOptions::new();
         let o = &node.options;

@@ -4,12 +4,13 @@
 pub(crate) mod protocol;
 mod remote;
 
-pub use protocol::{ClusterStatus, Refusal};
+pub use protocol::{ClusterStatus, Refusal, Resync};
 pub use remote::{
     Remote, RemoteCell, RemoteMap, RemoteOnce, RemotePriorityQueue, RemoteSet, RemoteVec,
     RemoteWritten,
 };
 
+use crate::group::Identity;
 use crate::network::connection::{CallError, Connection};
 use crate::network::handshake::{Hello, Peer};
 use crate::network::{ConnectionError, Limits, Security};
@@ -131,7 +132,10 @@ impl Client {
 
     /// A working connection: the current one, or a new one to the next
     /// address that answers.
-    async fn connection(&self, deadline: Instant) -> Result<Arc<Connection>, ClientError> {
+    pub(crate) async fn connection(
+        &self,
+        deadline: Instant,
+    ) -> Result<Arc<Connection>, ClientError> {
         let i = &self.inner;
         let mut current = i.current.lock().await;
         if let Some((_, c)) = &*current
@@ -172,6 +176,11 @@ impl Client {
             timeout: i.options.timeout,
             last,
         })
+    }
+
+    /// How long calls keep trying.
+    pub(crate) fn timeout(&self) -> Duration {
+        self.inner.options.timeout
     }
 
     /// Connects to the member at `address` and presents the token.
@@ -357,6 +366,7 @@ impl Client {
         self.done(&ClientRequest::Open {
             collection: name.to_owned(),
             signature: signature.clone(),
+            identity: Identity::of(name, empty),
             create: true,
         })
         .await?;

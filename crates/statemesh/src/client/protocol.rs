@@ -1,7 +1,7 @@
 //! What clients ask nodes, and what nodes answer (inside request and reply
 //! frames; see `PROTOCOL.md`).
 
-use crate::group::GroupStatus;
+use crate::group::{GroupStatus, Identity};
 use crate::server::Member;
 use crate::types::NodeId;
 use serde::{Deserialize, Serialize};
@@ -20,6 +20,7 @@ pub(crate) enum ClientRequest {
     Open {
         collection: String,
         signature: String,
+        identity: Identity,
         create: bool,
     },
     /// Runs an encoded command through the collection's leader.
@@ -46,6 +47,47 @@ pub(crate) enum ClientRequest {
     },
     /// Asks the answering node to snapshot the collection now.
     Snapshot { collection: String },
+    /// Opens a mirror's stream (a `Subscribe` frame, not a `Request`): the
+    /// changes after version `from`, or the whole state if the node's
+    /// history does not reach back that far, then each change as it is
+    /// applied, as [`Push`]es.
+    Subscribe {
+        collection: String,
+        signature: String,
+        identity: Identity,
+        from: u64,
+    },
+}
+
+/// What a node pushes to a mirror.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Push {
+    /// The whole state (an encoded `SM::Snapshot`) at `version`.
+    Full {
+        version: u64,
+        reason: Resync,
+        #[serde(with = "serde_bytes")]
+        state: Vec<u8>,
+    },
+    /// The changes that take a copy from version `from` to `to`: each part
+    /// an encoded `Vec<SM::Change>`, to apply in order (none: the version
+    /// passed with no change).
+    Diff {
+        from: u64,
+        to: u64,
+        parts: Vec<serde_bytes::ByteBuf>,
+    },
+}
+
+/// Why a mirror received the whole state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Resync {
+    /// It asked from a version older than the node's history (or from
+    /// nothing).
+    Behind,
+    /// It fell behind by more than the node's history while subscribed:
+    /// too slow to keep up.
+    TooSlow,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -105,6 +147,17 @@ pub enum Refusal {
     /// A leader took it but the outcome is unknown.
     #[error("the outcome is unknown: {0}")]
     Indeterminate(String),
+    /// The collection exists with another identity (name, type and
+    /// initial state): a copy of one would not be a copy of the other.
+    #[error("collection {collection:?} has identity {theirs}, not {ours}")]
+    Identity {
+        /// The collection.
+        collection: String,
+        /// The identity asked for.
+        ours: String,
+        /// The collection's.
+        theirs: String,
+    },
     /// The request could not be decoded.
     #[error("bad request: {0}")]
     BadRequest(String),

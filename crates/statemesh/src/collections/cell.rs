@@ -1,6 +1,6 @@
 //! `Cell<T>`: one replicated value.
 
-use super::handle::{Reader, Writer, mismatched};
+use super::handle::{Reader, View, Writer, mismatched};
 use super::{Value, Written};
 use crate::error::QueryError;
 use crate::state_machine::{Changes, Mirrored, Queryable, StateMachine};
@@ -125,14 +125,16 @@ impl<T: Value> Queryable for CellState<T> {
     }
 }
 
-impl<T: Value> Reader<CellState<T>> {
+impl<T: Value> View<CellState<T>> {
     /// This replica's value (possibly behind the leader; see
     /// [`Reader::read_linearizable`] and [`When::reaches`](crate::When::reaches)).
     #[must_use]
     pub fn read(&self) -> Option<T> {
         self.local(|s| s.value.clone())
     }
+}
 
+impl<T: Value> Reader<CellState<T>> {
     /// The value as of now, cluster-wide.
     ///
     /// # Errors

@@ -1,16 +1,65 @@
-//! The two handles every collection has.
+//! The handles every collection has, and the view of its state they share
+//! with a mirror.
 
 use crate::error::{ExecuteError, GroupError, QueryError};
-use crate::group::{Consistency, Group, When};
+use crate::group::{Consistency, Group, Shared, Versions, When};
 use crate::node::Node;
 use crate::state_machine::StateMachine;
 use crate::types::NodeId;
+use std::sync::Arc;
+
+/// A local copy of a collection's state, read without waiting on anyone:
+/// what a [`Reader`] of a replica and a [`Mirror`](crate::Mirror) read
+/// through (both dereference to one), so both have the same read methods.
+pub struct View<SM> {
+    shared: Arc<Shared<SM>>,
+}
+
+impl<SM> Clone for View<SM> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<SM> View<SM> {
+    pub(crate) fn new(shared: Arc<Shared<SM>>) -> Self {
+        Self { shared }
+    }
+
+    /// The version (log index of the last applied change) of this copy.
+    #[must_use]
+    pub fn version(&self) -> u64 {
+        *self.shared.version.borrow()
+    }
+
+    /// Futures for this copy's versions. (A [`Reader`]'s `when` also has
+    /// leadership futures.)
+    #[must_use]
+    pub fn when(&self) -> Versions {
+        Versions::new(self.shared.version.subscribe())
+    }
+
+    /// Runs `read` on this copy's state now (for a custom state machine's
+    /// reads; the collections have typed ones).
+    pub fn read_with<R>(&self, read: impl FnOnce(&SM) -> R) -> R {
+        read(&self.shared.sm.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Reads this copy's state now.
+    pub(crate) fn local<R>(&self, read: impl FnOnce(&SM) -> R) -> R {
+        self.read_with(read)
+    }
+}
 
 /// A read-only handle on a replicated collection (`SM` is its state). Opened
 /// with [`Reader::open`] it follows the group as a learner: it receives
-/// every change, never leads and never counts toward a quorum.
+/// every change, never leads and never counts toward a quorum. It reads
+/// its replica through the [`View`] it dereferences to.
 pub struct Reader<SM: StateMachine> {
     group: Group<SM>,
+    view: View<SM>,
 }
 
 /// The writer handle of a replicated collection, on a voter. It reads like
@@ -23,6 +72,7 @@ impl<SM: StateMachine> Clone for Reader<SM> {
     fn clone(&self) -> Self {
         Self {
             group: self.group.clone(),
+            view: self.view.clone(),
         }
     }
 }
@@ -88,8 +138,10 @@ impl<SM: StateMachine> Reader<SM> {
         voters: &[NodeId],
         initial: SM,
     ) -> Result<Self, GroupError> {
+        let group = node.open_group(name, initial, voters).await?;
         Ok(Self {
-            group: node.open_group(name, initial, voters).await?,
+            view: View::new(group.shared()),
+            group,
         })
     }
 }
@@ -121,21 +173,10 @@ impl<SM: StateMachine> Reader<SM> {
         &self.group
     }
 
-    /// The version (log index of the last applied change) of this replica.
-    #[must_use]
-    pub fn version(&self) -> u64 {
-        self.group.version()
-    }
-
     /// Futures for versions and leadership.
     #[must_use]
     pub fn when(&self) -> When {
         self.group.when()
-    }
-
-    /// Reads this replica's state now.
-    pub(crate) fn local<R>(&self, read: impl FnOnce(&SM) -> R) -> R {
-        self.group.read_local(read)
     }
 
     /// Reads the state as of now, cluster-wide (read index).
@@ -154,6 +195,13 @@ impl<SM: StateMachine> Writer<SM> {
         command: SM::Command,
     ) -> Result<(SM::Response, u64), ExecuteError> {
         self.reader.group.execute(command).await
+    }
+}
+
+impl<SM: StateMachine> std::ops::Deref for Reader<SM> {
+    type Target = View<SM>;
+    fn deref(&self) -> &View<SM> {
+        &self.view
     }
 }
 

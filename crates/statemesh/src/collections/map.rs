@@ -1,6 +1,6 @@
 //! `Map<K, V>`: a replicated ordered map.
 
-use super::handle::{Reader, Writer, mismatched};
+use super::handle::{Reader, View, Writer, mismatched};
 use super::{Key, Value, Written};
 use crate::error::QueryError;
 use crate::state_machine::{Changes, Mirrored, Queryable, StateMachine, merge_keyed};
@@ -251,7 +251,7 @@ impl<K: Key, V: Value> Queryable for MapState<K, V> {
     }
 }
 
-impl<K: Key, V: Value> Reader<MapState<K, V>> {
+impl<K: Key, V: Value> View<MapState<K, V>> {
     /// This replica's value at `key`.
     #[must_use]
     pub fn get(&self, key: &K) -> Option<V> {
@@ -297,7 +297,9 @@ impl<K: Key, V: Value> Reader<MapState<K, V>> {
     pub fn values(&self) -> impl Iterator<Item = V> + use<K, V> {
         self.iter().map(|(_, v)| v)
     }
+}
 
+impl<K: Key, V: Value> Reader<MapState<K, V>> {
     /// The entries as of now, cluster-wide (read index).
     ///
     /// # Errors

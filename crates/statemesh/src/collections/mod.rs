@@ -17,7 +17,7 @@ mod vec;
 
 pub use cell::{Cell, CellCommand, CellOutcome, CellQuery, CellReader, CellState};
 pub(crate) use handle::Executor;
-pub use handle::{Reader, Writer};
+pub use handle::{Reader, View, Writer};
 pub use json::Json;
 pub use map::{Map, MapAnswer, MapChange, MapCommand, MapOutcome, MapQuery, MapReader, MapState};
 pub use once::{Once, OnceQuery, OnceReader, OnceState};

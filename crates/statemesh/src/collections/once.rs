@@ -1,6 +1,6 @@
 //! `Once<T>`: a value set once, by whichever writer is first.
 
-use super::handle::{Reader, Writer};
+use super::handle::{Reader, View, Writer};
 use super::{Value, Written};
 use crate::error::QueryError;
 use crate::state_machine::{Changes, Mirrored, Queryable, StateMachine};
@@ -86,20 +86,11 @@ impl<T: Value> Queryable for OnceState<T> {
     }
 }
 
-impl<T: Value> Reader<OnceState<T>> {
+impl<T: Value> View<OnceState<T>> {
     /// This replica's value, if it has seen one.
     #[must_use]
     pub fn get(&self) -> Option<T> {
         self.local(|s| s.value.clone())
-    }
-
-    /// The value as of now, cluster-wide.
-    ///
-    /// # Errors
-    ///
-    /// See [`Group::query`](crate::Group::query).
-    pub async fn get_linearizable(&self) -> Result<Option<T>, QueryError> {
-        self.linearizable(|s| s.value.clone()).await
     }
 
     /// Waits until this replica has a value, and returns it.
@@ -114,6 +105,17 @@ impl<T: Value> Reader<OnceState<T>> {
             }
             when.reaches(seen + 1).await;
         }
+    }
+}
+
+impl<T: Value> Reader<OnceState<T>> {
+    /// The value as of now, cluster-wide.
+    ///
+    /// # Errors
+    ///
+    /// See [`Group::query`](crate::Group::query).
+    pub async fn get_linearizable(&self) -> Result<Option<T>, QueryError> {
+        self.linearizable(|s| s.value.clone()).await
     }
 }
 

@@ -1,7 +1,7 @@
 //! `PriorityQueue<P, K, V>`: replicated entries ordered by priority,
 //! addressed by key, bounded or not.
 
-use super::handle::{Reader, Writer};
+use super::handle::{Reader, View, Writer};
 use super::{Key, Value, Written};
 use crate::error::QueryError;
 use crate::state_machine::{Changes, Mirrored, Queryable, StateMachine, merge_keyed};
@@ -557,7 +557,7 @@ impl<P: Key, K: Key, V: Value> Queryable for PriorityQueueState<P, K, V> {
     }
 }
 
-impl<P: Key, K: Key, V: Value> Reader<PriorityQueueState<P, K, V>> {
+impl<P: Key, K: Key, V: Value> View<PriorityQueueState<P, K, V>> {
     /// This replica's value at `key`.
     #[must_use]
     pub fn get(&self, key: &K) -> Option<V> {
@@ -625,7 +625,9 @@ impl<P: Key, K: Key, V: Value> Reader<PriorityQueueState<P, K, V>> {
     pub fn iter_descending(&self) -> std::vec::IntoIter<Entry<P, K, V>> {
         self.snapshot().descending().collect::<Vec<_>>().into_iter()
     }
+}
 
+impl<P: Key, K: Key, V: Value> Reader<PriorityQueueState<P, K, V>> {
     /// The entries as of now, cluster-wide (read index).
     ///
     /// # Errors

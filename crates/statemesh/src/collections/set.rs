@@ -1,6 +1,6 @@
 //! `Set<T>`: a replicated ordered set.
 
-use super::handle::{Reader, Writer, mismatched};
+use super::handle::{Reader, View, Writer, mismatched};
 use super::{Key, Written};
 use crate::error::QueryError;
 use crate::state_machine::{Changes, Mirrored, Queryable, StateMachine, merge_keyed};
@@ -200,7 +200,7 @@ impl<T: Key> Queryable for SetState<T> {
     }
 }
 
-impl<T: Key> Reader<SetState<T>> {
+impl<T: Key> View<SetState<T>> {
     /// Whether this replica holds `value`.
     #[must_use]
     pub fn contains(&self, value: &T) -> bool {
@@ -239,7 +239,9 @@ impl<T: Key> Reader<SetState<T>> {
     pub fn iter(&self) -> impl Iterator<Item = T> + use<T> {
         self.snapshot().into_iter()
     }
+}
 
+impl<T: Key> Reader<SetState<T>> {
     /// The elements as of now, cluster-wide (read index).
     ///
     /// # Errors

@@ -1,6 +1,6 @@
 //! `Vec<T>`: a replicated sequence.
 
-use super::handle::{Reader, Writer, mismatched};
+use super::handle::{Reader, View, Writer, mismatched};
 use super::{Value, Written};
 use crate::error::QueryError;
 use crate::state_machine::{Changes, Mirrored, Queryable, StateMachine};
@@ -256,7 +256,7 @@ impl<T: Value> Queryable for VecState<T> {
     }
 }
 
-impl<T: Value> Reader<VecState<T>> {
+impl<T: Value> View<VecState<T>> {
     /// This replica's element at `index`.
     #[must_use]
     pub fn get(&self, index: u64) -> Option<T> {
@@ -310,7 +310,9 @@ impl<T: Value> Reader<VecState<T>> {
     pub fn iter(&self) -> impl Iterator<Item = T> + use<T> {
         self.snapshot().into_iter()
     }
+}
 
+impl<T: Value> Reader<VecState<T>> {
     /// The elements as of now, cluster-wide (read index).
     ///
     /// # Errors

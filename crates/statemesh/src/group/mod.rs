@@ -1,5 +1,6 @@
 //! A group: one Raft instance, its log and its state machine.
 
+mod history;
 mod id;
 mod proposer;
 mod raft_network;
@@ -8,7 +9,8 @@ mod snapshot_file;
 mod snapshot_stream;
 mod store;
 
-pub use id::GroupId;
+pub use history::HistoryLimits;
+pub use id::{GroupId, Identity};
 pub use snapshot_stream::SnapshotStream;
 
 use crate::error::{ExecuteError, QueryError};
@@ -21,6 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
+pub(crate) use history::{History, Item, Recorder, Recording, Since, merge as merge_history};
 pub(crate) use proposer::Proposer;
 pub(crate) use raft_network::GroupNetwork;
 pub(crate) use store::{LoadError, Shared, SnapshotCloser, Store};
@@ -103,6 +106,11 @@ impl<SM: StateMachine> Group<SM> {
         &self.inner.raft
     }
 
+    /// The state and version this group's handles read.
+    pub(crate) fn shared(&self) -> Arc<Shared<SM>> {
+        Arc::clone(&self.inner.shared)
+    }
+
     /// Runs `read` on the state and returns the version it saw, without
     /// waiting (for remote reads, which report the version they read at).
     pub(crate) fn read_versioned<R>(&self, read: impl FnOnce(&SM) -> R) -> (R, u64) {
@@ -164,7 +172,7 @@ impl<SM: StateMachine> Group<SM> {
     #[must_use]
     pub fn when(&self) -> When {
         When {
-            version: self.inner.shared.version.subscribe(),
+            versions: Versions::new(self.inner.shared.version.subscribe()),
             metrics: self.inner.raft.metrics(),
         }
     }
@@ -378,26 +386,53 @@ pub struct GroupStatus {
     pub learners: std::collections::BTreeSet<NodeId>,
 }
 
-/// Futures for moments in a group's life; see [`Group::when`].
+/// Futures for a copy's versions: a replica's (inside [`When`]) or a
+/// mirror's.
 #[derive(Debug, Clone)]
-pub struct When {
+pub struct Versions {
     version: watch::Receiver<u64>,
-    metrics: watch::Receiver<openraft::RaftMetrics<NodeId, openraft::BasicNode>>,
 }
 
-impl When {
-    /// Resolves once this replica has applied `version`: a local read then
+impl Versions {
+    pub(crate) fn new(version: watch::Receiver<u64>) -> Self {
+        Self { version }
+    }
+
+    /// Resolves once this copy has applied `version`: a local read then
     /// sees every write up to it.
     pub async fn reaches(&mut self, version: u64) {
         let _ = self.version.wait_for(|&v| v >= version).await;
     }
 
-    /// Resolves at the next change this replica applies.
+    /// Resolves at the next change this copy applies.
     pub async fn updated(&mut self) {
         self.version.mark_unchanged();
         let _ = self.version.changed().await;
     }
+}
 
+/// Futures for moments in a group's life; see [`Group::when`]. The
+/// version futures are [`Versions`]', which it dereferences to.
+#[derive(Debug, Clone)]
+pub struct When {
+    versions: Versions,
+    metrics: watch::Receiver<openraft::RaftMetrics<NodeId, openraft::BasicNode>>,
+}
+
+impl std::ops::Deref for When {
+    type Target = Versions;
+    fn deref(&self) -> &Versions {
+        &self.versions
+    }
+}
+
+impl std::ops::DerefMut for When {
+    fn deref_mut(&mut self) -> &mut Versions {
+        &mut self.versions
+    }
+}
+
+impl When {
     /// Resolves once the group has a leader this replica knows of.
     pub async fn online(&mut self) {
         let _ = self.metrics.wait_for(|m| m.current_leader.is_some()).await;

@@ -11,6 +11,7 @@
 // openraft's `StorageError` is large, and it is what its traits return.
 #![allow(clippy::result_large_err)]
 
+use super::history::Recorder;
 use super::snapshot_file::{self, Loaded, Source};
 use super::snapshot_stream::SnapshotStream;
 use crate::large::{self, Context, ValueStore};
@@ -91,6 +92,8 @@ impl SnapshotCloser {
 /// The `RaftStateMachine` of a group.
 pub(crate) struct Store<SM: StateMachine> {
     shared: Arc<Shared<SM>>,
+    /// Where commands go when mirrors may follow the group.
+    recorder: Option<Arc<dyn Recorder<SM>>>,
     applied: Option<LogId<NodeId>>,
     membership: StoredMembership<NodeId, BasicNode>,
     snapshots: Arc<Snapshots>,
@@ -106,6 +109,7 @@ impl<SM: StateMachine> Store<SM> {
         path: PathBuf,
         values: Option<ValueStore>,
         location: Location,
+        recorder: Option<Arc<dyn Recorder<SM>>>,
     ) -> Result<(Self, Arc<Shared<SM>>), LoadError> {
         remove_temporaries(&path).map_err(LoadError::Io)?;
         let mut applied = None;
@@ -144,8 +148,12 @@ impl<SM: StateMachine> Store<SM> {
             sm: RwLock::new(sm),
             version: watch::channel(applied.map_or(0, |l| l.index)).0,
         });
+        if let Some(r) = &recorder {
+            r.reset(applied.map_or(0, |l| l.index));
+        }
         let store = Self {
             shared: Arc::clone(&shared),
+            recorder,
             applied,
             membership,
             snapshots: Arc::new(Snapshots {
@@ -315,6 +323,7 @@ impl<SM: StateMachine> RaftStateMachine<TypeConfig> for Store<SM> {
     {
         let mut replies = Vec::new();
         let values = self.snapshots.files.values.clone();
+        let recorder = self.recorder.clone();
         {
             let mut sm = self.shared.sm.write().unwrap_or_else(|e| e.into_inner());
             // Large values in commands go to the cache as they are decoded.
@@ -324,7 +333,12 @@ impl<SM: StateMachine> RaftStateMachine<TypeConfig> for Store<SM> {
                     match entry.payload {
                         EntryPayload::Blank => replies.push(Vec::new()),
                         EntryPayload::Normal(bytes) => {
-                            replies.push(apply_batch(&mut *sm, &bytes, entry.log_id.index));
+                            replies.push(apply_batch(
+                                &mut *sm,
+                                &bytes,
+                                entry.log_id.index,
+                                recorder.as_deref(),
+                            ));
                         }
                         EntryPayload::Membership(m) => {
                             self.membership = StoredMembership::new(Some(entry.log_id), m);
@@ -333,6 +347,11 @@ impl<SM: StateMachine> RaftStateMachine<TypeConfig> for Store<SM> {
                     }
                 }
             });
+            // Outside the apply context: changes go to mirrors with their
+            // large values inline.
+            if let (Some(r), Some(l)) = (&recorder, self.applied) {
+                r.publish(l.index);
+            }
         }
         if let Some(l) = self.applied {
             self.shared.version.send_replace(l.index);
@@ -403,11 +422,13 @@ impl<SM: StateMachine> RaftStateMachine<TypeConfig> for Store<SM> {
         })
         .await
         .map_err(|e| io_error(&std::io::Error::other(e)))??;
-        self.shared
-            .sm
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .restore(state);
+        {
+            let mut sm = self.shared.sm.write().unwrap_or_else(|e| e.into_inner());
+            sm.restore(state);
+            if let Some(r) = &self.recorder {
+                r.reset(meta.last_log_id.map_or(0, |l| l.index));
+            }
+        }
         self.applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
         self.shared
@@ -443,13 +464,21 @@ impl<SM: StateMachine> RaftStateMachine<TypeConfig> for Store<SM> {
 }
 
 /// Applies one entry: a batch of commands, in order, at one index.
-fn apply_batch<SM: StateMachine>(sm: &mut SM, bytes: &[u8], index: u64) -> Vec<u8> {
+fn apply_batch<SM: StateMachine>(
+    sm: &mut SM,
+    bytes: &[u8],
+    index: u64,
+    recorder: Option<&dyn Recorder<SM>>,
+) -> Vec<u8> {
     let outcomes: Vec<Vec<u8>> = match postcard::from_bytes::<Vec<Vec<u8>>>(bytes) {
         Ok(commands) => commands
             .iter()
             .map(|c| {
                 reply(&match postcard::from_bytes::<SM::Command>(c) {
-                    Ok(cmd) => Ok(sm.apply(cmd, index)),
+                    Ok(cmd) => Ok(match recorder {
+                        Some(r) => r.apply(sm, cmd, index),
+                        None => sm.apply(cmd, index),
+                    }),
                     Err(e) => Err(format!(
                         "undecodable command: {}",
                         large::take_failure().unwrap_or_else(|| e.to_string())

@@ -4,6 +4,7 @@
 
 use super::frame::{self, Kind};
 use super::handshake::{self, Hello, MAX_HANDSHAKE, Welcome};
+use super::push::{Item, Subscription};
 use super::tls::Security;
 use super::{ConnectionError, Limits};
 use crate::types::NodeId;
@@ -124,6 +125,8 @@ pub(crate) enum CallError {
 #[derive(Default)]
 struct Pending {
     waiting: HashMap<u64, oneshot::Sender<Vec<u8>>>,
+    /// Open subscriptions, by request id.
+    streams: HashMap<u64, mpsc::UnboundedSender<Item>>,
     closed: bool,
 }
 
@@ -184,14 +187,23 @@ impl Connection {
                 let error = loop {
                     match frame::read(&mut r, limits.max_frame, limits.stall_timeout).await {
                         Ok(f) if f.kind == Kind::Reply => {
-                            let waiter = lock(&pending).waiting.remove(&f.id);
-                            if let Some(w) = waiter {
+                            let mut p = lock(&pending);
+                            if let Some(w) = p.waiting.remove(&f.id) {
                                 let _ = w.send(f.payload);
+                            } else if let Some(s) = p.streams.remove(&f.id) {
+                                let _ = s.send(Item::End(f.payload));
+                            }
+                        }
+                        Ok(f) if f.kind == Kind::Push => {
+                            // A push for a cancelled subscription may still
+                            // be on its way: dropped.
+                            if let Some(s) = lock(&pending).streams.get(&f.id) {
+                                let _ = s.send(Item::Push(f.payload));
                             }
                         }
                         Ok(f) => {
                             break ConnectionError::Handshake(format!(
-                                "a {:?} frame where only replies may come",
+                                "a {:?} frame where only replies and pushes may come",
                                 f.kind
                             ));
                         }
@@ -200,8 +212,10 @@ impl Connection {
                 };
                 let mut p = lock(&pending);
                 p.closed = true;
-                // Dropping the senders wakes every caller with `Lost`.
+                // Dropping the senders wakes every caller with `Lost`, and
+                // ends every subscription.
                 p.waiting.clear();
+                p.streams.clear();
                 drop(p);
                 on_close(error);
             })
@@ -224,6 +238,38 @@ impl Connection {
     /// Whether the connection has stopped working.
     pub(crate) fn is_closed(&self) -> bool {
         lock(&self.pending).closed || self.outbox.is_closed()
+    }
+
+    /// Opens a subscription with request `payload`: the server's pushes,
+    /// then its closing reply, arrive through the returned handle.
+    pub(crate) async fn subscribe(&self, payload: Vec<u8>) -> Result<Subscription, CallError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, items) = mpsc::unbounded_channel();
+        {
+            let mut p = lock(&self.pending);
+            if p.closed {
+                return Err(CallError::NotSent);
+            }
+            p.streams.insert(id, tx);
+        }
+        let pending = Arc::clone(&self.pending);
+        let subscription = Subscription {
+            id,
+            items,
+            outbox: self.outbox.clone(),
+            on_drop: Some(Box::new(move || {
+                lock(&pending).streams.remove(&id);
+            })),
+        };
+        let out = Outgoing {
+            id,
+            kind: Kind::Subscribe,
+            payload,
+        };
+        if self.outbox.send(out).await.is_err() {
+            return Err(CallError::NotSent);
+        }
+        Ok(subscription)
     }
 
     /// Sends `payload` as a request and waits for the reply.

@@ -26,8 +26,16 @@ pub(crate) enum Kind {
     Handshake = 1,
     /// A request; the answer carries the same request id.
     Request = 2,
-    /// The answer to a request.
+    /// The answer to a request; for a subscription, its end.
     Reply = 3,
+    /// A request that opens a stream of pushes (a mirror's subscription).
+    Subscribe = 4,
+    /// One item of a subscription's stream, under its request id.
+    Push = 5,
+    /// The subscriber has applied up to a version (u64, little endian).
+    Ack = 6,
+    /// The subscriber ends its subscription.
+    Cancel = 7,
 }
 
 impl Kind {
@@ -36,6 +44,10 @@ impl Kind {
             1 => Some(Self::Handshake),
             2 => Some(Self::Request),
             3 => Some(Self::Reply),
+            4 => Some(Self::Subscribe),
+            5 => Some(Self::Push),
+            6 => Some(Self::Ack),
+            7 => Some(Self::Cancel),
             _ => None,
         }
     }

@@ -17,6 +17,7 @@ pub(crate) mod connection;
 mod frame;
 pub(crate) mod handshake;
 mod memory;
+pub(crate) mod push;
 mod tcp;
 mod tls;
 
@@ -24,6 +25,7 @@ pub use auth::{Access, AuthError, Authenticator, Claims, Grant, Secret};
 pub use frame::FrameError;
 pub use handshake::PROTOCOL_VERSION;
 pub use memory::MemoryNetwork;
+pub use push::Pushes;
 pub use tcp::{ClientHandler, TcpNetwork, TcpOptions};
 pub(crate) use tls::write_new;
 pub use tls::{DevCertificates, Security, Tls, TlsError, TlsFiles};

@@ -4,6 +4,7 @@ use super::auth::{Authenticator, Grant};
 use super::connection::{BoxStream, CallError, Connection, Outgoing, spawn_writer};
 use super::frame::{self, Kind};
 use super::handshake::{self, Hello, MAX_HANDSHAKE, Peer, Welcome};
+use super::push::Pushes;
 use super::tls::Security;
 use super::{BoxFuture, ConnectionError, Handler, Limits, Network, NetworkError};
 use crate::types::NodeId;
@@ -13,13 +14,21 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::io::ReadHalf;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
 /// Answers the requests of authenticated clients.
 pub trait ClientHandler: Send + Sync + 'static {
     /// Answers `request` from a client holding `grant`.
     fn handle(&self, grant: Arc<Grant>, request: Vec<u8>) -> BoxFuture<Vec<u8>>;
+
+    /// Serves a subscription: pushes items to `pushes` until it ends, then
+    /// returns the reply that closes the stream. The default serves none:
+    /// it ends at once with an empty reply.
+    fn subscribe(&self, grant: Arc<Grant>, request: Vec<u8>, pushes: Pushes) -> BoxFuture<Vec<u8>> {
+        let _ = (grant, request, pushes);
+        Box::pin(async { Vec::new() })
+    }
 }
 
 /// What a [`TcpNetwork`] needs to know.
@@ -450,17 +459,74 @@ async fn serve_requests(
         }
     };
     tokio::pin!(expiry);
+    // Open subscriptions: where their acknowledgements go, and how to end
+    // them. Each ends by sending its id back here.
+    let mut streams: HashMap<u64, (watch::Sender<u64>, tokio::task::AbortHandle)> = HashMap::new();
+    let (ended_tx, mut ended) = mpsc::unbounded_channel::<u64>();
     loop {
         while handlers.try_join_next().is_some() {}
         let f = tokio::select! {
             f = frame::read(&mut r, limits.max_frame, limits.stall_timeout) => f?,
             () = &mut expiry => return Err(ConnectionError::Expired),
+            Some(id) = ended.recv() => {
+                streams.remove(&id);
+                continue;
+            }
         };
-        if f.kind != Kind::Request {
-            return Err(ConnectionError::Handshake(format!(
-                "a {:?} frame where only requests may come",
-                f.kind
-            )));
+        match (f.kind, &session) {
+            (Kind::Request, _) => {}
+            (Kind::Subscribe, Session::Client(grant, h)) => {
+                if streams.contains_key(&f.id) || streams.len() >= limits.max_in_flight.max(1) {
+                    return Err(ConnectionError::Handshake(format!(
+                        "subscription {} is open already, or too many are",
+                        f.id
+                    )));
+                }
+                let (acks, acked) = watch::channel(0);
+                let pushes = Pushes::new(f.id, outbox.clone(), acked);
+                let reply = h.subscribe(Arc::clone(grant), f.payload, pushes);
+                let (outbox, ended_tx) = (outbox.clone(), ended_tx.clone());
+                let task = handlers.spawn(async move {
+                    let payload = reply.await;
+                    let _ = outbox
+                        .send(Outgoing {
+                            id: f.id,
+                            kind: Kind::Reply,
+                            payload,
+                        })
+                        .await;
+                    let _ = ended_tx.send(f.id);
+                });
+                streams.insert(f.id, (acks, task));
+                continue;
+            }
+            (Kind::Ack, Session::Client(..)) => {
+                let version = <[u8; 8]>::try_from(f.payload.as_slice())
+                    .map(u64::from_le_bytes)
+                    .map_err(|_| {
+                        ConnectionError::Handshake("an acknowledgement that is not a u64".into())
+                    })?;
+                // One for a subscription that already ended is harmless.
+                if let Some((acks, _)) = streams.get(&f.id) {
+                    acks.send_if_modified(|v| {
+                        let raised = version > *v;
+                        *v = (*v).max(version);
+                        raised
+                    });
+                }
+                continue;
+            }
+            (Kind::Cancel, Session::Client(..)) => {
+                if let Some((_, task)) = streams.remove(&f.id) {
+                    task.abort();
+                }
+                continue;
+            }
+            (kind, _) => {
+                return Err(ConnectionError::Handshake(format!(
+                    "a {kind:?} frame where only requests may come"
+                )));
+            }
         }
         let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
             return Ok(());

@@ -1,7 +1,7 @@
 //! The cluster's own replicated state: who the members are, where they
 //! listen, and which collections exist.
 
-use crate::state_machine::{Queryable, StateMachine};
+use crate::state_machine::{Changes, Mirrored, Queryable, StateMachine};
 use crate::types::NodeId;
 use imbl::OrdMap;
 use serde::{Deserialize, Serialize};
@@ -75,6 +75,26 @@ pub(crate) enum ClusterOutcome {
     /// `Ok(creator)`: the node that created it (this command's, if new);
     /// `Err(signature)`: the name exists with that other signature.
     Created(Result<NodeId, String>),
+}
+
+/// The cluster's own group records its commands as its changes (a mirror
+/// of it replays them).
+impl Mirrored for ClusterState {
+    type Change = ClusterCommand;
+
+    fn apply_recording(
+        &mut self,
+        command: ClusterCommand,
+        version: u64,
+        changes: &mut Changes<ClusterCommand>,
+    ) -> ClusterOutcome {
+        changes.record(|| command.clone());
+        self.apply(command, version)
+    }
+
+    fn apply_change(&mut self, change: ClusterCommand) {
+        self.apply(change, 0);
+    }
 }
 
 impl StateMachine for ClusterState {

@@ -6,9 +6,12 @@ use crate::collections::{
     CellState, Json, MapState, OnceState, PriorityQueueState, SetState, VecState,
 };
 use crate::error::{ExecuteError, GroupError};
-use crate::group::{Consistency, Group, GroupStatus, When};
+use crate::group::{
+    Consistency, Group, GroupStatus, History, HistoryLimits, Identity, Item, Recorder, Recording,
+    Since, When, merge_history,
+};
 use crate::node::{Node, Start};
-use crate::state_machine::Queryable;
+use crate::state_machine::{Mirrored, Queryable};
 use crate::types::Raft;
 use std::collections::HashMap;
 use std::future::Future;
@@ -17,9 +20,21 @@ use std::sync::Arc;
 
 type LocalFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// What a hosted collection's state machine must be: readable remotely,
+/// and followable by mirrors.
+pub trait Hostable: Queryable + Mirrored {}
+impl<SM: Queryable + Mirrored> Hostable for SM {}
+
 /// A group as the server sees it: bytes in, bytes out.
 pub(crate) trait Hosted: Send + Sync {
     fn signature(&self) -> &str;
+    fn identity(&self) -> Identity;
+    /// What a mirror at `from` is missing.
+    fn since(&self, from: u64) -> Since;
+    /// Several versions' changes as one run.
+    fn merge(&self, items: &[Item]) -> Result<Vec<u8>, Refusal>;
+    /// The whole state, encoded, and its version.
+    fn full_state(&self) -> Result<(u64, Vec<u8>), Refusal>;
     fn raft(&self) -> &Raft;
     fn status(&self) -> GroupStatus;
     fn when(&self) -> When;
@@ -31,19 +46,41 @@ pub(crate) trait Hosted: Send + Sync {
     ) -> LocalFuture<'_, Result<(Vec<u8>, u64), Refusal>>;
 }
 
-struct HostedGroup<SM: Queryable> {
+struct HostedGroup<SM: Hostable> {
     group: Group<SM>,
     signature: String,
+    identity: Identity,
+    history: Arc<History>,
 }
 
-/// `group` as the server sees it.
-pub(crate) fn hosted<SM: Queryable>(group: Group<SM>, signature: String) -> Arc<dyn Hosted> {
-    Arc::new(HostedGroup { group, signature })
-}
-
-impl<SM: Queryable> Hosted for HostedGroup<SM> {
+impl<SM: Hostable> Hosted for HostedGroup<SM> {
     fn signature(&self) -> &str {
         &self.signature
+    }
+
+    fn identity(&self) -> Identity {
+        self.identity
+    }
+
+    fn since(&self, from: u64) -> Since {
+        self.history.since(from)
+    }
+
+    fn merge(&self, items: &[Item]) -> Result<Vec<u8>, Refusal> {
+        merge_history::<SM>(items)
+            .map_err(|e| Refusal::BadRequest(format!("merging the history: {e}")))
+    }
+
+    fn full_state(&self) -> Result<(u64, Vec<u8>), Refusal> {
+        // Taken under the state's lock, where the history's version is the
+        // state's (the store publishes to it before unlocking); encoded
+        // after, from the O(1) snapshot.
+        let (state, version) = self
+            .group
+            .read_local(|sm| (sm.snapshot(), self.history.version()));
+        let bytes = postcard::to_allocvec(&state)
+            .map_err(|e| Refusal::BadRequest(format!("encoding the state: {e}")))?;
+        Ok((version, bytes))
     }
 
     fn raft(&self) -> &Raft {
@@ -91,24 +128,48 @@ trait Kind: Send + Sync {
         &'a self,
         node: &'a Node,
         name: &'a str,
+        history: HistoryLimits,
     ) -> LocalFuture<'a, Result<Arc<dyn Hosted>, GroupError>>;
 }
 
 struct KindOf<F>(F);
 
-impl<SM: Queryable, F: Fn() -> SM + Send + Sync> Kind for KindOf<F> {
+impl<SM: Hostable, F: Fn() -> SM + Send + Sync> Kind for KindOf<F> {
     fn open<'a>(
         &'a self,
         node: &'a Node,
         name: &'a str,
+        history: HistoryLimits,
     ) -> LocalFuture<'a, Result<Arc<dyn Hosted>, GroupError>> {
         Box::pin(async move {
-            let sm = (self.0)();
-            let signature = sm.signature();
-            let group = node.open_group_as(name, sm, Start::Resume).await?;
-            Ok(hosted(group, signature))
+            let (_, hosted) = open_hosted(node, name, (self.0)(), history).await?;
+            Ok(hosted)
         })
     }
+}
+
+/// Opens (or resumes) group `name` from `sm`, recording its changes for
+/// mirrors; returns it, typed and as the server sees it.
+pub(crate) async fn open_hosted<SM: Hostable>(
+    node: &Node,
+    name: &str,
+    sm: SM,
+    history: HistoryLimits,
+) -> Result<(Group<SM>, Arc<dyn Hosted>), GroupError> {
+    let signature = sm.signature();
+    let identity = Identity::of(name, &sm);
+    let history = Arc::new(History::new(0, history));
+    let recorder: Arc<dyn Recorder<SM>> = Arc::new(Recording::<SM>::new(Arc::clone(&history)));
+    let group = node
+        .open_group_as(name, sm, Start::Resume, Some(recorder))
+        .await?;
+    let hosted = Arc::new(HostedGroup {
+        group: group.clone(),
+        signature,
+        identity,
+        history,
+    });
+    Ok((group, hosted))
 }
 
 /// The state machines a server can host, by signature. A client that opens
@@ -153,7 +214,7 @@ impl Kinds {
     }
 
     /// Hosts state machines made empty by `make` (its signature is the key).
-    pub fn register<SM: Queryable>(&mut self, make: impl Fn() -> SM + Send + Sync + 'static) {
+    pub fn register<SM: Hostable>(&mut self, make: impl Fn() -> SM + Send + Sync + 'static) {
         let signature = make().signature();
         self.by_signature.insert(signature, Arc::new(KindOf(make)));
     }
@@ -169,12 +230,13 @@ impl Kinds {
         signature: &str,
         node: &Node,
         name: &str,
+        history: HistoryLimits,
     ) -> Result<Arc<dyn Hosted>, Refusal> {
         let kind = self
             .by_signature
             .get(signature)
             .ok_or_else(|| Refusal::UnknownKind(signature.to_owned()))?;
-        kind.open(node, name)
+        kind.open(node, name, history)
             .await
             .map_err(|e| Refusal::Unavailable(format!("opening {name:?}: {e}")))
     }

@@ -16,16 +16,17 @@ mod kinds;
 mod membership;
 mod metrics;
 mod service;
+mod subscription;
 
 pub use cluster_state::{Member, MemberRole};
 pub use kinds::Kinds;
 
 use crate::client::{Client, ClientError, ClientOptions, ClusterStatus, Refusal};
 use crate::error::{GroupError, NodeError};
-use crate::group::Group;
 use crate::group::rpc::{Envelope, Request, encode};
+use crate::group::{Group, HistoryLimits};
 use crate::network::{Network, TcpNetwork, TcpOptions};
-use crate::node::{Node, NodeOptions, Start};
+use crate::node::{Node, NodeOptions};
 use crate::state_machine::StateMachine;
 use crate::types::NodeId;
 use cluster_state::{ClusterCommand, ClusterState};
@@ -69,6 +70,9 @@ pub struct ServerOptions {
     pub replace_after: Duration,
     /// Raft timing and storage.
     pub node: NodeOptions,
+    /// How many recent versions' changes each collection keeps for mirrors
+    /// (a mirror further behind receives the whole state).
+    pub history: HistoryLimits,
 }
 
 impl ServerOptions {
@@ -88,6 +92,7 @@ impl ServerOptions {
             network,
             target_voters: 3,
             replace_after: Duration::from_secs(10),
+            history: HistoryLimits::default(),
             node: NodeOptions::default(),
         }
     }
@@ -212,14 +217,15 @@ impl Server {
         net.set_address(id, address.clone());
         let network: Arc<dyn Network> = net.clone();
         let node = Node::open(id, &dir, network, options.node.clone())?;
-        let system = node
-            .open_group_as(SYSTEM_GROUP, ClusterState::default(), Start::Resume)
-            .await?;
+        let (system, system_hosted) = kinds::open_hosted(
+            &node,
+            SYSTEM_GROUP,
+            ClusterState::default(),
+            options.history,
+        )
+        .await?;
         let mut hosted: HashMap<String, Arc<dyn Hosted>> = HashMap::new();
-        hosted.insert(
-            SYSTEM_GROUP.to_owned(),
-            kinds::hosted(system.clone(), ClusterState::default().signature()),
-        );
+        hosted.insert(SYSTEM_GROUP.to_owned(), system_hosted);
         let inner = Arc::new(ServerInner {
             id,
             address: address.clone(),
@@ -383,7 +389,10 @@ impl ServerInner {
         let Some(c) = self.system.read_local(|s| s.collections.get(name).cloned()) else {
             return Err(Refusal::NoSuchCollection(name.to_owned()));
         };
-        let h = self.kinds.open(&c.signature, &self.node, name).await?;
+        let h = self
+            .kinds
+            .open(&c.signature, &self.node, name, self.options.history)
+            .await?;
         if c.creator == self.id
             && !h
                 .raft()

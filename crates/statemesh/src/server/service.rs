@@ -2,12 +2,15 @@
 //! changes the cluster.
 
 use super::cluster_state::{ClusterCommand, ClusterOutcome};
+use super::kinds::Hosted;
+use super::subscription;
 use super::{SYSTEM_GROUP, ServerInner};
 use crate::client::Refusal;
 use crate::client::protocol::{ClientReply, ClientRequest, Response};
 use crate::error::ExecuteError;
 use crate::group::Consistency;
-use crate::network::{Access, BoxFuture, ClientHandler, Grant};
+use crate::group::Identity;
+use crate::network::{Access, BoxFuture, ClientHandler, Grant, Pushes};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -17,6 +20,46 @@ const MAX_WAIT: Duration = Duration::from_secs(60);
 pub(crate) struct Service(pub(crate) Weak<ServerInner>);
 
 impl ClientHandler for Service {
+    fn subscribe(&self, grant: Arc<Grant>, request: Vec<u8>, pushes: Pushes) -> BoxFuture<Vec<u8>> {
+        let inner = self.0.upgrade();
+        Box::pin(async move {
+            let response: Response = match (inner, postcard::from_bytes::<ClientRequest>(&request))
+            {
+                (None, _) => Err(Refusal::Unavailable("the node is shutting down".into())),
+                (_, Err(e)) => Err(Refusal::BadRequest(e.to_string())),
+                (
+                    Some(inner),
+                    Ok(ClientRequest::Subscribe {
+                        collection,
+                        signature,
+                        identity,
+                        from,
+                    }),
+                ) => {
+                    let h = async {
+                        user_collection(&collection)?;
+                        require(&grant, &collection, Access::Read)?;
+                        let h = matching(&inner, &collection, &signature).await?;
+                        same_identity(&*h, &collection, identity)?;
+                        Ok::<_, Refusal>(h)
+                    }
+                    .await;
+                    // The subscription holds the collection, not the
+                    // server, which may shut down under it.
+                    drop(inner);
+                    match h {
+                        Ok(h) => subscription::serve(&*h, from, pushes).await,
+                        Err(refusal) => Err(refusal),
+                    }
+                }
+                (Some(_), Ok(_)) => Err(Refusal::BadRequest(
+                    "a subscribe frame carries a subscription".into(),
+                )),
+            };
+            postcard::to_allocvec(&response).unwrap_or_default()
+        })
+    }
+
     fn handle(&self, grant: Arc<Grant>, request: Vec<u8>) -> BoxFuture<Vec<u8>> {
         let inner = self.0.upgrade();
         Box::pin(async move {
@@ -114,6 +157,7 @@ async fn answer(inner: &ServerInner, grant: &Grant, request: ClientRequest) -> R
         ClientRequest::Open {
             collection,
             signature,
+            identity,
             create,
         } => {
             user_collection(&collection)?;
@@ -164,7 +208,8 @@ async fn answer(inner: &ServerInner, grant: &Grant, request: ClientRequest) -> R
                     return Err(Refusal::NoSuchCollection(collection));
                 }
             }
-            inner.hosted(&collection).await?;
+            let h = inner.hosted(&collection).await?;
+            same_identity(&*h, &collection, identity)?;
             Ok(ClientReply::Done)
         }
         ClientRequest::Execute {
@@ -204,6 +249,9 @@ async fn answer(inner: &ServerInner, grant: &Grant, request: ClientRequest) -> R
             let (answer, version) = h.query(consistency, query).await?;
             Ok(ClientReply::Answered { answer, version })
         }
+        ClientRequest::Subscribe { .. } => Err(Refusal::BadRequest(
+            "a subscription comes in a subscribe frame, not a request".into(),
+        )),
         ClientRequest::WaitVersion {
             collection,
             after,
@@ -220,12 +268,25 @@ async fn answer(inner: &ServerInner, grant: &Grant, request: ClientRequest) -> R
     }
 }
 
+/// Refuses a copy whose identity is not the collection's.
+fn same_identity(h: &dyn Hosted, collection: &str, ours: Identity) -> Result<(), Refusal> {
+    if h.identity() == ours {
+        Ok(())
+    } else {
+        Err(Refusal::Identity {
+            collection: collection.to_owned(),
+            ours: ours.to_hex(),
+            theirs: h.identity().to_hex(),
+        })
+    }
+}
+
 /// The hosted collection, if it has the signature the client expects.
 async fn matching(
     inner: &ServerInner,
     collection: &str,
     signature: &str,
-) -> Result<Arc<dyn super::Hosted>, Refusal> {
+) -> Result<Arc<dyn Hosted>, Refusal> {
     let h = inner.hosted(collection).await?;
     if h.signature() != signature {
         return Err(Refusal::Mismatch {

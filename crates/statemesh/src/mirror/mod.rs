@@ -1,0 +1,580 @@
+//! [`Mirror`]: a read-only copy of a collection, held by a process outside
+//! its Raft group, kept up to date by changes the nodes push.
+//!
+//! A mirror subscribes from its version. A node answers with the changes
+//! since (from its bounded history of recent versions), or with the whole
+//! state if the mirror is older than that history, then pushes each
+//! version's changes as it applies them. The mirror acknowledges what it
+//! applied; a node keeps only a few pushes unacknowledged and sends a
+//! lagging mirror everything since in one merged run, or the whole state
+//! once it has fallen out of the history ([`Resync::TooSlow`]). On a lost
+//! connection the mirror reconnects with backoff, to any node, and resumes
+//! from its version. With a directory it keeps its copy there and resumes
+//! from it after a restart.
+//!
+//! ```no_run
+//! # async fn example(client: statemesh::Client) -> Result<(), statemesh::MirrorError> {
+//! use statemesh::Mirror;
+//! use statemesh::collections::MapState;
+//!
+//! let prices = Mirror::<MapState<String, u64>>::open(&client, "prices").await?;
+//! let mut updates = prices.updates();
+//! prices.when().reaches(42).await;
+//! println!("{:?} at version {}", prices.get(&"apples".to_owned()), prices.version());
+//! # let _ = updates.recv().await;
+//! # Ok(())
+//! # }
+//! ```
+
+mod file;
+
+pub use file::MirrorFileError;
+
+use crate::client::protocol::{ClientRequest, Push, Response};
+use crate::client::{Client, ClientError, Refusal, Resync};
+use crate::collections::View;
+use crate::group::{Identity, Shared};
+use crate::network::push::{Item, Subscription};
+use crate::state_machine::Mirrored;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::sync::{broadcast, watch};
+use tokio::task::JoinHandle;
+
+/// How a mirror keeps its copy and reconnects.
+#[derive(Debug, Clone)]
+pub struct MirrorOptions {
+    /// Where to keep the copy across restarts (`None`: memory only).
+    pub dir: Option<PathBuf>,
+    /// How often, at most, the copy is written there (default 100 ms).
+    pub persist_every: Duration,
+    /// The first pause before reconnecting (default 50 ms); it doubles up
+    /// to `reconnect_max` (default 2 s) while attempts fail.
+    pub reconnect_min: Duration,
+    /// The longest pause between attempts.
+    pub reconnect_max: Duration,
+    /// How many updates [`Mirror::updates`] receivers may fall behind
+    /// before they miss some (default 1024).
+    pub updates_capacity: usize,
+}
+
+impl Default for MirrorOptions {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            persist_every: Duration::from_millis(100),
+            reconnect_min: Duration::from_millis(50),
+            reconnect_max: Duration::from_secs(2),
+            updates_capacity: 1024,
+        }
+    }
+}
+
+impl MirrorOptions {
+    /// Keeps the copy in `dir`.
+    #[must_use]
+    pub fn persist_in(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.dir = Some(dir.into());
+        self
+    }
+}
+
+/// Why a mirror could not be opened, or stopped following.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MirrorError {
+    /// The cluster refused or could not be reached (an identity or type
+    /// mismatch, a token that may not read the collection, no node up).
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// The copy on disk could not be used.
+    #[error(transparent)]
+    File(#[from] MirrorFileError),
+    /// A push could not be applied (a node of another build?).
+    #[error("could not apply what a node sent: {0}")]
+    Decode(String),
+}
+
+/// One step of a mirror's state.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Update<C> {
+    /// The whole state was replaced by a node's, at `version`.
+    Reset {
+        /// The version of the state received.
+        version: u64,
+        /// Why the whole state was sent.
+        reason: Resync,
+    },
+    /// The changes that took the mirror from `from` to `to`, in order.
+    Changes {
+        /// The version before.
+        from: u64,
+        /// The version after.
+        to: u64,
+        /// What changed (empty: the version passed with no change).
+        changes: Vec<C>,
+    },
+}
+
+/// Counts of what a mirror received, for monitoring and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MirrorStats {
+    /// Whole states received.
+    pub full_states: u64,
+    /// Runs of changes received.
+    pub diffs: u64,
+    /// Subscriptions made after the first (reconnections).
+    pub resubscriptions: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    full_states: AtomicU64,
+    diffs: AtomicU64,
+    resubscriptions: AtomicU64,
+}
+
+/// What stopped a mirror for good, if anything.
+type Stopped = watch::Sender<Option<Arc<MirrorError>>>;
+
+/// A read-only copy of collection state `SM`, followed from a cluster. It
+/// reads like the collection's [`Reader`](crate::Reader) (it dereferences
+/// to the same [`View`]); dropping it ends the subscription.
+pub struct Mirror<SM: Mirrored> {
+    view: View<SM>,
+    inner: Arc<Inner<SM>>,
+}
+
+struct Inner<SM: Mirrored> {
+    updates: broadcast::Sender<Arc<Update<SM::Change>>>,
+    counters: Arc<Counters>,
+    stopped: Stopped,
+    tasks: Vec<JoinHandle<()>>,
+    /// Writes the copy once more on close.
+    persist: Option<Persist<SM>>,
+}
+
+impl<SM: Mirrored> Drop for Inner<SM> {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+impl<SM: Mirrored> std::ops::Deref for Mirror<SM> {
+    type Target = View<SM>;
+    fn deref(&self) -> &View<SM> {
+        &self.view
+    }
+}
+
+impl<SM: Mirrored> std::fmt::Debug for Mirror<SM> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mirror")
+            .field("version", &self.view.version())
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a subscription needs to be made again.
+struct Target {
+    client: Client,
+    request: Box<dyn Fn(u64) -> Vec<u8> + Send + Sync>,
+}
+
+impl<SM: Mirrored + Default> Mirror<SM> {
+    /// Mirrors collection `name` through `client`, in memory.
+    ///
+    /// # Errors
+    ///
+    /// As [`Mirror::open_with`].
+    pub async fn open(client: &Client, name: &str) -> Result<Self, MirrorError> {
+        Self::open_with(client, name, SM::default(), MirrorOptions::default()).await
+    }
+}
+
+impl<SM: Mirrored> Mirror<SM> {
+    /// Mirrors collection `name`, whose initial state is `initial` (part of
+    /// its identity), as `options` say. Returns once the mirror holds the
+    /// collection's state as of some version at least as new as its copy
+    /// on disk.
+    ///
+    /// # Errors
+    ///
+    /// [`MirrorError::Client`] with [`Refusal::Identity`] if the
+    /// collection is another one (name, type or initial state differ),
+    /// [`Refusal::Forbidden`] if the token may not read it,
+    /// [`Refusal::NoSuchCollection`], or [`ClientError::Unreachable`];
+    /// [`MirrorError::File`] if the copy on disk is damaged or of another
+    /// collection.
+    pub async fn open_with(
+        client: &Client,
+        name: &str,
+        initial: SM,
+        options: MirrorOptions,
+    ) -> Result<Self, MirrorError> {
+        let identity = Identity::of(name, &initial);
+        let signature = initial.signature();
+        let mut sm = initial;
+        let mut version = 0;
+        if let Some(dir) = &options.dir
+            && let Some((v, state)) = file::load::<SM::Snapshot>(dir, identity)?
+        {
+            sm.restore(state);
+            version = v;
+        }
+        let shared = Arc::new(Shared {
+            sm: RwLock::new(sm),
+            version: watch::channel(version).0,
+        });
+        let collection = name.to_owned();
+        let target = Target {
+            client: client.clone(),
+            request: Box::new(move |from| {
+                postcard::to_allocvec(&ClientRequest::Subscribe {
+                    collection: collection.clone(),
+                    signature: signature.clone(),
+                    identity,
+                    from,
+                })
+                .unwrap_or_default()
+            }),
+        };
+        let (updates, _) = broadcast::channel(options.updates_capacity.max(1));
+        let counters = Arc::new(Counters::default());
+        let follower = Follower {
+            shared: Arc::clone(&shared),
+            updates: updates.clone(),
+            counters: Arc::clone(&counters),
+        };
+        // The first subscription is made here, so that a refusal is this
+        // call's error and the mirror is current when it returns.
+        let deadline = tokio::time::Instant::now() + client.timeout();
+        let mut subscription = subscribe(&target, version, deadline.into_std()).await?;
+        match subscription.next().await {
+            Some(Item::Push(bytes)) => {
+                let v = follower.apply(&bytes)?;
+                subscription.ack(v).await;
+            }
+            Some(Item::End(reply)) => return Err(ended(&reply).into()),
+            None => {
+                return Err(ClientError::Unreachable {
+                    timeout: client.timeout(),
+                    last: "the connection closed as the mirror subscribed".into(),
+                }
+                .into());
+            }
+        }
+        let (stopped, _) = watch::channel(None);
+        let mut tasks = vec![tokio::spawn(follower.run(
+            target,
+            subscription,
+            stopped.clone(),
+            options.clone(),
+        ))];
+        let persist = options.dir.clone().map(|dir| Persist {
+            dir,
+            identity,
+            shared: Arc::clone(&shared),
+            writing: Arc::default(),
+        });
+        if let Some(p) = &persist {
+            tasks.push(tokio::spawn(p.clone().run(options.persist_every)));
+        }
+        Ok(Self {
+            view: View::new(shared),
+            inner: Arc::new(Inner {
+                updates,
+                counters,
+                stopped,
+                tasks,
+                persist,
+            }),
+        })
+    }
+
+    /// A receiver of every update from now on: changes as they arrive,
+    /// and resets when the whole state is replaced. A receiver more than
+    /// [`MirrorOptions::updates_capacity`] updates behind misses the oldest
+    /// (it is told how many).
+    #[must_use]
+    pub fn updates(&self) -> broadcast::Receiver<Arc<Update<SM::Change>>> {
+        self.inner.updates.subscribe()
+    }
+
+    /// What it received so far.
+    #[must_use]
+    pub fn stats(&self) -> MirrorStats {
+        let c = &self.inner.counters;
+        MirrorStats {
+            full_states: c.full_states.load(Ordering::Relaxed),
+            diffs: c.diffs.load(Ordering::Relaxed),
+            resubscriptions: c.resubscriptions.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Why the mirror stopped following for good (the collection was
+    /// refused to it: its identity changed, the token expired or lost its
+    /// access), if it did.
+    #[must_use]
+    pub fn stopped(&self) -> Option<Arc<MirrorError>> {
+        self.inner.stopped.borrow().clone()
+    }
+
+    /// Stops following and, with a directory, writes the copy there once
+    /// more.
+    ///
+    /// # Errors
+    ///
+    /// [`MirrorError::File`] if the copy could not be written.
+    pub async fn close(self) -> Result<(), MirrorError> {
+        for t in &self.inner.tasks {
+            t.abort();
+        }
+        if let Some(p) = self.inner.persist.clone() {
+            tokio::task::spawn_blocking(move || p.write())
+                .await
+                .map_err(|e| MirrorError::Decode(e.to_string()))??;
+        }
+        Ok(())
+    }
+}
+
+/// Opens a subscription from `version`, trying the client's nodes until
+/// `deadline`.
+async fn subscribe(
+    target: &Target,
+    version: u64,
+    deadline: std::time::Instant,
+) -> Result<Subscription, ClientError> {
+    let mut pause = Duration::from_millis(20);
+    loop {
+        let c = target.client.connection(deadline).await?;
+        let last = match c.subscribe((target.request)(version)).await {
+            Ok(s) => return Ok(s),
+            Err(e) => format!("{e:?}"),
+        };
+        if std::time::Instant::now() + pause > deadline {
+            return Err(ClientError::Unreachable {
+                timeout: target.client.timeout(),
+                last,
+            });
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(500));
+    }
+}
+
+/// The refusal or error a subscription's closing reply carries.
+fn ended(reply: &[u8]) -> ClientError {
+    match postcard::from_bytes::<Response>(reply) {
+        Ok(Err(refusal)) => ClientError::Refused(refusal),
+        Ok(Ok(_)) => ClientError::Refused(Refusal::Unavailable(
+            "the node ended the subscription".into(),
+        )),
+        Err(e) => ClientError::Decode(e.to_string()),
+    }
+}
+
+/// Whether a refusal will stand however often the mirror asks again.
+fn lasting(e: &ClientError) -> bool {
+    matches!(
+        e,
+        ClientError::Refused(
+            Refusal::Identity { .. }
+                | Refusal::Forbidden { .. }
+                | Refusal::Mismatch { .. }
+                | Refusal::NoSuchCollection(_)
+                | Refusal::UnknownKind(_)
+        ) | ClientError::Connection(_)
+    )
+}
+
+/// Applies pushes to the mirror's state.
+struct Follower<SM: Mirrored> {
+    shared: Arc<Shared<SM>>,
+    updates: broadcast::Sender<Arc<Update<SM::Change>>>,
+    counters: Arc<Counters>,
+}
+
+impl<SM: Mirrored> Follower<SM> {
+    /// Applies one push; returns the version it took the mirror to.
+    fn apply(&self, bytes: &[u8]) -> Result<u64, MirrorError> {
+        let push: Push =
+            postcard::from_bytes(bytes).map_err(|e| MirrorError::Decode(e.to_string()))?;
+        let decode = |e: postcard::Error| MirrorError::Decode(e.to_string());
+        match push {
+            Push::Full {
+                version,
+                reason,
+                state,
+            } => {
+                let state: SM::Snapshot = postcard::from_bytes(&state).map_err(decode)?;
+                self.shared
+                    .sm
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .restore(state);
+                self.shared.version.send_replace(version);
+                self.counters.full_states.fetch_add(1, Ordering::Relaxed);
+                let _ = self
+                    .updates
+                    .send(Arc::new(Update::Reset { version, reason }));
+                Ok(version)
+            }
+            Push::Diff { from, to, parts } => {
+                let at = *self.shared.version.borrow();
+                if from != at {
+                    return Err(MirrorError::Decode(format!(
+                        "changes from version {from} for a copy at {at}"
+                    )));
+                }
+                // Decoded whole before any is applied: a bad push changes
+                // nothing.
+                let mut changes = Vec::new();
+                for part in &parts {
+                    changes.extend(postcard::from_bytes::<Vec<SM::Change>>(part).map_err(decode)?);
+                }
+                let watched = self.updates.receiver_count() > 0;
+                let copy = if watched {
+                    let mut again = Vec::with_capacity(changes.len());
+                    for part in &parts {
+                        again
+                            .extend(postcard::from_bytes::<Vec<SM::Change>>(part).map_err(decode)?);
+                    }
+                    Some(again)
+                } else {
+                    None
+                };
+                {
+                    let mut sm = self.shared.sm.write().unwrap_or_else(|e| e.into_inner());
+                    for c in changes {
+                        sm.apply_change(c);
+                    }
+                }
+                self.shared.version.send_replace(to);
+                self.counters.diffs.fetch_add(1, Ordering::Relaxed);
+                if let Some(changes) = copy {
+                    let _ = self
+                        .updates
+                        .send(Arc::new(Update::Changes { from, to, changes }));
+                }
+                Ok(to)
+            }
+        }
+    }
+
+    /// Follows until a lasting refusal: applies pushes, acknowledges them,
+    /// and subscribes again (with backoff, to any node) when the
+    /// subscription ends.
+    async fn run(
+        self,
+        target: Target,
+        mut subscription: Subscription,
+        stopped: Stopped,
+        options: MirrorOptions,
+    ) {
+        let mut pause = options.reconnect_min;
+        loop {
+            let error = loop {
+                match subscription.next().await {
+                    Some(Item::Push(bytes)) => match self.apply(&bytes) {
+                        Ok(v) => {
+                            pause = options.reconnect_min;
+                            if !subscription.ack(v).await {
+                                break None;
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "mirror: a push could not be applied; subscribing again");
+                            break None;
+                        }
+                    },
+                    Some(Item::End(reply)) => break Some(ended(&reply)),
+                    None => break None,
+                }
+            };
+            if let Some(e) = error {
+                if lasting(&e) {
+                    tracing::warn!(error = %e, "mirror: stopped");
+                    stopped.send_replace(Some(Arc::new(e.into())));
+                    return;
+                }
+                tracing::debug!(error = %e, "mirror: subscription ended");
+            }
+            drop(subscription);
+            subscription = loop {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(options.reconnect_max);
+                let version = *self.shared.version.borrow();
+                let deadline = std::time::Instant::now() + target.client.timeout();
+                match subscribe(&target, version, deadline).await {
+                    Ok(s) => break s,
+                    Err(e) if lasting(&e) => {
+                        stopped.send_replace(Some(Arc::new(e.into())));
+                        return;
+                    }
+                    Err(e) => tracing::debug!(error = %e, "mirror: reconnecting"),
+                }
+            };
+            self.counters
+                .resubscriptions
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Writes a mirror's copy to its directory.
+struct Persist<SM: Mirrored> {
+    dir: PathBuf,
+    identity: Identity,
+    shared: Arc<Shared<SM>>,
+    /// One write at a time: a background write may still run when `close`
+    /// writes (aborting its task does not stop a blocking write).
+    writing: Arc<std::sync::Mutex<()>>,
+}
+
+impl<SM: Mirrored> Clone for Persist<SM> {
+    fn clone(&self) -> Self {
+        Self {
+            dir: self.dir.clone(),
+            identity: self.identity,
+            shared: Arc::clone(&self.shared),
+            writing: Arc::clone(&self.writing),
+        }
+    }
+}
+
+impl<SM: Mirrored> Persist<SM> {
+    /// Writes the copy as it is now.
+    fn write(&self) -> Result<(), MirrorError> {
+        let _one = self.writing.lock().unwrap_or_else(|e| e.into_inner());
+        let (state, version) = {
+            let sm = self.shared.sm.read().unwrap_or_else(|e| e.into_inner());
+            (sm.snapshot(), *self.shared.version.borrow())
+        };
+        file::store(&self.dir, self.identity, version, &state)?;
+        Ok(())
+    }
+
+    /// Writes the copy after each change, at most once per `every`.
+    async fn run(self, every: Duration) {
+        let mut version = self.shared.version.subscribe();
+        loop {
+            if version.changed().await.is_err() {
+                return;
+            }
+            let this = self.clone();
+            match tokio::task::spawn_blocking(move || this.write()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "mirror: writing the copy"),
+                Err(_) => return,
+            }
+            tokio::time::sleep(every).await;
+        }
+    }
+}

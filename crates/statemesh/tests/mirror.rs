@@ -1,0 +1,391 @@
+//! Mirrors against servers on loopback in one process: catch-up by changes
+//! or by the whole state, pushed updates, identity, resuming on another
+//! node and from a directory, and a mirror too slow to keep up.
+
+use serde::{Deserialize, Serialize};
+use statemesh::collections::MapState;
+use statemesh::network::{Authenticator, Secret};
+use statemesh::{
+    Changes, Client, ClientError, ClientOptions, HistoryLimits, Kinds, MemberRole, Mirror,
+    MirrorError, MirrorOptions, Mirrored, Queryable, Refusal, Resync, Security, Server,
+    ServerOptions, StateMachine, TcpOptions, Update,
+};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+const CLUSTER: &str = "mirror-test";
+const SECRET: &str = "mirror-secret";
+
+type Prices = MapState<String, u64>;
+
+/// A counter that starts at `base`: a state machine whose identity depends
+/// on its initial state, not only on its type.
+#[derive(Debug, Default, Clone, PartialEq)]
+struct Counter {
+    base: u64,
+    count: u64,
+}
+
+impl StateMachine for Counter {
+    type Command = u64;
+    type Response = u64;
+    type Snapshot = (u64, u64);
+
+    fn signature(&self) -> String {
+        "test::Counter".into()
+    }
+
+    fn apply(&mut self, add: u64, version: u64) -> u64 {
+        self.apply_recording(add, version, &mut Changes::off())
+    }
+
+    fn snapshot(&self) -> (u64, u64) {
+        (self.base, self.count)
+    }
+
+    fn restore(&mut self, (base, count): (u64, u64)) {
+        self.base = base;
+        self.count = count;
+    }
+}
+
+impl Mirrored for Counter {
+    type Change = u64;
+
+    fn apply_recording(&mut self, add: u64, _version: u64, changes: &mut Changes<u64>) -> u64 {
+        self.count += add;
+        changes.record(|| self.count);
+        self.count
+    }
+
+    fn apply_change(&mut self, count: u64) {
+        self.count = count;
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct Total;
+
+impl Queryable for Counter {
+    type Query = Total;
+    type Answer = u64;
+
+    fn answer(&self, _: Total) -> u64 {
+        self.base + self.count
+    }
+}
+
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn options(&self, name: &str, join: &[String], history: HistoryLimits) -> ServerOptions {
+        let network = TcpOptions::new(
+            CLUSTER,
+            Security::Plaintext,
+            Authenticator::new(Secret::new(SECRET), None),
+        );
+        let mut o = ServerOptions::new(self.dir.path().join(name), "127.0.0.1:0", network);
+        o.join = join.to_vec();
+        o.role = MemberRole::Voter;
+        o.history = history;
+        o
+    }
+
+    async fn start(&self, name: &str, join: &[String], history: HistoryLimits) -> Server {
+        let mut kinds = Kinds::standard();
+        kinds.register(Counter::default);
+        kinds.register(Prices::default);
+        Server::start(self.options(name, join, history), kinds)
+            .await
+            .unwrap()
+    }
+
+    async fn client(&self, addresses: &[String]) -> Client {
+        let mut o = ClientOptions::new(CLUSTER, Security::Plaintext);
+        o.timeout = Duration::from_secs(10);
+        Client::connect(addresses, SECRET, o).await.unwrap()
+    }
+}
+
+fn small_history() -> HistoryLimits {
+    HistoryLimits {
+        versions: 20,
+        bytes: 1 << 20,
+    }
+}
+
+async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The map as the cluster has it, and the version it was read at.
+async fn truth(client: &Client, name: &str) -> (BTreeMap<String, u64>, u64) {
+    let map = client.map::<String, u64>(name).await.unwrap();
+    let (_, version) = map.insert("_probe".into(), 0).await.unwrap();
+    (map.iter().await.unwrap().into_iter().collect(), version)
+}
+
+fn copy(m: &Mirror<Prices>) -> BTreeMap<String, u64> {
+    m.iter().collect()
+}
+
+async fn converged(m: &Mirror<Prices>, client: &Client, name: &str) {
+    let (want, version) = truth(client, name).await;
+    let mut when = m.when();
+    tokio::time::timeout(Duration::from_secs(30), when.reaches(version))
+        .await
+        .expect("the mirror reaches the cluster's version");
+    assert_eq!(copy(m), want);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mirrors_converge_from_nothing_an_old_version_and_a_recent_one() {
+    let env = Env::new();
+    let node = env.start("a", &[], small_history()).await;
+    let client = env.client(&[node.address().to_owned()]).await;
+    let prices = client.map::<String, u64>("prices").await.unwrap();
+    for i in 0..10 {
+        prices.insert(format!("k{i}"), i).await.unwrap();
+    }
+
+    // From nothing, on a collection whose whole history the node holds:
+    // changes, not the state.
+    let fresh = Mirror::<Prices>::open(&client, "prices").await.unwrap();
+    converged(&fresh, &client, "prices").await;
+    assert_eq!(fresh.stats().full_states, 0, "{:?}", fresh.stats());
+
+    // Two copies on disk, closed at the same version.
+    let old_dir = env.dir.path().join("old");
+    let recent_dir = env.dir.path().join("recent");
+    for dir in [&old_dir, &recent_dir] {
+        let m = Mirror::<Prices>::open_with(
+            &client,
+            "prices",
+            Prices::default(),
+            MirrorOptions::default().persist_in(dir),
+        )
+        .await
+        .unwrap();
+        converged(&m, &client, "prices").await;
+        m.close().await.unwrap();
+    }
+
+    // A few changes: within the history of 20 versions.
+    for i in 0..5 {
+        prices.insert(format!("r{i}"), i).await.unwrap();
+    }
+    let recent = Mirror::<Prices>::open_with(
+        &client,
+        "prices",
+        Prices::default(),
+        MirrorOptions::default().persist_in(&recent_dir),
+    )
+    .await
+    .unwrap();
+    converged(&recent, &client, "prices").await;
+    assert_eq!(recent.stats().full_states, 0, "{:?}", recent.stats());
+
+    // Many more: the old copy is out of the history and gets the state.
+    for i in 0..60 {
+        prices.insert(format!("o{i}"), i).await.unwrap();
+    }
+    prices.remove("k3".into()).await.unwrap();
+    let old = Mirror::<Prices>::open_with(
+        &client,
+        "prices",
+        Prices::default(),
+        MirrorOptions::default().persist_in(&old_dir),
+    )
+    .await
+    .unwrap();
+    converged(&old, &client, "prices").await;
+    assert_eq!(old.stats().full_states, 1, "{:?}", old.stats());
+
+    // The live ones followed every change.
+    converged(&fresh, &client, "prices").await;
+    converged(&recent, &client, "prices").await;
+    assert_eq!(fresh.stats().full_states, 0);
+    assert!(!copy(&fresh).contains_key("k3"));
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn updates_arrive_in_order_as_they_commit() {
+    let env = Env::new();
+    let node = env.start("a", &[], HistoryLimits::default()).await;
+    let client = env.client(&[node.address().to_owned()]).await;
+    let prices = client.map::<String, u64>("prices").await.unwrap();
+    let mirror = Mirror::<Prices>::open(&client, "prices").await.unwrap();
+    let mut updates = mirror.updates();
+    let mut versions = Vec::new();
+    for i in 0..20u64 {
+        let (_, v) = prices.insert(format!("k{}", i % 5), i).await.unwrap();
+        versions.push(v);
+    }
+    let mut seen = BTreeMap::new();
+    let mut last = mirror.version().min(versions[0] - 1);
+    while last < *versions.last().unwrap() {
+        let u = tokio::time::timeout(Duration::from_secs(10), updates.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        match &*u {
+            Update::Changes { from, to, changes } => {
+                assert!(*from <= last.max(*from) && to > from, "{u:?}");
+                last = *to;
+                for c in changes {
+                    if let statemesh::collections::MapChange::Put(k, v) = c {
+                        seen.insert(k.clone(), *v);
+                    }
+                }
+            }
+            Update::Reset { .. } => panic!("a mirror that keeps up gets no reset: {u:?}"),
+        }
+    }
+    assert_eq!(seen, copy(&mirror));
+    assert_eq!(seen.get("k4"), Some(&19));
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_identity_is_refused_naming_both() {
+    let env = Env::new();
+    let node = env.start("a", &[], HistoryLimits::default()).await;
+    let client = env.client(&[node.address().to_owned()]).await;
+    let counter = client.open::<Counter>("counter").await.unwrap();
+    counter.execute(5).await.unwrap();
+
+    let same = Mirror::<Counter>::open(&client, "counter").await.unwrap();
+    assert_eq!(same.read_with(|c| c.count), 5);
+
+    // Same type, another initial state: another collection.
+    let other = Counter { base: 7, count: 0 };
+    let err = Mirror::open_with(&client, "counter", other.clone(), MirrorOptions::default())
+        .await
+        .unwrap_err();
+    match err {
+        MirrorError::Client(ClientError::Refused(Refusal::Identity { ours, theirs, .. })) => {
+            assert_eq!(ours, statemesh::Identity::of("counter", &other).to_hex());
+            assert_eq!(
+                theirs,
+                statemesh::Identity::of("counter", &Counter::default()).to_hex()
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // A client handle is refused the same way.
+    let err = client.open_with("counter", &other).await.unwrap_err();
+    assert!(
+        matches!(err, ClientError::Refused(Refusal::Identity { .. })),
+        "{err}"
+    );
+    // Another type altogether.
+    let err = Mirror::<Prices>::open(&client, "counter")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            MirrorError::Client(ClientError::Refused(Refusal::Mismatch { .. }))
+        ),
+        "{err}"
+    );
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mirror_resumes_on_another_node_without_the_whole_state() {
+    let env = Env::new();
+    let a = env.start("a", &[], HistoryLimits::default()).await;
+    let seed = vec![a.address().to_owned()];
+    let b = env.start("b", &seed, HistoryLimits::default()).await;
+    let c = env.start("c", &seed, HistoryLimits::default()).await;
+    let all: Vec<String> = [&a, &b, &c]
+        .iter()
+        .map(|s| s.address().to_owned())
+        .collect();
+    let client = env.client(&all).await;
+    let prices = client.map::<String, u64>("prices").await.unwrap();
+    eventually("three voters", async || prices_status(&client).await == 3).await;
+    for i in 0..10 {
+        prices.insert(format!("k{i}"), i).await.unwrap();
+    }
+    // The mirror's own client starts at node a.
+    let mirror_client = env.client(&all).await;
+    let mirror = Mirror::<Prices>::open(&mirror_client, "prices")
+        .await
+        .unwrap();
+    converged(&mirror, &client, "prices").await;
+
+    a.shutdown().await;
+    let survivors = env.client(&all[1..]).await;
+    let prices = survivors.map::<String, u64>("prices").await.unwrap();
+    for i in 10..30 {
+        prices.insert(format!("k{i}"), i).await.unwrap();
+    }
+    converged(&mirror, &survivors, "prices").await;
+    let stats = mirror.stats();
+    assert!(stats.resubscriptions >= 1, "{stats:?}");
+    assert_eq!(stats.full_states, 0, "{stats:?}");
+    b.shutdown().await;
+    c.shutdown().await;
+}
+
+/// The members of `prices` that vote, as the answering node sees them.
+async fn prices_status(client: &Client) -> usize {
+    client
+        .status()
+        .await
+        .map(|s| {
+            s.groups
+                .iter()
+                .find(|(n, _)| n == "prices")
+                .map_or(0, |(_, g)| g.voters.len())
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mirror_too_slow_is_resynchronised_and_holds_nobody_up() {
+    let env = Env::new();
+    let node = env.start("a", &[], small_history()).await;
+    let client = env.client(&[node.address().to_owned()]).await;
+    let prices = client.map::<String, u64>("prices").await.unwrap();
+    let mirror = Mirror::<Prices>::open(&client, "prices").await.unwrap();
+    let mut updates = mirror.updates();
+
+    // The mirror cannot apply anything while its state is held: it stops
+    // acknowledging. The cluster goes on committing all the same.
+    let stuck: statemesh::View<Prices> = (*mirror).clone();
+    let (hold, release) = std::sync::mpsc::channel::<()>();
+    let holder = std::thread::spawn(move || stuck.read_with(|_| release.recv()));
+    for i in 0..200 {
+        prices.insert(format!("k{}", i % 50), i).await.unwrap();
+    }
+    hold.send(()).unwrap();
+    holder.join().unwrap().unwrap();
+
+    converged(&mirror, &client, "prices").await;
+    assert!(mirror.stats().full_states >= 1, "{:?}", mirror.stats());
+    let mut reset = false;
+    while let Ok(u) = updates.try_recv() {
+        if let Update::Reset { reason, .. } = &*u {
+            assert_eq!(*reason, Resync::TooSlow);
+            reset = true;
+        }
+    }
+    assert!(reset, "the mirror was told it was too slow");
+    node.shutdown().await;
+}
