@@ -3,9 +3,12 @@
 use crate::connect::ConnectArgs;
 use anyhow::{Context, bail};
 use clap::{Subcommand, ValueEnum};
-use statemesh::{Consistency, Json, Member, MemberRole, RemoteMap};
-use std::collections::BTreeMap;
-use std::time::Duration;
+use statemesh::collections::{CellState, MapChange, MapState};
+use statemesh::{
+    Client, Consistency, Json, Member, MemberRole, Mirror, MirrorOptions, Mirrored, RemoteMap,
+    Resync, Update,
+};
+use tokio::sync::broadcast;
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum ClientCommand {
@@ -76,7 +79,8 @@ pub(crate) enum ClientCommand {
     /// Reads or writes a cell holding a JSON value.
     #[command(subcommand)]
     Cell(CellCommand),
-    /// Streams the changes to a collection as JSON lines until stopped.
+    /// Streams the changes to a collection as JSON lines until stopped
+    /// (pushed by the nodes as they commit).
     Watch {
         /// The collection.
         name: String,
@@ -84,6 +88,25 @@ pub(crate) enum ClientCommand {
         #[arg(long, value_enum, default_value = "map")]
         kind: Kind,
         /// Stop after this many changes.
+        #[arg(long)]
+        count: Option<usize>,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
+    /// Follows a collection from outside the cluster: prints its state,
+    /// then each change as it commits, as JSON lines. With --dir it keeps
+    /// its copy there and, started again, resumes from it.
+    Mirror {
+        /// The collection.
+        name: String,
+        /// What kind of collection it is.
+        #[arg(long, value_enum, default_value = "map")]
+        kind: Kind,
+        /// Keep the copy in this directory and resume from it.
+        #[arg(long)]
+        dir: Option<std::path::PathBuf>,
+        /// Stop after this many changes (not counting the state printed
+        /// first).
         #[arg(long)]
         count: Option<usize>,
         #[command(flatten)]
@@ -283,7 +306,38 @@ pub(crate) async fn run(command: ClientCommand) -> anyhow::Result<()> {
             kind,
             count,
             connect,
-        } => watch(&connect, &name, kind, count).await?,
+        } => {
+            let client = connect.client().await?;
+            let follow = Follow {
+                name: &name,
+                dir: None,
+                count,
+                print_state: false,
+            };
+            match kind {
+                Kind::Map => follow.run::<MapState<String, Json>>(&client).await?,
+                Kind::Cell => follow.run::<CellState<Json>>(&client).await?,
+            }
+        }
+        ClientCommand::Mirror {
+            name,
+            kind,
+            dir,
+            count,
+            connect,
+        } => {
+            let client = connect.client().await?;
+            let follow = Follow {
+                name: &name,
+                dir,
+                count,
+                print_state: true,
+            };
+            match kind {
+                Kind::Map => follow.run::<MapState<String, Json>>(&client).await?,
+                Kind::Cell => follow.run::<CellState<Json>>(&client).await?,
+            }
+        }
         ClientCommand::Members(m) => members(m).await?,
         ClientCommand::Snapshot {
             collection,
@@ -336,69 +390,135 @@ async fn members(command: MembersCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Prints each change once the answering node has it: for a map, the keys
-/// whose value changed (`"removed":true` for those that went), for a cell,
-/// its new value.
-async fn watch(
-    connect: &ConnectArgs,
-    name: &str,
-    kind: Kind,
+/// How `watch` and `mirror` follow a collection.
+struct Follow<'a> {
+    name: &'a str,
+    dir: Option<std::path::PathBuf>,
     count: Option<usize>,
-) -> anyhow::Result<()> {
-    let client = connect.client().await?;
-    let mut printed = 0;
-    let done = |printed: usize| count.is_some_and(|c| printed >= c);
-    match kind {
-        Kind::Map => {
-            let m = client.map::<String, Json>(name).await?;
-            let mut seen: BTreeMap<String, Json> = m.iter().await?.into_iter().collect();
-            let mut version = m.wait_version(0, Duration::ZERO).await?;
-            while !done(printed) {
-                let v = m.wait_version(version, Duration::from_secs(30)).await?;
-                if v == version {
+    /// Print the state first (`mirror`) or only what changes (`watch`).
+    print_state: bool,
+}
+
+impl Follow<'_> {
+    /// Mirrors the collection and prints it as JSON lines: a map's entries
+    /// (`"removed":true` for keys that went, `"cleared":true` when all
+    /// did), a cell's value; a `"reset"` line before a whole state.
+    async fn run<SM>(&self, client: &Client) -> anyhow::Result<()>
+    where
+        SM: Mirrored + Default + Printed,
+    {
+        let mut options = MirrorOptions::default();
+        if let Some(dir) = &self.dir {
+            options = options.persist_in(dir);
+        }
+        let mirror = Mirror::open_with(client, self.name, SM::default(), options)
+            .await
+            .with_context(|| format!("mirroring {:?}", self.name))?;
+        let mut updates = mirror.updates();
+        let (lines, mut version) = mirror.read_versioned(|sm| sm.lines());
+        let received = if mirror.stats().full_states > 0 {
+            "the whole state".to_owned()
+        } else {
+            format!(
+                "the changes since version {}",
+                mirror.resumed_from().unwrap_or(0)
+            )
+        };
+        eprintln!(
+            "mirroring {:?} at version {version}: received {received}",
+            self.name
+        );
+        if self.print_state {
+            for line in lines {
+                println!(r#"{{"version":{version},{line}}}"#);
+            }
+        }
+        let mut printed = 0;
+        while self.count.is_none_or(|c| printed < c) {
+            let update = match updates.recv().await {
+                Ok(u) => u,
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    // Too far behind to print each change: print the state.
+                    let (lines, v) = mirror.read_versioned(|sm| sm.lines());
+                    println!(r#"{{"version":{v},"reset":"lagged"}}"#);
+                    for line in lines {
+                        println!(r#"{{"version":{v},{line}}}"#);
+                    }
+                    version = v;
                     continue;
                 }
-                version = v;
-                let now: BTreeMap<String, Json> = m.iter().await?.into_iter().collect();
-                for (k, value) in &now {
-                    if seen.get(k) != Some(value) {
-                        println!(
-                            r#"{{"version":{v},"key":{},"value":{value}}}"#,
-                            serde_json::Value::String(k.clone())
-                        );
+                Err(broadcast::error::RecvError::Closed) => {
+                    let why = mirror
+                        .stopped()
+                        .map_or_else(|| "the mirror stopped".to_owned(), |e| e.to_string());
+                    bail!(why);
+                }
+            };
+            match &*update {
+                Update::Changes { to, .. } if *to <= version => {}
+                Update::Changes { to, changes, .. } => {
+                    version = *to;
+                    for change in changes {
+                        println!(r#"{{"version":{to},{}}}"#, SM::change_line(change));
                         printed += 1;
                     }
                 }
-                for k in seen.keys().filter(|k| !now.contains_key(*k)) {
-                    println!(
-                        r#"{{"version":{v},"key":{},"removed":true}}"#,
-                        serde_json::Value::String(k.clone())
-                    );
-                    printed += 1;
+                Update::Reset { version: v, reason } => {
+                    version = *v;
+                    let reason = match reason {
+                        Resync::Behind => "behind",
+                        Resync::TooSlow => "too slow",
+                    };
+                    println!(r#"{{"version":{v},"reset":"{reason}"}}"#);
+                    for line in mirror.read_with(SM::lines) {
+                        println!(r#"{{"version":{v},{line}}}"#);
+                    }
                 }
-                seen = now;
             }
         }
-        Kind::Cell => {
-            let c = client.cell::<Json>(name).await?;
-            let mut value = c.read().await?;
-            let mut version = c.wait_version(0, Duration::ZERO).await?;
-            while !done(printed) {
-                let v = c.wait_version(version, Duration::from_secs(30)).await?;
-                if v == version {
-                    continue;
-                }
-                version = v;
-                let now = c.read().await?;
-                if now != value {
-                    println!(r#"{{"version":{v},"value":{}}}"#, show(now.as_ref()));
-                    printed += 1;
-                    value = now;
-                }
-            }
+        mirror.close().await?;
+        Ok(())
+    }
+}
+
+/// How a collection the command line follows prints: the body of each JSON
+/// line (without braces and version).
+trait Printed: Mirrored {
+    /// The whole state.
+    fn lines(&self) -> Vec<String>;
+    /// One change.
+    fn change_line(change: &Self::Change) -> String;
+}
+
+fn key(k: &str) -> String {
+    serde_json::Value::String(k.to_owned()).to_string()
+}
+
+impl Printed for MapState<String, Json> {
+    fn lines(&self) -> Vec<String> {
+        self.as_map()
+            .iter()
+            .map(|(k, v)| format!(r#""key":{},"value":{v}"#, key(k)))
+            .collect()
+    }
+
+    fn change_line(change: &MapChange<String, Json>) -> String {
+        match change {
+            MapChange::Put(k, v) => format!(r#""key":{},"value":{v}"#, key(k)),
+            MapChange::Remove(k) => format!(r#""key":{},"removed":true"#, key(k)),
+            MapChange::Clear => r#""cleared":true"#.to_owned(),
         }
     }
-    Ok(())
+}
+
+impl Printed for CellState<Json> {
+    fn lines(&self) -> Vec<String> {
+        vec![format!(r#""value":{}"#, show(self.value()))]
+    }
+
+    fn change_line(change: &Option<Json>) -> String {
+        format!(r#""value":{}"#, show(change.as_ref()))
+    }
 }
 
 fn print_status(s: &statemesh::ClusterStatus) {

@@ -70,6 +70,14 @@ pub(crate) struct NodeArgs {
     /// replaces it [default: 10].
     #[arg(long, env = "STATEMESH_REPLACE_AFTER")]
     replace_after: Option<u64>,
+    /// Versions of each collection's changes kept for mirrors (a mirror
+    /// further behind receives the whole state) [default: 4096].
+    #[arg(long, env = "STATEMESH_HISTORY_VERSIONS")]
+    history_versions: Option<usize>,
+    /// Bytes of each collection's changes kept for mirrors [default:
+    /// 16777216].
+    #[arg(long, env = "STATEMESH_HISTORY_BYTES")]
+    history_bytes: Option<usize>,
     /// On SIGTERM or Ctrl-C, leave the cluster (the others stop counting
     /// this node) before stopping.
     #[arg(long, env = "STATEMESH_LEAVE_ON_SHUTDOWN")]
@@ -121,6 +129,8 @@ impl NodeArgs {
             jwt_key_file: self.jwt_key_file.or(file.jwt_key_file),
             voters: self.voters.or(file.voters),
             replace_after: self.replace_after.or(file.replace_after),
+            history_versions: self.history_versions.or(file.history_versions),
+            history_bytes: self.history_bytes.or(file.history_bytes),
             address_file: self.address_file.or(file.address_file),
             http: self.http.or(file.http),
             leave_on_shutdown: self.leave_on_shutdown || file.leave_on_shutdown,
@@ -166,6 +176,12 @@ impl NodeArgs {
         }
         if let Some(s) = self.replace_after {
             o.replace_after = Duration::from_secs(s);
+        }
+        if let Some(v) = self.history_versions {
+            o.history.versions = v;
+        }
+        if let Some(b) = self.history_bytes {
+            o.history.bytes = b;
         }
         Ok(o)
     }

@@ -389,3 +389,52 @@ async fn a_mirror_too_slow_is_resynchronised_and_holds_nobody_up() {
     assert!(reset, "the mirror was told it was too slow");
     node.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_mirrors_follow_ten_thousand_updates() {
+    let env = Env::new();
+    let node = env.start("a", &[], HistoryLimits::default()).await;
+    let address = vec![node.address().to_owned()];
+    let writer = env.client(&address).await;
+    writer.map::<String, u64>("prices").await.unwrap();
+    let mut clients = Vec::new();
+    for _ in 0..10 {
+        clients.push(env.client(&address).await);
+    }
+    let mut mirrors = Vec::new();
+    for i in 0..1000 {
+        mirrors.push(
+            Mirror::<Prices>::open(&clients[i % clients.len()], "prices")
+                .await
+                .unwrap(),
+        );
+    }
+    // 10,000 updates of 2,000 keys: 1,000 writes of 10, from 4 writers.
+    let mut writers = tokio::task::JoinSet::new();
+    for w in 0..4u64 {
+        let map = writer.map::<String, u64>("prices").await.unwrap();
+        writers.spawn(async move {
+            for i in 0..250u64 {
+                let n = w * 250 + i;
+                let entries = (0..10)
+                    .map(|k| (format!("k{}", (n * 10 + k) % 2000), n))
+                    .collect();
+                map.extend(entries).await.unwrap();
+            }
+        });
+    }
+    while let Some(r) = writers.join_next().await {
+        r.unwrap();
+    }
+    let (want, version) = truth(&writer, "prices").await;
+    assert_eq!(want.len(), 2001);
+    for m in &mirrors {
+        let mut when = m.when();
+        tokio::time::timeout(Duration::from_secs(60), when.reaches(version))
+            .await
+            .expect("every mirror reaches the cluster's version");
+        assert_eq!(copy(m), want);
+        assert_eq!(m.stats().full_states, 0, "{:?}", m.stats());
+    }
+    node.shutdown().await;
+}

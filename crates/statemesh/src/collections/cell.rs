@@ -23,6 +23,14 @@ impl<T> Default for CellState<T> {
     }
 }
 
+impl<T> CellState<T> {
+    /// The value (for reading a copy with [`View::read_with`]).
+    #[must_use]
+    pub fn value(&self) -> Option<&T> {
+        self.value.as_ref()
+    }
+}
+
 /// A change to a cell.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum CellCommand<T> {

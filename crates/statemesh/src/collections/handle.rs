@@ -47,6 +47,13 @@ impl<SM> View<SM> {
         read(&self.shared.sm.read().unwrap_or_else(|e| e.into_inner()))
     }
 
+    /// Runs `read` on this copy's state now, and returns the version of
+    /// the state it read (exactly: both are read under one lock).
+    pub fn read_versioned<R>(&self, read: impl FnOnce(&SM) -> R) -> (R, u64) {
+        let sm = self.shared.sm.read().unwrap_or_else(|e| e.into_inner());
+        (read(&sm), *self.shared.version.borrow())
+    }
+
     /// Reads this copy's state now.
     pub(crate) fn local<R>(&self, read: impl FnOnce(&SM) -> R) -> R {
         self.read_with(read)

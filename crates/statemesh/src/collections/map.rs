@@ -25,6 +25,15 @@ impl<K: Ord + Clone, V: Clone> Default for MapState<K, V> {
     }
 }
 
+impl<K: Ord + Clone, V: Clone> MapState<K, V> {
+    /// The entries, in key order (for reading a copy with
+    /// [`View::read_with`]).
+    #[must_use]
+    pub fn as_map(&self) -> &OrdMap<K, V> {
+        &self.map
+    }
+}
+
 /// A change to a map.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum MapCommand<K, V> {

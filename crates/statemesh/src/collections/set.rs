@@ -24,6 +24,15 @@ impl<T: Ord + Clone> Default for SetState<T> {
     }
 }
 
+impl<T: Ord + Clone> SetState<T> {
+    /// The elements, in order (for reading a copy with
+    /// [`View::read_with`]).
+    #[must_use]
+    pub fn as_set(&self) -> &OrdSet<T> {
+        &self.set
+    }
+}
+
 /// A change to a set.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum SetCommand<T> {

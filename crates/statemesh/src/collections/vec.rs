@@ -39,6 +39,14 @@ impl<T: Clone> Default for VecState<T> {
     }
 }
 
+impl<T: Clone> VecState<T> {
+    /// The items, in order (for reading a copy with [`View::read_with`]).
+    #[must_use]
+    pub fn as_vector(&self) -> &Vector<T> {
+        &self.items
+    }
+}
+
 /// A change to a sequence.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum VecCommand<T> {

@@ -114,8 +114,8 @@ impl<SM: StateMachine> Group<SM> {
     /// Runs `read` on the state and returns the version it saw, without
     /// waiting (for remote reads, which report the version they read at).
     pub(crate) fn read_versioned<R>(&self, read: impl FnOnce(&SM) -> R) -> (R, u64) {
-        // Under the state's lock the version cannot pass the state's; it
-        // may trail it (it is published after the lock is released).
+        // The store publishes the version under the state's lock, so the
+        // two agree.
         self.read_local(|sm| (read(sm), self.version()))
     }
 

@@ -352,9 +352,11 @@ impl<SM: StateMachine> RaftStateMachine<TypeConfig> for Store<SM> {
             if let (Some(r), Some(l)) = (&recorder, self.applied) {
                 r.publish(l.index);
             }
-        }
-        if let Some(l) = self.applied {
-            self.shared.version.send_replace(l.index);
+            // Under the lock, so that a reader holding it sees the state
+            // and its version agree.
+            if let Some(l) = self.applied {
+                self.shared.version.send_replace(l.index);
+            }
         }
         Ok(replies)
     }
@@ -428,12 +430,12 @@ impl<SM: StateMachine> RaftStateMachine<TypeConfig> for Store<SM> {
             if let Some(r) = &self.recorder {
                 r.reset(meta.last_log_id.map_or(0, |l| l.index));
             }
+            self.shared
+                .version
+                .send_replace(meta.last_log_id.map_or(0, |l| l.index));
         }
         self.applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
-        self.shared
-            .version
-            .send_replace(self.applied.map_or(0, |l| l.index));
         Ok(())
     }
 

@@ -148,6 +148,8 @@ pub struct Mirror<SM: Mirrored> {
 }
 
 struct Inner<SM: Mirrored> {
+    /// The version of the copy read from the directory, if any.
+    resumed_from: Option<u64>,
     updates: broadcast::Sender<Arc<Update<SM::Change>>>,
     counters: Arc<Counters>,
     stopped: Stopped,
@@ -220,13 +222,14 @@ impl<SM: Mirrored> Mirror<SM> {
         let identity = Identity::of(name, &initial);
         let signature = initial.signature();
         let mut sm = initial;
-        let mut version = 0;
+        let mut resumed_from = None;
         if let Some(dir) = &options.dir
             && let Some((v, state)) = file::load::<SM::Snapshot>(dir, identity)?
         {
             sm.restore(state);
-            version = v;
+            resumed_from = Some(v);
         }
+        let version = resumed_from.unwrap_or(0);
         let shared = Arc::new(Shared {
             sm: RwLock::new(sm),
             version: watch::channel(version).0,
@@ -288,6 +291,7 @@ impl<SM: Mirrored> Mirror<SM> {
         Ok(Self {
             view: View::new(shared),
             inner: Arc::new(Inner {
+                resumed_from,
                 updates,
                 counters,
                 stopped,
@@ -300,10 +304,18 @@ impl<SM: Mirrored> Mirror<SM> {
     /// A receiver of every update from now on: changes as they arrive,
     /// and resets when the whole state is replaced. A receiver more than
     /// [`MirrorOptions::updates_capacity`] updates behind misses the oldest
-    /// (it is told how many).
+    /// (it is told how many). To start from a consistent point, take the
+    /// receiver first, then read the state with
+    /// [`View::read_versioned`], and skip updates up to that version.
     #[must_use]
     pub fn updates(&self) -> broadcast::Receiver<Arc<Update<SM::Change>>> {
         self.inner.updates.subscribe()
+    }
+
+    /// The version of the copy it found in its directory, if it did.
+    #[must_use]
+    pub fn resumed_from(&self) -> Option<u64> {
+        self.inner.resumed_from
     }
 
     /// What it received so far.
@@ -414,12 +426,11 @@ impl<SM: Mirrored> Follower<SM> {
                 state,
             } => {
                 let state: SM::Snapshot = postcard::from_bytes(&state).map_err(decode)?;
-                self.shared
-                    .sm
-                    .write()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .restore(state);
-                self.shared.version.send_replace(version);
+                {
+                    let mut sm = self.shared.sm.write().unwrap_or_else(|e| e.into_inner());
+                    sm.restore(state);
+                    self.shared.version.send_replace(version);
+                }
                 self.counters.full_states.fetch_add(1, Ordering::Relaxed);
                 let _ = self
                     .updates
@@ -455,8 +466,8 @@ impl<SM: Mirrored> Follower<SM> {
                     for c in changes {
                         sm.apply_change(c);
                     }
+                    self.shared.version.send_replace(to);
                 }
-                self.shared.version.send_replace(to);
                 self.counters.diffs.fetch_add(1, Ordering::Relaxed);
                 if let Some(changes) = copy {
                     let _ = self

@@ -1,0 +1,174 @@
+//! Commit-to-mirror latency: how long after a write is acknowledged (the
+//! leader has committed and applied it) it is visible in 1, 100 and 1,000
+//! mirrors.
+//!
+//! A 3-node cluster runs in this process on loopback (plaintext, fsync on
+//! every commit), and so do the mirrors, 100 to a client connection, their
+//! connections spread over the three nodes. One writer puts 8-byte keys
+//! with 256-byte values, one at a time, a pause between writes; for each
+//! write every mirror's wait for the write's version is timed. Each round
+//! gives p50 and p99 over all (write, mirror) pairs; the table shows the
+//! median of the rounds and their range. Everything shares this machine's
+//! cores: the nodes, the mirrors and the writer.
+//!
+//! Run: `cargo bench -p statemesh --bench mirrors` (`-- --quick` for one
+//! short round each).
+
+use statemesh::collections::MapState;
+use statemesh::network::{Authenticator, Secret};
+use statemesh::{
+    Client, ClientOptions, Kinds, Mirror, Security, Server, ServerOptions, TcpOptions,
+};
+use std::time::{Duration, Instant};
+
+const CLUSTER: &str = "mirror-bench";
+const SECRET: &str = "mirror-bench-secret";
+type Bytes = MapState<Vec<u8>, Vec<u8>>;
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let (rounds, writes) = if quick { (1, 30) } else { (3, 100) };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async move {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let servers = cluster(dir.path()).await;
+        let addresses: Vec<String> = servers.iter().map(|s| s.address().to_owned()).collect();
+        let writer = client(&addresses).await;
+        let map = writer
+            .open::<Bytes>("bench")
+            .await
+            .expect("open the benchmark map");
+        println!(
+            "| mirrors | writes | p50 ms, median (min–max of rounds) | p99 ms, median (min–max) |"
+        );
+        println!("|---:|---:|---:|---:|");
+        for count in [1usize, 100, 1000] {
+            let mirrors = mirrors(&addresses, count).await;
+            let mut p50s = Vec::new();
+            let mut p99s = Vec::new();
+            for round in 0..rounds + 1 {
+                let mut samples = Vec::with_capacity(writes * count);
+                for i in 0..writes {
+                    let key = (i as u64).to_le_bytes().to_vec();
+                    let (_, version) = map
+                        .execute(statemesh::collections::MapCommand::Insert(
+                            key,
+                            vec![7; 256],
+                        ))
+                        .await
+                        .expect("write");
+                    let acked = Instant::now();
+                    let mut waits = tokio::task::JoinSet::new();
+                    for m in &mirrors {
+                        let mut when = m.when();
+                        waits.spawn(async move {
+                            when.reaches(version).await;
+                            acked.elapsed()
+                        });
+                    }
+                    while let Some(d) = waits.join_next().await {
+                        samples.push(d.expect("wait"));
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                // The first round warms up connections and caches.
+                if round > 0 {
+                    samples.sort_unstable();
+                    p50s.push(quantile(&samples, 0.50));
+                    p99s.push(quantile(&samples, 0.99));
+                }
+            }
+            println!(
+                "| {count} | {} | {} | {} |",
+                rounds * writes,
+                summary(&mut p50s),
+                summary(&mut p99s)
+            );
+            drop(mirrors);
+        }
+        for s in servers {
+            s.shutdown().await;
+        }
+    });
+}
+
+fn quantile(sorted: &[Duration], q: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn summary(values: &mut [Duration]) -> String {
+    values.sort_unstable();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    format!(
+        "{:.3} ({:.3}–{:.3})",
+        ms(values[values.len() / 2]),
+        ms(values[0]),
+        ms(values[values.len() - 1])
+    )
+}
+
+async fn cluster(dir: &std::path::Path) -> Vec<Server> {
+    let options = |name: &str, join: Vec<String>| {
+        let network = TcpOptions::new(
+            CLUSTER,
+            Security::Plaintext,
+            Authenticator::new(Secret::new(SECRET), None),
+        );
+        let mut o = ServerOptions::new(dir.join(name), "127.0.0.1:0", network);
+        o.join = join;
+        o
+    };
+    let first = Server::start(options("a", vec![]), Kinds::standard())
+        .await
+        .expect("first node");
+    let seed = vec![first.address().to_owned()];
+    let second = Server::start(options("b", seed.clone()), Kinds::standard())
+        .await
+        .expect("second node");
+    let third = Server::start(options("c", seed), Kinds::standard())
+        .await
+        .expect("third node");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = first.status().await;
+        let voters = s
+            .groups
+            .iter()
+            .find(|(n, _)| n == "_cluster")
+            .map_or(0, |(_, g)| g.voters.len());
+        if voters == 3 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the cluster did not form");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    vec![first, second, third]
+}
+
+async fn client(addresses: &[String]) -> Client {
+    let mut o = ClientOptions::new(CLUSTER, Security::Plaintext);
+    o.timeout = Duration::from_secs(30);
+    Client::connect(addresses, SECRET, o).await.expect("client")
+}
+
+/// `count` mirrors of the benchmark map, 100 to a connection, the
+/// connections starting at each node in turn.
+async fn mirrors(addresses: &[String], count: usize) -> Vec<Mirror<Bytes>> {
+    let mut out = Vec::with_capacity(count);
+    let mut client_of = None;
+    for i in 0..count {
+        if i % 100 == 0 {
+            let mut rotated = addresses.to_vec();
+            rotated.rotate_left((i / 100) % addresses.len());
+            client_of = Some(client(&rotated).await);
+        }
+        let c = client_of.as_ref().expect("a client");
+        out.push(Mirror::open(c, "bench").await.expect("mirror"));
+    }
+    out
+}
