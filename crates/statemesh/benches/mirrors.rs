@@ -19,11 +19,14 @@ use statemesh::network::{Authenticator, Secret};
 use statemesh::{
     Client, ClientOptions, Kinds, Mirror, Security, Server, ServerOptions, TcpOptions,
 };
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const CLUSTER: &str = "mirror-bench";
 const SECRET: &str = "mirror-bench-secret";
 type Bytes = MapState<Vec<u8>, Vec<u8>>;
+/// When a mirror's watcher saw each version.
+type Seen = Arc<Mutex<Vec<(u64, Instant)>>>;
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
@@ -48,10 +51,32 @@ fn main() {
         println!("|---:|---:|---:|---:|");
         for count in [1usize, 100, 1000] {
             let mirrors = mirrors(&addresses, count).await;
+            // One watcher per mirror, as a consumer of it would have: it
+            // notes when each version became visible.
+            let seen: Vec<Seen> = (0..count).map(|_| Arc::default()).collect();
+            let watchers: Vec<_> = mirrors
+                .iter()
+                .zip(&seen)
+                .map(|(m, log)| {
+                    let mut when = m.when();
+                    let view: statemesh::View<Bytes> = (**m).clone();
+                    let log = Arc::clone(log);
+                    tokio::spawn(async move {
+                        loop {
+                            when.updated().await;
+                            let now = Instant::now();
+                            log.lock().expect("log").push((view.version(), now));
+                        }
+                    })
+                })
+                .collect();
             let mut p50s = Vec::new();
             let mut p99s = Vec::new();
             for round in 0..rounds + 1 {
-                let mut samples = Vec::with_capacity(writes * count);
+                for log in &seen {
+                    log.lock().expect("log").clear();
+                }
+                let mut acks = Vec::with_capacity(writes);
                 for i in 0..writes {
                     let key = (i as u64).to_le_bytes().to_vec();
                     let (_, version) = map
@@ -61,26 +86,44 @@ fn main() {
                         ))
                         .await
                         .expect("write");
-                    let acked = Instant::now();
-                    let mut waits = tokio::task::JoinSet::new();
-                    for m in &mirrors {
-                        let mut when = m.when();
-                        waits.spawn(async move {
-                            when.reaches(version).await;
-                            acked.elapsed()
-                        });
+                    acks.push((version, Instant::now()));
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                let last = acks.last().expect("writes").0;
+                for m in &mirrors {
+                    m.when().reaches(last).await;
+                }
+                // And each watcher has noted it (it runs after the mirror
+                // applied the change).
+                for log in &seen {
+                    while !log.lock().expect("log").iter().any(|(v, _)| *v >= last) {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
                     }
-                    while let Some(d) = waits.join_next().await {
-                        samples.push(d.expect("wait"));
-                    }
-                    tokio::time::sleep(Duration::from_millis(5)).await;
                 }
                 // The first round warms up connections and caches.
-                if round > 0 {
-                    samples.sort_unstable();
-                    p50s.push(quantile(&samples, 0.50));
-                    p99s.push(quantile(&samples, 0.99));
+                if round == 0 {
+                    continue;
                 }
+                let mut samples = Vec::with_capacity(writes * count);
+                for log in &seen {
+                    let log = log.lock().expect("log");
+                    for &(version, acked) in &acks {
+                        // The first moment the mirror had the version; a
+                        // push that beat the writer's acknowledgement
+                        // counts as zero.
+                        let visible = log
+                            .iter()
+                            .find(|(v, _)| *v >= version)
+                            .map(|&(_, at)| at.saturating_duration_since(acked));
+                        samples.push(visible.expect("every version seen"));
+                    }
+                }
+                samples.sort_unstable();
+                p50s.push(quantile(&samples, 0.50));
+                p99s.push(quantile(&samples, 0.99));
+            }
+            for w in watchers {
+                w.abort();
             }
             println!(
                 "| {count} | {} | {} | {} |",

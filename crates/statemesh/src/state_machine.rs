@@ -53,12 +53,13 @@ pub trait Queryable: StateMachine {
     fn answer(&self, query: Self::Query) -> Self::Answer;
 }
 
-/// A state machine whose changes a mirror can follow:
+/// A state machine whose changes a [`Mirror`](crate::Mirror) can follow:
 /// each command says what it changed, in a form a mirror applies without
 /// the command's logic, and a run of changes can be folded into a shorter
 /// one with the same effect. The collections implement it.
 ///
-/// A node keeps a bounded history of the changes of each version; a mirror
+/// A node keeps a bounded history of the changes of each version
+/// ([`ServerOptions::history`](crate::ServerOptions::history)); a mirror
 /// that asks from a version in that history receives the changes since,
 /// one that asks from an older version receives the whole state.
 pub trait Mirrored: StateMachine {

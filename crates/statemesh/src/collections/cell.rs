@@ -135,7 +135,7 @@ impl<T: Value> Queryable for CellState<T> {
 
 impl<T: Value> View<CellState<T>> {
     /// This replica's value (possibly behind the leader; see
-    /// [`Reader::read_linearizable`] and [`When::reaches`](crate::When::reaches)).
+    /// [`Reader::read_linearizable`] and [`Versions::reaches`](crate::Versions::reaches)).
     #[must_use]
     pub fn read(&self) -> Option<T> {
         self.local(|s| s.value.clone())

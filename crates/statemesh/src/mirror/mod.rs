@@ -491,22 +491,31 @@ impl<SM: Mirrored> Follower<SM> {
     ) {
         let mut pause = options.reconnect_min;
         loop {
-            let error = loop {
-                match subscription.next().await {
-                    Some(Item::Push(bytes)) => match self.apply(&bytes) {
-                        Ok(v) => {
-                            pause = options.reconnect_min;
-                            if !subscription.ack(v).await {
-                                break None;
+            let error = 'subscribed: loop {
+                let mut next = subscription.next().await;
+                // Everything that has arrived is applied before one
+                // acknowledgement covers it all.
+                let mut applied;
+                loop {
+                    match next {
+                        Some(Item::Push(bytes)) => match self.apply(&bytes) {
+                            Ok(v) => applied = v,
+                            Err(e) => {
+                                tracing::warn!(error = %e, "mirror: a push could not be applied; subscribing again");
+                                break 'subscribed None;
                             }
-                        }
-                        Err(e) => {
-                            tracing::warn!(error = %e, "mirror: a push could not be applied; subscribing again");
-                            break None;
-                        }
-                    },
-                    Some(Item::End(reply)) => break Some(ended(&reply)),
-                    None => break None,
+                        },
+                        Some(Item::End(reply)) => break 'subscribed Some(ended(&reply)),
+                        None => break 'subscribed None,
+                    }
+                    next = subscription.next_now();
+                    if next.is_none() {
+                        break;
+                    }
+                }
+                pause = options.reconnect_min;
+                if !subscription.ack(applied).await {
+                    break None;
                 }
             };
             if let Some(e) = error {

@@ -47,6 +47,12 @@ impl Pushes {
     pub async fn next_ack(&mut self) -> bool {
         self.acks.changed().await.is_ok()
     }
+
+    /// Resolves once the connection is gone (without waking for
+    /// acknowledgements, as [`Pushes::next_ack`] does).
+    pub async fn closed(&self) {
+        self.outbox.closed().await;
+    }
 }
 
 /// One item of a subscription, on the subscriber's side.
@@ -72,6 +78,11 @@ impl Subscription {
     /// The next item; `None` if the connection closed.
     pub(crate) async fn next(&mut self) -> Option<Item> {
         self.items.recv().await
+    }
+
+    /// The next item if one has arrived already.
+    pub(crate) fn next_now(&mut self) -> Option<Item> {
+        self.items.try_recv().ok()
     }
 
     /// Tells the server that everything up to `version` is applied;
