@@ -40,6 +40,7 @@ mod client;
 pub mod collections;
 mod error;
 mod group;
+pub mod hooks;
 mod large;
 mod mirror;
 pub mod network;

@@ -2,19 +2,17 @@
 //! or by the whole state, pushed updates, identity, resuming on another
 //! node and from a directory, and a mirror too slow to keep up.
 
+mod common;
+
+use common::Env;
 use serde::{Deserialize, Serialize};
 use statemesh::collections::MapState;
-use statemesh::network::{Authenticator, Secret};
 use statemesh::{
-    Changes, Client, ClientError, ClientOptions, HistoryLimits, Kinds, MemberRole, Mirror,
-    MirrorError, MirrorOptions, Mirrored, Queryable, Refusal, Resync, Security, Server,
-    ServerOptions, StateMachine, TcpOptions, Update,
+    Changes, Client, ClientError, HistoryLimits, Kinds, Mirror, MirrorError, MirrorOptions,
+    Mirrored, Queryable, Refusal, Resync, StateMachine, Update,
 };
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
-
-const CLUSTER: &str = "mirror-test";
-const SECRET: &str = "mirror-secret";
 
 type Prices = MapState<String, u64>;
 
@@ -75,44 +73,13 @@ impl Queryable for Counter {
     }
 }
 
-struct Env {
-    dir: tempfile::TempDir,
-}
-
-impl Env {
-    fn new() -> Self {
-        Self {
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn options(&self, name: &str, join: &[String], history: HistoryLimits) -> ServerOptions {
-        let network = TcpOptions::new(
-            CLUSTER,
-            Security::Plaintext,
-            Authenticator::new(Secret::new(SECRET), None),
-        );
-        let mut o = ServerOptions::new(self.dir.path().join(name), "127.0.0.1:0", network);
-        o.join = join.to_vec();
-        o.role = MemberRole::Voter;
-        o.history = history;
-        o
-    }
-
-    async fn start(&self, name: &str, join: &[String], history: HistoryLimits) -> Server {
-        let mut kinds = Kinds::standard();
-        kinds.register(Counter::default);
-        kinds.register(Prices::default);
-        Server::start(self.options(name, join, history), kinds)
-            .await
-            .unwrap()
-    }
-
-    async fn client(&self, addresses: &[String]) -> Client {
-        let mut o = ClientOptions::new(CLUSTER, Security::Plaintext);
-        o.timeout = Duration::from_secs(10);
-        Client::connect(addresses, SECRET, o).await.unwrap()
-    }
+/// What the test servers host: the standard kinds, the counter and maps
+/// of numbers.
+fn kinds() -> Kinds {
+    let mut kinds = Kinds::standard();
+    kinds.register(Counter::default);
+    kinds.register(Prices::default);
+    kinds
 }
 
 fn small_history() -> HistoryLimits {
@@ -152,7 +119,7 @@ async fn converged(m: &Mirror<Prices>, client: &Client, name: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mirrors_converge_from_nothing_an_old_version_and_a_recent_one() {
-    let env = Env::new();
+    let env = Env::new(kinds());
     let node = env.start("a", &[], small_history()).await;
     let client = env.client(&[node.address().to_owned()]).await;
     let prices = client.map::<String, u64>("prices").await.unwrap();
@@ -223,7 +190,7 @@ async fn mirrors_converge_from_nothing_an_old_version_and_a_recent_one() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn updates_arrive_in_order_as_they_commit() {
-    let env = Env::new();
+    let env = Env::new(kinds());
     let node = env.start("a", &[], HistoryLimits::default()).await;
     let client = env.client(&[node.address().to_owned()]).await;
     let prices = client.map::<String, u64>("prices").await.unwrap();
@@ -261,7 +228,7 @@ async fn updates_arrive_in_order_as_they_commit() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_identity_is_refused_naming_both() {
-    let env = Env::new();
+    let env = Env::new(kinds());
     let node = env.start("a", &[], HistoryLimits::default()).await;
     let client = env.client(&[node.address().to_owned()]).await;
     let counter = client.open::<Counter>("counter").await.unwrap();
@@ -307,7 +274,7 @@ async fn another_identity_is_refused_naming_both() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mirror_resumes_on_another_node_without_the_whole_state() {
-    let env = Env::new();
+    let env = Env::new(kinds());
     let a = env.start("a", &[], HistoryLimits::default()).await;
     let seed = vec![a.address().to_owned()];
     let b = env.start("b", &seed, HistoryLimits::default()).await;
@@ -359,7 +326,7 @@ async fn prices_status(client: &Client) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mirror_too_slow_is_resynchronised_and_holds_nobody_up() {
-    let env = Env::new();
+    let env = Env::new(kinds());
     let node = env.start("a", &[], small_history()).await;
     let client = env.client(&[node.address().to_owned()]).await;
     let prices = client.map::<String, u64>("prices").await.unwrap();
@@ -392,7 +359,7 @@ async fn a_mirror_too_slow_is_resynchronised_and_holds_nobody_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_mirrors_follow_ten_thousand_updates() {
-    let env = Env::new();
+    let env = Env::new(kinds());
     let node = env.start("a", &[], HistoryLimits::default()).await;
     let address = vec![node.address().to_owned()];
     let writer = env.client(&address).await;

@@ -30,12 +30,14 @@ mod file;
 
 pub use file::MirrorFileError;
 
+use crate::client::Remote;
 use crate::client::protocol::{ClientRequest, Push, Response};
 use crate::client::{Client, ClientError, Refusal, Resync};
 use crate::collections::View;
 use crate::group::{Identity, Shared};
+use crate::hooks::{HookError, Hooked, Hooks};
 use crate::network::push::{Item, Subscription};
-use crate::state_machine::Mirrored;
+use crate::state_machine::{Mirrored, Queryable};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -148,6 +150,10 @@ pub struct Mirror<SM: Mirrored> {
 }
 
 struct Inner<SM: Mirrored> {
+    /// What events are sent through, and to which collection.
+    client: Client,
+    name: String,
+    signature: String,
     /// The version of the copy read from the directory, if any.
     resumed_from: Option<u64>,
     updates: broadcast::Sender<Arc<Update<SM::Change>>>,
@@ -221,6 +227,7 @@ impl<SM: Mirrored> Mirror<SM> {
     ) -> Result<Self, MirrorError> {
         let identity = Identity::of(name, &initial);
         let signature = initial.signature();
+        let own_signature = signature.clone();
         let mut sm = initial;
         let mut resumed_from = None;
         if let Some(dir) = &options.dir
@@ -291,6 +298,9 @@ impl<SM: Mirrored> Mirror<SM> {
         Ok(Self {
             view: View::new(shared),
             inner: Arc::new(Inner {
+                client: client.clone(),
+                name: name.to_owned(),
+                signature: own_signature,
                 resumed_from,
                 updates,
                 counters,
@@ -353,6 +363,28 @@ impl<SM: Mirrored> Mirror<SM> {
                 .map_err(|e| MirrorError::Decode(e.to_string()))??;
         }
         Ok(())
+    }
+}
+
+impl<H: Hooks> Mirror<Hooked<H>>
+where
+    H::State: Queryable,
+{
+    /// Sends `event` to the collection (see
+    /// [`Remote::send_event`](crate::Remote::send_event)); the mirror sees
+    /// its changes once they are pushed.
+    ///
+    /// # Errors
+    ///
+    /// See [`ClientError`].
+    pub async fn send_event(
+        &self,
+        event: H::Event,
+    ) -> Result<(Result<H::Output, HookError>, u64), ClientError> {
+        let i = &self.inner;
+        Remote::<Hooked<H>>::new(i.client.clone(), i.name.clone(), i.signature.clone())
+            .send_event(event)
+            .await
     }
 }
 

@@ -10,6 +10,7 @@ use crate::group::{
     Consistency, Group, GroupStatus, History, HistoryLimits, Identity, Item, Recorder, Recording,
     Since, When, merge_history,
 };
+use crate::hooks::{HookError, Hooked, Hooks};
 use crate::node::{Node, Start};
 use crate::state_machine::{Mirrored, Queryable};
 use crate::types::Raft;
@@ -217,6 +218,21 @@ impl Kinds {
     pub fn register<SM: Hostable>(&mut self, make: impl Fn() -> SM + Send + Sync + 'static) {
         let signature = make().signature();
         self.by_signature.insert(signature, Arc::new(KindOf(make)));
+    }
+
+    /// Hosts collections changed only by `hooks` (see [`crate::hooks`]).
+    ///
+    /// # Errors
+    ///
+    /// What [`Hooks::init`](crate::hooks::Hooks::init) refused: such a
+    /// collection could never be created.
+    pub fn register_hooks<H: Hooks>(&mut self, hooks: H) -> Result<(), HookError>
+    where
+        H::State: Queryable,
+    {
+        let initial = Hooked::new(hooks)?;
+        self.register(move || initial.clone());
+        Ok(())
     }
 
     /// Whether a state machine of this signature can be hosted.

@@ -2,6 +2,7 @@
 //! per collection with its typed operations.
 
 mod cell;
+mod hooked;
 mod map;
 mod once;
 mod priority_queue;
@@ -72,7 +73,7 @@ pub type RemotePriorityQueue<P, K, V> = Remote<PriorityQueueState<P, K, V>>;
 pub type RemoteWritten<O> = Result<(O, u64), ClientError>;
 
 impl<SM: Queryable> Remote<SM> {
-    pub(super) fn new(client: Client, name: String, signature: String) -> Self {
+    pub(crate) fn new(client: Client, name: String, signature: String) -> Self {
         Self {
             client,
             name,
