@@ -12,7 +12,7 @@
 //! cores: the nodes, the mirrors and the writer.
 //!
 //! Run: `cargo bench -p statemesh --bench mirrors` (`-- --quick` for one
-//! short round each).
+//! short round each, `-- --mirrors 1000` for one count).
 
 use statemesh::collections::MapState;
 use statemesh::network::{Authenticator, Secret};
@@ -29,7 +29,14 @@ type Bytes = MapState<Vec<u8>, Vec<u8>>;
 type Seen = Arc<Mutex<Vec<(u64, Instant)>>>;
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    // `--mirrors N`: only that count (for profiling one case).
+    let only: Option<usize> = args
+        .iter()
+        .position(|a| a == "--mirrors")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|n| n.parse().ok());
     let (rounds, writes) = if quick { (1, 30) } else { (3, 100) };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -50,6 +57,9 @@ fn main() {
         );
         println!("|---:|---:|---:|---:|");
         for count in [1usize, 100, 1000] {
+            if only.is_some_and(|n| n != count) {
+                continue;
+            }
             let mirrors = mirrors(&addresses, count).await;
             // One watcher per mirror, as a consumer of it would have: it
             // notes when each version became visible.
