@@ -307,17 +307,13 @@ pub(crate) async fn run(command: ClientCommand) -> anyhow::Result<()> {
             count,
             connect,
         } => {
-            let client = connect.client().await?;
             let follow = Follow {
                 name: &name,
                 dir: None,
                 count,
                 print_state: false,
             };
-            match kind {
-                Kind::Map => follow.run::<MapState<String, Json>>(&client).await?,
-                Kind::Cell => follow.run::<CellState<Json>>(&client).await?,
-            }
+            follow.run_kind(kind, &connect).await?;
         }
         ClientCommand::Mirror {
             name,
@@ -326,17 +322,13 @@ pub(crate) async fn run(command: ClientCommand) -> anyhow::Result<()> {
             count,
             connect,
         } => {
-            let client = connect.client().await?;
             let follow = Follow {
                 name: &name,
                 dir,
                 count,
                 print_state: true,
             };
-            match kind {
-                Kind::Map => follow.run::<MapState<String, Json>>(&client).await?,
-                Kind::Cell => follow.run::<CellState<Json>>(&client).await?,
-            }
+            follow.run_kind(kind, &connect).await?;
         }
         ClientCommand::Members(m) => members(m).await?,
         ClientCommand::Snapshot {
@@ -400,6 +392,15 @@ struct Follow<'a> {
 }
 
 impl Follow<'_> {
+    /// Follows a collection of `kind` through a client made from `connect`.
+    async fn run_kind(&self, kind: Kind, connect: &ConnectArgs) -> anyhow::Result<()> {
+        let client = connect.client().await?;
+        match kind {
+            Kind::Map => self.run::<MapState<String, Json>>(&client).await,
+            Kind::Cell => self.run::<CellState<Json>>(&client).await,
+        }
+    }
+
     /// Mirrors the collection and prints it as JSON lines: a map's entries
     /// (`"removed":true` for keys that went, `"cleared":true` when all
     /// did), a cell's value; a `"reset"` line before a whole state.

@@ -177,22 +177,22 @@ fn a_missing_segment_is_a_hole() {
     }
 }
 
-#[test]
-fn committed_entries_that_are_missing_are_reported() {
+/// Writes 20 entries, records 20 as committed with `commit`, cuts the end
+/// of the last segment, and checks that opening reports the loss.
+fn committed_but_cut(commit: impl Fn(&Wal)) {
     let dir = tempfile::tempdir().unwrap();
     {
         let wal = Wal::open(dir.path(), opts()).unwrap();
         for i in 1..=20 {
             wal.append(payload(i)).unwrap().wait().unwrap();
         }
-        wal.save_committed(20, b"c".to_vec()).unwrap();
+        commit(&wal);
     }
-    let segs = segments(dir.path());
-    let last = segs.last().unwrap();
-    let end = data_end(last);
+    let last = segments(dir.path()).pop().unwrap();
+    let end = data_end(&last);
     fs::OpenOptions::new()
         .write(true)
-        .open(last)
+        .open(&last)
         .unwrap()
         .set_len(end - 10)
         .unwrap();
@@ -201,6 +201,11 @@ fn committed_entries_that_are_missing_are_reported() {
         matches!(err, OpenError::Lost { committed: 20, .. }),
         "{err}"
     );
+}
+
+#[test]
+fn committed_entries_that_are_missing_are_reported() {
+    committed_but_cut(|wal| wal.save_committed(20, b"c".to_vec()).unwrap());
 }
 
 #[test]
@@ -222,27 +227,7 @@ fn a_torn_committed_hint_falls_back_to_the_one_before() {
 
 #[test]
 fn a_committed_hint_past_the_end_of_the_log_is_reported() {
-    let dir = tempfile::tempdir().unwrap();
-    {
-        let wal = Wal::open(dir.path(), opts()).unwrap();
-        for i in 1..=20 {
-            wal.append(payload(i)).unwrap().wait().unwrap();
-        }
-        wal.note_committed(20, b"c".to_vec()).unwrap();
-    }
-    let last = segments(dir.path()).pop().unwrap();
-    let end = data_end(&last);
-    fs::OpenOptions::new()
-        .write(true)
-        .open(&last)
-        .unwrap()
-        .set_len(end - 10)
-        .unwrap();
-    let err = Wal::open(dir.path(), opts()).unwrap_err();
-    assert!(
-        matches!(err, OpenError::Lost { committed: 20, .. }),
-        "{err}"
-    );
+    committed_but_cut(|wal| wal.note_committed(20, b"c".to_vec()).unwrap());
 }
 
 #[test]

@@ -94,14 +94,7 @@ fn transfer(from: &str, to: &str, amount: u64) -> Transfer {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_apply_in_one_order_everywhere_and_answer_their_senders() {
     let env = Env::new(kinds());
-    let a = env.start("a", &[], HistoryLimits::default()).await;
-    let seed = vec![a.address().to_owned()];
-    let b = env.start("b", &seed, HistoryLimits::default()).await;
-    let c = env.start("c", &seed, HistoryLimits::default()).await;
-    let all: Vec<String> = [&a, &b, &c]
-        .iter()
-        .map(|s| s.address().to_owned())
-        .collect();
+    let ([a, b, c], all) = env.three().await;
     let initial = Hooked::new(Bank).unwrap();
     assert_eq!(initial.state().as_map().get("reserve"), Some(&1_000));
 

@@ -275,14 +275,7 @@ async fn another_identity_is_refused_naming_both() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mirror_resumes_on_another_node_without_the_whole_state() {
     let env = Env::new(kinds());
-    let a = env.start("a", &[], HistoryLimits::default()).await;
-    let seed = vec![a.address().to_owned()];
-    let b = env.start("b", &seed, HistoryLimits::default()).await;
-    let c = env.start("c", &seed, HistoryLimits::default()).await;
-    let all: Vec<String> = [&a, &b, &c]
-        .iter()
-        .map(|s| s.address().to_owned())
-        .collect();
+    let ([a, b, c], all) = env.three().await;
     let client = env.client(&all).await;
     let prices = client.map::<String, u64>("prices").await.unwrap();
     eventually("three voters", async || prices_status(&client).await == 3).await;

@@ -60,4 +60,18 @@ impl Env {
         o.timeout = Duration::from_secs(10);
         Client::connect(addresses, SECRET, o).await.unwrap()
     }
+
+    /// Three servers, the second and third joining through the first; and
+    /// their addresses.
+    pub(crate) async fn three(&self) -> ([Server; 3], Vec<String>) {
+        let a = self.start("a", &[], HistoryLimits::default()).await;
+        let seed = vec![a.address().to_owned()];
+        let b = self.start("b", &seed, HistoryLimits::default()).await;
+        let c = self.start("c", &seed, HistoryLimits::default()).await;
+        let all = [&a, &b, &c]
+            .iter()
+            .map(|s| s.address().to_owned())
+            .collect();
+        ([a, b, c], all)
+    }
 }
