@@ -11,6 +11,7 @@ mod commands;
 mod connect;
 mod demo;
 mod http;
+mod local;
 mod node;
 
 use clap::{Parser, Subcommand};
@@ -41,6 +42,9 @@ enum Command {
     Demo(demo::DemoArgs),
     #[command(flatten)]
     Client(commands::ClientCommand),
+    /// Reads collections a node on this host publishes to shared memory.
+    #[command(subcommand)]
+    Local(local::LocalCommand),
 }
 
 fn main() -> ExitCode {
@@ -72,6 +76,7 @@ fn main() -> ExitCode {
             Command::Demo(d) => demo::run(d).await,
             Command::Bench(b) => bench::run(*b).await,
             Command::Client(c) => commands::run(c).await,
+            Command::Local(l) => local::run(l),
         }
     });
     match result {

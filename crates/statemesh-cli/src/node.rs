@@ -4,6 +4,7 @@ use crate::certs::read_secret;
 use crate::connect::TlsArgs;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
+use statemesh::local::LocalOptions;
 use statemesh::network::Authenticator;
 use statemesh::{Kinds, MemberRole, Server, ServerOptions, TcpOptions};
 use std::path::PathBuf;
@@ -78,6 +79,15 @@ pub(crate) struct NodeArgs {
     /// 16777216].
     #[arg(long, env = "STATEMESH_HISTORY_BYTES")]
     history_bytes: Option<usize>,
+    /// Publish these collections to shared memory for processes on this
+    /// host (`statemesh local get`), each as the region of its name
+    /// (comma-separated or repeated).
+    #[arg(long, env = "STATEMESH_PUBLISH", value_delimiter = ',')]
+    #[serde(default)]
+    publish: Vec<String>,
+    /// The directory of those regions [default: /dev/shm].
+    #[arg(long, env = "STATEMESH_PUBLISH_DIR")]
+    publish_dir: Option<PathBuf>,
     /// On SIGTERM or Ctrl-C, leave the cluster (the others stop counting
     /// this node) before stopping.
     #[arg(long, env = "STATEMESH_LEAVE_ON_SHUTDOWN")]
@@ -131,6 +141,12 @@ impl NodeArgs {
             replace_after: self.replace_after.or(file.replace_after),
             history_versions: self.history_versions.or(file.history_versions),
             history_bytes: self.history_bytes.or(file.history_bytes),
+            publish: if self.publish.is_empty() {
+                file.publish
+            } else {
+                self.publish
+            },
+            publish_dir: self.publish_dir.or(file.publish_dir),
             address_file: self.address_file.or(file.address_file),
             http: self.http.or(file.http),
             leave_on_shutdown: self.leave_on_shutdown || file.leave_on_shutdown,
@@ -182,6 +198,10 @@ impl NodeArgs {
         }
         if let Some(b) = self.history_bytes {
             o.history.bytes = b;
+        }
+        o.publish.clone_from(&self.publish);
+        if let Some(d) = &self.publish_dir {
+            o.local = LocalOptions::new().dir(d);
         }
         Ok(o)
     }

@@ -11,14 +11,20 @@
 //! median of the rounds and their range. Everything shares this machine's
 //! cores: the nodes, the mirrors and the writer.
 //!
+//! Last, the same for a local reader: the first node publishes the map to
+//! shared memory, and a thread reading it (as another process on the host
+//! would) notes when each version appears.
+//!
 //! Run: `cargo bench -p statemesh --bench mirrors` (`-- --quick` for one
 //! short round each, `-- --mirrors 1000` for one count).
 
 use statemesh::collections::MapState;
+use statemesh::local::{self, LocalOptions};
 use statemesh::network::{Authenticator, Secret};
 use statemesh::{
-    Client, ClientOptions, Kinds, Mirror, Security, Server, ServerOptions, TcpOptions,
+    Client, ClientOptions, Kinds, Map, Mirror, Remote, Security, Server, ServerOptions, TcpOptions,
 };
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -45,7 +51,10 @@ fn main() {
         .expect("runtime");
     rt.block_on(async move {
         let dir = tempfile::tempdir().expect("temp dir");
-        let servers = cluster(dir.path()).await;
+        let shm = tempfile::tempdir_in("/dev/shm")
+            .or_else(|_| tempfile::tempdir())
+            .expect("temp dir");
+        let servers = cluster(dir.path(), shm.path()).await;
         let addresses: Vec<String> = servers.iter().map(|s| s.address().to_owned()).collect();
         let writer = client(&addresses).await;
         let map = writer
@@ -80,58 +89,7 @@ fn main() {
                     })
                 })
                 .collect();
-            let mut p50s = Vec::new();
-            let mut p99s = Vec::new();
-            for round in 0..rounds + 1 {
-                for log in &seen {
-                    log.lock().expect("log").clear();
-                }
-                let mut acks = Vec::with_capacity(writes);
-                for i in 0..writes {
-                    let key = (i as u64).to_le_bytes().to_vec();
-                    let (_, version) = map
-                        .execute(statemesh::collections::MapCommand::Insert(
-                            key,
-                            vec![7; 256],
-                        ))
-                        .await
-                        .expect("write");
-                    acks.push((version, Instant::now()));
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-                let last = acks.last().expect("writes").0;
-                for m in &mirrors {
-                    m.when().reaches(last).await;
-                }
-                // And each watcher has noted it (it runs after the mirror
-                // applied the change).
-                for log in &seen {
-                    while !log.lock().expect("log").iter().any(|(v, _)| *v >= last) {
-                        tokio::time::sleep(Duration::from_millis(1)).await;
-                    }
-                }
-                // The first round warms up connections and caches.
-                if round == 0 {
-                    continue;
-                }
-                let mut samples = Vec::with_capacity(writes * count);
-                for log in &seen {
-                    let log = log.lock().expect("log");
-                    for &(version, acked) in &acks {
-                        // The first moment the mirror had the version; a
-                        // push that beat the writer's acknowledgement
-                        // counts as zero.
-                        let visible = log
-                            .iter()
-                            .find(|(v, _)| *v >= version)
-                            .map(|&(_, at)| at.saturating_duration_since(acked));
-                        samples.push(visible.expect("every version seen"));
-                    }
-                }
-                samples.sort_unstable();
-                p50s.push(quantile(&samples, 0.50));
-                p99s.push(quantile(&samples, 0.99));
-            }
+            let (mut p50s, mut p99s) = measure(&map, &seen, rounds, writes).await;
             for w in watchers {
                 w.abort();
             }
@@ -143,10 +101,104 @@ fn main() {
             );
             drop(mirrors);
         }
+        if only.is_none() {
+            // A process on node a's host reading the map from shared
+            // memory: a thread here, waiting in the kernel for each
+            // publish.
+            let log: Seen = Arc::default();
+            let stop = Arc::new(AtomicBool::new(false));
+            let reader = {
+                let (log, stop) = (Arc::clone(&log), Arc::clone(&stop));
+                let options = LocalOptions::new().dir(shm.path());
+                std::thread::spawn(move || {
+                    let mut local =
+                        local::open_with::<Map<Vec<u8>, Vec<u8>>>("bench", &options).expect("open");
+                    let mut last = 0;
+                    while !stop.load(Ordering::Relaxed) {
+                        let now = local
+                            .wait_for(last + 1, Duration::from_millis(50))
+                            .expect("local read");
+                        if now > last {
+                            log.lock().expect("log").push((now, Instant::now()));
+                            last = now;
+                        }
+                    }
+                })
+            };
+            let (mut p50s, mut p99s) = measure(&map, &[log], rounds, writes).await;
+            stop.store(true, Ordering::Relaxed);
+            reader.join().expect("reader thread");
+            println!(
+                "| local shared-memory reader | {} | {} | {} |",
+                rounds * writes,
+                summary(&mut p50s),
+                summary(&mut p99s)
+            );
+        }
         for s in servers {
             s.shutdown().await;
         }
     });
+}
+
+/// Writes `writes` entries one at a time, `rounds` times after a warm-up
+/// round, and returns each round's p50 and p99 of the time from a write's
+/// acknowledgement to its version in each log of `seen`.
+async fn measure(
+    map: &Remote<Bytes>,
+    seen: &[Seen],
+    rounds: usize,
+    writes: usize,
+) -> (Vec<Duration>, Vec<Duration>) {
+    let mut p50s = Vec::new();
+    let mut p99s = Vec::new();
+    for round in 0..rounds + 1 {
+        for log in seen {
+            log.lock().expect("log").clear();
+        }
+        let mut acks = Vec::with_capacity(writes);
+        for i in 0..writes {
+            let key = (i as u64).to_le_bytes().to_vec();
+            let (_, version) = map
+                .execute(statemesh::collections::MapCommand::Insert(
+                    key,
+                    vec![7; 256],
+                ))
+                .await
+                .expect("write");
+            acks.push((version, Instant::now()));
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let last = acks.last().expect("writes").0;
+        // Each watcher has noted the last write (it runs after its copy
+        // applied the change).
+        for log in seen {
+            while !log.lock().expect("log").iter().any(|(v, _)| *v >= last) {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+        // The first round warms up connections and caches.
+        if round == 0 {
+            continue;
+        }
+        let mut samples = Vec::with_capacity(writes * seen.len());
+        for log in seen {
+            let log = log.lock().expect("log");
+            for &(version, acked) in &acks {
+                // The first moment the copy had the version; a push that
+                // beat the writer's acknowledgement counts as zero.
+                let visible = log
+                    .iter()
+                    .find(|(v, _)| *v >= version)
+                    .map(|&(_, at)| at.saturating_duration_since(acked));
+                samples.push(visible.expect("every version seen"));
+            }
+        }
+        samples.sort_unstable();
+        p50s.push(quantile(&samples, 0.50));
+        p99s.push(quantile(&samples, 0.99));
+    }
+    (p50s, p99s)
 }
 
 fn quantile(sorted: &[Duration], q: f64) -> Duration {
@@ -165,7 +217,8 @@ fn summary(values: &mut [Duration]) -> String {
     )
 }
 
-async fn cluster(dir: &std::path::Path) -> Vec<Server> {
+/// Three nodes; the first publishes the benchmark map to `shm`.
+async fn cluster(dir: &std::path::Path, shm: &std::path::Path) -> Vec<Server> {
     let options = |name: &str, join: Vec<String>| {
         let network = TcpOptions::new(
             CLUSTER,
@@ -176,7 +229,10 @@ async fn cluster(dir: &std::path::Path) -> Vec<Server> {
         o.join = join;
         o
     };
-    let first = Server::start(options("a", vec![]), Kinds::standard())
+    let mut first = options("a", vec![]);
+    first.publish = vec!["bench".into()];
+    first.local = LocalOptions::new().dir(shm);
+    let first = Server::start(first, Kinds::standard())
         .await
         .expect("first node");
     let seed = vec![first.address().to_owned()];

@@ -244,6 +244,10 @@ fn guarded<T>(hook: impl FnOnce() -> Result<T, HookError>) -> Result<T, HookErro
     }
 }
 
+/// Published whole: a local reader reads the hooks' state with
+/// [`LocalRead::whole`](crate::local::LocalRead::whole).
+impl<H: Hooks> crate::local::Publish for Hooked<H> {}
+
 impl<H: Hooks> StateMachine for Hooked<H> {
     type Command = Event<H::Event>;
     type Response = Result<H::Output, HookError>;

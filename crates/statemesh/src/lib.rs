@@ -42,6 +42,7 @@ mod error;
 mod group;
 pub mod hooks;
 mod large;
+pub mod local;
 mod mirror;
 pub mod network;
 mod node;

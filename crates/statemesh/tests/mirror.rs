@@ -47,6 +47,8 @@ impl StateMachine for Counter {
     }
 }
 
+impl statemesh::local::Publish for Counter {}
+
 impl Mirrored for Counter {
     type Change = u64;
 

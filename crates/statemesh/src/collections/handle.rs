@@ -3,6 +3,7 @@
 
 use crate::error::{ExecuteError, GroupError, QueryError};
 use crate::group::{Consistency, Group, Shared, Versions, When};
+use crate::local::{LocalError, LocalOptions, Publication, Publish};
 use crate::node::Node;
 use crate::state_machine::StateMachine;
 use crate::types::NodeId;
@@ -52,6 +53,37 @@ impl<SM> View<SM> {
     pub fn read_versioned<R>(&self, read: impl FnOnce(&SM) -> R) -> (R, u64) {
         let sm = self.shared.sm.read().unwrap_or_else(|e| e.into_inner());
         (read(&sm), *self.shared.version.borrow())
+    }
+
+    /// Publishes this copy to shared memory as region `name` (in
+    /// `/dev/shm`), for [`local`](crate::local) readers on this host, until
+    /// the returned [`Publication`] drops.
+    ///
+    /// # Errors
+    ///
+    /// [`LocalError::Open`] if the region cannot be made, or another
+    /// publisher holds it.
+    pub fn publish_local(&self, name: &str) -> Result<Publication, LocalError>
+    where
+        SM: Publish,
+    {
+        self.publish_local_with(name, &LocalOptions::new())
+    }
+
+    /// Like [`View::publish_local`], with options.
+    ///
+    /// # Errors
+    ///
+    /// As [`View::publish_local`].
+    pub fn publish_local_with(
+        &self,
+        name: &str,
+        options: &LocalOptions,
+    ) -> Result<Publication, LocalError>
+    where
+        SM: Publish,
+    {
+        Publication::start(Arc::clone(&self.shared), name, options)
     }
 
     /// Reads this copy's state now.

@@ -97,6 +97,9 @@ impl Mirrored for ClusterState {
     }
 }
 
+/// Published whole, like any state machine without its own layout.
+impl crate::local::Publish for ClusterState {}
+
 impl StateMachine for ClusterState {
     type Command = ClusterCommand;
     type Response = ClusterOutcome;

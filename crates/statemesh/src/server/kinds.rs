@@ -11,6 +11,7 @@ use crate::group::{
     Since, When, merge_history,
 };
 use crate::hooks::{HookError, Hooked, Hooks};
+use crate::local::{LocalError, LocalOptions, Publication, Publish};
 use crate::node::{Node, Start};
 use crate::state_machine::{Mirrored, Queryable};
 use crate::types::Raft;
@@ -22,9 +23,9 @@ use std::sync::Arc;
 type LocalFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// What a hosted collection's state machine must be: readable remotely,
-/// and followable by mirrors.
-pub trait Hostable: Queryable + Mirrored {}
-impl<SM: Queryable + Mirrored> Hostable for SM {}
+/// followable by mirrors, and publishable to local readers.
+pub trait Hostable: Queryable + Mirrored + Publish {}
+impl<SM: Queryable + Mirrored + Publish> Hostable for SM {}
 
 /// A group as the server sees it: bytes in, bytes out.
 pub(crate) trait Hosted: Send + Sync {
@@ -36,6 +37,8 @@ pub(crate) trait Hosted: Send + Sync {
     fn merge(&self, items: &[Item]) -> Result<Vec<u8>, Refusal>;
     /// The whole state, encoded, and its version.
     fn full_state(&self) -> Result<(u64, Vec<u8>), Refusal>;
+    /// Publishes the collection to shared memory as region `name`.
+    fn publish_local(&self, name: &str, options: &LocalOptions) -> Result<Publication, LocalError>;
     fn raft(&self) -> &Raft;
     fn status(&self) -> GroupStatus;
     fn when(&self) -> When;
@@ -82,6 +85,10 @@ impl<SM: Hostable> Hosted for HostedGroup<SM> {
         let bytes = postcard::to_allocvec(&state)
             .map_err(|e| Refusal::BadRequest(format!("encoding the state: {e}")))?;
         Ok((version, bytes))
+    }
+
+    fn publish_local(&self, name: &str, options: &LocalOptions) -> Result<Publication, LocalError> {
+        Publication::start(self.group.shared(), name, options)
     }
 
     fn raft(&self) -> &Raft {

@@ -25,6 +25,7 @@ use crate::client::{Client, ClientError, ClientOptions, ClusterStatus, Refusal};
 use crate::error::{GroupError, NodeError};
 use crate::group::rpc::{Envelope, Request, encode};
 use crate::group::{Group, HistoryLimits};
+use crate::local::{LocalOptions, Publication};
 use crate::network::{Network, TcpNetwork, TcpOptions};
 use crate::node::{Node, NodeOptions};
 use crate::state_machine::StateMachine;
@@ -73,6 +74,13 @@ pub struct ServerOptions {
     /// How many recent versions' changes each collection keeps for mirrors
     /// (a mirror further behind receives the whole state).
     pub history: HistoryLimits,
+    /// Collections this node publishes to shared memory for processes on
+    /// its host, each as the region of its own name (see
+    /// [`local`](crate::local)). A collection not created yet is published
+    /// once it is.
+    pub publish: Vec<String>,
+    /// Where those regions are.
+    pub local: LocalOptions,
 }
 
 impl ServerOptions {
@@ -94,6 +102,8 @@ impl ServerOptions {
             replace_after: Duration::from_secs(10),
             history: HistoryLimits::default(),
             node: NodeOptions::default(),
+            publish: Vec::new(),
+            local: LocalOptions::new(),
         }
     }
 }
@@ -158,6 +168,8 @@ pub(crate) struct ServerInner {
     seen: Mutex<HashMap<NodeId, Instant>>,
     /// Groups with a membership change in flight.
     changing: Mutex<HashSet<String>>,
+    /// The collections published to shared memory, by name.
+    publications: Mutex<HashMap<String, Publication>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -237,6 +249,7 @@ impl Server {
             hosted: tokio::sync::Mutex::new(hosted),
             seen: Mutex::new(HashMap::new()),
             changing: Mutex::new(HashSet::new()),
+            publications: Mutex::new(HashMap::new()),
         });
         inner.learn_addresses();
         net.serve_clients(Arc::new(service::Service(Arc::downgrade(&inner))));
@@ -349,6 +362,7 @@ impl Server {
             let _ = t.await;
         }
         self.inner.net.close();
+        lock(&self.inner.publications).clear();
         self.inner.hosted.lock().await.clear();
         self.inner.node.close().await;
     }
@@ -406,6 +420,15 @@ impl ServerInner {
             }
         }
         hosted.insert(name.to_owned(), Arc::clone(&h));
+        if self.options.publish.iter().any(|p| p == name) {
+            match h.publish_local(name, &self.options.local) {
+                Ok(p) => {
+                    tracing::info!(collection = name, "published to shared memory");
+                    lock(&self.publications).insert(name.to_owned(), p);
+                }
+                Err(e) => tracing::error!(collection = name, "cannot publish: {e}"),
+            }
+        }
         Ok(h)
     }
 
