@@ -51,6 +51,15 @@ pub(crate) fn spawn_writer(
                 metrics::counter!("statemesh_bytes_sent_total")
                     .increment((header.len() + f.payload.len()) as u64);
                 next = outbox.try_recv().ok();
+                if next.is_none() {
+                    // Before flushing, let the tasks already woken run:
+                    // when one commit wakes a hundred subscriptions, their
+                    // pushes then leave in one write instead of a hundred
+                    // (this task, woken by the first, would otherwise run
+                    // right after it and flush it alone).
+                    tokio::task::yield_now().await;
+                    next = outbox.try_recv().ok();
+                }
             }
             w.flush().await?;
         }
@@ -177,7 +186,8 @@ impl Connection {
         limits: Limits,
         on_close: impl FnOnce(ConnectionError) + Send + 'static,
     ) -> Result<Self, ConnectionError> {
-        let (mut r, w, node) = dial(address, security, hello, limits).await?;
+        let (r, w, node) = dial(address, security, hello, limits).await?;
+        let mut r = frame::FrameReader::new(r);
         let (outbox, rx) = mpsc::channel(OUTBOX);
         let pending = Arc::new(Mutex::new(Pending::default()));
         let writer = spawn_writer(w, rx);
@@ -185,7 +195,7 @@ impl Connection {
             let pending = Arc::clone(&pending);
             tokio::spawn(async move {
                 let error = loop {
-                    match frame::read(&mut r, limits.max_frame, limits.stall_timeout).await {
+                    match r.next(limits.max_frame, limits.stall_timeout).await {
                         Ok(f) if f.kind == Kind::Reply => {
                             let mut p = lock(&pending);
                             if let Some(w) = p.waiting.remove(&f.id) {

@@ -169,16 +169,7 @@ async fn read_rest<R: AsyncRead + Unpin>(
             expected: HEADER_LEN,
         });
     }
-    let [l0, l1, l2, l3, c0, c1, c2, c3, body @ ..] = header;
-    let len = u32::from_le_bytes([l0, l1, l2, l3]);
-    let crc = u32::from_le_bytes([c0, c1, c2, c3]);
-    let len = usize::try_from(len).unwrap_or(usize::MAX);
-    if len > max {
-        return Err(FrameError::TooLarge {
-            len: len as u64,
-            max,
-        });
-    }
+    let len = payload_len(&header, max)?;
     let mut payload = vec![0u8; len];
     let got = read_full(r, &mut payload).await?;
     if got < len {
@@ -187,10 +178,34 @@ async fn read_rest<R: AsyncRead + Unpin>(
             expected: HEADER_LEN + len,
         });
     }
+    finish(&header, payload)
+}
+
+/// The payload length a header announces, if within the cap.
+fn payload_len(header: &[u8], max: usize) -> Result<usize, FrameError> {
+    let mut len = [0u8; 4];
+    len.copy_from_slice(&header[..4]);
+    let len = usize::try_from(u32::from_le_bytes(len)).unwrap_or(usize::MAX);
+    if len > max {
+        return Err(FrameError::TooLarge {
+            len: len as u64,
+            max,
+        });
+    }
+    Ok(len)
+}
+
+/// Checks a whole frame's checksum and kind.
+fn finish(header: &[u8], payload: Vec<u8>) -> Result<Frame, FrameError> {
+    let mut fixed = [0u8; HEADER_LEN];
+    fixed.copy_from_slice(&header[..HEADER_LEN]);
+    let [_, _, _, _, c0, c1, c2, c3, body @ ..] = fixed;
+    let crc = u32::from_le_bytes([c0, c1, c2, c3]);
     if crc32c::crc32c_append(crc32c::crc32c(&body), &payload) != crc {
         return Err(FrameError::Checksum);
     }
-    metrics::counter!("statemesh_bytes_received_total").increment((HEADER_LEN + len) as u64);
+    metrics::counter!("statemesh_bytes_received_total")
+        .increment((HEADER_LEN + payload.len()) as u64);
     let [i0, i1, i2, i3, i4, i5, i6, i7, kind] = body;
     let kind = Kind::from_byte(kind).ok_or(FrameError::UnknownKind(kind))?;
     Ok(Frame {
@@ -198,6 +213,93 @@ async fn read_rest<R: AsyncRead + Unpin>(
         kind,
         payload,
     })
+}
+
+/// How much a [`FrameReader`] asks the socket for at once.
+const CHUNK: usize = 64 * 1024;
+
+/// Cuts the frames of a session out of its stream. It reads in large
+/// chunks, so a burst of small frames (a hundred pushes to one client)
+/// costs one system call instead of three per frame, and it keeps a frame
+/// that has partly arrived in itself, so [`FrameReader::next`] may be one
+/// branch of a `select!` that another branch wins.
+pub(crate) struct FrameReader<R> {
+    r: R,
+    /// Bytes read and not yet cut: `buf[start..]`.
+    buf: Vec<u8>,
+    start: usize,
+    /// When the first byte of the frame at the front arrived.
+    started: Option<tokio::time::Instant>,
+}
+
+impl<R: AsyncRead + Unpin> FrameReader<R> {
+    /// Reads frames from `r` (which must be at a frame boundary).
+    pub(crate) fn new(r: R) -> Self {
+        Self {
+            r,
+            buf: Vec::new(),
+            start: 0,
+            started: None,
+        }
+    }
+
+    /// The next frame; its payload at most `max` bytes. Waiting for a frame
+    /// to start has no limit; once it has started, the rest must arrive
+    /// within `stall`. Cancel-safe.
+    pub(crate) async fn next(&mut self, max: usize, stall: Duration) -> Result<Frame, FrameError> {
+        loop {
+            let have = &self.buf[self.start..];
+            let expected = if have.len() >= HEADER_LEN {
+                let len = payload_len(have, max)?;
+                if have.len() >= HEADER_LEN + len {
+                    let payload = have[HEADER_LEN..HEADER_LEN + len].to_vec();
+                    let frame = finish(have, payload);
+                    self.start += HEADER_LEN + len;
+                    self.started = (self.start < self.buf.len()).then(tokio::time::Instant::now);
+                    return frame;
+                }
+                HEADER_LEN + len
+            } else {
+                HEADER_LEN
+            };
+            let partial = have.len();
+            // Room for the rest of this frame and more, after moving what
+            // is left to the front (a large frame's room is given back
+            // once it is cut).
+            if self.start > 0 {
+                self.buf.drain(..self.start);
+                self.start = 0;
+            }
+            if self.buf.is_empty() && self.buf.capacity() > 16 * CHUNK {
+                self.buf = Vec::new();
+            }
+            self.buf.reserve((expected - partial).max(CHUNK));
+            let read = match self.started {
+                Some(at) => tokio::time::timeout_at(at + stall, self.r.read_buf(&mut self.buf))
+                    .await
+                    .map_err(|_| FrameError::Stalled(stall))?,
+                None => self.r.read_buf(&mut self.buf).await,
+            };
+            match read {
+                // Between frames, an end is a close like any other (TLS
+                // peers may close without close_notify).
+                Ok(0) if partial == 0 => return Err(FrameError::Closed),
+                Err(e) if partial == 0 && e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    return Err(FrameError::Closed);
+                }
+                Ok(0) => {
+                    return Err(FrameError::Truncated {
+                        got: partial,
+                        expected,
+                    });
+                }
+                Ok(_) => {
+                    self.started.get_or_insert_with(tokio::time::Instant::now);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
 }
 
 /// Fills `buf` unless the stream ends first; returns the bytes read.
@@ -218,9 +320,14 @@ mod tests {
 
     const STALL: Duration = Duration::from_secs(5);
 
+    /// Reads the first frame of `bytes` both ways (exactly, and cut from
+    /// chunks), which must agree.
     async fn read_bytes(bytes: &[u8], max: usize) -> Result<Frame, FrameError> {
         let mut r = bytes;
-        read(&mut r, max, STALL).await
+        let exact = read(&mut r, max, STALL).await;
+        let chunked = FrameReader::new(bytes).next(max, STALL).await;
+        assert_eq!(format!("{exact:?}"), format!("{chunked:?}"));
+        exact
     }
 
     fn frame(id: u64, kind: Kind, payload: &[u8]) -> Vec<u8> {
@@ -297,6 +404,43 @@ mod tests {
             read_bytes(&bytes, 10).await,
             Err(FrameError::UnknownKind(9))
         ));
+    }
+
+    #[tokio::test]
+    async fn a_reader_cuts_many_frames_from_one_chunk_and_survives_cancellation() {
+        let mut bytes = Vec::new();
+        for i in 0..100u64 {
+            encode(i, Kind::Push, &i.to_le_bytes(), &mut bytes);
+        }
+        let (mut client, server) = tokio::io::duplex(1 << 20);
+        let mut reader = FrameReader::new(server);
+        // Half a frame, then a cancelled wait: nothing may be lost.
+        client.write_all(&bytes[..HEADER_LEN + 3]).await.unwrap();
+        let cancelled =
+            tokio::time::timeout(Duration::from_millis(20), reader.next(1024, STALL)).await;
+        assert!(cancelled.is_err());
+        client.write_all(&bytes[HEADER_LEN + 3..]).await.unwrap();
+        for i in 0..100u64 {
+            let f = reader.next(1024, STALL).await.unwrap();
+            assert_eq!((f.id, f.payload), (i, i.to_le_bytes().to_vec()));
+        }
+        drop(client);
+        assert!(matches!(
+            reader.next(1024, STALL).await,
+            Err(FrameError::Closed)
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_stalled_frame_times_out_in_a_reader_too() {
+        let (mut client, server) = tokio::io::duplex(64);
+        let bytes = frame(1, Kind::Request, b"0123456789");
+        client.write_all(&bytes[..5]).await.unwrap();
+        let r = FrameReader::new(server)
+            .next(1024, Duration::from_millis(200))
+            .await;
+        assert!(matches!(r, Err(FrameError::Stalled(_))), "{r:?}");
+        drop(client);
     }
 
     #[tokio::test]

@@ -432,10 +432,11 @@ fn admit(shared: &Shared, payload: &[u8]) -> Result<(Session, NodeId), Connectio
 
 async fn serve_requests(
     session: Session,
-    mut r: ReadHalf<BoxStream>,
+    r: ReadHalf<BoxStream>,
     w: tokio::io::WriteHalf<BoxStream>,
     limits: Limits,
 ) -> Result<(), ConnectionError> {
+    let mut r = frame::FrameReader::new(r);
     let (outbox, rx) = mpsc::channel::<Outgoing>(1024);
     let writer = spawn_writer(w, rx);
     let _abort_writer = AbortOnDrop(writer);
@@ -466,7 +467,9 @@ async fn serve_requests(
     loop {
         while handlers.try_join_next().is_some() {}
         let f = tokio::select! {
-            f = frame::read(&mut r, limits.max_frame, limits.stall_timeout) => f?,
+            // Cancel-safe: a frame that has partly arrived when another
+            // branch wins stays in the reader.
+            f = r.next(limits.max_frame, limits.stall_timeout) => f?,
             () = &mut expiry => return Err(ConnectionError::Expired),
             Some(id) = ended.recv() => {
                 streams.remove(&id);
