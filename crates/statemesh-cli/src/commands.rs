@@ -4,6 +4,7 @@ use crate::connect::ConnectArgs;
 use anyhow::{Context, bail};
 use clap::{Subcommand, ValueEnum};
 use statemesh::collections::{CellState, MapChange, MapState};
+use statemesh::hooks::{Hooked, JsonEvents};
 use statemesh::{
     Client, Consistency, Json, Member, MemberRole, Mirror, MirrorOptions, Mirrored, RemoteMap,
     Resync, Update,
@@ -112,6 +113,19 @@ pub(crate) enum ClientCommand {
         #[command(flatten)]
         connect: ConnectArgs,
     },
+    /// Sends a JSON event to the event collection NAME (created if
+    /// missing); its hooks apply it on every replica. Prints the hook's
+    /// answer and the version, or its refusal (exit 1). Events:
+    /// {"op":"put","key":K,"value":V}, {"op":"remove","key":K},
+    /// {"op":"add","key":K,"by":N}, {"op":"move","from":A,"to":B,"amount":N}.
+    Event {
+        /// The collection.
+        name: String,
+        /// The event, as JSON.
+        event: String,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
     /// Adds, removes or promotes members.
     #[command(subcommand)]
     Members(MembersCommand),
@@ -176,13 +190,15 @@ pub(crate) enum MembersCommand {
     },
 }
 
-/// What kind of collection `watch` follows.
+/// What kind of collection `watch`, `mirror` and `local get` read.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub(crate) enum Kind {
     /// A map from strings to JSON values.
     Map,
     /// A cell of a JSON value.
     Cell,
+    /// A map changed by JSON events (what `statemesh event` sends to).
+    Events,
 }
 
 fn json(text: &str) -> anyhow::Result<Json> {
@@ -330,6 +346,22 @@ pub(crate) async fn run(command: ClientCommand) -> anyhow::Result<()> {
             };
             follow.run_kind(kind, &connect).await?;
         }
+        ClientCommand::Event {
+            name,
+            event,
+            connect,
+        } => {
+            let event = json(&event)?;
+            let hooked = Hooked::new(JsonEvents)?;
+            let collection = connect.client().await?.open_with(&name, &hooked).await?;
+            let (answer, version) = collection.send_event(event).await?;
+            match answer {
+                Ok(output) => println!(r#"{{"output":{output},"version":{version}}}"#),
+                Err(refusal) => {
+                    bail!("the hooks refused the event at version {version}: {refusal}")
+                }
+            }
+        }
         ClientCommand::Members(m) => members(m).await?,
         ClientCommand::Snapshot {
             collection,
@@ -396,23 +428,24 @@ impl Follow<'_> {
     async fn run_kind(&self, kind: Kind, connect: &ConnectArgs) -> anyhow::Result<()> {
         let client = connect.client().await?;
         match kind {
-            Kind::Map => self.run::<MapState<String, Json>>(&client).await,
-            Kind::Cell => self.run::<CellState<Json>>(&client).await,
+            Kind::Map => self.run(&client, MapState::<String, Json>::default()).await,
+            Kind::Cell => self.run(&client, CellState::<Json>::default()).await,
+            Kind::Events => self.run(&client, Hooked::new(JsonEvents)?).await,
         }
     }
 
     /// Mirrors the collection and prints it as JSON lines: a map's entries
     /// (`"removed":true` for keys that went, `"cleared":true` when all
     /// did), a cell's value; a `"reset"` line before a whole state.
-    async fn run<SM>(&self, client: &Client) -> anyhow::Result<()>
+    async fn run<SM>(&self, client: &Client, initial: SM) -> anyhow::Result<()>
     where
-        SM: Mirrored + Default + Printed,
+        SM: Mirrored + Printed,
     {
         let mut options = MirrorOptions::default();
         if let Some(dir) = &self.dir {
             options = options.persist_in(dir);
         }
-        let mirror = Mirror::open_with(client, self.name, SM::default(), options)
+        let mirror = Mirror::open_with(client, self.name, initial, options)
             .await
             .with_context(|| format!("mirroring {:?}", self.name))?;
         let mut updates = mirror.updates();
@@ -519,6 +552,16 @@ impl Printed for CellState<Json> {
 
     fn change_line(change: &Option<Json>) -> String {
         format!(r#""value":{}"#, show(change.as_ref()))
+    }
+}
+
+impl Printed for Hooked<JsonEvents> {
+    fn lines(&self) -> Vec<String> {
+        self.state().lines()
+    }
+
+    fn change_line(change: &MapChange<String, Json>) -> String {
+        MapState::<String, Json>::change_line(change)
     }
 }
 

@@ -6,6 +6,7 @@ use anyhow::{Context, bail};
 use clap::Subcommand;
 use statemesh::Json;
 use statemesh::collections::{CellState, MapState};
+use statemesh::hooks::{Hooked, JsonEvents};
 use statemesh::local::{Local, LocalOptions, LocalRead, Publish};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -13,7 +14,8 @@ use std::time::Duration;
 #[derive(Debug, Subcommand)]
 pub(crate) enum LocalCommand {
     /// Prints the JSON value at KEY of the map published as NAME (or a
-    /// published cell's value, with --kind cell and no KEY).
+    /// published cell's value, with --kind cell and no KEY; an event
+    /// collection's, with --kind events).
     Get {
         /// The region (the collection's name).
         name: String,
@@ -49,21 +51,33 @@ pub(crate) fn run(command: LocalCommand) -> anyhow::Result<()> {
     } = command;
     let options = dir.map_or_else(LocalOptions::new, |d| LocalOptions::new().dir(d));
     let wait = wait_for.map(|v| (v, Duration::from_secs(timeout)));
-    match (kind, key) {
-        (Kind::Map, Some(key)) => {
-            let (value, version) =
-                read::<MapState<String, Json>, _>(&name, &options, wait, |r| r.get(&key))?;
-            match value {
-                Some(v) => print(versioned, version, &v),
-                None => bail!("map {name:?} has no key {key:?} at version {version}"),
-            }
-        }
-        (Kind::Map, None) => bail!("give the KEY to read from map {name:?}"),
+    let (value, version) = match (kind, &key) {
+        (Kind::Map, Some(key)) => read(
+            &name,
+            &options,
+            wait,
+            &MapState::<String, Json>::default(),
+            |r| r.get(key),
+        )?,
+        (Kind::Events, Some(key)) => read(&name, &options, wait, &Hooked::new(JsonEvents)?, |r| {
+            r.hooked().get(key)
+        })?,
+        (Kind::Map | Kind::Events, None) => bail!("give the KEY to read from map {name:?}"),
         (Kind::Cell, None) => {
-            let (value, version) = read::<CellState<Json>, _>(&name, &options, wait, |r| r.get())?;
-            print(versioned, version, &value.unwrap_or_default());
+            let (value, version) =
+                read(&name, &options, wait, &CellState::<Json>::default(), |r| {
+                    r.get()
+                })?;
+            (Some(value.unwrap_or_default()), version)
         }
         (Kind::Cell, Some(_)) => bail!("a cell has no keys: drop KEY"),
+    };
+    match value {
+        Some(v) => print(versioned, version, &v),
+        None => bail!(
+            "map {name:?} has no key {:?} at version {version}",
+            key.unwrap_or_default()
+        ),
     }
     Ok(())
 }
@@ -76,14 +90,16 @@ fn print(versioned: bool, version: u64, value: &Json) {
     }
 }
 
-/// Opens region `name` as `SM`, waits if asked, and reads it with `get`.
-fn read<SM: Publish + Default, T>(
+/// Opens region `name` as a collection like `initial`, waits if asked, and
+/// reads it with `get`.
+fn read<SM: Publish, T>(
     name: &str,
     options: &LocalOptions,
     wait: Option<(u64, Duration)>,
-    get: impl FnOnce(&LocalRead<'_, SM>) -> Result<T, statemesh::local::LocalError>,
+    initial: &SM,
+    get: impl FnOnce(LocalRead<'_, SM>) -> Result<T, statemesh::local::LocalError>,
 ) -> anyhow::Result<(T, u64)> {
-    let mut local = Local::<SM>::open_with(name, options, &SM::default())?;
+    let mut local = Local::<SM>::open_with(name, options, initial)?;
     if let Some((version, timeout)) = wait {
         let reached = local.wait_for(version, timeout)?;
         if reached < version {
@@ -91,6 +107,7 @@ fn read<SM: Publish + Default, T>(
         }
     }
     let read = local.read()?;
-    let value = get(&read).with_context(|| format!("reading region {name:?}"))?;
-    Ok((value, read.version()))
+    let version = read.version();
+    let value = get(read).with_context(|| format!("reading region {name:?}"))?;
+    Ok((value, version))
 }

@@ -22,7 +22,7 @@ fn a_node_publishes_collections_that_local_get_reads() {
     let node = cluster.start(
         "n1",
         "127.0.0.1:0",
-        &["--publish", "prices,greeting", "--publish-dir", shm],
+        &["--publish", "prices,greeting,counter", "--publish-dir", shm],
     );
     let local = |args: &[&str]| {
         let mut all = vec!["local", "get"];
@@ -45,6 +45,18 @@ fn a_node_publishes_collections_that_local_get_reads() {
     let v = version_of(&cluster.command(&node.address, &["cell", "set", "greeting", r#""hi""#]));
     let out = local(&["greeting", "--kind", "cell", "--wait-for", &v.to_string()]);
     assert_eq!(stdout(&out).trim(), r#""hi""#, "{}", stderr(&out));
+
+    let event = r#"{"op":"add","key":"n","by":4}"#;
+    let v = version_of(&cluster.command(&node.address, &["event", "counter", event]));
+    let out = local(&[
+        "counter",
+        "n",
+        "--kind",
+        "events",
+        "--wait-for",
+        &v.to_string(),
+    ]);
+    assert_eq!(stdout(&out).trim(), "4", "{}", stderr(&out));
 
     // Each failure is one line and a non-zero exit.
     for (args, needle) in [

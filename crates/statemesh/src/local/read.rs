@@ -335,6 +335,18 @@ impl<P: Key, K: Key, V: Value> LocalRead<'_, PriorityQueueState<P, K, V>> {
     }
 }
 
+impl<'a, H: crate::hooks::Hooks> LocalRead<'a, crate::hooks::Hooked<H>> {
+    /// The hooks' state (published in its own layout), to read with its
+    /// methods: `get` for a map, and so on.
+    #[must_use]
+    pub fn hooked(self) -> LocalRead<'a, H::State> {
+        LocalRead {
+            guard: self.guard,
+            _state: PhantomData,
+        }
+    }
+}
+
 impl<SM: Publish> LocalRead<'_, SM> {
     /// The whole state, for a state machine published with the provided
     /// [`Publish::publish`] (one entry holding its snapshot).

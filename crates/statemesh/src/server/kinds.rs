@@ -10,7 +10,7 @@ use crate::group::{
     Consistency, Group, GroupStatus, History, HistoryLimits, Identity, Item, Recorder, Recording,
     Since, When, merge_history,
 };
-use crate::hooks::{HookError, Hooked, Hooks};
+use crate::hooks::{HookError, Hooked, Hooks, JsonEvents};
 use crate::local::{LocalError, LocalOptions, Publication, Publish};
 use crate::node::{Node, Start};
 use crate::state_machine::{Mirrored, Queryable};
@@ -207,7 +207,8 @@ impl Kinds {
     /// (`Map<String, Json>`, `Cell<Json>`, `Once<Json>`, `Set<String>`,
     /// `Vec<Json>`, `PriorityQueue<i64, String, Json>` unbounded) and
     /// `Map<Vec<u8>, Vec<u8>>` for raw bytes (what `statemesh bench`
-    /// writes).
+    /// writes), and maps changed by JSON events ([`JsonEvents`], what
+    /// `statemesh event` sends).
     #[must_use]
     pub fn standard() -> Self {
         let mut k = Self::new();
@@ -218,6 +219,8 @@ impl Kinds {
         k.register(SetState::<String>::default);
         k.register(VecState::<Json>::default);
         k.register(PriorityQueueState::<i64, String, Json>::unbounded);
+        // Its init hook is the default one, which cannot fail.
+        let _ = k.register_hooks(JsonEvents);
         k
     }
 
@@ -235,7 +238,7 @@ impl Kinds {
     /// collection could never be created.
     pub fn register_hooks<H: Hooks>(&mut self, hooks: H) -> Result<(), HookError>
     where
-        H::State: Queryable,
+        H::State: Queryable + Publish,
     {
         let initial = Hooked::new(hooks)?;
         self.register(move || initial.clone());

@@ -49,6 +49,10 @@
 //! }
 //! ```
 
+mod json_events;
+
+pub use json_events::JsonEvents;
+
 use crate::state_machine::{Changes, Mirrored, Queryable, StateMachine};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -244,9 +248,19 @@ fn guarded<T>(hook: impl FnOnce() -> Result<T, HookError>) -> Result<T, HookErro
     }
 }
 
-/// Published whole: a local reader reads the hooks' state with
-/// [`LocalRead::whole`](crate::local::LocalRead::whole).
-impl<H: Hooks> crate::local::Publish for Hooked<H> {}
+/// Published as the hooks' state is: a local reader reads it through
+/// [`LocalRead::hooked`](crate::local::LocalRead::hooked).
+impl<H: Hooks> crate::local::Publish for Hooked<H>
+where
+    H::State: crate::local::Publish,
+{
+    fn publish(
+        state: &Self::Snapshot,
+        entries: &mut crate::local::Entries,
+    ) -> Result<(), crate::local::LocalError> {
+        <H::State as crate::local::Publish>::publish(state, entries)
+    }
+}
 
 impl<H: Hooks> StateMachine for Hooked<H> {
     type Command = Event<H::Event>;
