@@ -50,13 +50,16 @@ pub(crate) fn spawn_writer(
                 w.write_all(&f.payload).await?;
                 metrics::counter!("statemesh_bytes_sent_total")
                     .increment((header.len() + f.payload.len()) as u64);
+                let fan_out = matches!(f.kind, Kind::Push | Kind::Ack);
                 next = outbox.try_recv().ok();
-                if next.is_none() {
-                    // Before flushing, let the tasks already woken run:
-                    // when one commit wakes a hundred subscriptions, their
-                    // pushes then leave in one write instead of a hundred
-                    // (this task, woken by the first, would otherwise run
-                    // right after it and flush it alone).
+                if next.is_none() && fan_out {
+                    // Before flushing a push (or a mirror's acknowledgement),
+                    // let the tasks already woken run: when one commit
+                    // wakes a hundred subscriptions, their pushes then
+                    // leave in one write instead of a hundred (this task,
+                    // woken by the first, would otherwise run right after
+                    // it and flush it alone). Requests and replies, which
+                    // one waiter waits for, are flushed at once.
                     tokio::task::yield_now().await;
                     next = outbox.try_recv().ok();
                 }
