@@ -18,6 +18,14 @@ use crate::server::Member;
 use crate::state_machine::Queryable;
 use crate::types::NodeId;
 use protocol::{ClientReply, ClientRequest, Response};
+
+/// What one try of a retried operation came to.
+pub(crate) enum Attempt<T> {
+    /// Finished, well or not: no more tries.
+    Done(Result<T, ClientError>),
+    /// Worth another try; why this one failed.
+    Retry(String),
+}
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -254,32 +262,56 @@ impl Client {
         // Commands are not retried once sent: they may have been applied.
         let replayable = !matches!(request, ClientRequest::Execute { .. });
         let deadline = Instant::now() + self.inner.options.timeout;
+        self.retrying(deadline, Duration::from_millis(200), |c| {
+            let bytes = bytes.clone();
+            async move {
+                match c.call(bytes).await {
+                    Ok(reply) => match postcard::from_bytes::<Response>(&reply) {
+                        Ok(Ok(r)) => Attempt::Done(Ok(r)),
+                        Ok(Err(Refusal::Unavailable(why))) => Attempt::Retry(why),
+                        Ok(Err(refusal)) => Attempt::Done(Err(ClientError::Refused(refusal))),
+                        Err(e) => Attempt::Done(Err(ClientError::Decode(e.to_string()))),
+                    },
+                    Err(CallError::NotSent) => Attempt::Retry("the connection closed".to_owned()),
+                    Err(CallError::Lost) if replayable => {
+                        Attempt::Retry("the connection closed".to_owned())
+                    }
+                    Err(CallError::Lost) => Attempt::Done(Err(ClientError::Indeterminate(
+                        "the connection closed before the answer came".into(),
+                    ))),
+                }
+            }
+        })
+        .await
+    }
+
+    /// Runs `attempt` on a connection to the cluster, and again (on
+    /// whatever connection is current then) after a pause that doubles up
+    /// to `max_pause`, until it is done or `deadline` passes.
+    pub(crate) async fn retrying<T, F>(
+        &self,
+        deadline: Instant,
+        max_pause: Duration,
+        mut attempt: impl FnMut(Arc<Connection>) -> F,
+    ) -> Result<T, ClientError>
+    where
+        F: Future<Output = Attempt<T>>,
+    {
         let mut pause = Duration::from_millis(20);
         loop {
             let c = self.connection(deadline).await?;
-            let outcome = match c.call(bytes.clone()).await {
-                Ok(reply) => match postcard::from_bytes::<Response>(&reply) {
-                    Ok(Ok(r)) => return Ok(r),
-                    Ok(Err(Refusal::Unavailable(why))) => why,
-                    Ok(Err(refusal)) => return Err(ClientError::Refused(refusal)),
-                    Err(e) => return Err(ClientError::Decode(e.to_string())),
-                },
-                Err(CallError::NotSent) => "the connection closed".to_owned(),
-                Err(CallError::Lost) if replayable => "the connection closed".to_owned(),
-                Err(CallError::Lost) => {
-                    return Err(ClientError::Indeterminate(
-                        "the connection closed before the answer came".into(),
-                    ));
-                }
+            let last = match attempt(c).await {
+                Attempt::Done(result) => return result,
+                Attempt::Retry(why) => why,
             };
             if Instant::now() + pause > deadline {
                 return Err(ClientError::Unreachable {
                     timeout: self.inner.options.timeout,
-                    last: outcome,
+                    last,
                 });
             }
             tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(200));
+            pause = (pause * 2).min(max_pause);
         }
     }
 

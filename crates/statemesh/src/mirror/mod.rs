@@ -32,7 +32,7 @@ pub use file::MirrorFileError;
 
 use crate::client::Remote;
 use crate::client::protocol::{ClientRequest, Push, Response};
-use crate::client::{Client, ClientError, Refusal, Resync};
+use crate::client::{Attempt, Client, ClientError, Refusal, Resync};
 use crate::collections::View;
 use crate::group::{Identity, Shared};
 use crate::hooks::{HookError, Hooked, Hooks};
@@ -399,22 +399,18 @@ async fn subscribe(
     version: u64,
     deadline: std::time::Instant,
 ) -> Result<Subscription, ClientError> {
-    let mut pause = Duration::from_millis(20);
-    loop {
-        let c = target.client.connection(deadline).await?;
-        let last = match c.subscribe((target.request)(version)).await {
-            Ok(s) => return Ok(s),
-            Err(e) => format!("{e:?}"),
-        };
-        if std::time::Instant::now() + pause > deadline {
-            return Err(ClientError::Unreachable {
-                timeout: target.client.timeout(),
-                last,
-            });
-        }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_millis(500));
-    }
+    target
+        .client
+        .retrying(deadline, Duration::from_millis(500), |c| {
+            let request = (target.request)(version);
+            async move {
+                match c.subscribe(request).await {
+                    Ok(s) => Attempt::Done(Ok(s)),
+                    Err(e) => Attempt::Retry(format!("{e:?}")),
+                }
+            }
+        })
+        .await
 }
 
 /// The refusal or error a subscription's closing reply carries.

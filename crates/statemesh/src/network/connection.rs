@@ -256,15 +256,10 @@ impl Connection {
     /// Opens a subscription with request `payload`: the server's pushes,
     /// then its closing reply, arrive through the returned handle.
     pub(crate) async fn subscribe(&self, payload: Vec<u8>) -> Result<Subscription, CallError> {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, items) = mpsc::unbounded_channel();
-        {
-            let mut p = lock(&self.pending);
-            if p.closed {
-                return Err(CallError::NotSent);
-            }
+        let id = self.register(|p, id| {
             p.streams.insert(id, tx);
-        }
+        })?;
         let pending = Arc::clone(&self.pending);
         let subscription = Subscription {
             id,
@@ -274,40 +269,42 @@ impl Connection {
                 lock(&pending).streams.remove(&id);
             })),
         };
-        let out = Outgoing {
-            id,
-            kind: Kind::Subscribe,
-            payload,
-        };
-        if self.outbox.send(out).await.is_err() {
-            return Err(CallError::NotSent);
-        }
+        self.send(id, Kind::Subscribe, payload).await?;
         Ok(subscription)
     }
 
     /// Sends `payload` as a request and waits for the reply.
     pub(crate) async fn call(&self, payload: Vec<u8>) -> Result<Vec<u8>, CallError> {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
-        {
-            let mut p = lock(&self.pending);
-            if p.closed {
-                return Err(CallError::NotSent);
-            }
+        let id = self.register(|p, id| {
             p.waiting.insert(id, tx);
-        }
+        })?;
         let _guard = Waiting {
             pending: &self.pending,
             id,
         };
-        let out = Outgoing {
-            id,
-            kind: Kind::Request,
-            payload,
-        };
-        if self.outbox.send(out).await.is_err() {
+        self.send(id, Kind::Request, payload).await?;
+        rx.await.map_err(|_| CallError::Lost)
+    }
+
+    /// Takes a request id and, unless the connection is closed, lets
+    /// `register` note where its answer goes (before it is sent: the
+    /// answer may come back before `send` returns).
+    fn register(&self, register: impl FnOnce(&mut Pending, u64)) -> Result<u64, CallError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut p = lock(&self.pending);
+        if p.closed {
             return Err(CallError::NotSent);
         }
-        rx.await.map_err(|_| CallError::Lost)
+        register(&mut p, id);
+        Ok(id)
+    }
+
+    /// Queues one frame for the writer.
+    async fn send(&self, id: u64, kind: Kind, payload: Vec<u8>) -> Result<(), CallError> {
+        self.outbox
+            .send(Outgoing { id, kind, payload })
+            .await
+            .map_err(|_| CallError::NotSent)
     }
 }

@@ -490,14 +490,7 @@ async fn serve_requests(
                 let reply = h.subscribe(Arc::clone(grant), f.payload, pushes);
                 let (outbox, ended_tx) = (outbox.clone(), ended_tx.clone());
                 let task = handlers.spawn(async move {
-                    let payload = reply.await;
-                    let _ = outbox
-                        .send(Outgoing {
-                            id: f.id,
-                            kind: Kind::Reply,
-                            payload,
-                        })
-                        .await;
+                    send_reply(&outbox, f.id, reply.await).await;
                     let _ = ended_tx.send(f.id);
                 });
                 streams.insert(f.id, (acks, task));
@@ -540,17 +533,22 @@ async fn serve_requests(
         };
         let outbox = outbox.clone();
         handlers.spawn(async move {
-            let payload = reply.await;
-            let _ = outbox
-                .send(Outgoing {
-                    id: f.id,
-                    kind: Kind::Reply,
-                    payload,
-                })
-                .await;
+            send_reply(&outbox, f.id, reply.await).await;
             drop(permit);
         });
     }
+}
+
+/// Queues the reply to request `id` (a subscription's end, for one). A
+/// connection that is gone has no one to tell.
+async fn send_reply(outbox: &mpsc::Sender<Outgoing>, id: u64, payload: Vec<u8>) {
+    let _ = outbox
+        .send(Outgoing {
+            id,
+            kind: Kind::Reply,
+            payload,
+        })
+        .await;
 }
 
 struct AbortOnDrop<T>(JoinHandle<T>);
