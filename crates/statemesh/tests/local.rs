@@ -139,6 +139,11 @@ async fn the_wrong_type_or_a_missing_region_is_a_typed_error() {
     // One publisher per region.
     let err = map.publish_local_with("m", &o).unwrap_err();
     assert!(matches!(err, LocalError::Open { .. }), "{err}");
+    // The publisher notes what it published just after readers can see it.
+    let deadline = Instant::now() + WAIT;
+    while publication.published() < v && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
     assert_eq!(publication.published(), v);
     assert!(publication.last_error().is_none());
 
