@@ -22,12 +22,14 @@
 //! Run: `bench/local-vs-redis.sh` (installs `redis-server`), or
 //! `cargo bench -p statemesh --bench local` with `redis-server` on the PATH.
 
+#[path = "shared/estimate.rs"]
+mod shared;
+
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use statemesh::local::{self, LocalOptions};
 use statemesh::{Map, MemoryNetwork, Node, NodeOptions};
 use std::fmt::Write as _;
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -183,28 +185,9 @@ fn postcard_key(k: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Criterion's estimate of one benchmark: point, lower, upper, in ns.
+/// Criterion's estimate of benchmark `name` of this group.
 fn estimate(name: &str) -> Option<(f64, f64, f64)> {
-    let home = std::env::var_os("CRITERION_HOME")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("CARGO_TARGET_DIR").map(|d| PathBuf::from(d).join("criterion"))
-        })
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/criterion"));
-    let text =
-        std::fs::read_to_string(home.join(GROUP).join(name).join("new/estimates.json")).ok()?;
-    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    let e = if v["slope"].is_object() {
-        &v["slope"]
-    } else {
-        &v["mean"]
-    };
-    let ci = &e["confidence_interval"];
-    Some((
-        e["point_estimate"].as_f64()?,
-        ci["lower_bound"].as_f64()?,
-        ci["upper_bound"].as_f64()?,
-    ))
+    shared::estimate(&format!("{GROUP}/{name}"))
 }
 
 fn print_summary(_: &mut Criterion) {
