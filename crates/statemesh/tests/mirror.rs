@@ -138,7 +138,8 @@ async fn mirrors_converge_from_nothing_an_old_version_and_a_recent_one() {
     // Two copies on disk, closed at the same version.
     let old_dir = env.dir.path().join("old");
     let recent_dir = env.dir.path().join("recent");
-    for dir in [&old_dir, &recent_dir] {
+    let current_dir = env.dir.path().join("current");
+    for dir in [&old_dir, &recent_dir, &current_dir] {
         let m = Mirror::<Prices>::open_with(
             &client,
             "prices",
@@ -150,6 +151,26 @@ async fn mirrors_converge_from_nothing_an_old_version_and_a_recent_one() {
         converged(&m, &client, "prices").await;
         m.close().await.unwrap();
     }
+
+    // A copy that is current opens at once: the node says so instead of
+    // leaving it to wait for the next write.
+    let current = tokio::time::timeout(
+        Duration::from_secs(5),
+        Mirror::<Prices>::open_with(
+            &client,
+            "prices",
+            Prices::default(),
+            MirrorOptions::default().persist_in(&current_dir),
+        ),
+    )
+    .await
+    .expect("a current copy opens without waiting for a write")
+    .unwrap();
+    assert_eq!(current.resumed_from(), Some(current.version()));
+    let stats = current.stats();
+    assert_eq!((stats.full_states, stats.diffs), (0, 0), "{stats:?}");
+    converged(&current, &client, "prices").await;
+    drop(current);
 
     // A few changes: within the history of 20 versions.
     for i in 0..5 {

@@ -59,15 +59,17 @@ pub(crate) enum ClientRequest {
     },
 }
 
-/// What a node pushes to a mirror.
+/// What a node pushes to a mirror. It borrows its bytes: the node encodes
+/// it from its history without copying the changes out, and the mirror
+/// decodes the parts in place.
 #[derive(Debug, Serialize, Deserialize)]
-pub(crate) enum Push {
+pub(crate) enum Push<'a> {
     /// The whole state (an encoded `SM::Snapshot`) at `version`.
     Full {
         version: u64,
         reason: Resync,
-        #[serde(with = "serde_bytes")]
-        state: Vec<u8>,
+        #[serde(borrow)]
+        state: &'a serde_bytes::Bytes,
     },
     /// The changes that take a copy from version `from` to `to`: each part
     /// an encoded `Vec<SM::Change>`, to apply in order (none: the version
@@ -75,7 +77,8 @@ pub(crate) enum Push {
     Diff {
         from: u64,
         to: u64,
-        parts: Vec<serde_bytes::ByteBuf>,
+        #[serde(borrow)]
+        parts: Vec<&'a serde_bytes::Bytes>,
     },
 }
 

@@ -404,6 +404,12 @@ impl Versions {
         let _ = self.version.wait_for(|&v| v >= version).await;
     }
 
+    /// Resolves once this copy has applied `version` (`true`) or will
+    /// apply nothing more (`false`: it was closed).
+    pub(crate) async fn reached(&mut self, version: u64) -> bool {
+        self.version.wait_for(|&v| v >= version).await.is_ok()
+    }
+
     /// Resolves at the next change this copy applies.
     pub async fn updated(&mut self) {
         self.version.mark_unchanged();

@@ -36,13 +36,13 @@ use crate::client::{Attempt, Client, ClientError, Refusal, Resync};
 use crate::collections::View;
 use crate::group::{Identity, Shared};
 use crate::hooks::{HookError, Hooked, Hooks};
-use crate::network::push::{Item, Subscription};
+use crate::network::push::{Handled, Handler, Item, Subscription};
 use crate::state_machine::{Mirrored, Queryable};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{broadcast, oneshot, watch};
 use tokio::task::JoinHandle;
 
 /// How a mirror keeps its copy and reconnects.
@@ -140,7 +140,10 @@ struct Counters {
 
 /// Pushes a mirror applies per acknowledgement (less than the node's
 /// window of unacknowledged pushes, `server::subscription::WINDOW`).
-const ACK_EVERY: usize = 2;
+const ACK_EVERY: usize = 4;
+
+/// Tells `open` how the first push went.
+type FirstApplied = Arc<std::sync::Mutex<Option<oneshot::Sender<Result<(), MirrorError>>>>>;
 
 /// What stopped a mirror for good, if anything.
 type Stopped = watch::Sender<Option<Arc<MirrorError>>>;
@@ -266,21 +269,55 @@ impl<SM: Mirrored> Mirror<SM> {
             counters: Arc::clone(&counters),
         };
         // The first subscription is made here, so that a refusal is this
-        // call's error and the mirror is current when it returns.
+        // call's error and the mirror is current when it returns (the node
+        // pushes at once, if only to say the copy is current).
         let deadline = tokio::time::Instant::now() + client.timeout();
-        let mut subscription = subscribe(&target, version, deadline.into_std()).await?;
-        match subscription.next().await {
-            Some(Item::Push(bytes)) => {
-                let v = follower.apply(&bytes)?;
-                subscription.ack(v).await;
-            }
-            Some(Item::End(reply)) => return Err(ended(&reply).into()),
-            None => {
-                return Err(ClientError::Unreachable {
-                    timeout: client.timeout(),
-                    last: "the connection closed as the mirror subscribed".into(),
-                }
-                .into());
+        let (first, applied) = oneshot::channel();
+        let first: FirstApplied = Arc::new(std::sync::Mutex::new(Some(first)));
+        let mut subscription = subscribe(
+            &target,
+            version,
+            &|| follower.handler(Some(Arc::clone(&first))),
+            deadline.into_std(),
+        )
+        .await?;
+        // Only the subscription's handler may hold it now.
+        drop(first);
+        let mut applied = std::pin::pin!(applied);
+        let mut handler_gone = false;
+        loop {
+            tokio::select! {
+                biased;
+                first = &mut applied, if !handler_gone => match first {
+                    Ok(Ok(())) => break,
+                    Ok(Err(e)) => return Err(e),
+                    // The handler is gone unused: the subscription ended,
+                    // and says how below.
+                    Err(_) => handler_gone = true,
+                },
+                item = subscription.next() => match item {
+                    // Left for later by the handler (the state was held):
+                    // applied here.
+                    Some(Item::Push(bytes)) => {
+                        follower.apply(&bytes, true)?;
+                        if subscription.caught_up() {
+                            break;
+                        }
+                    }
+                    Some(Item::End(reply)) => return Err(ended(&reply).into()),
+                    Some(Item::Refused) => {
+                        return Err(MirrorError::Decode(
+                            "the first push could not be applied".into(),
+                        ));
+                    }
+                    None => {
+                        return Err(ClientError::Unreachable {
+                            timeout: client.timeout(),
+                            last: "the connection closed as the mirror subscribed".into(),
+                        }
+                        .into());
+                    }
+                },
             }
         }
         let (stopped, _) = watch::channel(None);
@@ -392,19 +429,21 @@ where
     }
 }
 
-/// Opens a subscription from `version`, trying the client's nodes until
-/// `deadline`.
+/// Opens a subscription from `version` whose pushes go to a handler made
+/// by `handler`, trying the client's nodes until `deadline`.
 async fn subscribe(
     target: &Target,
     version: u64,
+    handler: &(dyn Fn() -> Handler + Sync),
     deadline: std::time::Instant,
 ) -> Result<Subscription, ClientError> {
     target
         .client
         .retrying(deadline, Duration::from_millis(500), |c| {
             let request = (target.request)(version);
+            let handler = handler();
             async move {
-                match c.subscribe(request).await {
+                match c.subscribe(request, handler).await {
                     Ok(s) => Attempt::Done(Ok(s)),
                     Err(e) => Attempt::Retry(format!("{e:?}")),
                 }
@@ -445,9 +484,21 @@ struct Follower<SM: Mirrored> {
     counters: Arc<Counters>,
 }
 
+impl<SM: Mirrored> Clone for Follower<SM> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+            updates: self.updates.clone(),
+            counters: Arc::clone(&self.counters),
+        }
+    }
+}
+
 impl<SM: Mirrored> Follower<SM> {
     /// Applies one push; returns the version it took the mirror to.
-    fn apply(&self, bytes: &[u8]) -> Result<u64, MirrorError> {
+    /// With `wait` false, nothing is applied (`None`) if the state is held
+    /// (a reader is reading it): the caller must not wait for it.
+    fn apply(&self, bytes: &[u8], wait: bool) -> Result<Option<u64>, MirrorError> {
         let push: Push =
             postcard::from_bytes(bytes).map_err(|e| MirrorError::Decode(e.to_string()))?;
         let decode = |e: postcard::Error| MirrorError::Decode(e.to_string());
@@ -457,9 +508,11 @@ impl<SM: Mirrored> Follower<SM> {
                 reason,
                 state,
             } => {
-                let state: SM::Snapshot = postcard::from_bytes(&state).map_err(decode)?;
+                let state: SM::Snapshot = postcard::from_bytes(state).map_err(decode)?;
                 {
-                    let mut sm = self.shared.sm.write().unwrap_or_else(|e| e.into_inner());
+                    let Some(mut sm) = self.state(wait) else {
+                        return Ok(None);
+                    };
                     sm.restore(state);
                     self.shared.version.send_replace(version);
                 }
@@ -467,7 +520,7 @@ impl<SM: Mirrored> Follower<SM> {
                 let _ = self
                     .updates
                     .send(Arc::new(Update::Reset { version, reason }));
-                Ok(version)
+                Ok(Some(version))
             }
             Push::Diff { from, to, parts } => {
                 let at = *self.shared.version.borrow();
@@ -475,6 +528,10 @@ impl<SM: Mirrored> Follower<SM> {
                     return Err(MirrorError::Decode(format!(
                         "changes from version {from} for a copy at {at}"
                     )));
+                }
+                if from == to && parts.is_empty() {
+                    // The node's word that the copy is current.
+                    return Ok(Some(to));
                 }
                 // Decoded whole before any is applied: a bad push changes
                 // nothing.
@@ -494,7 +551,9 @@ impl<SM: Mirrored> Follower<SM> {
                     None
                 };
                 {
-                    let mut sm = self.shared.sm.write().unwrap_or_else(|e| e.into_inner());
+                    let Some(mut sm) = self.state(wait) else {
+                        return Ok(None);
+                    };
                     for c in changes {
                         sm.apply_change(c);
                     }
@@ -506,14 +565,67 @@ impl<SM: Mirrored> Follower<SM> {
                         .updates
                         .send(Arc::new(Update::Changes { from, to, changes }));
                 }
-                Ok(to)
+                Ok(Some(to))
             }
         }
     }
 
-    /// Follows until a lasting refusal: applies pushes, acknowledges them,
-    /// and subscribes again (with backoff, to any node) when the
-    /// subscription ends.
+    /// The state, to change; `None` without `wait` if it is held.
+    fn state(&self, wait: bool) -> Option<std::sync::RwLockWriteGuard<'_, SM>> {
+        if wait {
+            return Some(self.shared.sm.write().unwrap_or_else(|e| e.into_inner()));
+        }
+        match self.shared.sm.try_write() {
+            Ok(sm) => Some(sm),
+            Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
+    }
+
+    /// The handler of one subscription: applies each push as the
+    /// connection reads it, and acknowledges every few. The first push
+    /// applied (or refused) is told to `first`.
+    fn handler(&self, first: Option<FirstApplied>) -> Handler {
+        let follower = self.clone();
+        let mut unacked = 0;
+        let mut first = first;
+        let mut tell_first = move |result: Result<(), MirrorError>| {
+            if let Some(tx) = first
+                .take()
+                .and_then(|f| f.lock().unwrap_or_else(|e| e.into_inner()).take())
+            {
+                let _ = tx.send(result);
+            }
+        };
+        Box::new(move |bytes| match follower.apply(bytes, false) {
+            // The state is being read: the subscription's task applies
+            // this push and the next ones, waiting for the reader.
+            Ok(None) => Handled::Later,
+            Ok(Some(applied)) => {
+                tell_first(Ok(()));
+                unacked += 1;
+                // Every few pushes are enough to keep the node's window
+                // open (it allows twice as many unacknowledged), and cut
+                // the acknowledgements a node with many mirrors handles.
+                if unacked >= ACK_EVERY {
+                    unacked = 0;
+                    Handled::Acknowledge(applied)
+                } else {
+                    Handled::Taken
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "mirror: a push could not be applied; subscribing again");
+                tell_first(Err(e));
+                Handled::Refused
+            }
+        })
+    }
+
+    /// Follows until a lasting refusal: the subscription's handler applies
+    /// the pushes (and this task those it leaves for later, when the state
+    /// was being read); when the subscription ends, this subscribes again
+    /// (with backoff, to any node).
     async fn run(
         self,
         target: Target,
@@ -522,46 +634,13 @@ impl<SM: Mirrored> Follower<SM> {
         options: MirrorOptions,
     ) {
         let mut pause = options.reconnect_min;
+        let received = || {
+            let c = &self.counters;
+            c.diffs.load(Ordering::Relaxed) + c.full_states.load(Ordering::Relaxed)
+        };
         loop {
-            // Pushes applied since the last acknowledgement.
-            let mut unacked = 0;
-            let error = 'subscribed: loop {
-                let mut next = subscription.next().await;
-                // Everything that has arrived is applied before one
-                // acknowledgement covers it all.
-                let mut applied;
-                loop {
-                    match next {
-                        Some(Item::Push(bytes)) => match self.apply(&bytes) {
-                            Ok(v) => {
-                                applied = v;
-                                unacked += 1;
-                            }
-                            Err(e) => {
-                                tracing::warn!(error = %e, "mirror: a push could not be applied; subscribing again");
-                                break 'subscribed None;
-                            }
-                        },
-                        Some(Item::End(reply)) => break 'subscribed Some(ended(&reply)),
-                        None => break 'subscribed None,
-                    }
-                    next = subscription.next_now();
-                    if next.is_none() {
-                        break;
-                    }
-                }
-                pause = options.reconnect_min;
-                // Every other push is enough to keep the node's window
-                // open (it allows more than two unacknowledged), and halves
-                // the acknowledgements a node with many mirrors handles.
-                if unacked >= ACK_EVERY {
-                    if !subscription.ack(applied).await {
-                        break None;
-                    }
-                    unacked = 0;
-                }
-            };
-            if let Some(e) = error {
+            let before = received();
+            if let Some(e) = self.follow(&mut subscription).await {
                 if lasting(&e) {
                     tracing::warn!(error = %e, "mirror: stopped");
                     stopped.send_replace(Some(Arc::new(e.into())));
@@ -570,12 +649,17 @@ impl<SM: Mirrored> Follower<SM> {
                 tracing::debug!(error = %e, "mirror: subscription ended");
             }
             drop(subscription);
+            // A subscription that brought something worked: the pauses
+            // start short again.
+            if received() > before {
+                pause = options.reconnect_min;
+            }
             subscription = loop {
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(options.reconnect_max);
                 let version = *self.shared.version.borrow();
                 let deadline = std::time::Instant::now() + target.client.timeout();
-                match subscribe(&target, version, deadline).await {
+                match subscribe(&target, version, &|| self.handler(None), deadline).await {
                     Ok(s) => break s,
                     Err(e) if lasting(&e) => {
                         stopped.send_replace(Some(Arc::new(e.into())));
@@ -587,6 +671,41 @@ impl<SM: Mirrored> Follower<SM> {
             self.counters
                 .resubscriptions
                 .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Applies the pushes the handler left for later until the
+    /// subscription ends; returns the node's refusal, if it ended with one.
+    async fn follow(&self, subscription: &mut Subscription) -> Option<ClientError> {
+        loop {
+            let mut next = subscription.next().await;
+            let mut applied = None;
+            loop {
+                match next {
+                    Some(Item::Push(bytes)) => match self.apply(&bytes, true) {
+                        Ok(v) => applied = v.or(applied),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "mirror: a push could not be applied; subscribing again");
+                            return None;
+                        }
+                    },
+                    Some(Item::End(reply)) => return Some(ended(&reply)),
+                    Some(Item::Refused) | None => return None,
+                }
+                next = subscription.next_now();
+                if next.is_none() {
+                    // Everything that arrived is applied: one
+                    // acknowledgement covers it, and the handler takes
+                    // the next pushes again.
+                    if let Some(v) = applied.take() {
+                        subscription.acknowledge(v);
+                    }
+                    if subscription.caught_up() {
+                        break;
+                    }
+                    next = subscription.next_now();
+                }
+            }
         }
     }
 }

@@ -4,10 +4,11 @@
 
 use super::frame::{self, Kind};
 use super::handshake::{self, Hello, MAX_HANDSHAKE, Welcome};
-use super::push::{Item, Subscription};
+use super::push::{Handler, Item, Open, Subscription};
 use super::tls::Security;
 use super::{ConnectionError, Limits};
 use crate::types::NodeId;
+use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -26,7 +27,8 @@ pub(crate) type BoxStream = Box<dyn Stream>;
 pub(crate) struct Outgoing {
     pub(crate) id: u64,
     pub(crate) kind: Kind,
-    pub(crate) payload: Vec<u8>,
+    /// Shared: the same push goes to many subscriptions.
+    pub(crate) payload: Bytes,
 }
 
 /// Frames queued per connection before senders wait.
@@ -138,7 +140,7 @@ pub(crate) enum CallError {
 struct Pending {
     waiting: HashMap<u64, oneshot::Sender<Vec<u8>>>,
     /// Open subscriptions, by request id.
-    streams: HashMap<u64, mpsc::UnboundedSender<Item>>,
+    streams: HashMap<u64, Arc<Open>>,
     closed: bool,
 }
 
@@ -196,6 +198,7 @@ impl Connection {
         let writer = spawn_writer(w, rx);
         let reader = {
             let pending = Arc::clone(&pending);
+            let outbox = outbox.clone();
             tokio::spawn(async move {
                 let error = loop {
                     match r.next(limits.max_frame, limits.stall_timeout).await {
@@ -204,14 +207,17 @@ impl Connection {
                             if let Some(w) = p.waiting.remove(&f.id) {
                                 let _ = w.send(f.payload);
                             } else if let Some(s) = p.streams.remove(&f.id) {
-                                let _ = s.send(Item::End(f.payload));
+                                let _ = s.items.send(Item::End(f.payload));
                             }
                         }
                         Ok(f) if f.kind == Kind::Push => {
                             // A push for a cancelled subscription may still
                             // be on its way: dropped.
-                            if let Some(s) = lock(&pending).streams.get(&f.id) {
-                                let _ = s.send(Item::Push(f.payload));
+                            let stream = lock(&pending).streams.get(&f.id).cloned();
+                            if let Some(stream) = stream
+                                && !stream.take(f.id, f.payload, &outbox)
+                            {
+                                lock(&pending).streams.remove(&f.id);
                             }
                         }
                         Ok(f) => {
@@ -253,16 +259,23 @@ impl Connection {
         lock(&self.pending).closed || self.outbox.is_closed()
     }
 
-    /// Opens a subscription with request `payload`: the server's pushes,
-    /// then its closing reply, arrive through the returned handle.
-    pub(crate) async fn subscribe(&self, payload: Vec<u8>) -> Result<Subscription, CallError> {
+    /// Opens a subscription with request `payload`: the server's pushes go
+    /// to `handler` as they arrive (or to the returned handle, when the
+    /// handler leaves them for later), and so does how it ended.
+    pub(crate) async fn subscribe(
+        &self,
+        payload: Vec<u8>,
+        handler: Handler,
+    ) -> Result<Subscription, CallError> {
         let (tx, items) = mpsc::unbounded_channel();
+        let (open, inline) = Open::new(handler, tx);
         let id = self.register(|p, id| {
-            p.streams.insert(id, tx);
+            p.streams.insert(id, Arc::new(open));
         })?;
         let pending = Arc::clone(&self.pending);
         let subscription = Subscription {
             id,
+            inline,
             items,
             outbox: self.outbox.clone(),
             on_drop: Some(Box::new(move || {
@@ -303,7 +316,11 @@ impl Connection {
     /// Queues one frame for the writer.
     async fn send(&self, id: u64, kind: Kind, payload: Vec<u8>) -> Result<(), CallError> {
         self.outbox
-            .send(Outgoing { id, kind, payload })
+            .send(Outgoing {
+                id,
+                kind,
+                payload: payload.into(),
+            })
             .await
             .map_err(|_| CallError::NotSent)
     }

@@ -6,6 +6,9 @@
 
 use super::connection::Outgoing;
 use super::frame::Kind;
+use bytes::Bytes;
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, watch};
 
 /// The server's side of one subscription: where it pushes, and what the
@@ -25,15 +28,25 @@ impl Pushes {
     /// Sends one item; `false` once the connection is gone. Waits while
     /// the connection's queue is full (a slow subscriber slows only its
     /// own subscriptions).
-    pub async fn push(&self, payload: Vec<u8>) -> bool {
-        self.outbox
-            .send(Outgoing {
-                id: self.id,
-                kind: Kind::Push,
-                payload,
-            })
-            .await
-            .is_ok()
+    pub async fn push(&self, payload: impl Into<Bytes>) -> bool {
+        self.outbox.send(self.frame(payload.into())).await.is_ok()
+    }
+
+    /// Sends one item if the connection's queue has room for it now.
+    pub(crate) fn try_push(&self, payload: Bytes) -> TryPush {
+        match self.outbox.try_send(self.frame(payload)) {
+            Ok(()) => TryPush::Sent,
+            Err(TrySendError::Full(_)) => TryPush::Full,
+            Err(TrySendError::Closed(_)) => TryPush::Closed,
+        }
+    }
+
+    fn frame(&self, payload: Bytes) -> Outgoing {
+        Outgoing {
+            id: self.id,
+            kind: Kind::Push,
+            payload,
+        }
     }
 
     /// The highest version the subscriber has acknowledged.
@@ -53,21 +66,134 @@ impl Pushes {
     pub async fn closed(&self) {
         self.outbox.closed().await;
     }
+
+    /// [`Pushes::closed`] as a future that does not borrow `self`, for a
+    /// subscription whose pushes another task makes for a while.
+    pub(crate) fn closed_signal(&self) -> impl std::future::Future<Output = ()> + use<> {
+        let outbox = self.outbox.clone();
+        async move { outbox.closed().await }
+    }
 }
 
-/// One item of a subscription, on the subscriber's side.
+/// What became of a [`Pushes::try_push`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TryPush {
+    Sent,
+    /// The connection's queue is full: nothing was sent.
+    Full,
+    /// The connection is gone.
+    Closed,
+}
+
+/// What a subscriber made of one push. The connection's reader hands each
+/// push to the subscription's [`Handler`] as it reads it (a task per
+/// subscription, woken for every push, cost more than applying it) and
+/// acts on the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Handled {
+    /// Taken; nothing to send back.
+    Taken,
+    /// Taken; the server is told that everything up to this version is
+    /// applied.
+    Acknowledge(u64),
+    /// Not taken, because taking it now would mean waiting: it and every
+    /// push after it go to the [`Subscription`]'s owner, in order, until
+    /// it is [caught up](Subscription::caught_up).
+    Later,
+    /// Could not be taken: the subscription is cancelled, and its owner
+    /// hears [`Item::Refused`].
+    Refused,
+}
+
+/// Takes a subscription's pushes, on the connection's reader. It must not
+/// wait: every subscription on the connection waits with it.
+pub(crate) type Handler = Box<dyn FnMut(&[u8]) -> Handled + Send>;
+
+/// What reaches a subscription's owner.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Item {
-    /// A pushed payload.
+    /// A push its handler left for later.
     Push(Vec<u8>),
     /// The server ended the subscription with this reply.
     End(Vec<u8>),
+    /// Its handler refused a push.
+    Refused,
+}
+
+/// A subscription as its connection's reader sees it. The reader's table
+/// holds the only sender of its items: when the connection closes, the
+/// owner hears it.
+pub(crate) struct Open {
+    inline: Arc<Mutex<Inline>>,
+    pub(crate) items: mpsc::UnboundedSender<Item>,
+}
+
+/// The handler, and whether pushes go to the owner instead.
+pub(crate) struct Inline {
+    pub(crate) handler: Handler,
+    pub(crate) deferred: bool,
+}
+
+impl Open {
+    /// The reader's side of a subscription, and the handle its owner uses
+    /// to give pushes back to the handler.
+    pub(crate) fn new(
+        handler: Handler,
+        items: mpsc::UnboundedSender<Item>,
+    ) -> (Self, Arc<Mutex<Inline>>) {
+        let inline = Arc::new(Mutex::new(Inline {
+            handler,
+            deferred: false,
+        }));
+        let open = Self {
+            inline: Arc::clone(&inline),
+            items,
+        };
+        (open, inline)
+    }
+
+    /// Hands a push to the handler, or to the owner if pushes go there;
+    /// `false` if the subscription must end (the handler refused it).
+    pub(crate) fn take(&self, id: u64, payload: Vec<u8>, outbox: &mpsc::Sender<Outgoing>) -> bool {
+        let mut inline = lock(&self.inline);
+        if inline.deferred {
+            let _ = self.items.send(Item::Push(payload));
+            return true;
+        }
+        let handler = &mut inline.handler;
+        // A handler that panics refuses the push; the connection and its
+        // other subscriptions go on.
+        let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(&payload)))
+            .unwrap_or(Handled::Refused);
+        match handled {
+            Handled::Taken => true,
+            Handled::Acknowledge(version) => {
+                acknowledge(outbox, id, version);
+                true
+            }
+            Handled::Later => {
+                inline.deferred = true;
+                let _ = self.items.send(Item::Push(payload));
+                true
+            }
+            Handled::Refused => {
+                let _ = self.items.send(Item::Refused);
+                false
+            }
+        }
+    }
+}
+
+fn lock(inline: &Mutex<Inline>) -> MutexGuard<'_, Inline> {
+    // A handler that panics is caught inside the lock (`Open::take`).
+    inline.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The subscriber's side of one subscription. Dropping it cancels the
 /// subscription.
 pub(crate) struct Subscription {
     pub(crate) id: u64,
+    pub(crate) inline: Arc<Mutex<Inline>>,
     pub(crate) items: mpsc::UnboundedReceiver<Item>,
     pub(crate) outbox: mpsc::Sender<Outgoing>,
     /// Removes the subscription from its connection's table.
@@ -85,17 +211,37 @@ impl Subscription {
         self.items.try_recv().ok()
     }
 
-    /// Tells the server that everything up to `version` is applied;
-    /// `false` if the connection is gone.
-    pub(crate) async fn ack(&self, version: u64) -> bool {
-        self.outbox
-            .send(Outgoing {
-                id: self.id,
-                kind: Kind::Ack,
-                payload: version.to_le_bytes().to_vec(),
-            })
-            .await
-            .is_ok()
+    /// Gives pushes back to the handler once every one left for later is
+    /// taken; `false` if more have arrived (take them first).
+    pub(crate) fn caught_up(&self) -> bool {
+        let mut inline = lock(&self.inline);
+        if !self.items.is_empty() {
+            return false;
+        }
+        inline.deferred = false;
+        true
+    }
+
+    /// Tells the server that everything up to `version` is applied.
+    pub(crate) fn acknowledge(&self, version: u64) {
+        acknowledge(&self.outbox, self.id, version);
+    }
+}
+
+/// Queues the acknowledgement of `version` on subscription `id`, without
+/// waiting: the reader calls it, and a reader that waited for the writer
+/// could wait for a peer that waits for it to read.
+fn acknowledge(outbox: &mpsc::Sender<Outgoing>, id: u64, version: u64) {
+    let frame = Outgoing {
+        id,
+        kind: Kind::Ack,
+        payload: Bytes::copy_from_slice(&version.to_le_bytes()),
+    };
+    if let Err(TrySendError::Full(frame)) = outbox.try_send(frame) {
+        let outbox = outbox.clone();
+        tokio::spawn(async move {
+            let _ = outbox.send(frame).await;
+        });
     }
 }
 
@@ -104,7 +250,7 @@ impl Drop for Subscription {
         let _ = self.outbox.try_send(Outgoing {
             id: self.id,
             kind: Kind::Cancel,
-            payload: Vec::new(),
+            payload: Bytes::new(),
         });
         if let Some(f) = self.on_drop.take() {
             f();

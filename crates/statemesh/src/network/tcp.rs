@@ -546,7 +546,7 @@ async fn send_reply(outbox: &mpsc::Sender<Outgoing>, id: u64, payload: Vec<u8>) 
         .send(Outgoing {
             id,
             kind: Kind::Reply,
-            payload,
+            payload: payload.into(),
         })
         .await;
 }

@@ -1,6 +1,7 @@
 //! The state machines a server can host, found by signature, and the
 //! type-erased face of a hosted group.
 
+use super::fanout::Fanout;
 use crate::client::Refusal;
 use crate::collections::{
     CellState, Json, MapState, OnceState, PriorityQueueState, SetState, VecState,
@@ -33,6 +34,10 @@ pub(crate) trait Hosted: Send + Sync {
     fn identity(&self) -> Identity;
     /// What a mirror at `from` is missing.
     fn since(&self, from: u64) -> Since;
+    /// The newest version the mirrors' history knows of.
+    fn history_version(&self) -> u64;
+    /// Pushes new versions to the mirrors that are up to date.
+    fn fanout(&self) -> &Fanout;
     /// Several versions' changes as one run.
     fn merge(&self, items: &[Item]) -> Result<Vec<u8>, Refusal>;
     /// The whole state, encoded, and its version.
@@ -55,6 +60,7 @@ struct HostedGroup<SM: Hostable> {
     signature: String,
     identity: Identity,
     history: Arc<History>,
+    fanout: Fanout,
 }
 
 impl<SM: Hostable> Hosted for HostedGroup<SM> {
@@ -68,6 +74,14 @@ impl<SM: Hostable> Hosted for HostedGroup<SM> {
 
     fn since(&self, from: u64) -> Since {
         self.history.since(from)
+    }
+
+    fn history_version(&self) -> u64 {
+        self.history.version()
+    }
+
+    fn fanout(&self) -> &Fanout {
+        &self.fanout
     }
 
     fn merge(&self, items: &[Item]) -> Result<Vec<u8>, Refusal> {
@@ -176,6 +190,7 @@ pub(crate) async fn open_hosted<SM: Hostable>(
         signature,
         identity,
         history,
+        fanout: Fanout::default(),
     });
     Ok((group, hosted))
 }

@@ -12,6 +12,7 @@
 //! joint consensus.
 
 mod cluster_state;
+mod fanout;
 mod kinds;
 mod membership;
 mod metrics;

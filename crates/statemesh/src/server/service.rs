@@ -48,7 +48,7 @@ impl ClientHandler for Service {
                     // server, which may shut down under it.
                     drop(inner);
                     match h {
-                        Ok(h) => subscription::serve(&*h, from, pushes).await,
+                        Ok(h) => subscription::serve(h, from, pushes).await,
                         Err(refusal) => Err(refusal),
                     }
                 }
