@@ -52,16 +52,16 @@ pub(crate) fn spawn_writer(
                 w.write_all(&f.payload).await?;
                 metrics::counter!("statemesh_bytes_sent_total")
                     .increment((header.len() + f.payload.len()) as u64);
-                let fan_out = matches!(f.kind, Kind::Push | Kind::Ack);
+                let acknowledgement = f.kind == Kind::Ack;
                 next = outbox.try_recv().ok();
-                if next.is_none() && fan_out {
-                    // Before flushing a push (or a mirror's acknowledgement),
-                    // let the tasks already woken run: when one commit
-                    // wakes a hundred subscriptions, their pushes then
-                    // leave in one write instead of a hundred (this task,
-                    // woken by the first, would otherwise run right after
-                    // it and flush it alone). Requests and replies, which
-                    // one waiter waits for, are flushed at once.
+                if next.is_none() && acknowledgement {
+                    // Before flushing a mirror's acknowledgement, let the
+                    // tasks already woken run: a thousand mirrors'
+                    // acknowledgements then leave in one write. Nobody
+                    // waits for them; everything else (pushes, which one
+                    // fan-out task queues together, requests and replies)
+                    // is flushed at once, since a turn of the scheduler
+                    // can mean waiting behind every task a commit woke.
                     tokio::task::yield_now().await;
                     next = outbox.try_recv().ok();
                 }

@@ -7,9 +7,29 @@
 use super::connection::Outgoing;
 use super::frame::Kind;
 use bytes::Bytes;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::mpsc::error::TrySendError;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc};
+
+/// What a subscriber has acknowledged: written by the connection's reader,
+/// read by whatever pushes to it. An atomic rather than a watch channel:
+/// a node's fan-out reads it for every mirror at every version, and only a
+/// subscription whose window is full waits on it.
+#[derive(Debug, Default)]
+pub(crate) struct Acks {
+    version: AtomicU64,
+    raised: Notify,
+}
+
+impl Acks {
+    /// Notes an acknowledgement of `version` (an older one changes nothing).
+    pub(crate) fn record(&self, version: u64) {
+        if self.version.fetch_max(version, Ordering::AcqRel) < version {
+            self.raised.notify_one();
+        }
+    }
+}
 
 /// The server's side of one subscription: where it pushes, and what the
 /// subscriber has acknowledged.
@@ -17,11 +37,11 @@ use tokio::sync::{mpsc, watch};
 pub struct Pushes {
     id: u64,
     outbox: mpsc::Sender<Outgoing>,
-    acks: watch::Receiver<u64>,
+    acks: Arc<Acks>,
 }
 
 impl Pushes {
-    pub(crate) fn new(id: u64, outbox: mpsc::Sender<Outgoing>, acks: watch::Receiver<u64>) -> Self {
+    pub(crate) fn new(id: u64, outbox: mpsc::Sender<Outgoing>, acks: Arc<Acks>) -> Self {
         Self { id, outbox, acks }
     }
 
@@ -52,13 +72,17 @@ impl Pushes {
     /// The highest version the subscriber has acknowledged.
     #[must_use]
     pub fn acked(&self) -> u64 {
-        *self.acks.borrow()
+        self.acks.version.load(Ordering::Acquire)
     }
 
-    /// Waits for the next acknowledgement; `false` once the subscriber
-    /// cannot send any more (cancelled, or the connection closed).
+    /// Waits for the next acknowledgement (one that came since the last
+    /// wait counts); `false` once the connection is gone. A cancelled
+    /// subscription's task is ended by the connection.
     pub async fn next_ack(&mut self) -> bool {
-        self.acks.changed().await.is_ok()
+        tokio::select! {
+            () = self.acks.raised.notified() => true,
+            () = self.outbox.closed() => false,
+        }
     }
 
     /// Resolves once the connection is gone (without waking for

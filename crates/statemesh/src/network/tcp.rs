@@ -4,7 +4,7 @@ use super::auth::{Authenticator, Grant};
 use super::connection::{BoxStream, CallError, Connection, Outgoing, spawn_writer};
 use super::frame::{self, Kind};
 use super::handshake::{self, Hello, MAX_HANDSHAKE, Peer, Welcome};
-use super::push::Pushes;
+use super::push::{Acks, Pushes};
 use super::tls::Security;
 use super::{BoxFuture, ConnectionError, Handler, Limits, Network, NetworkError};
 use crate::types::NodeId;
@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::io::ReadHalf;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{Semaphore, mpsc};
 use tokio::task::{JoinHandle, JoinSet};
 
 /// Answers the requests of authenticated clients.
@@ -462,7 +462,7 @@ async fn serve_requests(
     tokio::pin!(expiry);
     // Open subscriptions: where their acknowledgements go, and how to end
     // them. Each ends by sending its id back here.
-    let mut streams: HashMap<u64, (watch::Sender<u64>, tokio::task::AbortHandle)> = HashMap::new();
+    let mut streams: HashMap<u64, (Arc<Acks>, tokio::task::AbortHandle)> = HashMap::new();
     let (ended_tx, mut ended) = mpsc::unbounded_channel::<u64>();
     loop {
         while handlers.try_join_next().is_some() {}
@@ -485,8 +485,8 @@ async fn serve_requests(
                         f.id
                     )));
                 }
-                let (acks, acked) = watch::channel(0);
-                let pushes = Pushes::new(f.id, outbox.clone(), acked);
+                let acks = Arc::new(Acks::default());
+                let pushes = Pushes::new(f.id, outbox.clone(), Arc::clone(&acks));
                 let reply = h.subscribe(Arc::clone(grant), f.payload, pushes);
                 let (outbox, ended_tx) = (outbox.clone(), ended_tx.clone());
                 let task = handlers.spawn(async move {
@@ -504,11 +504,7 @@ async fn serve_requests(
                     })?;
                 // One for a subscription that already ended is harmless.
                 if let Some((acks, _)) = streams.get(&f.id) {
-                    acks.send_if_modified(|v| {
-                        let raised = version > *v;
-                        *v = (*v).max(version);
-                        raised
-                    });
+                    acks.record(version);
                 }
                 continue;
             }
