@@ -59,9 +59,15 @@ impl Mirrored for Counter {
     }
 
     fn apply_change(&mut self, count: u64) {
+        // A copy that cannot take one value: what a mirror does when its
+        // state machine panics (replicas apply commands, not changes).
+        assert_ne!(count, UNAPPLIABLE, "a change this copy cannot apply");
         self.count = count;
     }
 }
+
+/// The count a mirror's counter panics on.
+const UNAPPLIABLE: u64 = 13;
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 struct Total;
@@ -419,5 +425,43 @@ async fn a_thousand_mirrors_follow_ten_thousand_updates() {
         assert_eq!(copy(m), want);
         assert_eq!(m.stats().full_states, 0, "{:?}", m.stats());
     }
+    node.shutdown().await;
+}
+
+/// A mirror whose state machine panics on a change takes nothing down with
+/// it: its connection goes on carrying requests and another mirror's
+/// pushes, and the mirror keeps its last good state and asks again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_a_mirror_cannot_apply_disturbs_nothing_else() {
+    let env = Env::new(kinds());
+    let node = env.start("a", &[], HistoryLimits::default()).await;
+    let client = env.client(&[node.address().to_owned()]).await;
+    let counter = client.open::<Counter>("counter").await.unwrap();
+    let (_, five) = counter.execute(5).await.unwrap();
+    let fragile = Mirror::<Counter>::open(&client, "counter").await.unwrap();
+    let prices = client.map::<String, u64>("prices").await.unwrap();
+    let healthy = Mirror::<Prices>::open(&client, "prices").await.unwrap();
+
+    counter.execute(UNAPPLIABLE - 5).await.unwrap();
+    eventually("the mirror to ask again", async || {
+        fragile.stats().resubscriptions >= 2
+    })
+    .await;
+    assert_eq!(fragile.version(), five);
+    assert_eq!(fragile.read_with(|c| c.count), 5);
+    assert!(fragile.stopped().is_none());
+
+    // The same client, and so the same connection, works on (a reader
+    // that died with the mirror would leave these waiting).
+    tokio::time::timeout(Duration::from_secs(30), async {
+        for i in 0..20 {
+            prices.insert(format!("k{i}"), i).await.unwrap();
+        }
+        converged(&healthy, &client, "prices").await;
+    })
+    .await
+    .expect("the connection still carries requests and pushes");
+    // Its subscription was never cut.
+    assert_eq!(healthy.stats().resubscriptions, 0);
     node.shutdown().await;
 }
