@@ -86,14 +86,9 @@ impl Pushes {
     }
 
     /// Resolves once the connection is gone (without waking for
-    /// acknowledgements, as [`Pushes::next_ack`] does).
-    pub async fn closed(&self) {
-        self.outbox.closed().await;
-    }
-
-    /// [`Pushes::closed`] as a future that does not borrow `self`, for a
-    /// subscription whose pushes another task makes for a while.
-    pub(crate) fn closed_signal(&self) -> impl std::future::Future<Output = ()> + use<> {
+    /// acknowledgements, as [`Pushes::next_ack`] does). The future does not
+    /// borrow `self`: it can be awaited while another task pushes.
+    pub fn closed(&self) -> impl std::future::Future<Output = ()> + Send + use<> {
         let outbox = self.outbox.clone();
         async move { outbox.closed().await }
     }

@@ -91,7 +91,7 @@ pub(crate) async fn serve(h: Arc<dyn Hosted>, from: u64, pushes: Pushes) -> Resp
                 (c.at, encode(&push)?)
             }
             Since::Current => {
-                let closed = c.pushes.closed_signal();
+                let closed = c.pushes.closed();
                 match Fanout::follow(&h, c) {
                     Follow::Behind(back) => c = back,
                     Follow::Following(back) => {
