@@ -32,7 +32,7 @@ impl<SM> View<SM> {
     /// The version (log index of the last applied change) of this copy.
     #[must_use]
     pub fn version(&self) -> u64 {
-        *self.shared.version.borrow()
+        self.shared.version.get()
     }
 
     /// Futures for this copy's versions. (A [`Reader`]'s `when` also has
@@ -52,7 +52,7 @@ impl<SM> View<SM> {
     /// the state it read (exactly: both are read under one lock).
     pub fn read_versioned<R>(&self, read: impl FnOnce(&SM) -> R) -> (R, u64) {
         let sm = self.shared.sm.read().unwrap_or_else(|e| e.into_inner());
-        (read(&sm), *self.shared.version.borrow())
+        (read(&sm), self.shared.version.get())
     }
 
     /// Publishes this copy to shared memory as region `name` (in

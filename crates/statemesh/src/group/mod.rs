@@ -8,6 +8,7 @@ pub(crate) mod rpc;
 mod snapshot_file;
 mod snapshot_stream;
 mod store;
+mod version;
 
 pub use history::HistoryLimits;
 pub use id::{GroupId, Identity};
@@ -27,6 +28,7 @@ pub(crate) use history::{History, Item, Recorder, Recording, Since, merge as mer
 pub(crate) use proposer::Proposer;
 pub(crate) use raft_network::GroupNetwork;
 pub(crate) use store::{LoadError, Shared, SnapshotCloser, Store};
+pub(crate) use version::{VersionReceiver, VersionSender};
 
 /// How fresh a read must be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,7 +136,7 @@ impl<SM: StateMachine> Group<SM> {
     /// The log index of the last change this replica applied.
     #[must_use]
     pub fn version(&self) -> u64 {
-        *self.inner.shared.version.borrow()
+        self.inner.shared.version.get()
     }
 
     /// The leader this replica knows of.
@@ -261,7 +263,7 @@ impl<SM: StateMachine> Group<SM> {
             let index = self.read_index().await?;
             let mut version = self.inner.shared.version.subscribe();
             version
-                .wait_for(|&v| v >= index)
+                .wait_for(|v| v >= index)
                 .await
                 .map_err(|_| QueryError::Shutdown)?;
         }
@@ -390,29 +392,29 @@ pub struct GroupStatus {
 /// mirror's.
 #[derive(Debug, Clone)]
 pub struct Versions {
-    version: watch::Receiver<u64>,
+    version: VersionReceiver,
 }
 
 impl Versions {
-    pub(crate) fn new(version: watch::Receiver<u64>) -> Self {
+    pub(crate) fn new(version: VersionReceiver) -> Self {
         Self { version }
     }
 
     /// Resolves once this copy has applied `version`: a local read then
     /// sees every write up to it.
     pub async fn reaches(&mut self, version: u64) {
-        let _ = self.version.wait_for(|&v| v >= version).await;
+        let _ = self.version.wait_for(|v| v >= version).await;
     }
 
     /// Resolves once this copy has applied `version` (`true`) or will
     /// apply nothing more (`false`: it was closed).
     pub(crate) async fn reached(&mut self, version: u64) -> bool {
-        self.version.wait_for(|&v| v >= version).await.is_ok()
+        self.version.wait_for(|v| v >= version).await.is_ok()
     }
 
     /// Resolves at the next change this copy applies.
     pub async fn updated(&mut self) {
-        self.version.mark_unchanged();
+        self.version.borrow_and_update();
         let _ = self.version.changed().await;
     }
 }

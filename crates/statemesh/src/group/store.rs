@@ -11,6 +11,7 @@
 // openraft's `StorageError` is large, and it is what its traits return.
 #![allow(clippy::result_large_err)]
 
+use super::VersionSender;
 use super::history::Recorder;
 use super::snapshot_file::{self, Loaded, Source};
 use super::snapshot_stream::SnapshotStream;
@@ -28,7 +29,6 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use tokio::sync::watch;
 
 pub(crate) use snapshot_file::LoadError;
 
@@ -42,7 +42,7 @@ static TEMPORARY: AtomicU64 = AtomicU64::new(0);
 pub(crate) struct Shared<SM> {
     pub(crate) sm: RwLock<SM>,
     /// The index of the last applied entry: the state's version.
-    pub(crate) version: watch::Sender<u64>,
+    pub(crate) version: VersionSender,
 }
 
 /// The snapshot on disk: its metadata and the cache keys it refers to.
@@ -146,7 +146,7 @@ impl<SM: StateMachine> Store<SM> {
         }
         let shared = Arc::new(Shared {
             sm: RwLock::new(sm),
-            version: watch::channel(applied.map_or(0, |l| l.index)).0,
+            version: VersionSender::new(applied.map_or(0, |l| l.index)),
         });
         if let Some(r) = &recorder {
             r.reset(applied.map_or(0, |l| l.index));
@@ -355,7 +355,7 @@ impl<SM: StateMachine> RaftStateMachine<TypeConfig> for Store<SM> {
             // Under the lock, so that a reader holding it sees the state
             // and its version agree.
             if let Some(l) = self.applied {
-                self.shared.version.send_replace(l.index);
+                self.shared.version.set(l.index);
             }
         }
         Ok(replies)
@@ -432,7 +432,7 @@ impl<SM: StateMachine> RaftStateMachine<TypeConfig> for Store<SM> {
             }
             self.shared
                 .version
-                .send_replace(meta.last_log_id.map_or(0, |l| l.index));
+                .set(meta.last_log_id.map_or(0, |l| l.index));
         }
         self.applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();

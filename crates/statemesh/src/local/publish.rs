@@ -266,7 +266,7 @@ fn publish_loop<SM: Publish>(
         // agree; the O(1) snapshot is laid out after the lock is released.
         let (snapshot, version) = {
             let sm = shared.sm.read().unwrap_or_else(|e| e.into_inner());
-            (sm.snapshot(), *shared.version.borrow())
+            (sm.snapshot(), shared.version.get())
         };
         if published != Some(version) {
             let written =

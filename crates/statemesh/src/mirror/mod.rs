@@ -34,7 +34,7 @@ use crate::client::Remote;
 use crate::client::protocol::{ClientRequest, Push, Response};
 use crate::client::{Attempt, Client, ClientError, Refusal, Resync};
 use crate::collections::View;
-use crate::group::{Identity, Shared};
+use crate::group::{Identity, Shared, VersionSender};
 use crate::hooks::{HookError, Hooked, Hooks};
 use crate::network::push::{Handled, Handler, Item, Subscription};
 use crate::state_machine::{Mirrored, Queryable};
@@ -246,7 +246,7 @@ impl<SM: Mirrored> Mirror<SM> {
         let version = resumed_from.unwrap_or(0);
         let shared = Arc::new(Shared {
             sm: RwLock::new(sm),
-            version: watch::channel(version).0,
+            version: VersionSender::new(version),
         });
         let collection = name.to_owned();
         let target = Target {
@@ -514,7 +514,7 @@ impl<SM: Mirrored> Follower<SM> {
                         return Ok(None);
                     };
                     sm.restore(state);
-                    self.shared.version.send_replace(version);
+                    self.shared.version.set(version);
                 }
                 self.counters.full_states.fetch_add(1, Ordering::Relaxed);
                 let _ = self
@@ -523,7 +523,7 @@ impl<SM: Mirrored> Follower<SM> {
                 Ok(Some(version))
             }
             Push::Diff { from, to, parts } => {
-                let at = *self.shared.version.borrow();
+                let at = self.shared.version.get();
                 if from != at {
                     return Err(MirrorError::Decode(format!(
                         "changes from version {from} for a copy at {at}"
@@ -557,7 +557,7 @@ impl<SM: Mirrored> Follower<SM> {
                     for c in changes {
                         sm.apply_change(c);
                     }
-                    self.shared.version.send_replace(to);
+                    self.shared.version.set(to);
                 }
                 self.counters.diffs.fetch_add(1, Ordering::Relaxed);
                 if let Some(changes) = copy {
@@ -657,7 +657,7 @@ impl<SM: Mirrored> Follower<SM> {
             subscription = loop {
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(options.reconnect_max);
-                let version = *self.shared.version.borrow();
+                let version = self.shared.version.get();
                 let deadline = std::time::Instant::now() + target.client.timeout();
                 match subscribe(&target, version, &|| self.handler(None), deadline).await {
                     Ok(s) => break s,
@@ -737,7 +737,7 @@ impl<SM: Mirrored> Persist<SM> {
         let _one = self.writing.lock().unwrap_or_else(|e| e.into_inner());
         let (state, version) = {
             let sm = self.shared.sm.read().unwrap_or_else(|e| e.into_inner());
-            (sm.snapshot(), *self.shared.version.borrow())
+            (sm.snapshot(), self.shared.version.get())
         };
         file::store(&self.dir, self.identity, version, &state)?;
         Ok(())
