@@ -39,7 +39,7 @@ use crate::hooks::{HookError, Hooked, Hooks};
 use crate::network::push::{Handled, Handler, Item, Subscription};
 use crate::state_machine::{Mirrored, Queryable};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::sync::{broadcast, oneshot, watch};
@@ -136,6 +136,18 @@ struct Counters {
     full_states: AtomicU64,
     diffs: AtomicU64,
     resubscriptions: AtomicU64,
+    /// [`Mirror::updates`] was called: changes are decoded a second time,
+    /// for its receivers. Asking the channel instead (`receiver_count`)
+    /// takes its lock, a cache miss for every push to every mirror in a
+    /// process that holds many; this flag shares a line with `diffs`, which
+    /// every push touches anyway. It stays set: a receiver dropped later
+    /// costs only the second decoding.
+    watched: AtomicBool,
+    /// The copy's version, as the follower last set it. Checked against
+    /// each push instead of the version the copy publishes: that one is
+    /// watched from other threads, and reading it before setting it costs
+    /// a transfer of its cache line more per push.
+    applied: AtomicU64,
 }
 
 /// Pushes a mirror applies per acknowledgement (less than the node's
@@ -262,7 +274,10 @@ impl<SM: Mirrored> Mirror<SM> {
             }),
         };
         let (updates, _) = broadcast::channel(options.updates_capacity.max(1));
-        let counters = Arc::new(Counters::default());
+        let counters = Arc::new(Counters {
+            applied: AtomicU64::new(version),
+            ..Counters::default()
+        });
         let follower = Follower {
             shared: Arc::clone(&shared),
             updates: updates.clone(),
@@ -360,6 +375,8 @@ impl<SM: Mirrored> Mirror<SM> {
     /// [`View::read_versioned`], and skip updates up to that version.
     #[must_use]
     pub fn updates(&self) -> broadcast::Receiver<Arc<Update<SM::Change>>> {
+        // Before subscribing: a push applied from now on is decoded for it.
+        self.inner.counters.watched.store(true, Ordering::Release);
         self.inner.updates.subscribe()
     }
 
@@ -514,7 +531,7 @@ impl<SM: Mirrored> Follower<SM> {
                         return Ok(None);
                     };
                     sm.restore(state);
-                    self.shared.version.set(version);
+                    self.set_version(version);
                 }
                 self.counters.full_states.fetch_add(1, Ordering::Relaxed);
                 let _ = self
@@ -523,7 +540,7 @@ impl<SM: Mirrored> Follower<SM> {
                 Ok(Some(version))
             }
             Push::Diff { from, to, parts } => {
-                let at = self.shared.version.get();
+                let at = self.counters.applied.load(Ordering::Acquire);
                 if from != at {
                     return Err(MirrorError::Decode(format!(
                         "changes from version {from} for a copy at {at}"
@@ -539,7 +556,7 @@ impl<SM: Mirrored> Follower<SM> {
                 for part in &parts {
                     changes.extend(postcard::from_bytes::<Vec<SM::Change>>(part).map_err(decode)?);
                 }
-                let watched = self.updates.receiver_count() > 0;
+                let watched = self.counters.watched.load(Ordering::Acquire);
                 let copy = if watched {
                     let mut again = Vec::with_capacity(changes.len());
                     for part in &parts {
@@ -557,7 +574,7 @@ impl<SM: Mirrored> Follower<SM> {
                     for c in changes {
                         sm.apply_change(c);
                     }
-                    self.shared.version.set(to);
+                    self.set_version(to);
                 }
                 self.counters.diffs.fetch_add(1, Ordering::Relaxed);
                 if let Some(changes) = copy {
@@ -568,6 +585,12 @@ impl<SM: Mirrored> Follower<SM> {
                 Ok(Some(to))
             }
         }
+    }
+
+    /// Sets the copy's version; called with the state held.
+    fn set_version(&self, version: u64) {
+        self.counters.applied.store(version, Ordering::Release);
+        self.shared.version.set(version);
     }
 
     /// The state, to change; `None` without `wait` if it is held.
