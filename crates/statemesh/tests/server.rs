@@ -138,6 +138,17 @@ async fn a_cluster_forms_by_joining_and_serves_clients() {
             assert_eq!(g.role, Role::Learner);
         }
     }
+    // Each node's own copy tells when it has the write.
+    for server in [&first, &second, &third, &reader] {
+        let mut when = server.when("config").await.unwrap();
+        tokio::time::timeout(Duration::from_secs(10), when.reaches(v))
+            .await
+            .unwrap_or_else(|_| panic!("node {} never applied {v}", server.id()));
+    }
+    assert!(matches!(
+        first.when("nothing").await,
+        Err(Refusal::NoSuchCollection(name)) if name == "nothing"
+    ));
     // Each node answers from its own replica once it has the write.
     for address in &all {
         let c = env

@@ -412,10 +412,13 @@ impl Versions {
         self.version.wait_for(|v| v >= version).await.is_ok()
     }
 
-    /// Resolves at the next change this copy applies.
-    pub async fn updated(&mut self) {
+    /// Resolves at the next change this copy applies, with the version
+    /// the copy has then (at once, with its last version, if it will
+    /// apply nothing more).
+    pub async fn updated(&mut self) -> u64 {
         self.version.borrow_and_update();
         let _ = self.version.changed().await;
+        self.version.borrow_and_update()
     }
 }
 

@@ -25,7 +25,7 @@ pub use kinds::Kinds;
 use crate::client::{Client, ClientError, ClientOptions, ClusterStatus, Refusal};
 use crate::error::{GroupError, NodeError};
 use crate::group::rpc::{Envelope, Request, encode};
-use crate::group::{Group, HistoryLimits};
+use crate::group::{Group, HistoryLimits, When};
 use crate::local::{LocalOptions, Publication};
 use crate::network::{Network, TcpNetwork, TcpOptions};
 use crate::node::{Node, NodeOptions};
@@ -313,6 +313,20 @@ impl Server {
     /// This node's view of the cluster.
     pub async fn status(&self) -> ClusterStatus {
         self.inner.status().await
+    }
+
+    /// Futures for this node's copy of collection `name`: when it applies
+    /// a version, and when the collection has a leader. A program that
+    /// embeds a node learns from it when the node's own replica has a
+    /// write, without asking over the network.
+    ///
+    /// # Errors
+    ///
+    /// [`Refusal::NoSuchCollection`] if the cluster has no such
+    /// collection, [`Refusal::UnknownKind`] if this build cannot host its
+    /// type, [`Refusal::Unavailable`] if its group could not be opened.
+    pub async fn when(&self, name: &str) -> Result<When, Refusal> {
+        Ok(self.inner.hosted(name).await?.when())
     }
 
     /// Leaves the cluster gracefully: removes this node's record, then
