@@ -24,9 +24,11 @@ use statemesh::network::{Authenticator, Secret};
 use statemesh::{
     Client, ClientOptions, Kinds, Map, Mirror, Remote, Security, Server, ServerOptions, TcpOptions,
 };
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::runtime::{Handle, Runtime};
 
 const CLUSTER: &str = "mirror-bench";
 const SECRET: &str = "mirror-bench-secret";
@@ -44,23 +46,55 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .and_then(|n| n.parse().ok());
     let (rounds, writes) = if quick { (1, 30) } else { (3, 100) };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async move {
+    // Each node, the mirrors, and the writer run on runtimes of their own,
+    // as the processes they stand for would, all on this machine's cores.
+    let nodes: Vec<Runtime> = ["node-a", "node-b", "node-c"]
+        .into_iter()
+        .map(|name| runtime(name, 2))
+        .collect();
+    // The mirrors: 100 to a client process, each process a runtime of one
+    // worker (`--one-client-runtime`: all in one runtime of two).
+    let shared_clients = args.iter().any(|a| a == "--one-client-runtime");
+    // `--cpu`: where the CPU went, per write, for each count.
+    let show_cpu = args.iter().any(|a| a == "--cpu");
+    let clients: Vec<Runtime> = if shared_clients {
+        vec![runtime("mirrors", 2)]
+    } else {
+        (0..10)
+            .map(|i| runtime(&format!("mirrors-{i}"), 1))
+            .collect()
+    };
+    let processes: Vec<Handle> = (0..10)
+        .map(|i| clients[i % clients.len()].handle().clone())
+        .collect();
+    let node_handles: Vec<Handle> = nodes.iter().map(|n| n.handle().clone()).collect();
+    runtime("writer", 1).block_on(async move {
         let dir = tempfile::tempdir().expect("temp dir");
         let shm = tempfile::tempdir_in("/dev/shm")
             .or_else(|_| tempfile::tempdir())
             .expect("temp dir");
-        let servers = cluster(dir.path(), shm.path()).await;
+        let servers = cluster(&node_handles, dir.path(), shm.path()).await;
         let addresses: Vec<String> = servers.iter().map(|s| s.address().to_owned()).collect();
         let writer = client(&addresses).await;
         let map = writer
             .open::<Bytes>("bench")
             .await
             .expect("open the benchmark map");
+        // When each node applied each version: a write is committed no
+        // later than the first of these and its acknowledgement.
+        let mut applied: Vec<Seen> = Vec::new();
+        for (server, node) in servers.iter().zip(&node_handles) {
+            let log: Seen = Arc::default();
+            let mut when = server.when("bench").await.expect("the node's copy");
+            let noted = Arc::clone(&log);
+            node.spawn(async move {
+                loop {
+                    let version = when.updated().await;
+                    noted.lock().expect("log").push((version, Instant::now()));
+                }
+            });
+            applied.push(log);
+        }
         println!(
             "| mirrors | writes | p50 ms, median (min–max of rounds) | p99 ms, median (min–max) |"
         );
@@ -69,27 +103,45 @@ fn main() {
             if only.is_some_and(|n| n != count) {
                 continue;
             }
-            let mirrors = mirrors(&addresses, count).await;
+            let mut groups = Vec::new();
+            for (g, process) in processes.iter().enumerate().take(count.div_ceil(100)) {
+                let mut rotated = addresses.clone();
+                rotated.rotate_left(g % addresses.len());
+                let n = (count - g * 100).min(100);
+                let mirrors = process.spawn(mirrors(rotated, n)).await.expect("mirrors");
+                groups.push((process.clone(), mirrors));
+            }
             // One watcher per mirror, as a consumer of it would have: it
             // notes when each version became visible.
             let seen: Vec<Seen> = (0..count).map(|_| Arc::default()).collect();
-            let watchers: Vec<_> = mirrors
+            let watchers: Vec<_> = groups
                 .iter()
+                .flat_map(|(process, mirrors)| mirrors.iter().map(move |m| (process, m)))
                 .zip(&seen)
-                .map(|(m, log)| {
+                .map(|((process, m), log)| {
                     let mut when = m.when();
-                    let view: statemesh::View<Bytes> = (**m).clone();
                     let log = Arc::clone(log);
-                    tokio::spawn(async move {
+                    process.spawn(async move {
                         loop {
-                            when.updated().await;
+                            let version = when.updated().await;
                             let now = Instant::now();
-                            log.lock().expect("log").push((view.version(), now));
+                            log.lock().expect("log").push((version, now));
                         }
                     })
                 })
                 .collect();
-            let (mut p50s, mut p99s) = measure(&map, &seen, rounds, writes).await;
+            let before = cpu_by_thread();
+            let (mut p50s, mut p99s) = measure(&map, &applied, &seen, rounds, writes).await;
+            let after = cpu_by_thread();
+            if show_cpu {
+                let per_write = |ticks: u64| ticks as f64 * 10.0 / ((rounds + 1) * writes) as f64;
+                let parts: Vec<String> = after
+                    .iter()
+                    .map(|(part, &t)| (part, t - before.get(part).copied().unwrap_or(0)))
+                    .map(|(part, t)| format!("{part} {:.2}", per_write(t)))
+                    .collect();
+                eprintln!("{count} mirrors, CPU ms per write: {}", parts.join(", "));
+            }
             for w in watchers {
                 w.abort();
             }
@@ -99,7 +151,13 @@ fn main() {
                 summary(&mut p50s),
                 summary(&mut p99s)
             );
-            drop(mirrors);
+            // Closed where they run.
+            for (process, mirrors) in groups {
+                process
+                    .spawn(async move { drop(mirrors) })
+                    .await
+                    .expect("close the mirrors");
+            }
         }
         if only.is_none() {
             // A process on node a's host reading the map from shared
@@ -125,7 +183,7 @@ fn main() {
                     }
                 })
             };
-            let (mut p50s, mut p99s) = measure(&map, &[log], rounds, writes).await;
+            let (mut p50s, mut p99s) = measure(&map, &applied, &[log], rounds, writes).await;
             stop.store(true, Ordering::Relaxed);
             reader.join().expect("reader thread");
             println!(
@@ -135,17 +193,32 @@ fn main() {
                 summary(&mut p99s)
             );
         }
-        for s in servers {
-            s.shutdown().await;
+        for (s, node) in servers.into_iter().zip(&node_handles) {
+            node.spawn(s.shutdown()).await.expect("shut down");
         }
     });
+    drop(clients);
+    drop(nodes);
+}
+
+fn runtime(name: &str, threads: usize) -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .thread_name(name)
+        .enable_all()
+        .build()
+        .expect("runtime")
 }
 
 /// Writes `writes` entries one at a time, `rounds` times after a warm-up
 /// round, and returns each round's p50 and p99 of the time from a write's
-/// acknowledgement to its version in each log of `seen`.
+/// commit to its version in each log of `seen`. The commit is taken as the
+/// first moment anything showed the write applied: a node's copy (the
+/// logs of `applied`) or the writer's acknowledgement, both of which come
+/// after it.
 async fn measure(
     map: &Remote<Bytes>,
+    applied: &[Seen],
     seen: &[Seen],
     rounds: usize,
     writes: usize,
@@ -153,7 +226,7 @@ async fn measure(
     let mut p50s = Vec::new();
     let mut p99s = Vec::new();
     for round in 0..rounds + 1 {
-        for log in seen {
+        for log in seen.iter().chain(applied) {
             log.lock().expect("log").clear();
         }
         let mut acks = Vec::with_capacity(writes);
@@ -173,7 +246,7 @@ async fn measure(
         // Each watcher has noted the last write (it runs after its copy
         // applied the change).
         for log in seen {
-            while !log.lock().expect("log").iter().any(|(v, _)| *v >= last) {
+            while first_with(log, last).is_none() {
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
         }
@@ -181,16 +254,24 @@ async fn measure(
         if round == 0 {
             continue;
         }
+        let committed: Vec<(u64, Instant)> = acks
+            .iter()
+            .map(|&(version, acked)| {
+                let first = applied
+                    .iter()
+                    .filter_map(|log| first_with(log, version))
+                    .fold(acked, Instant::min);
+                (version, first)
+            })
+            .collect();
         let mut samples = Vec::with_capacity(writes * seen.len());
         for log in seen {
             let log = log.lock().expect("log");
-            for &(version, acked) in &acks {
-                // The first moment the copy had the version; a push that
-                // beat the writer's acknowledgement counts as zero.
+            for &(version, commit) in &committed {
                 let visible = log
                     .iter()
                     .find(|(v, _)| *v >= version)
-                    .map(|&(_, at)| at.saturating_duration_since(acked));
+                    .map(|&(_, at)| at.saturating_duration_since(commit));
                 samples.push(visible.expect("every version seen"));
             }
         }
@@ -199,6 +280,54 @@ async fn measure(
         p99s.push(quantile(&samples, 0.99));
     }
     (p50s, p99s)
+}
+
+/// When `log` first showed `version` or a later one.
+fn first_with(log: &Seen, version: u64) -> Option<Instant> {
+    let log = log.lock().expect("log");
+    log.iter().find(|(v, _)| *v >= version).map(|&(_, at)| at)
+}
+
+/// CPU time so far (in ticks of 10 ms) of this process's threads, by
+/// part: the mirrors' processes, the nodes, the nodes' log writers, the
+/// writer, and the rest. Linux only (empty elsewhere); threads that have
+/// ended are not counted.
+fn cpu_by_thread() -> BTreeMap<&'static str, u64> {
+    let mut out = BTreeMap::new();
+    let Ok(threads) = std::fs::read_dir("/proc/self/task") else {
+        return out;
+    };
+    for t in threads.flatten() {
+        let Ok(stat) = std::fs::read_to_string(t.path().join("stat")) else {
+            continue;
+        };
+        // `pid (name) state ...`: the name may hold spaces, not `)`.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let name = &stat[open + 1..close];
+        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        // utime and stime: fields 14 and 15 of the line, 12 and 13 here.
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        let part = if name.starts_with("mirrors") {
+            "mirrors"
+        } else if name.starts_with("node-") {
+            "nodes"
+        } else if name.starts_with("statemesh-wal") {
+            "log writers"
+        } else if name.starts_with("writer") {
+            "writer"
+        } else {
+            "other"
+        };
+        *out.entry(part).or_insert(0) += ticks(11) + ticks(12);
+    }
+    out
 }
 
 fn quantile(sorted: &[Duration], q: f64) -> Duration {
@@ -217,8 +346,9 @@ fn summary(values: &mut [Duration]) -> String {
     )
 }
 
-/// Three nodes; the first publishes the benchmark map to `shm`.
-async fn cluster(dir: &std::path::Path, shm: &std::path::Path) -> Vec<Server> {
+/// Three nodes, each on its runtime in `nodes`; the first publishes the
+/// benchmark map to `shm`.
+async fn cluster(nodes: &[Handle], dir: &std::path::Path, shm: &std::path::Path) -> Vec<Server> {
     let options = |name: &str, join: Vec<String>| {
         let network = TcpOptions::new(
             CLUSTER,
@@ -232,14 +362,19 @@ async fn cluster(dir: &std::path::Path, shm: &std::path::Path) -> Vec<Server> {
     let mut first = options("a", vec![]);
     first.publish = vec!["bench".into()];
     first.local = LocalOptions::new().dir(shm);
-    let first = Server::start(first, Kinds::standard())
-        .await
-        .expect("first node");
+    let start = |node: &Handle, options: ServerOptions| {
+        node.spawn(async move {
+            Server::start(options, Kinds::standard())
+                .await
+                .expect("a node")
+        })
+    };
+    let first = start(&nodes[0], first).await.expect("first node");
     let seed = vec![first.address().to_owned()];
-    let second = Server::start(options("b", seed.clone()), Kinds::standard())
+    let second = start(&nodes[1], options("b", seed.clone()))
         .await
         .expect("second node");
-    let third = Server::start(options("c", seed), Kinds::standard())
+    let third = start(&nodes[2], options("c", seed))
         .await
         .expect("third node");
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -265,19 +400,13 @@ async fn client(addresses: &[String]) -> Client {
     Client::connect(addresses, SECRET, o).await.expect("client")
 }
 
-/// `count` mirrors of the benchmark map, 100 to a connection, the
-/// connections starting at each node in turn.
-async fn mirrors(addresses: &[String], count: usize) -> Vec<Mirror<Bytes>> {
+/// A client of `addresses` (connecting to the first) and `count` mirrors
+/// of the benchmark map over it.
+async fn mirrors(addresses: Vec<String>, count: usize) -> Vec<Mirror<Bytes>> {
+    let client = client(&addresses).await;
     let mut out = Vec::with_capacity(count);
-    let mut client_of = None;
-    for i in 0..count {
-        if i % 100 == 0 {
-            let mut rotated = addresses.to_vec();
-            rotated.rotate_left((i / 100) % addresses.len());
-            client_of = Some(client(&rotated).await);
-        }
-        let c = client_of.as_ref().expect("a client");
-        out.push(Mirror::open(c, "bench").await.expect("mirror"));
+    for _ in 0..count {
+        out.push(Mirror::open(&client, "bench").await.expect("mirror"));
     }
     out
 }
