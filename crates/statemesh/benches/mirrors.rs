@@ -88,8 +88,7 @@ fn main() {
             let mut when = server.when("bench").await.expect("the node's copy");
             let noted = Arc::clone(&log);
             node.spawn(async move {
-                loop {
-                    let version = when.updated().await;
+                while let Some(version) = when.updated().await {
                     noted.lock().expect("log").push((version, Instant::now()));
                 }
             });
@@ -122,8 +121,7 @@ fn main() {
                     let mut when = m.when();
                     let log = Arc::clone(log);
                     process.spawn(async move {
-                        loop {
-                            let version = when.updated().await;
+                        while let Some(version) = when.updated().await {
                             let now = Instant::now();
                             log.lock().expect("log").push((version, now));
                         }

@@ -413,12 +413,12 @@ impl Versions {
     }
 
     /// Resolves at the next change this copy applies, with the version
-    /// the copy has then (at once, with its last version, if it will
-    /// apply nothing more).
-    pub async fn updated(&mut self) -> u64 {
+    /// the copy has then; `None` once it will apply nothing more (it was
+    /// closed), so that a loop over it ends.
+    pub async fn updated(&mut self) -> Option<u64> {
         self.version.borrow_and_update();
-        let _ = self.version.changed().await;
-        self.version.borrow_and_update()
+        self.version.changed().await.ok()?;
+        Some(self.version.borrow_and_update())
     }
 }
 

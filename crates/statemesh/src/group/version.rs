@@ -110,6 +110,7 @@ impl VersionReceiver {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::group::Versions;
 
     #[tokio::test]
     async fn waits_for_a_version_and_sees_the_sender_go() {
@@ -132,5 +133,27 @@ mod tests {
         drop(sender);
         assert_eq!(changed.await.unwrap(), Err(Closed));
         assert_eq!(receiver.wait_for(|v| v >= 9).await, Err(Closed));
+    }
+
+    #[tokio::test]
+    async fn updated_gives_each_version_and_ends_when_the_copy_closes() {
+        let sender = VersionSender::new(1);
+        let mut versions = Versions::new(sender.subscribe());
+        let waiting = tokio::spawn(async move {
+            let mut seen = Vec::new();
+            while let Some(v) = versions.updated().await {
+                seen.push(v);
+            }
+            seen
+        });
+        // On this one-thread runtime a yield lets the waiting task run
+        // until it waits again: it sees each version before the next.
+        for v in 2..=4 {
+            tokio::task::yield_now().await;
+            sender.set(v);
+        }
+        tokio::task::yield_now().await;
+        drop(sender);
+        assert_eq!(waiting.await.unwrap(), vec![2, 3, 4]);
     }
 }

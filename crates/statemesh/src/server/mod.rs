@@ -498,7 +498,10 @@ async fn follow_cluster(inner: Arc<ServerInner>) {
                 }
             }
         }
-        let _ = tokio::time::timeout(Duration::from_secs(1), when.updated()).await;
+        if let Ok(None) = tokio::time::timeout(Duration::from_secs(1), when.updated()).await {
+            // The cluster's group is closed: the node is shutting down.
+            return;
+        }
     }
 }
 
