@@ -1,22 +1,26 @@
-//! Commit-to-mirror latency: how long after a write is acknowledged (the
-//! leader has committed and applied it) it is visible in 1, 100 and 1,000
-//! mirrors.
+//! Commit-to-mirror latency: how long after a write is committed it is
+//! visible in 1, 100 and 1,000 mirrors.
 //!
 //! A 3-node cluster runs in this process on loopback (plaintext, fsync on
-//! every commit), and so do the mirrors, 100 to a client connection, their
-//! connections spread over the three nodes. One writer puts 8-byte keys
-//! with 256-byte values, one at a time, a pause between writes; for each
-//! write every mirror's wait for the write's version is timed. Each round
-//! gives p50 and p99 over all (write, mirror) pairs; the table shows the
-//! median of the rounds and their range. Everything shares this machine's
-//! cores: the nodes, the mirrors and the writer.
+//! every commit), and so do the mirrors, 100 to a client process (one
+//! connection each, the processes connecting to each node in turn). Each
+//! node, the writer and each client process has a tokio runtime of its
+//! own, as separate processes would; all share this machine's cores. One
+//! writer puts 8-byte keys with 256-byte values, one at a time, a pause
+//! between writes. A write's commit is the first moment a node's own copy
+//! or the writer's acknowledgement showed it (both follow the commit); a
+//! consumer task per mirror notes when the mirror has its version. Each
+//! round gives p50 and p99 over all (write, mirror) pairs; the table shows
+//! the median of the rounds and their range.
 //!
 //! Last, the same for a local reader: the first node publishes the map to
 //! shared memory, and a thread reading it (as another process on the host
 //! would) notes when each version appears.
 //!
 //! Run: `cargo bench -p statemesh --bench mirrors` (`-- --quick` for one
-//! short round each, `-- --mirrors 1000` for one count).
+//! short round each, `-- --mirrors 1000` for one count,
+//! `-- --one-client-runtime` for every mirror in one process of two worker
+//! threads, `-- --cpu` for the CPU time per write of each part).
 
 use statemesh::collections::MapState;
 use statemesh::local::{self, LocalOptions};
