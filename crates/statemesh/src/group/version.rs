@@ -83,14 +83,19 @@ impl VersionReceiver {
         mut ready: impl FnMut(u64) -> bool,
     ) -> Result<u64, Closed> {
         loop {
-            // Registered before the version is read: a version set after
-            // the read wakes it.
+            // Looked at before registering: a waiter just woken nearly
+            // always finds its version here, and registering (then
+            // unregistering) is two turns of the notifier's lock, which
+            // every waiter shares.
+            if let Some(version) = check(&self.cell, &mut self.seen, &mut ready) {
+                return Ok(version);
+            }
+            // Registered before the version is read again: a version set
+            // after that read wakes it.
             let notified = self.cell.changed.notified();
             let mut notified = std::pin::pin!(notified);
             notified.as_mut().enable();
-            let version = self.cell.version.load(Ordering::Acquire);
-            if ready(version) {
-                self.seen = version;
+            if let Some(version) = check(&self.cell, &mut self.seen, &mut ready) {
                 return Ok(version);
             }
             if self.cell.closed.load(Ordering::Acquire) {
@@ -105,6 +110,15 @@ impl VersionReceiver {
         let seen = self.seen;
         self.wait_for(|v| v != seen).await.map(|_| ())
     }
+}
+
+/// The version now, noted as `seen`, if `ready` holds for it.
+fn check(cell: &Cell, seen: &mut u64, ready: &mut impl FnMut(u64) -> bool) -> Option<u64> {
+    let version = cell.version.load(Ordering::Acquire);
+    ready(version).then(|| {
+        *seen = version;
+        version
+    })
 }
 
 #[cfg(test)]

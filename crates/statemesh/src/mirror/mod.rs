@@ -36,7 +36,7 @@ use crate::client::{Attempt, Client, ClientError, Refusal, Resync};
 use crate::collections::View;
 use crate::group::{Identity, Shared, VersionSender};
 use crate::hooks::{HookError, Hooked, Hooks};
-use crate::network::push::{Handled, Handler, Item, Subscription};
+use crate::network::push::{self, Handled, Handler, Item, Subscription};
 use crate::state_machine::{Mirrored, Queryable};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -620,7 +620,7 @@ impl<SM: Mirrored> Follower<SM> {
                 let _ = tx.send(result);
             }
         };
-        Box::new(move |bytes| match follower.apply(bytes, false) {
+        push::handler(move |bytes| match follower.apply(bytes, false) {
             // The state is being read: the subscription's task applies
             // this push and the next ones, waiting for the reader.
             Ok(None) => Handled::Later,

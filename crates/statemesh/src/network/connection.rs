@@ -4,7 +4,7 @@
 
 use super::frame::{self, Kind};
 use super::handshake::{self, Hello, MAX_HANDSHAKE, Welcome};
-use super::push::{Handler, Item, Open, Subscription};
+use super::push::{self, Handler, Item, Subscription};
 use super::tls::Security;
 use super::{ConnectionError, Limits};
 use crate::types::NodeId;
@@ -140,7 +140,7 @@ pub(crate) enum CallError {
 struct Pending {
     waiting: HashMap<u64, oneshot::Sender<Vec<u8>>>,
     /// Open subscriptions, by request id.
-    streams: HashMap<u64, Arc<Open>>,
+    streams: HashMap<u64, Handler>,
     closed: bool,
 }
 
@@ -201,21 +201,23 @@ impl Connection {
             let outbox = outbox.clone();
             tokio::spawn(async move {
                 let error = loop {
-                    match r.next(limits.max_frame, limits.stall_timeout).await {
+                    match r.next_ref(limits.max_frame, limits.stall_timeout).await {
                         Ok(f) if f.kind == Kind::Reply => {
                             let mut p = lock(&pending);
                             if let Some(w) = p.waiting.remove(&f.id) {
-                                let _ = w.send(f.payload);
+                                let _ = w.send(f.payload.to_vec());
                             } else if let Some(s) = p.streams.remove(&f.id) {
-                                let _ = s.items.send(Item::End(f.payload));
+                                push::end(&s, Some(Item::End(f.payload.to_vec())));
                             }
                         }
                         Ok(f) if f.kind == Kind::Push => {
                             // A push for a cancelled subscription may still
-                            // be on its way: dropped.
+                            // be on its way: dropped. The handler runs
+                            // outside the table's lock (a whole state can
+                            // take a while to decode).
                             let stream = lock(&pending).streams.get(&f.id).cloned();
                             if let Some(stream) = stream
-                                && !stream.take(f.id, f.payload, &outbox)
+                                && !push::take(&stream, f.id, f.payload, &outbox)
                             {
                                 lock(&pending).streams.remove(&f.id);
                             }
@@ -234,7 +236,9 @@ impl Connection {
                 // Dropping the senders wakes every caller with `Lost`, and
                 // ends every subscription.
                 p.waiting.clear();
-                p.streams.clear();
+                for (_, s) in p.streams.drain() {
+                    push::end(&s, None);
+                }
                 drop(p);
                 on_close(error);
             })
@@ -267,21 +271,20 @@ impl Connection {
         payload: Vec<u8>,
         handler: Handler,
     ) -> Result<Subscription, CallError> {
-        let (tx, items) = mpsc::unbounded_channel();
-        let (open, inline) = Open::new(handler, tx);
+        let items = push::items(&handler);
         let id = self.register(|p, id| {
-            p.streams.insert(id, Arc::new(open));
+            p.streams.insert(id, Arc::clone(&handler));
         })?;
         let pending = Arc::clone(&self.pending);
-        let subscription = Subscription {
+        let subscription = Subscription::new(
             id,
-            inline,
+            handler,
             items,
-            outbox: self.outbox.clone(),
-            on_drop: Some(Box::new(move || {
+            self.outbox.clone(),
+            Box::new(move || {
                 lock(&pending).streams.remove(&id);
-            })),
-        };
+            }),
+        );
         self.send(id, Kind::Subscribe, payload).await?;
         Ok(subscription)
     }

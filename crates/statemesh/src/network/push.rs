@@ -124,9 +124,34 @@ pub(crate) enum Handled {
     Refused,
 }
 
-/// Takes a subscription's pushes, on the connection's reader. It must not
-/// wait: every subscription on the connection waits with it.
-pub(crate) type Handler = Box<dyn FnMut(&[u8]) -> Handled + Send>;
+/// A subscription as its connection's reader sees it, in one allocation
+/// with its handler: the reader reaches it for every push, and with a
+/// hundred mirrors on a connection each pointer followed is a cache miss.
+pub(crate) struct Open<H: ?Sized = dyn FnMut(&[u8]) -> Handled + Send> {
+    /// Pushes go to the owner, not to the handler.
+    deferred: bool,
+    /// Where the owner's items go; `None` once the subscription has ended
+    /// (the owner's handle shares this allocation, so the reader drops the
+    /// sender to tell it the connection is gone).
+    items: Option<mpsc::UnboundedSender<Item>>,
+    /// Takes the pushes, on the connection's reader. It must not wait:
+    /// every subscription on the connection waits with it.
+    handler: H,
+}
+
+/// A subscription's handler and state, shared by the connection's reader
+/// and the subscription's owner.
+pub(crate) type Handler = Arc<Mutex<Open>>;
+
+/// A handler for a subscription, to be opened with
+/// `Connection::subscribe`.
+pub(crate) fn handler(handler: impl FnMut(&[u8]) -> Handled + Send + 'static) -> Handler {
+    Arc::new(Mutex::new(Open {
+        deferred: false,
+        items: None,
+        handler,
+    }))
+}
 
 /// What reaches a subscription's owner.
 #[derive(Debug, PartialEq, Eq)]
@@ -139,87 +164,105 @@ pub(crate) enum Item {
     Refused,
 }
 
-/// A subscription as its connection's reader sees it. The reader's table
-/// holds the only sender of its items: when the connection closes, the
-/// owner hears it.
-pub(crate) struct Open {
-    inline: Arc<Mutex<Inline>>,
-    pub(crate) items: mpsc::UnboundedSender<Item>,
+/// Where the owner of `handler` (made by [`handler`]) hears what its
+/// handler leaves for it; set before the subscription is in its
+/// connection's table, where a closing connection ends it.
+pub(crate) fn items(handler: &Handler) -> mpsc::UnboundedReceiver<Item> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    lock(handler).items = Some(tx);
+    rx
 }
 
-/// The handler, and whether pushes go to the owner instead.
-pub(crate) struct Inline {
-    pub(crate) handler: Handler,
-    pub(crate) deferred: bool,
+/// Hands a push to the handler, or to the owner if pushes go there;
+/// `false` if the subscription must end (the handler refused it).
+pub(crate) fn take(
+    open: &Mutex<Open>,
+    id: u64,
+    payload: &[u8],
+    outbox: &mpsc::Sender<Outgoing>,
+) -> bool {
+    let mut open = lock(open);
+    if open.deferred {
+        open.send(Item::Push(payload.to_vec()));
+        return true;
+    }
+    let handler = &mut open.handler;
+    // A handler that panics refuses the push; the connection and its
+    // other subscriptions go on.
+    let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(payload)))
+        .unwrap_or(Handled::Refused);
+    match handled {
+        Handled::Taken => true,
+        Handled::Acknowledge(version) => {
+            acknowledge(outbox, id, version);
+            true
+        }
+        Handled::Later => {
+            open.deferred = true;
+            open.send(Item::Push(payload.to_vec()));
+            true
+        }
+        Handled::Refused => {
+            open.send(Item::Refused);
+            open.items = None;
+            false
+        }
+    }
+}
+
+/// Ends a subscription: its owner hears `last` (if any), then that the
+/// subscription is over.
+pub(crate) fn end(open: &Mutex<Open>, last: Option<Item>) {
+    let mut open = lock(open);
+    if let Some(item) = last {
+        open.send(item);
+    }
+    open.items = None;
 }
 
 impl Open {
-    /// The reader's side of a subscription, and the handle its owner uses
-    /// to give pushes back to the handler.
-    pub(crate) fn new(
-        handler: Handler,
-        items: mpsc::UnboundedSender<Item>,
-    ) -> (Self, Arc<Mutex<Inline>>) {
-        let inline = Arc::new(Mutex::new(Inline {
-            handler,
-            deferred: false,
-        }));
-        let open = Self {
-            inline: Arc::clone(&inline),
-            items,
-        };
-        (open, inline)
-    }
-
-    /// Hands a push to the handler, or to the owner if pushes go there;
-    /// `false` if the subscription must end (the handler refused it).
-    pub(crate) fn take(&self, id: u64, payload: Vec<u8>, outbox: &mpsc::Sender<Outgoing>) -> bool {
-        let mut inline = lock(&self.inline);
-        if inline.deferred {
-            let _ = self.items.send(Item::Push(payload));
-            return true;
-        }
-        let handler = &mut inline.handler;
-        // A handler that panics refuses the push; the connection and its
-        // other subscriptions go on.
-        let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(&payload)))
-            .unwrap_or(Handled::Refused);
-        match handled {
-            Handled::Taken => true,
-            Handled::Acknowledge(version) => {
-                acknowledge(outbox, id, version);
-                true
-            }
-            Handled::Later => {
-                inline.deferred = true;
-                let _ = self.items.send(Item::Push(payload));
-                true
-            }
-            Handled::Refused => {
-                let _ = self.items.send(Item::Refused);
-                false
-            }
+    fn send(&self, item: Item) {
+        if let Some(items) = &self.items {
+            let _ = items.send(item);
         }
     }
 }
 
-fn lock(inline: &Mutex<Inline>) -> MutexGuard<'_, Inline> {
-    // A handler that panics is caught inside the lock (`Open::take`).
-    inline.lock().unwrap_or_else(|e| e.into_inner())
+fn lock(open: &Mutex<Open>) -> MutexGuard<'_, Open> {
+    // A handler that panics is caught inside the lock (`take`).
+    open.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The subscriber's side of one subscription. Dropping it cancels the
 /// subscription.
 pub(crate) struct Subscription {
     pub(crate) id: u64,
-    pub(crate) inline: Arc<Mutex<Inline>>,
-    pub(crate) items: mpsc::UnboundedReceiver<Item>,
-    pub(crate) outbox: mpsc::Sender<Outgoing>,
+    handler: Handler,
+    items: mpsc::UnboundedReceiver<Item>,
+    outbox: mpsc::Sender<Outgoing>,
     /// Removes the subscription from its connection's table.
-    pub(crate) on_drop: Option<Box<dyn FnOnce() + Send + Sync>>,
+    on_drop: Option<Box<dyn FnOnce() + Send + Sync>>,
 }
 
 impl Subscription {
+    /// The owner's side of subscription `id`, whose items come to `items`
+    /// (see [`items`]); `on_drop` takes it out of its connection's table.
+    pub(crate) fn new(
+        id: u64,
+        handler: Handler,
+        items: mpsc::UnboundedReceiver<Item>,
+        outbox: mpsc::Sender<Outgoing>,
+        on_drop: Box<dyn FnOnce() + Send + Sync>,
+    ) -> Self {
+        Self {
+            id,
+            handler,
+            items,
+            outbox,
+            on_drop: Some(on_drop),
+        }
+    }
+
     /// The next item; `None` if the connection closed.
     pub(crate) async fn next(&mut self) -> Option<Item> {
         self.items.recv().await
@@ -233,11 +276,11 @@ impl Subscription {
     /// Gives pushes back to the handler once every one left for later is
     /// taken; `false` if more have arrived (take them first).
     pub(crate) fn caught_up(&self) -> bool {
-        let mut inline = lock(&self.inline);
+        let mut open = lock(&self.handler);
         if !self.items.is_empty() {
             return false;
         }
-        inline.deferred = false;
+        open.deferred = false;
         true
     }
 

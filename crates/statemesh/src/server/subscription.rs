@@ -22,7 +22,6 @@ use crate::client::protocol::{ClientReply, Push, Response};
 use crate::group::{Item, Since};
 use crate::network::Pushes;
 use bytes::Bytes;
-use std::collections::VecDeque;
 use std::sync::Arc;
 
 /// Pushes a mirror may have unacknowledged.
@@ -37,7 +36,7 @@ pub(super) struct Cursor {
     /// The version the mirror will be at once it has applied every push.
     pub(super) at: u64,
     /// The versions pushes took the mirror to, not yet acknowledged.
-    unacked: VecDeque<u64>,
+    unacked: Unacked,
     /// Nothing was pushed yet: a whole state now means the mirror asked
     /// from before the history, not that it was too slow.
     first: bool,
@@ -48,18 +47,55 @@ impl Cursor {
     /// Whether another push may go out now (what was acknowledged is
     /// forgotten first).
     pub(super) fn window_open(&mut self) -> bool {
-        let acked = self.pushes.acked();
-        while self.unacked.front().is_some_and(|&v| v <= acked) {
-            self.unacked.pop_front();
+        // The acknowledgements are looked at only when the window is full:
+        // the reader of the mirror's connection writes them, on another
+        // thread, and the fan-out reading them for every mirror at every
+        // version was a cache miss each.
+        if self.unacked.len < WINDOW {
+            return true;
         }
-        self.unacked.len() < WINDOW
+        self.unacked.forget_through(self.pushes.acked());
+        self.unacked.len < WINDOW
     }
 
-    /// Notes a push that takes the mirror to `to`.
+    /// Notes a push that takes the mirror to `to` (the window must be
+    /// open).
     pub(super) fn pushed(&mut self, to: u64) {
         self.at = to;
-        self.unacked.push_back(to);
+        self.unacked.push(to);
         self.first = false;
+    }
+}
+
+/// The versions pushes took a mirror to that it has not acknowledged,
+/// oldest first: a ring in the cursor itself, since the fan-out looks at
+/// every mirror's at every version, and a queue on the heap was one cache
+/// miss more each time.
+#[derive(Default)]
+struct Unacked {
+    versions: [u64; WINDOW],
+    first: usize,
+    len: usize,
+}
+
+impl Unacked {
+    /// Adds the newest; a full ring forgets its oldest (which only lets
+    /// the mirror have one more push outstanding).
+    fn push(&mut self, version: u64) {
+        if self.len == WINDOW {
+            self.first = (self.first + 1) % WINDOW;
+            self.len -= 1;
+        }
+        self.versions[(self.first + self.len) % WINDOW] = version;
+        self.len += 1;
+    }
+
+    /// Forgets those up to `acked`, which the mirror has applied.
+    fn forget_through(&mut self, acked: u64) {
+        while self.len > 0 && self.versions[self.first] <= acked {
+            self.first = (self.first + 1) % WINDOW;
+            self.len -= 1;
+        }
     }
 }
 
@@ -68,7 +104,7 @@ impl Cursor {
 pub(crate) async fn serve(h: Arc<dyn Hosted>, from: u64, pushes: Pushes) -> Response {
     let mut c = Cursor {
         at: from,
-        unacked: VecDeque::new(),
+        unacked: Unacked::default(),
         first: true,
         pushes,
     };
@@ -156,4 +192,38 @@ fn encode(push: &Push) -> Result<Bytes, Refusal> {
     postcard::to_allocvec(push)
         .map(Bytes::from)
         .map_err(|e| Refusal::BadRequest(format!("encoding a push: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_unacknowledged_ring_keeps_order_across_its_end() {
+        let mut u = Unacked::default();
+        for v in 1..=WINDOW as u64 {
+            u.push(v);
+        }
+        assert_eq!(u.len, WINDOW);
+        u.forget_through(3);
+        assert_eq!(u.len, WINDOW - 3);
+        // Wraps around the array's end.
+        for v in 9..=11 {
+            u.push(v);
+        }
+        assert_eq!(u.len, WINDOW);
+        u.forget_through(8);
+        assert_eq!((u.len, u.versions[u.first]), (3, 9));
+        u.forget_through(100);
+        assert_eq!(u.len, 0);
+    }
+
+    #[test]
+    fn a_full_ring_forgets_its_oldest() {
+        let mut u = Unacked::default();
+        for v in 1..=WINDOW as u64 + 2 {
+            u.push(v);
+        }
+        assert_eq!((u.len, u.versions[u.first]), (WINDOW, 3));
+    }
 }
