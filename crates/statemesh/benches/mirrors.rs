@@ -20,7 +20,9 @@
 //! Run: `cargo bench -p statemesh --bench mirrors` (`-- --quick` for one
 //! short round each, `-- --mirrors 1000` for one count,
 //! `-- --one-client-runtime` for every mirror in one process of two worker
-//! threads, `-- --cpu` for the CPU time per write of each part).
+//! threads, `-- --cpu` for the CPU time per write of each part,
+//! `-- --writes` for when each round's slowest writes reached their last
+//! mirror).
 
 use statemesh::collections::MapState;
 use statemesh::local::{self, LocalOptions};
@@ -61,6 +63,9 @@ fn main() {
     let shared_clients = args.iter().any(|a| a == "--one-client-runtime");
     // `--cpu`: where the CPU went, per write, for each count.
     let show_cpu = args.iter().any(|a| a == "--cpu");
+    // `--writes`: per round, when the last mirror saw each write (a p99
+    // over a thousand mirrors is set by the slowest few writes).
+    let show_writes = args.iter().any(|a| a == "--writes");
     let clients: Vec<Runtime> = if shared_clients {
         vec![runtime("mirrors", 2)]
     } else {
@@ -133,7 +138,8 @@ fn main() {
                 })
                 .collect();
             let before = cpu_by_thread();
-            let (mut p50s, mut p99s) = measure(&map, &applied, &seen, rounds, writes).await;
+            let (mut p50s, mut p99s) =
+                measure(&map, &applied, &seen, rounds, writes, show_writes).await;
             let after = cpu_by_thread();
             if show_cpu {
                 let per_write = |ticks: u64| ticks as f64 * 10.0 / ((rounds + 1) * writes) as f64;
@@ -185,7 +191,8 @@ fn main() {
                     }
                 })
             };
-            let (mut p50s, mut p99s) = measure(&map, &applied, &[log], rounds, writes).await;
+            let (mut p50s, mut p99s) =
+                measure(&map, &applied, &[log], rounds, writes, show_writes).await;
             stop.store(true, Ordering::Relaxed);
             reader.join().expect("reader thread");
             println!(
@@ -224,6 +231,7 @@ async fn measure(
     seen: &[Seen],
     rounds: usize,
     writes: usize,
+    show_writes: bool,
 ) -> (Vec<Duration>, Vec<Duration>) {
     let mut p50s = Vec::new();
     let mut p99s = Vec::new();
@@ -277,11 +285,40 @@ async fn measure(
                 samples.push(visible.expect("every version seen"));
             }
         }
+        if show_writes {
+            print_last_mirrors(round, committed.len(), &samples);
+        }
         samples.sort_unstable();
         p50s.push(quantile(&samples, 0.50));
         p99s.push(quantile(&samples, 0.99));
     }
     (p50s, p99s)
+}
+
+/// Prints, for one round, the median and the slowest of the times at
+/// which each write's last mirror saw it; `samples` holds each mirror's
+/// latencies, `writes` to a mirror, unsorted.
+fn print_last_mirrors(round: usize, writes: usize, samples: &[Duration]) {
+    let mirrors = samples.len() / writes;
+    let mut last: Vec<(Duration, usize)> = (0..writes)
+        .map(|w| {
+            let slowest = (0..mirrors).map(|m| samples[m * writes + w]).max();
+            (slowest.unwrap_or_default(), w)
+        })
+        .collect();
+    last.sort_unstable();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let slowest: Vec<String> = last
+        .iter()
+        .rev()
+        .take(5)
+        .map(|&(d, w)| format!("write {w} {:.2}", ms(d)))
+        .collect();
+    eprintln!(
+        "round {round}: last mirror, median of writes {:.2} ms; slowest: {}",
+        ms(last[writes / 2].0),
+        slowest.join(", ")
+    );
 }
 
 /// When `log` first showed `version` or a later one.
