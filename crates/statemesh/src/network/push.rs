@@ -319,3 +319,81 @@ impl Drop for Subscription {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A subscription with `handler`, as `Connection::subscribe` makes one
+    /// (without a connection: its outbox is returned instead).
+    fn subscription(handler: Handler) -> (Subscription, Handler, mpsc::Receiver<Outgoing>) {
+        let (outbox, sent) = mpsc::channel(16);
+        let items = items(&handler);
+        let reader_side = Arc::clone(&handler);
+        let s = Subscription::new(7, handler, items, outbox, Box::new(|| {}));
+        (s, reader_side, sent)
+    }
+
+    /// The next item; fails rather than waits for ever if none comes.
+    async fn next_or_wait(s: &mut Subscription) -> Option<Item> {
+        tokio::time::timeout(std::time::Duration::from_secs(5), s.next())
+            .await
+            .expect("the subscription neither ended nor got an item")
+    }
+
+    #[tokio::test]
+    async fn pushes_left_for_later_reach_the_owner_in_order_until_it_catches_up() {
+        let mut busy = true;
+        let taken = Arc::new(Mutex::new(Vec::new()));
+        let handler = handler({
+            let taken = Arc::clone(&taken);
+            move |p: &[u8]| {
+                if busy {
+                    busy = false;
+                    return Handled::Later;
+                }
+                taken.lock().unwrap().push(p.to_vec());
+                Handled::Acknowledge(u64::from(p[0]))
+            }
+        });
+        let (mut s, open, mut sent) = subscription(handler);
+        let (outbox, _) = mpsc::channel(1);
+        assert!(take(&open, 7, &[1], &outbox));
+        // Deferred: the handler is not asked again until the owner has
+        // caught up.
+        assert!(take(&open, 7, &[2], &outbox));
+        assert_eq!(s.next_now(), Some(Item::Push(vec![1])));
+        assert!(!s.caught_up());
+        assert_eq!(s.next_now(), Some(Item::Push(vec![2])));
+        assert!(s.caught_up());
+        assert!(take(&open, 7, &[3], &s.outbox));
+        assert_eq!(*taken.lock().unwrap(), vec![vec![3]]);
+        let ack = sent.recv().await.unwrap();
+        assert_eq!((ack.id, ack.kind), (7, Kind::Ack));
+        assert_eq!(&ack.payload[..], &3u64.to_le_bytes());
+    }
+
+    #[tokio::test]
+    async fn the_owner_hears_the_end_though_it_shares_the_handler() {
+        let (mut s, open, _sent) = subscription(handler(|_: &[u8]| Handled::Taken));
+        end(&open, Some(Item::End(b"bye".to_vec())));
+        assert_eq!(s.next().await, Some(Item::End(b"bye".to_vec())));
+        // The reader dropped its sender: the channel is closed although
+        // the owner still holds the allocation it was in.
+        assert_eq!(next_or_wait(&mut s).await, None);
+    }
+
+    #[tokio::test]
+    async fn a_refusing_or_panicking_handler_ends_the_subscription() {
+        for handler in [
+            handler(|_: &[u8]| Handled::Refused),
+            handler(|_: &[u8]| panic!("a handler that panics")),
+        ] {
+            let (mut s, open, _sent) = subscription(handler);
+            let (outbox, _) = mpsc::channel(1);
+            assert!(!take(&open, 7, &[1], &outbox));
+            assert_eq!(s.next().await, Some(Item::Refused));
+            assert_eq!(next_or_wait(&mut s).await, None);
+        }
+    }
+}
