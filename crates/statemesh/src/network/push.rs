@@ -203,8 +203,7 @@ pub(crate) fn take(
             true
         }
         Handled::Refused => {
-            open.send(Item::Refused);
-            open.items = None;
+            open.end(Some(Item::Refused));
             false
         }
     }
@@ -213,11 +212,7 @@ pub(crate) fn take(
 /// Ends a subscription: its owner hears `last` (if any), then that the
 /// subscription is over.
 pub(crate) fn end(open: &Mutex<Open>, last: Option<Item>) {
-    let mut open = lock(open);
-    if let Some(item) = last {
-        open.send(item);
-    }
-    open.items = None;
+    lock(open).end(last);
 }
 
 impl Open {
@@ -225,6 +220,14 @@ impl Open {
         if let Some(items) = &self.items {
             let _ = items.send(item);
         }
+    }
+
+    /// See [`end`].
+    fn end(&mut self, last: Option<Item>) {
+        if let Some(item) = last {
+            self.send(item);
+        }
+        self.items = None;
     }
 }
 
