@@ -44,8 +44,8 @@ pub(super) struct Cursor {
 }
 
 impl Cursor {
-    /// Whether another push may go out now (what was acknowledged is
-    /// forgotten first).
+    /// Whether another push may go out now (a full window first forgets
+    /// what was acknowledged).
     pub(super) fn window_open(&mut self) -> bool {
         // The acknowledgements are looked at only when the window is full:
         // the reader of the mirror's connection writes them, on another
