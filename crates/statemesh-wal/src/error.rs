@@ -4,8 +4,8 @@ use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// Opening (recovering) a log failed. Nothing was changed on disk unless the
-/// variant says so.
+/// Opening (recovering) a log failed. Recovery decides before it changes
+/// anything: whatever the variant, every file is as it was before the open.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum OpenError {
@@ -21,9 +21,9 @@ pub enum OpenError {
         /// The file.
         path: PathBuf,
     },
-    /// A segment of another format version.
+    /// A segment or metadata file of another format version.
     #[error(
-        "{path}: segment format version {found} is not supported (this build reads {supported})"
+        "{path}: format version {found} is not supported (this build reads {supported}); nothing was changed"
     )]
     UnsupportedVersion {
         /// The file.
@@ -34,54 +34,85 @@ pub enum OpenError {
         supported: u32,
     },
     /// A segment header fails its checksum, is short, or names another index.
-    #[error("{path}: corrupt segment header: {detail}")]
+    #[error("{path}: corrupt segment header: {detail}; nothing was changed")]
     CorruptHeader {
         /// The file.
         path: PathBuf,
         /// What is wrong.
         detail: String,
     },
-    /// Damage inside the log: bytes that are not a valid record, followed by
-    /// valid records (so not a torn end), or in a sealed segment. Open with
-    /// `WalOptions::repair(true)` to cut the log at the last good record.
+    /// Damage inside the log: bytes that are not a valid record or marker
+    /// where the log says durable data lies (see `FORMAT.md` for where that
+    /// is). Nothing was changed. Open with `WalOptions::repair(true)` to cut
+    /// the log at the last good record, dropping what follows.
     #[error(
-        "{path}: corrupt record at offset {offset} (expected index {index}); open with repair to truncate there"
+        "{path}: corrupt record at offset {offset} (expected index {index}); nothing was changed; open with repair to cut the log there, dropping index {index} and everything after it"
     )]
     Corrupt {
         /// The segment.
         path: PathBuf,
-        /// Byte offset of the first bad record.
+        /// Byte offset of the first bad byte's item.
         offset: u64,
         /// The index the bad record should have had.
         index: u64,
     },
-    /// Entries between two segments are missing (a segment was deleted).
+    /// A segment is shorter than the size it was created with: its end was
+    /// cut off outside the log's control. Nothing was changed.
     #[error(
-        "{path}: starts at index {found}, but the log before it ends at {expected}; a segment is missing"
+        "{path}: {len} bytes, but the segment was created with {expected}: its end is missing; nothing was changed; open with repair to keep what it still holds"
     )]
-    MissingSegment {
-        /// The segment after the hole.
+    Truncated {
+        /// The segment.
         path: PathBuf,
-        /// The index the hole starts at.
+        /// Its length now.
+        len: u64,
+        /// The length it was created with.
         expected: u64,
-        /// The index the segment starts at.
-        found: u64,
+    },
+    /// A segment that the log needs is missing: between two segments, at
+    /// the start (the metadata records no purge that far), or at the end
+    /// (the metadata records a newer segment). Nothing was changed.
+    #[error("{path}: missing: the log needs a segment holding index {expected}{}", match found {
+        Some(found) => format!(", but the next segment found starts at {found}"),
+        None => ", and no segment after it was found".to_owned(),
+    })]
+    MissingSegment {
+        /// The missing segment (named after `expected`) when its name is
+        /// known, otherwise the first segment found after the gap.
+        path: PathBuf,
+        /// The first index missing.
+        expected: u64,
+        /// The first index of the segment after the gap, if there is one.
+        found: Option<u64>,
     },
     /// The metadata says entries up to `committed` were committed, but the
-    /// log ends before them: acknowledged entries are missing.
-    #[error("{path}: entries up to {committed} were committed but the log ends at {last:?}")]
+    /// log (after cutting a torn end, or with repair) would end before them:
+    /// acknowledged entries are missing. Nothing was changed.
+    #[error(
+        "{path}: entries up to {committed} were committed but the log ends at {}; nothing was changed", match last { Some(l) => l.to_string(), None => "no entry".to_owned() }
+    )]
     Lost {
         /// The log directory.
         path: PathBuf,
         /// The committed index recorded in the metadata.
         committed: u64,
-        /// The last index found, if any.
+        /// The last index the log would keep, if any.
         last: Option<u64>,
     },
-    /// The metadata file exists but neither of its slots is valid.
-    #[error("{path}: metadata is corrupt in both slots")]
+    /// The metadata file exists but cannot be trusted: neither of its slots
+    /// is valid, or they contradict each other.
+    #[error("{path}: metadata is corrupt: {detail}; nothing was changed")]
     CorruptMeta {
         /// The metadata file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// Segments exist but the metadata file does not: the vote and the
+    /// purge point are gone, and opening would forget them.
+    #[error("{path}: missing, but the directory holds segments of a log; nothing was changed")]
+    MissingMeta {
+        /// The metadata file's path.
         path: PathBuf,
     },
     /// An option is out of its documented range.

@@ -1,7 +1,7 @@
 //! A storage that keeps its files in memory.
 
 use crate::storage::{Storage, StorageFile};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
@@ -27,6 +27,40 @@ impl MemoryStorage {
     #[must_use]
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A copy of every file as it is now, sharing nothing with this
+    /// directory: what a process crash at this moment would leave behind
+    /// (writes not yet synced are in the page cache, which survives one).
+    #[must_use]
+    pub fn snapshot(&self) -> Self {
+        Self::from_contents(self.contents())
+    }
+
+    /// Every file's name and bytes, in name order.
+    #[must_use]
+    pub fn contents(&self) -> BTreeMap<String, Vec<u8>> {
+        self.files()
+            .iter()
+            .map(|(name, file)| (name.clone(), file.read().clone()))
+            .collect()
+    }
+
+    /// A directory holding exactly these files.
+    #[must_use]
+    pub fn from_contents(contents: BTreeMap<String, Vec<u8>>) -> Self {
+        let files = contents
+            .into_iter()
+            .map(|(name, bytes)| {
+                let file = MemoryFile {
+                    bytes: Arc::new(RwLock::new(bytes)),
+                };
+                (name, file)
+            })
+            .collect();
+        Self {
+            files: Arc::new(Mutex::new(files)),
+        }
     }
 
     fn files(&self) -> MutexGuard<'_, HashMap<String, MemoryFile>> {

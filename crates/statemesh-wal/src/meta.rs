@@ -1,18 +1,23 @@
-//! The log's metadata: vote, committed id and last purged id, kept in two
-//! checksummed slots of one file so that an update is one write and one
-//! `fdatasync`, and a crash during it leaves the other slot intact.
+//! The log's metadata: vote, committed id, last purged id, and where the
+//! segments start and end, in one file of four pages.
 //!
 //! ```text
-//! slot (at 0 and at 4096):
-//!  0      4      8             16
-//! +------+------+-------------+----------------- - -
-//! | crc  | len  | sequence    | fields (len bytes)
-//! +------+------+-------------+----------------- - -
+//! slot (the same copy at 0 and at 4096):
+//!  0            8       12      16      20      24            32
+//! +------------+-------+-------+-------+-------+-------------+------------ - -
+//! | "SMWALMET" | ver=2 | crc   | len   | 0     | sequence    | fields (len bytes)
+//! +------------+-------+-------+-------+-------+-------------+------------ - -
 //! ```
 //!
-//! `crc` is the CRC32C of bytes 4..16+len. The valid slot with the higher
-//! sequence wins. Each update writes the other slot, so the newest complete
-//! state always survives.
+//! `crc` is the CRC32C of the slot's other bytes up to the end of the
+//! fields. An update writes the first slot and syncs, then the second and
+//! syncs, both with the same new sequence: so once it has returned, both
+//! slots hold it, and damage to either one at rest still leaves the newest
+//! copy. A crash part way leaves the first slot new and the second old, or
+//! the first torn and the second old; opening takes the valid slot with the
+//! higher sequence, which is the old value only when the update never
+//! returned. Two valid slots with the same sequence and different fields
+//! cannot come from this protocol: the file is then refused.
 //!
 //! The committed index changes on every commit and is only a hint (a
 //! replica that reads back an older one re-applies a little more after a
@@ -35,16 +40,21 @@ use std::io;
 
 /// The file name of the metadata file.
 pub(crate) const META_FILE: &str = "META";
+const MAGIC: [u8; 8] = *b"SMWALMET";
+/// The metadata format version this build writes and reads.
+pub(crate) const FORMAT_VERSION: u32 = 2;
 const SLOT_LEN: usize = 4096;
-const SLOT_HEADER: usize = 16;
+const SLOT_HEADER: usize = 32;
 /// Largest encoded metadata.
 pub(crate) const MAX_META: usize = SLOT_LEN - SLOT_HEADER;
 /// Where the committed-index hints start, one page each.
-const HINTS_AT: u64 = 2 * SLOT_LEN as u64;
+const HINTS_AT: usize = 2 * SLOT_LEN;
 const HINT_HEADER: usize = 16;
 /// Largest committed id a hint holds; a longer one goes to the slots.
 const MAX_HINT_ID: usize = 256;
 const HINT_LEN: usize = HINT_HEADER + MAX_HINT_ID;
+/// The size the file is created with: two slots and two hint pages.
+const FILE_LEN: usize = 4 * SLOT_LEN;
 
 /// The log's metadata. Ids are opaque bytes to the log (openraft's `Vote`
 /// and `LogId`, serialised) plus, where the log needs it, an index.
@@ -58,40 +68,66 @@ pub struct Meta {
     pub purged: Option<(u64, Vec<u8>)>,
 }
 
-impl Meta {
-    pub(crate) fn encoded_len(&self) -> usize {
-        self.encode().len()
-    }
+/// What the metadata records about the segments, so that recovery can tell
+/// a missing segment from one that never existed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Layout {
+    /// The first index of the first segment ever created, which is where
+    /// the log starts as long as nothing is purged.
+    pub(crate) origin: Option<u64>,
+    /// The first index of the newest segment created. Segments from it on
+    /// may exist beyond it (a creation whose record did not complete), but
+    /// none before it may be missing.
+    pub(crate) last_segment: Option<u64>,
+}
 
-    fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        put_opt(&mut out, None, self.vote.as_deref());
-        put_opt(
+fn encode_fields(meta: &Meta, layout: &Layout) -> Vec<u8> {
+    let mut out = Vec::new();
+    put_bytes(&mut out, None, meta.vote.as_deref());
+    for id in [&meta.committed, &meta.purged] {
+        put_bytes(
             &mut out,
-            self.committed.as_ref().map(|c| c.0),
-            self.committed.as_ref().map(|c| &c.1[..]),
+            id.as_ref().map(|c| c.0),
+            id.as_ref().map(|c| &c.1[..]),
         );
-        put_opt(
-            &mut out,
-            self.purged.as_ref().map(|c| c.0),
-            self.purged.as_ref().map(|c| &c.1[..]),
-        );
-        out
     }
+    for index in [layout.origin, layout.last_segment] {
+        match index {
+            None => out.push(0),
+            Some(i) => {
+                out.push(1);
+                out.extend_from_slice(&i.to_le_bytes());
+            }
+        }
+    }
+    out
+}
 
-    fn decode(mut bytes: &[u8]) -> Option<Self> {
-        let vote = take_opt(&mut bytes, false)?.map(|(_, b)| b);
-        let committed = take_opt(&mut bytes, true)?;
-        let purged = take_opt(&mut bytes, true)?;
-        bytes.is_empty().then_some(Self {
+fn decode_fields(mut bytes: &[u8]) -> Option<(Meta, Layout)> {
+    let vote = take_bytes(&mut bytes, false)?.map(|(_, b)| b);
+    let committed = take_bytes(&mut bytes, true)?;
+    let purged = take_bytes(&mut bytes, true)?;
+    let origin = take_index(&mut bytes)?;
+    let last_segment = take_index(&mut bytes)?;
+    bytes.is_empty().then_some((
+        Meta {
             vote,
             committed,
             purged,
-        })
-    }
+        },
+        Layout {
+            origin,
+            last_segment,
+        },
+    ))
 }
 
-fn put_opt(out: &mut Vec<u8>, index: Option<u64>, bytes: Option<&[u8]>) {
+/// The encoded size of the metadata, to check it against [`MAX_META`].
+pub(crate) fn encoded_len(meta: &Meta, layout: &Layout) -> usize {
+    encode_fields(meta, layout).len()
+}
+
+fn put_bytes(out: &mut Vec<u8>, index: Option<u64>, bytes: Option<&[u8]>) {
     match bytes {
         None => out.push(0),
         Some(b) => {
@@ -114,21 +150,164 @@ fn take<'a>(bytes: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
     Some(head)
 }
 
+fn take_u64(bytes: &mut &[u8]) -> Option<u64> {
+    Some(u64::from_le_bytes(take(bytes, 8)?.try_into().ok()?))
+}
+
 #[allow(clippy::option_option)]
-fn take_opt(bytes: &mut &[u8], with_index: bool) -> Option<Option<(u64, Vec<u8>)>> {
+fn take_bytes(bytes: &mut &[u8], with_index: bool) -> Option<Option<(u64, Vec<u8>)>> {
     match take(bytes, 1)?[0] {
         0 => Some(None),
         1 => {
-            let index = if with_index {
-                u64::from_le_bytes(take(bytes, 8)?.try_into().ok()?)
-            } else {
-                0
-            };
+            let index = if with_index { take_u64(bytes)? } else { 0 };
             let len = u32::from_le_bytes(take(bytes, 4)?.try_into().ok()?) as usize;
             Some(Some((index, take(bytes, len)?.to_vec())))
         }
         _ => None,
     }
+}
+
+#[allow(clippy::option_option)]
+fn take_index(bytes: &mut &[u8]) -> Option<Option<u64>> {
+    match take(bytes, 1)?[0] {
+        0 => Some(None),
+        1 => Some(Some(take_u64(bytes)?)),
+        _ => None,
+    }
+}
+
+fn slot_crc(slot: &[u8], len: usize) -> u32 {
+    crc32c::crc32c_append(crc32c::crc32c(&slot[..12]), &slot[16..SLOT_HEADER + len])
+}
+
+fn encode_slot(sequence: u64, fields: &[u8]) -> Vec<u8> {
+    let mut slot = Vec::with_capacity(SLOT_HEADER + fields.len());
+    slot.extend_from_slice(&MAGIC);
+    slot.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    slot.extend_from_slice(&[0; 4]);
+    slot.extend_from_slice(&(fields.len() as u32).to_le_bytes());
+    slot.extend_from_slice(&[0; 4]);
+    slot.extend_from_slice(&sequence.to_le_bytes());
+    slot.extend_from_slice(fields);
+    let crc = slot_crc(&slot, fields.len());
+    slot[12..16].copy_from_slice(&crc.to_le_bytes());
+    slot
+}
+
+/// A valid slot: its sequence and its fields, raw and decoded.
+struct Slot {
+    sequence: u64,
+    fields: Vec<u8>,
+    meta: Meta,
+    layout: Layout,
+}
+
+fn u32_at(b: &[u8], o: usize) -> u32 {
+    u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]])
+}
+
+fn decode_slot(buf: &[u8]) -> Option<Slot> {
+    if buf[..8] != MAGIC || u32_at(buf, 8) != FORMAT_VERSION || u32_at(buf, 20) != 0 {
+        return None;
+    }
+    let len = u32_at(buf, 16) as usize;
+    if len > MAX_META || slot_crc(buf, len) != u32_at(buf, 12) {
+        return None;
+    }
+    let fields = buf[SLOT_HEADER..SLOT_HEADER + len].to_vec();
+    let (meta, layout) = decode_fields(&fields)?;
+    Some(Slot {
+        sequence: u64::from_le_bytes(buf[24..32].try_into().ok()?),
+        fields,
+        meta,
+        layout,
+    })
+}
+
+/// Whether `buf` holds a valid slot of format version 1 (a checksum at 0
+/// over a length, a sequence and the fields; no magic).
+fn is_version_1(buf: &[u8]) -> bool {
+    let len = u32_at(buf, 4) as usize;
+    len <= SLOT_LEN - 16 && crc32c::crc32c(&buf[4..16 + len]) == u32_at(buf, 0)
+}
+
+fn decode_hint(buf: &[u8]) -> Option<(u64, Vec<u8>)> {
+    let len = u32_at(buf, 4) as usize;
+    if len > MAX_HINT_ID {
+        return None;
+    }
+    if crc32c::crc32c(&buf[4..HINT_HEADER + len]) != u32_at(buf, 0) {
+        return None;
+    }
+    let index = u64::from_le_bytes(buf[8..16].try_into().ok()?);
+    Some((index, buf[HINT_HEADER..HINT_HEADER + len].to_vec()))
+}
+
+/// Why the metadata could not be loaded.
+#[derive(Debug)]
+pub(crate) enum MetaProblem {
+    Io(io::Error),
+    /// No slot can be trusted; why.
+    Corrupt(&'static str),
+    /// A valid slot of another format version.
+    Version(u32),
+}
+
+/// The metadata as read from an existing file.
+pub(crate) struct Loaded {
+    pub(crate) meta: Meta,
+    pub(crate) layout: Layout,
+    sequence: u64,
+    /// Both slots hold the same valid copy; otherwise opening writes the
+    /// chosen one to both again.
+    pub(crate) whole: bool,
+}
+
+/// Reads the metadata file. Changes nothing.
+pub(crate) fn load<F: StorageFile>(file: &F) -> Result<Loaded, MetaProblem> {
+    // A file cut short reads as zeros where it ends, which no slot or hint
+    // checks out against.
+    let size = file.size().map_err(MetaProblem::Io)?;
+    let mut buf = vec![0u8; FILE_LEN];
+    let have = usize::try_from(size).unwrap_or(FILE_LEN).min(FILE_LEN);
+    file.read_at(&mut buf[..have], 0).map_err(MetaProblem::Io)?;
+    let (a, b) = (
+        decode_slot(&buf[..SLOT_LEN]),
+        decode_slot(&buf[SLOT_LEN..2 * SLOT_LEN]),
+    );
+    let (slot, whole) = match (a, b) {
+        (None, None) => {
+            if is_version_1(&buf[..SLOT_LEN]) || is_version_1(&buf[SLOT_LEN..2 * SLOT_LEN]) {
+                return Err(MetaProblem::Version(1));
+            }
+            return Err(MetaProblem::Corrupt("neither of its two slots is valid"));
+        }
+        (Some(s), None) | (None, Some(s)) => (s, false),
+        (Some(a), Some(b)) if a.sequence == b.sequence => {
+            if a.fields != b.fields {
+                return Err(MetaProblem::Corrupt(
+                    "its two slots hold different values under the same sequence",
+                ));
+            }
+            (a, true)
+        }
+        (Some(a), Some(b)) => (if a.sequence > b.sequence { a } else { b }, false),
+    };
+    let mut meta = slot.meta;
+    for hint in 0..2 {
+        let at = HINTS_AT + hint * SLOT_LEN;
+        if let Some((index, id)) = decode_hint(&buf[at..at + HINT_LEN])
+            && meta.committed.as_ref().is_none_or(|(c, _)| index > *c)
+        {
+            meta.committed = Some((index, id));
+        }
+    }
+    Ok(Loaded {
+        meta,
+        layout: slot.layout,
+        sequence: slot.sequence,
+        whole,
+    })
 }
 
 /// The metadata file, open.
@@ -138,78 +317,42 @@ pub(crate) struct MetaFile<F> {
     /// Hints written so far; the next goes to hint `hints % 2`.
     hints: u64,
     current: Meta,
-}
-
-/// Why the metadata could not be loaded.
-#[derive(Debug)]
-pub(crate) enum MetaProblem {
-    Io(io::Error),
-    /// The file exists but neither slot is valid.
-    Corrupt,
+    layout: Layout,
 }
 
 impl<F: StorageFile> MetaFile<F> {
-    pub(crate) fn open<S: Storage<File = F>>(storage: &S) -> Result<Self, MetaProblem> {
-        let fresh = match storage.open(META_FILE, false) {
-            Ok(_) => false,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => true,
-            Err(e) => return Err(MetaProblem::Io(e)),
-        };
-        if fresh {
-            // Created complete under a temporary name, so a crash never
-            // leaves a META that exists but holds no valid slot.
-            let tmp = format!("{META_FILE}.tmp");
-            let file = storage.open(&tmp, true).map_err(MetaProblem::Io)?;
-            file.set_len(0).map_err(MetaProblem::Io)?;
-            file.allocate(2 * SLOT_LEN as u64)
-                .map_err(MetaProblem::Io)?;
-            let mut meta = Self {
-                file,
-                sequence: 0,
-                hints: 0,
-                current: Meta::default(),
-            };
-            meta.store(Meta::default()).map_err(MetaProblem::Io)?;
-            storage.rename(&tmp, META_FILE).map_err(MetaProblem::Io)?;
-            storage.sync_dir().map_err(MetaProblem::Io)?;
-            return Ok(meta);
-        }
-        let file = storage.open(META_FILE, false).map_err(MetaProblem::Io)?;
-        let mut best: Option<(u64, Meta)> = None;
-        for slot in 0..2 {
-            let mut buf = vec![0u8; SLOT_LEN];
-            match file.read_at(&mut buf, (slot * SLOT_LEN) as u64) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => continue,
-                Err(e) => return Err(MetaProblem::Io(e)),
-            }
-            if let Some((seq, meta)) = decode_slot(&buf)
-                && best.as_ref().is_none_or(|(s, _)| seq > *s)
-            {
-                best = Some((seq, meta));
-            }
-        }
-        let (sequence, mut current) = best.ok_or(MetaProblem::Corrupt)?;
-        for hint in 0..2 {
-            let mut buf = vec![0u8; HINT_LEN];
-            match file.read_at(&mut buf, HINTS_AT + hint * SLOT_LEN as u64) {
-                Ok(()) => {}
-                // Never written (a log from before hints, or only one yet).
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => continue,
-                Err(e) => return Err(MetaProblem::Io(e)),
-            }
-            if let Some((index, id)) = decode_hint(&buf)
-                && current.committed.as_ref().is_none_or(|(c, _)| index > *c)
-            {
-                current.committed = Some((index, id));
-            }
-        }
-        Ok(Self {
+    /// Creates the metadata of a new log, complete under a temporary name
+    /// and then renamed, so a crash never leaves a `META` that exists but
+    /// holds no valid slot.
+    pub(crate) fn create<S: Storage<File = F>>(storage: &S) -> io::Result<Self> {
+        let tmp = format!("{META_FILE}.tmp");
+        let file = storage.open(&tmp, true)?;
+        file.set_len(0)?;
+        file.allocate(FILE_LEN as u64)?;
+        let mut meta = Self::loaded(
             file,
-            sequence,
+            Loaded {
+                meta: Meta::default(),
+                layout: Layout::default(),
+                sequence: 0,
+                whole: false,
+            },
+        );
+        meta.store(Meta::default(), Layout::default())?;
+        storage.rename(&tmp, META_FILE)?;
+        storage.sync_dir()?;
+        Ok(meta)
+    }
+
+    /// The metadata file `file`, read as `loaded`.
+    pub(crate) fn loaded(file: F, loaded: Loaded) -> Self {
+        Self {
+            file,
+            sequence: loaded.sequence,
             hints: 0,
-            current,
-        })
+            current: loaded.meta,
+            layout: loaded.layout,
+        }
     }
 
     /// Records the committed index and its id as a hint: one positional
@@ -229,7 +372,7 @@ impl<F: StorageFile> MetaFile<F> {
         let crc = crc32c::crc32c(&hint[4..]);
         hint.resize(HINT_LEN, 0);
         hint[..4].copy_from_slice(&crc.to_le_bytes());
-        let at = HINTS_AT + (self.hints % 2) * SLOT_LEN as u64;
+        let at = HINTS_AT as u64 + (self.hints % 2) * SLOT_LEN as u64;
         self.file.write_at(&hint, at)?;
         self.hints += 1;
         self.current.committed = Some((index, id));
@@ -240,9 +383,14 @@ impl<F: StorageFile> MetaFile<F> {
         &self.current
     }
 
-    /// Writes `meta` durably into the older slot.
-    pub(crate) fn store(&mut self, meta: Meta) -> io::Result<()> {
-        let fields = meta.encode();
+    pub(crate) fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// Writes `meta` and `layout` durably into both slots, one after the
+    /// other.
+    pub(crate) fn store(&mut self, meta: Meta, layout: Layout) -> io::Result<()> {
+        let fields = encode_fields(&meta, &layout);
         if fields.len() > MAX_META {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -250,66 +398,110 @@ impl<F: StorageFile> MetaFile<F> {
             ));
         }
         let sequence = self.sequence + 1;
-        let mut slot = Vec::with_capacity(SLOT_HEADER + fields.len());
-        slot.extend_from_slice(&[0; 4]);
-        slot.extend_from_slice(&(fields.len() as u32).to_le_bytes());
-        slot.extend_from_slice(&sequence.to_le_bytes());
-        slot.extend_from_slice(&fields);
-        let crc = crc32c::crc32c(&slot[4..]);
-        slot[..4].copy_from_slice(&crc.to_le_bytes());
-        let at = (sequence % 2) * SLOT_LEN as u64;
-        self.file.write_at(&slot, at)?;
-        self.file.sync_data()?;
+        let slot = encode_slot(sequence, &fields);
+        for at in [0, SLOT_LEN as u64] {
+            self.file.write_at(&slot, at)?;
+            self.file.sync_data()?;
+        }
         self.sequence = sequence;
         self.current = meta;
+        self.layout = layout;
         Ok(())
     }
-}
-
-fn decode_slot(buf: &[u8]) -> Option<(u64, Meta)> {
-    let crc = u32::from_le_bytes(buf[..4].try_into().ok()?);
-    let len = u32::from_le_bytes(buf[4..8].try_into().ok()?) as usize;
-    if len > MAX_META {
-        return None;
-    }
-    if crc32c::crc32c(&buf[4..SLOT_HEADER + len]) != crc {
-        return None;
-    }
-    let seq = u64::from_le_bytes(buf[8..16].try_into().ok()?);
-    Meta::decode(&buf[SLOT_HEADER..SLOT_HEADER + len]).map(|m| (seq, m))
-}
-
-fn decode_hint(buf: &[u8]) -> Option<(u64, Vec<u8>)> {
-    let crc = u32::from_le_bytes(buf.get(..4)?.try_into().ok()?);
-    let len = u32::from_le_bytes(buf.get(4..8)?.try_into().ok()?) as usize;
-    if len > MAX_HINT_ID {
-        return None;
-    }
-    let record = buf.get(4..HINT_HEADER + len)?;
-    if crc32c::crc32c(record) != crc {
-        return None;
-    }
-    let index = u64::from_le_bytes(buf.get(8..16)?.try_into().ok()?);
-    Some((index, buf[HINT_HEADER..HINT_HEADER + len].to_vec()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::MemoryStorage;
+
+    fn sample() -> (Meta, Layout) {
+        (
+            Meta {
+                vote: Some(b"v".to_vec()),
+                committed: Some((9, b"c".to_vec())),
+                purged: None,
+            },
+            Layout {
+                origin: Some(1),
+                last_segment: Some(77),
+            },
+        )
+    }
 
     #[test]
-    fn encode_roundtrip() {
-        let m = Meta {
-            vote: Some(b"v".to_vec()),
-            committed: Some((9, b"c".to_vec())),
-            purged: None,
-        };
-        assert_eq!(Meta::decode(&m.encode()), Some(m));
+    fn fields_roundtrip() {
+        let (m, l) = sample();
+        assert_eq!(decode_fields(&encode_fields(&m, &l)), Some((m, l)));
+        let empty = (Meta::default(), Layout::default());
         assert_eq!(
-            Meta::decode(&Meta::default().encode()),
-            Some(Meta::default())
+            decode_fields(&encode_fields(&empty.0, &empty.1)),
+            Some(empty)
         );
-        assert_eq!(Meta::decode(&[2]), None);
-        assert_eq!(Meta::decode(&[1, 1]), None);
+        assert!(decode_fields(&[2]).is_none());
+        assert!(decode_fields(&[1, 1]).is_none());
+    }
+
+    fn stored() -> (MemoryStorage, crate::MemoryFile) {
+        let storage = MemoryStorage::new();
+        let mut file = MetaFile::create(&storage).unwrap();
+        let (m, l) = sample();
+        file.store(m, l).unwrap();
+        let f = storage.open(META_FILE, false).unwrap();
+        (storage, f)
+    }
+
+    #[test]
+    fn a_store_fills_both_slots_and_any_one_flip_keeps_the_newest() {
+        let (_storage, f) = stored();
+        let loaded = load(&f).unwrap();
+        assert!(loaded.whole);
+        assert_eq!((loaded.meta.clone(), loaded.layout), sample());
+        let mut bytes = vec![0u8; FILE_LEN];
+        f.read_at(&mut bytes, 0).unwrap();
+        // Every bit of both slots' used bytes: the newest value still loads.
+        let used = SLOT_HEADER + encode_fields(&sample().0, &sample().1).len();
+        for slot in [0, SLOT_LEN] {
+            for at in slot..slot + used {
+                for bit in 0..8 {
+                    let mut bad = bytes.clone();
+                    bad[at] ^= 1 << bit;
+                    f.write_at(&bad, 0).unwrap();
+                    let loaded = load(&f).unwrap();
+                    assert!(!loaded.whole, "{at}");
+                    assert_eq!((loaded.meta, loaded.layout), sample(), "{at}.{bit}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_file_without_a_valid_slot_is_refused_and_version_1_is_named() {
+        let (_storage, f) = stored();
+        f.write_at(&[0xFF], 20).unwrap();
+        f.write_at(&[0xFF], SLOT_LEN as u64 + 20).unwrap();
+        assert!(matches!(load(&f), Err(MetaProblem::Corrupt(_))));
+        // A version 1 slot: crc, len, sequence, fields.
+        let fields = [0u8, 0, 0];
+        let mut old = vec![0u8; 16];
+        old[4..8].copy_from_slice(&(fields.len() as u32).to_le_bytes());
+        old[8..16].copy_from_slice(&1u64.to_le_bytes());
+        old.extend_from_slice(&fields);
+        let crc = crc32c::crc32c(&old[4..]);
+        old[..4].copy_from_slice(&crc.to_le_bytes());
+        old.resize(SLOT_LEN, 0);
+        f.write_at(&old, 0).unwrap();
+        assert!(matches!(load(&f), Err(MetaProblem::Version(1))));
+    }
+
+    #[test]
+    fn slots_that_disagree_under_one_sequence_are_refused() {
+        let (_storage, f) = stored();
+        let (mut m, l) = sample();
+        m.vote = Some(b"w".to_vec());
+        // Only the second slot, under the sequence both slots hold (2).
+        let slot = encode_slot(2, &encode_fields(&m, &l));
+        f.write_at(&slot, SLOT_LEN as u64).unwrap();
+        assert!(matches!(load(&f), Err(MetaProblem::Corrupt(_))));
     }
 }

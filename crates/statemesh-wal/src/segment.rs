@@ -1,23 +1,26 @@
-//! Segment files: their header, their names, and scanning their records.
+//! Segment files: their header, their names, and scanning their items.
 //!
 //! ```text
-//!  0                8       12      16              24      28      32
-//! +----------------+-------+-------+---------------+-------+-------+---- - -
-//! | "SMWALSEG"     | ver=1 | 0     | first index   | 0     | crc   | records…
-//! +----------------+-------+-------+---------------+-------+-------+---- - -
+//!  0                8       12      16              24              32              40          64
+//! +----------------+-------+-------+---------------+---------------+---------------+-----------+
+//! | "SMWALSEG"     | ver=2 | crc   | first index   | capacity      | salt          | 0 …       |
+//! +----------------+-------+-------+---------------+---------------+---------------+-----------+
 //! ```
 //!
-//! Little-endian; `crc` is the CRC32C of bytes 0..28. A segment is named
-//! after its first index, zero-padded so names sort like indices.
+//! Little-endian; `crc` is the CRC32C of every other byte of the header.
+//! `capacity` is the size the file was created with (it never shrinks, so a
+//! shorter file has lost its end); `salt` is random, and seeds the checksum
+//! of every item in the segment (see `record`). A segment is named after its
+//! first index, zero-padded so names sort like indices.
 
-use crate::record::{self, HEADER_LEN};
+use crate::record::{self, Item, MarkerKind, Salt};
 
-/// Bytes before the first record.
-pub(crate) const SEGMENT_HEADER_LEN: u64 = 32;
+/// Bytes before the first item.
+pub(crate) const SEGMENT_HEADER_LEN: u64 = 64;
 /// The magic at the start of every segment.
 pub(crate) const MAGIC: [u8; 8] = *b"SMWALSEG";
 /// The segment format version this build writes and reads.
-pub(crate) const FORMAT_VERSION: u32 = 1;
+pub(crate) const FORMAT_VERSION: u32 = 2;
 
 const SUFFIX: &str = ".wal";
 
@@ -35,13 +38,30 @@ pub(crate) fn parse_name(name: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
-pub(crate) fn encode_header(first: u64) -> [u8; SEGMENT_HEADER_LEN as usize] {
+/// What a segment header says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Header {
+    pub(crate) first: u64,
+    pub(crate) capacity: u64,
+    pub(crate) salt: u64,
+}
+
+fn header_crc(h: &[u8]) -> u32 {
+    crc32c::crc32c_append(
+        crc32c::crc32c(&h[..12]),
+        &h[16..SEGMENT_HEADER_LEN as usize],
+    )
+}
+
+pub(crate) fn encode_header(header: &Header) -> [u8; SEGMENT_HEADER_LEN as usize] {
     let mut h = [0u8; SEGMENT_HEADER_LEN as usize];
     h[..8].copy_from_slice(&MAGIC);
     h[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
-    h[16..24].copy_from_slice(&first.to_le_bytes());
-    let crc = crc32c::crc32c(&h[..28]);
-    h[28..32].copy_from_slice(&crc.to_le_bytes());
+    h[16..24].copy_from_slice(&header.first.to_le_bytes());
+    h[24..32].copy_from_slice(&header.capacity.to_le_bytes());
+    h[32..40].copy_from_slice(&header.salt.to_le_bytes());
+    let crc = header_crc(&h);
+    h[12..16].copy_from_slice(&crc.to_le_bytes());
     h
 }
 
@@ -55,111 +75,205 @@ pub(crate) enum HeaderProblem {
     FirstIndex(u64),
 }
 
-pub(crate) fn check_header(h: &[u8], expected_first: u64) -> Result<(), HeaderProblem> {
-    if h.len() < SEGMENT_HEADER_LEN as usize {
+fn u64_at(h: &[u8], o: usize) -> u64 {
+    let mut x = [0u8; 8];
+    x.copy_from_slice(&h[o..o + 8]);
+    u64::from_le_bytes(x)
+}
+
+/// Whether `h` is a valid header of format version 1 (32 bytes, its
+/// checksum at the end), to name the version in the error.
+fn is_version_1(h: &[u8]) -> bool {
+    h[8..12] == 1u32.to_le_bytes() && h[28..32] == crc32c::crc32c(&h[..28]).to_le_bytes()
+}
+
+pub(crate) fn parse_header(h: &[u8], expected_first: u64) -> Result<Header, HeaderProblem> {
+    if h.len() < 32 {
         return Err(HeaderProblem::Short);
     }
     if h[..8] != MAGIC {
         return Err(HeaderProblem::BadMagic);
     }
-    let crc = u32::from_le_bytes([h[28], h[29], h[30], h[31]]);
-    if crc != crc32c::crc32c(&h[..28]) {
+    if is_version_1(h) {
+        return Err(HeaderProblem::Version(1));
+    }
+    if h.len() < SEGMENT_HEADER_LEN as usize {
+        return Err(HeaderProblem::Short);
+    }
+    if h[12..16] != header_crc(h).to_le_bytes() {
         return Err(HeaderProblem::Checksum);
     }
     let version = u32::from_le_bytes([h[8], h[9], h[10], h[11]]);
     if version != FORMAT_VERSION {
         return Err(HeaderProblem::Version(version));
     }
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&h[16..24]);
-    let first = u64::from_le_bytes(first);
-    if first != expected_first {
-        return Err(HeaderProblem::FirstIndex(first));
+    let header = Header {
+        first: u64_at(h, 16),
+        capacity: u64_at(h, 24),
+        salt: u64_at(h, 32),
+    };
+    if header.first != expected_first {
+        return Err(HeaderProblem::FirstIndex(header.first));
     }
-    Ok(())
+    Ok(header)
 }
 
-/// The records found in one segment's bytes.
-#[derive(Debug, Default)]
+/// The items found in one segment's bytes.
+#[derive(Debug)]
 pub(crate) struct Scan {
     /// Offset of each valid record, in index order from the segment's first.
     pub(crate) offsets: Vec<u64>,
-    /// Offset just past the last valid record.
+    /// Where the chain of valid items stops.
     pub(crate) end: u64,
-    /// What follows `end`.
-    pub(crate) tail: Tail,
+    /// The index the next record at `end` would have.
+    pub(crate) next: u64,
+    /// Why the chain stops.
+    pub(crate) stop: Stop,
+    /// The highest durable offset a marker before `end` vouches for.
+    pub(crate) durable: u64,
+    /// Where the last record before `end` ends.
+    pub(crate) records_end: u64,
+    /// One past the last byte that is not zero (at least `end`).
+    pub(crate) nonzero_end: u64,
 }
 
-/// What follows the last valid record of a segment.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Tail {
+/// What follows the chain of valid items.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stop {
     /// Nothing, or only zeros (preallocated space).
-    #[default]
     Clean,
-    /// Bytes that are not a valid next record. `later` is the offset of a
-    /// valid record with a higher index further on, if there is one: then
-    /// the bad bytes are not a torn end but damage in the middle.
-    Garbage { later: Option<u64> },
+    /// An `End` marker at `end`: the log was cut there, and what follows
+    /// it is not part of it.
+    End,
+    /// Bytes that are not the next item; what a search of them found.
+    Garbage(After),
 }
 
-/// Scans `bytes` (a whole segment file) for consecutive valid records
-/// starting at index `first`.
-pub(crate) fn scan(bytes: &[u8], first: u64) -> Scan {
+/// What a search of the bytes after damage found among its valid items.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct After {
+    /// The highest durable offset a valid marker there vouches for (a
+    /// marker is believed only up to its own offset).
+    pub(crate) durable: Option<u64>,
+    /// Where the last valid item ends.
+    pub(crate) items_end: Option<u64>,
+    /// The highest index that valid items show the log held.
+    pub(crate) last_index: Option<u64>,
+}
+
+/// Scans `bytes` (a whole segment file) for the chain of valid items that
+/// starts after the header at index `first`.
+pub(crate) fn scan(bytes: &[u8], first: u64, salt: Salt) -> Scan {
     let mut offsets = Vec::new();
     let mut off = SEGMENT_HEADER_LEN as usize;
     let mut next = first;
-    while let Some(len) = record_at(bytes, off, next) {
-        offsets.push(off as u64);
-        off += len;
-        next += 1;
-    }
-    let rest = bytes.get(off..).unwrap_or_default();
-    let tail = if rest.iter().all(|&b| b == 0) {
-        Tail::Clean
-    } else {
-        Tail::Garbage {
-            later: find_later_record(bytes, off + 1, next),
+    let mut durable = SEGMENT_HEADER_LEN;
+    let mut records_end = SEGMENT_HEADER_LEN;
+    let mut end_marker = false;
+    while let Some(item) = record::item_at(bytes, off, salt, |i| i == next) {
+        match item {
+            Item::Record { len, .. } => {
+                offsets.push(off as u64);
+                off += len;
+                next += 1;
+                records_end = off as u64;
+            }
+            Item::Marker(m) if m.next == next && m.durable <= off as u64 => {
+                if m.kind == MarkerKind::End {
+                    end_marker = true;
+                    break;
+                }
+                durable = durable.max(m.durable);
+                off += record::MARKER_LEN;
+            }
+            Item::Marker(_) => break,
         }
+    }
+    let nonzero_end = bytes[off.min(bytes.len())..]
+        .iter()
+        .rposition(|&b| b != 0)
+        .map_or(off, |p| off + p + 1) as u64;
+    let stop = if end_marker {
+        Stop::End
+    } else if nonzero_end == off as u64 {
+        Stop::Clean
+    } else {
+        Stop::Garbage(search(bytes, off, next, salt))
     };
     Scan {
         offsets,
         end: off as u64,
-        tail,
+        next,
+        stop,
+        durable,
+        records_end,
+        nonzero_end,
     }
 }
 
-/// The encoded length of the valid record with index `index` at `off`.
-fn record_at(bytes: &[u8], off: usize, index: u64) -> Option<usize> {
-    let header: &[u8; HEADER_LEN] = bytes.get(off..off + HEADER_LEN)?.try_into().ok()?;
-    let h = record::parse_header(header);
-    if h.index != index {
-        return None;
+/// Looks at every offset from `from` on for valid items that belong after
+/// index `next` (byte by byte, skipping over what it finds: this runs only
+/// when a segment is damaged).
+fn search(bytes: &[u8], from: usize, next: u64, salt: Salt) -> After {
+    let mut after = After::default();
+    let mut pos = from;
+    while pos < bytes.len() {
+        // A record's index is at most one per 16 bytes past `next`.
+        let most = next.saturating_add(((bytes.len() - pos) / record::HEADER_LEN) as u64);
+        let item = record::item_at(bytes, pos, salt, |i| (next..=most).contains(&i));
+        let evidence = match item {
+            Some(Item::Record { index, .. }) => Some(index),
+            Some(Item::Marker(m)) if m.next >= next && m.durable <= pos as u64 => {
+                after.durable = after.durable.max(Some(m.durable));
+                m.next.checked_sub(1).filter(|&i| i >= next)
+            }
+            _ => {
+                pos += 1;
+                continue;
+            }
+        };
+        let len = item.map_or(1, |i| i.len());
+        after.last_index = after.last_index.max(evidence);
+        after.items_end = Some((pos + len) as u64);
+        pos += len;
     }
-    let body = bytes.get(off + HEADER_LEN..off + HEADER_LEN + h.len as usize)?;
-    record::verify(header, body).then_some(HEADER_LEN + h.len as usize)
-}
-
-/// Looks for any valid record with index at least `min_index` at or after
-/// `from` (byte by byte: this runs only when a segment is damaged).
-fn find_later_record(bytes: &[u8], from: usize, min_index: u64) -> Option<u64> {
-    (from..bytes.len().saturating_sub(HEADER_LEN - 1)).find_map(|off| {
-        let header: &[u8; HEADER_LEN] = bytes[off..off + HEADER_LEN].try_into().ok()?;
-        let h = record::parse_header(header);
-        if h.index < min_index {
-            return None;
-        }
-        record_at(bytes, off, h.index).map(|_| off as u64)
-    })
+    after
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::{MARKER_LEN, Marker};
 
-    fn segment(first: u64, payloads: &[&[u8]]) -> Vec<u8> {
-        let mut b = encode_header(first).to_vec();
-        for (i, p) in payloads.iter().enumerate() {
-            record::encode(first + i as u64, p, &mut b);
+    const SALT: u64 = 99;
+
+    fn header(first: u64) -> Header {
+        Header {
+            first,
+            capacity: 4096,
+            salt: SALT,
+        }
+    }
+
+    /// A segment holding `batches` (each a list of payloads, each followed
+    /// by a batch marker vouching for the batches before it).
+    fn segment(first: u64, batches: &[&[&[u8]]]) -> Vec<u8> {
+        let salt = Salt::new(SALT);
+        let mut b = encode_header(&header(first)).to_vec();
+        let mut next = first;
+        let mut durable = SEGMENT_HEADER_LEN;
+        for batch in batches {
+            for p in *batch {
+                record::encode(salt, next, p, &mut b);
+                next += 1;
+            }
+            let marker = Marker {
+                next,
+                durable,
+                kind: MarkerKind::Batch,
+            };
+            record::encode_marker(salt, marker, &mut b);
+            durable = b.len() as u64;
         }
         b
     }
@@ -175,41 +289,93 @@ mod tests {
 
     #[test]
     fn header_checks() {
-        let h = encode_header(7);
-        assert_eq!(check_header(&h, 7), Ok(()));
-        assert_eq!(check_header(&h, 8), Err(HeaderProblem::FirstIndex(7)));
-        assert_eq!(check_header(&h[..10], 7), Err(HeaderProblem::Short));
+        let h = encode_header(&header(7));
+        assert_eq!(parse_header(&h, 7), Ok(header(7)));
+        assert_eq!(parse_header(&h, 8), Err(HeaderProblem::FirstIndex(7)));
+        assert_eq!(parse_header(&h[..10], 7), Err(HeaderProblem::Short));
         let mut bad = h;
         bad[0] = b'X';
-        assert_eq!(check_header(&bad, 7), Err(HeaderProblem::BadMagic));
-        let mut bad = h;
-        bad[17] ^= 1;
-        assert_eq!(check_header(&bad, 7), Err(HeaderProblem::Checksum));
+        assert_eq!(parse_header(&bad, 7), Err(HeaderProblem::BadMagic));
+        for at in (8..64).filter(|at| !(12..16).contains(at)) {
+            let mut bad = h;
+            bad[at] ^= 1;
+            assert_eq!(parse_header(&bad, 7), Err(HeaderProblem::Checksum), "{at}");
+        }
+        // A version 1 header is named as such.
+        let mut old = [0u8; 32];
+        old[..8].copy_from_slice(&MAGIC);
+        old[8..12].copy_from_slice(&1u32.to_le_bytes());
+        old[16..24].copy_from_slice(&7u64.to_le_bytes());
+        let crc = crc32c::crc32c(&old[..28]);
+        old[28..32].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(parse_header(&old, 7), Err(HeaderProblem::Version(1)));
     }
 
     #[test]
-    fn scan_clean_torn_and_damaged() {
-        let mut seg = segment(5, &[b"a", b"bb", b"ccc"]);
-        let full = seg.len();
+    fn a_clean_segment_scans_to_its_end() {
+        let mut seg = segment(5, &[&[b"a", b"bb"], &[b"ccc"]]);
+        let full = seg.len() as u64;
         seg.extend_from_slice(&[0; 100]);
-        let s = scan(&seg, 5);
+        let s = scan(&seg, 5, Salt::new(SALT));
         assert_eq!(s.offsets.len(), 3);
-        assert_eq!(s.end as usize, full);
-        assert_eq!(s.tail, Tail::Clean);
+        assert_eq!((s.end, s.next, s.nonzero_end), (full, 8, full));
+        assert_eq!(s.stop, Stop::Clean);
+        // The second batch's marker vouches for the first batch.
+        assert_eq!(s.durable, s.offsets[2]);
+        assert_eq!(s.records_end, full - MARKER_LEN as u64);
+    }
 
-        // Torn last record: garbage with nothing valid after it.
+    #[test]
+    fn damage_before_a_vouching_marker_is_found_with_its_evidence() {
+        let seg = segment(5, &[&[b"a", b"bb"], &[b"ccc"]]);
+        let salt = Salt::new(SALT);
+        let clean = scan(&seg, 5, salt);
+        // Damage the second record: the chain stops there, and the search
+        // finds record 7 and the marker that vouches for the first batch.
+        let mut bad = seg.clone();
+        let second = clean.offsets[1] as usize;
+        bad[second + 16] ^= 1;
+        let s = scan(&bad, 5, salt);
+        assert_eq!((s.end, s.next), (second as u64, 6));
+        let Stop::Garbage(after) = s.stop else {
+            panic!("{:?}", s.stop)
+        };
+        assert_eq!(after.durable, Some(clean.offsets[2]));
+        assert_eq!(after.last_index, Some(7));
+        assert_eq!(after.items_end, Some(seg.len() as u64));
+    }
+
+    #[test]
+    fn a_torn_end_has_nothing_vouching_after_it() {
+        let seg = segment(5, &[&[b"a"], &[b"bb", b"ccc"]]);
+        let salt = Salt::new(SALT);
+        let clean = scan(&seg, 5, salt);
         let mut torn = seg.clone();
-        torn[full - 1] ^= 0xFF;
-        let s = scan(&torn, 5);
-        assert_eq!(s.offsets.len(), 2);
-        assert_eq!(s.tail, Tail::Garbage { later: None });
+        let last = clean.offsets[2] as usize;
+        torn.truncate(last + 5);
+        let s = scan(&torn, 5, salt);
+        assert_eq!(s.end, last as u64);
+        let Stop::Garbage(after) = s.stop else {
+            panic!("{:?}", s.stop)
+        };
+        assert_eq!(after, After::default());
+    }
 
-        // Damage in the middle: a later valid record is found.
-        let mut mid = seg.clone();
-        let second = s.offsets[1] as usize;
-        mid[second + HEADER_LEN] ^= 1;
-        let s = scan(&mid, 5);
-        assert_eq!(s.offsets.len(), 1);
-        assert!(matches!(s.tail, Tail::Garbage { later: Some(_) }));
+    #[test]
+    fn an_end_marker_stops_the_chain() {
+        let salt = Salt::new(SALT);
+        let mut seg = segment(5, &[&[b"a"]]);
+        let cut = seg.len() as u64;
+        let end = Marker {
+            next: 6,
+            durable: cut,
+            kind: MarkerKind::End,
+        };
+        record::encode_marker(salt, end, &mut seg);
+        // Left over from before the cut: ignored.
+        record::encode(salt, 6, b"stale", &mut seg);
+        let s = scan(&seg, 5, salt);
+        assert_eq!((s.end, s.next, s.stop), (cut, 6, Stop::End));
+        assert_eq!(s.nonzero_end, seg.len() as u64);
     }
 }

@@ -1,24 +1,27 @@
 //! The log: appends with group commit, reads, truncate, purge, metadata,
 //! and recovery when it opens.
 //!
-//! Three threads do the work. The *writer* takes every queued operation,
-//! encodes appends into one buffer per round and writes it with one
-//! `pwrite`, then makes the entries readable. The *syncer* runs `fdatasync`
+//! Four threads do the work, started by the first write. The *writer*
+//! takes every queued operation, encodes appends into one buffer per round,
+//! ended by a batch marker (see `record`), and writes it with one `pwrite`,
+//! then makes the entries readable. The *syncer* runs `fdatasync`
 //! for everything written so far; the *completer* wakes the appenders a sync
 //! covered while the syncer runs the next one. While the syncer syncs round
 //! *k*, the writer already writes round *k + 1*, and every append that
-//! arrives during a sync joins the next one: that is the group commit.
+//! arrives during a sync joins the next one: that is the group commit. The
+//! *preparer* zero-fills the next segment ahead of time.
 
 use crate::completion::{Completion, Stages, Wait};
 use crate::error::{AppendError, OpenError, ReadError, UpdateError};
-use crate::meta::{MAX_META, Meta, MetaFile, MetaProblem};
-use crate::record::{self, HEADER_LEN, MAX_PAYLOAD};
-use crate::segment::{self, HeaderProblem, SEGMENT_HEADER_LEN};
+use crate::meta::{self, Layout, MAX_META, Meta, MetaFile};
+use crate::record::{self, MARKER_LEN, MAX_PAYLOAD, Marker, MarkerKind, Salt};
+use crate::recovery::{self, Recovery};
+use crate::segment::{self, SEGMENT_HEADER_LEN};
 use crate::storage::{FsStorage, Storage, StorageFile};
 use std::future::{Future, IntoFuture};
 use std::io;
 use std::ops::{Bound, RangeBounds};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
@@ -291,8 +294,14 @@ pub(crate) struct Segment<F> {
     file: Arc<F>,
     /// The file mapped up to `capacity`, when the storage can map.
     map: Option<crate::storage::ReadMap>,
+    /// Seeds every checksum in the segment.
+    salt: Salt,
     offsets: Vec<u64>,
+    /// Where the next batch goes: just past the last item.
     end: u64,
+    /// One past the last byte that may not be zero: an End marker or
+    /// ignored bytes can lie past `end`, and a cut must zero them too.
+    dirty_end: u64,
     capacity: u64,
 }
 
@@ -307,8 +316,19 @@ struct Index<F> {
 
 struct SyncJob<F> {
     files: Vec<Arc<F>>,
+    /// How far the active segment was written when the job was made.
+    upto: Option<Durable>,
     done: Vec<Arc<Stages<Outcome>>>,
     update: Option<Arc<Completion<Result<(), UpdateError>>>>,
+}
+
+/// A position in a segment below which everything is durable: what the
+/// next batch marker in that segment vouches for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Durable {
+    /// The segment's first index.
+    segment: u64,
+    end: u64,
 }
 
 type Finished<F> = (Vec<SyncJob<F>>, Result<(), Arc<io::Error>>);
@@ -326,8 +346,10 @@ struct SyncState<F> {
     /// completion round wakes it (and clears this).
     idle_wanted: bool,
     closed: bool,
-    /// Files written since the last sync (Interval/Never policies).
+    /// Files written since the last sync (Interval/Never policies), and how
+    /// far.
     dirty: Vec<Arc<F>>,
+    dirty_upto: Option<Durable>,
     /// Appends keep arriving while syncs run: every round goes to the
     /// syncer, even a round of one, so that the next is written meanwhile.
     pipelined: bool,
@@ -351,6 +373,9 @@ struct Shared<S: Storage> {
     failure: Mutex<Option<Arc<io::Error>>>,
     spare: Mutex<Spare<S::File>>,
     spare_wanted: Condvar,
+    /// How far the active segment is known durable: set after each sync,
+    /// read by the writer for each batch marker.
+    synced: Mutex<Durable>,
 }
 
 /// A zero-filled segment file prepared in the background, so that a
@@ -374,7 +399,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// put it in an `Arc` to share across tasks.
 pub struct Wal<S: Storage = FsStorage> {
     shared: Arc<Shared<S>>,
-    threads: Vec<JoinHandle<()>>,
+    /// The log's threads, started by the first write: a log opened only to
+    /// be read costs none (starting four took about 200 µs on this
+    /// project's machines, most of the cost of an open).
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    started: AtomicBool,
+    /// Handed to the writer thread when it starts: the last segment holds
+    /// records no marker vouches for yet.
+    unvouched: bool,
+    recovery: Recovery,
 }
 
 impl<S: Storage> std::fmt::Debug for Wal<S> {
@@ -436,16 +469,13 @@ impl<S: Storage> Wal<S> {
                 "sync interval must be positive".into(),
             ));
         }
-        let meta = MetaFile::open(&storage).map_err(|p| match p {
-            MetaProblem::Io(source) => OpenError::Io {
-                path: storage.path_of(crate::meta::META_FILE),
-                source,
-            },
-            MetaProblem::Corrupt => OpenError::CorruptMeta {
-                path: storage.path_of(crate::meta::META_FILE),
-            },
-        })?;
-        let recovered = crate::recovery::recover(&storage, &options, meta.get())?;
+        let plan = recovery::decide(&storage, &options)?;
+        let recovered = recovery::apply(&storage, plan)?;
+        let meta = recovered.meta;
+        let synced = Durable {
+            segment: recovered.segments.last().map_or(0, |s| s.first),
+            end: recovered.segments.last().map_or(0, |s| s.end),
+        };
         let index = Index {
             segments: recovered.segments,
             first: recovered.first,
@@ -458,6 +488,7 @@ impl<S: Storage> Wal<S> {
             closed: false,
             writer_sleeping: false,
         };
+        let unvouched = recovered.unvouched;
         let shared = Arc::new(Shared {
             storage,
             options,
@@ -477,6 +508,7 @@ impl<S: Storage> Wal<S> {
                 idle_wanted: false,
                 closed: false,
                 dirty: Vec::new(),
+                dirty_upto: None,
             }),
             sync_ready: Condvar::new(),
             sync_idle: Condvar::new(),
@@ -485,31 +517,74 @@ impl<S: Storage> Wal<S> {
             failure: Mutex::new(None),
             spare: Mutex::new(Spare {
                 ready: None,
-                // The first segment is wanted at once: an empty log's first
-                // append would otherwise zero-fill it inline.
+                // Wanted as soon as the preparer starts (the first write):
+                // an empty log's first segment is needed right away.
                 wanted: true,
                 closed: false,
                 made: 0,
             }),
             spare_wanted: Condvar::new(),
+            synced: Mutex::new(synced),
         });
-        let spawn = |name: &str, f: fn(&Shared<S>)| {
-            let shared = Arc::clone(&shared);
+        Ok(Self {
+            shared,
+            threads: Mutex::new(Vec::new()),
+            started: AtomicBool::new(false),
+            unvouched,
+            recovery: recovered.report,
+        })
+    }
+
+    /// Starts the log's threads unless they run already.
+    fn start(&self) -> Result<(), Arc<io::Error>> {
+        if self.started.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let mut threads = lock(&self.threads);
+        if self.started.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        type Work<S> = Box<dyn FnOnce(&Shared<S>) + Send>;
+        let spawn = |name: &str, f: Work<S>| {
+            let shared = Arc::clone(&self.shared);
             std::thread::Builder::new()
                 .name(name.into())
                 .spawn(move || f(&shared))
-                .map_err(|source| OpenError::Io {
-                    path: PathBuf::new(),
-                    source,
-                })
         };
-        let threads = vec![
-            spawn("statemesh-wal-writer", writer_loop)?,
-            spawn("statemesh-wal-syncer", syncer_loop)?,
-            spawn("statemesh-wal-completer", completer_loop)?,
-            spawn("statemesh-wal-preparer", preparer_loop)?,
+        let unvouched = self.unvouched;
+        let work: [(&str, Work<S>); 4] = [
+            (
+                "statemesh-wal-writer",
+                Box::new(move |s| writer_loop(s, unvouched)),
+            ),
+            ("statemesh-wal-syncer", Box::new(syncer_loop)),
+            ("statemesh-wal-completer", Box::new(completer_loop)),
+            ("statemesh-wal-preparer", Box::new(preparer_loop)),
         ];
-        Ok(Self { shared, threads })
+        for (name, f) in work {
+            match spawn(name, f) {
+                Ok(t) => threads.push(t),
+                Err(e) => {
+                    // Those already started stop when the log closes.
+                    return Err(fail(&self.shared, e));
+                }
+            }
+        }
+        self.started.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// The storage the log works in.
+    #[must_use]
+    pub fn storage(&self) -> &S {
+        &self.shared.storage
+    }
+
+    /// What opening the log found and did: a torn end cut off, what repair
+    /// dropped, leftover files removed.
+    #[must_use]
+    pub fn recovery(&self) -> &Recovery {
+        &self.recovery
     }
 
     /// Queues one entry; it gets the next index.
@@ -553,6 +628,7 @@ impl<S: Storage> Wal<S> {
             });
         }
         self.check_failed().map_err(AppendError::Failed)?;
+        self.start().map_err(AppendError::Failed)?;
         let stages = Stages::new();
         let count = payloads.as_slice().len() as u64;
         let mut wake = false;
@@ -656,21 +732,24 @@ impl<S: Storage> Wal<S> {
         let Some(&offset) = seg.offsets.get(i) else {
             return Ok(None);
         };
+        // Up to the next record, or the segment's end: a batch marker may
+        // follow the record, and `record::payload` leaves it out.
         let end = seg.offsets.get(i + 1).copied().unwrap_or(seg.end);
         let len = end - offset;
+        let salt = seg.salt;
         // Copied under the read lock: see `ReadMap` for why that matters.
         let record = match seg.map.as_ref().and_then(|m| m.copy(offset, len)) {
             Some(bytes) => bytes,
             None => {
                 let (file, name) = (Arc::clone(&seg.file), seg.name.clone());
                 drop(idx);
-                return read_record(&self.shared.storage, &*file, &name, index, offset, len)
-                    .map(Some);
+                let storage = &self.shared.storage;
+                return read_record(storage, &*file, &name, salt, index, offset, len).map(Some);
             }
         };
-        check_record(record, index)
+        record::payload(record, salt, index)
             .map(Some)
-            .map_err(|()| ReadError::Corrupt {
+            .ok_or_else(|| ReadError::Corrupt {
                 path: self.shared.storage.path_of(&seg.name),
                 index,
                 offset,
@@ -871,6 +950,7 @@ impl<S: Storage> Wal<S> {
         make: impl FnOnce(&mut Queue, u64, UpdateDone) -> Result<Op, UpdateError>,
     ) -> Result<UpdateFuture, UpdateError> {
         self.check_failed().map_err(UpdateError::Failed)?;
+        self.start().map_err(UpdateError::Failed)?;
         let done = Completion::new();
         {
             let mut q = lock(&self.shared.queue);
@@ -896,7 +976,7 @@ impl<S: Storage> Wal<S> {
         self.shared.queue_ready.notify_all();
         lock(&self.shared.spare).closed = true;
         self.shared.spare_wanted.notify_all();
-        for t in self.threads.drain(..) {
+        for t in lock(&self.threads).drain(..) {
             let _ = t.join();
         }
         // An unused spare would only be deleted by the next recovery.
@@ -954,6 +1034,7 @@ fn read_record<S: Storage>(
     storage: &S,
     file: &S::File,
     name: &str,
+    salt: Salt,
     index: u64,
     offset: u64,
     len: u64,
@@ -969,40 +1050,40 @@ fn read_record<S: Storage>(
             path: storage.path_of(name),
             source,
         })?;
-    check_record(buf, index).map_err(|()| corrupt())
+    record::payload(buf, salt, index).ok_or_else(corrupt)
 }
 
-/// Checks an encoded record read back for `index` and returns its payload.
-fn check_record(mut buf: Vec<u8>, index: u64) -> Result<Vec<u8>, ()> {
-    let header: [u8; HEADER_LEN] = buf
-        .get(..HEADER_LEN)
-        .ok_or(())?
-        .try_into()
-        .map_err(|_| ())?;
-    if record::parse_header(&header).index != index || !record::verify(&header, &buf[HEADER_LEN..])
-    {
-        return Err(());
-    }
-    buf.drain(..HEADER_LEN);
-    Ok(buf)
-}
-
-fn update_meta<S: Storage>(
+/// Changes the stored metadata durably (both slots).
+fn change_meta_now<S: Storage>(
     shared: &Shared<S>,
-    change: impl FnOnce(&mut Meta),
+    change: impl FnOnce(&mut Meta, &mut Layout),
 ) -> Result<(), UpdateError> {
     if let Some(e) = failure(shared) {
         return Err(UpdateError::Failed(e));
     }
     let mut meta = lock(&shared.meta);
-    let mut next = meta.get().clone();
-    change(&mut next);
-    let len = next.encoded_len();
+    let (mut next, mut layout) = (meta.get().clone(), meta.layout());
+    change(&mut next, &mut layout);
+    let len = meta::encoded_len(&next, &layout);
     if len > MAX_META {
         return Err(UpdateError::MetaTooLarge { len, max: MAX_META });
     }
-    meta.store(next)
+    meta.store(next, layout)
         .map_err(|e| UpdateError::Failed(fail(shared, e)))
+}
+
+/// Records where the segments are, unless that is already recorded: after
+/// a segment is created, before one is removed.
+fn change_layout<S: Storage>(
+    shared: &Shared<S>,
+    change: impl FnOnce(&mut Layout),
+) -> io::Result<()> {
+    let mut layout = lock(&shared.meta).layout();
+    change(&mut layout);
+    if layout == lock(&shared.meta).layout() {
+        return Ok(());
+    }
+    change_meta_now(shared, |_, l| *l = layout).map_err(io::Error::other)
 }
 
 /// Marks the log failed (the first error wins) and returns the error.
@@ -1028,14 +1109,18 @@ struct Pending {
     /// Appends in `buf`, to be told once it is written.
     appends: Vec<Arc<Stages<Outcome>>>,
     first: u64,
+    /// The active segment holds records that no marker vouches for yet (a
+    /// batch's own marker vouches only for what was durable before it).
+    unvouched: bool,
 }
 
-fn writer_loop<S: Storage>(shared: &Shared<S>) {
+fn writer_loop<S: Storage>(shared: &Shared<S>, unvouched: bool) {
     let mut pending = Pending {
         buf: Vec::new(),
         offsets: Vec::new(),
         appends: Vec::new(),
         first: 0,
+        unvouched,
     };
     loop {
         let ops = {
@@ -1092,23 +1177,38 @@ fn writer_loop<S: Storage>(shared: &Shared<S>) {
                     // openraft requires of vote and log IO.
                     flush(shared, &mut pending);
                     wait_sync_idle(shared);
-                    done.complete(update_meta(shared, change));
+                    done.complete(change_meta_now(shared, |m, _| change(m)));
                 }
                 Op::Sync { done } => {
                     flush(shared, &mut pending);
-                    let files = active_file(shared).into_iter().collect();
-                    submit_sync(shared, files, Vec::new(), Some(done));
+                    let (files, upto) = active(shared).unzip();
+                    submit_sync(
+                        shared,
+                        files.into_iter().collect(),
+                        upto,
+                        Vec::new(),
+                        Some(done),
+                    );
                 }
             }
         }
         flush(shared, &mut pending);
     }
     flush(shared, &mut pending);
-    // Final sync whatever the policy, then stop the syncer.
-    let files: Vec<_> = active_file(shared).into_iter().collect();
+    // Final sync whatever the policy, then a marker that vouches for all of
+    // it (so a cleanly closed log has no torn end), then stop the syncer.
+    let (files, upto) = active(shared).unzip();
     let done = Completion::new();
-    submit_sync(shared, files, Vec::new(), Some(Arc::clone(&done)));
-    let _ = done.wait();
+    submit_sync(
+        shared,
+        files.into_iter().collect(),
+        upto,
+        Vec::new(),
+        Some(Arc::clone(&done)),
+    );
+    if done.wait().is_ok() {
+        vouch(shared, &mut pending);
+    }
     lock(&shared.sync).closed = true;
     shared.sync_ready.notify_all();
 }
@@ -1142,9 +1242,44 @@ fn fail_pending(pending: &mut Pending, e: &Arc<io::Error>) {
     pending.offsets.clear();
 }
 
-fn active_file<S: Storage>(shared: &Shared<S>) -> Option<Arc<S::File>> {
+/// The active segment's file and how far it is written.
+fn active<S: Storage>(shared: &Shared<S>) -> Option<(Arc<S::File>, Durable)> {
     let idx = shared.index.read().unwrap_or_else(|e| e.into_inner());
-    idx.segments.last().map(|s| Arc::clone(&s.file))
+    idx.segments.last().map(|s| {
+        let upto = Durable {
+            segment: s.first,
+            end: s.end,
+        };
+        (Arc::clone(&s.file), upto)
+    })
+}
+
+fn active_file<S: Storage>(shared: &Shared<S>) -> Option<Arc<S::File>> {
+    active(shared).map(|(file, _)| file)
+}
+
+/// What the next marker in `segment` may vouch for.
+fn durable_in<S: Storage>(shared: &Shared<S>, segment: u64) -> u64 {
+    let synced = *lock(&shared.synced);
+    if synced.segment == segment {
+        synced.end
+    } else {
+        SEGMENT_HEADER_LEN
+    }
+}
+
+/// Notes that a sync covered everything up to `upto`.
+fn note_synced<S: Storage>(shared: &Shared<S>, upto: Durable) {
+    let mut synced = lock(&shared.synced);
+    if (upto.segment, upto.end) > (synced.segment, synced.end) {
+        *synced = upto;
+    }
+}
+
+/// Room an entry of `need` bytes takes in a segment: itself, its batch's
+/// marker, and one more marker (a vouching or an End marker) after it.
+fn room_for(need: u64) -> u64 {
+    need + 2 * MARKER_LEN as u64
 }
 
 /// Encodes one append into the pending buffer, rolling to a new segment when
@@ -1157,45 +1292,75 @@ fn write_append<S: Storage>(
 ) -> io::Result<()> {
     for (i, payload) in payloads.iter().enumerate() {
         let index = first + i as u64;
-        let need = record::encoded_len(payload.len() as u64);
-        let (end, capacity, entries) = active_position(shared);
-        let has_segment = capacity > 0;
-        if !has_segment || end + pending.buf.len() as u64 + need > capacity {
+        let room = room_for(record::encoded_len(payload.len() as u64));
+        let mut at = active_position(shared);
+        if at.end + pending.buf.len() as u64 + room > at.capacity {
             flush(shared, pending);
             if let Some(e) = failure(shared) {
                 return Err(io::Error::new(e.kind(), e.to_string()));
             }
-            if has_segment && entries == 0 {
+            at = active_position(shared);
+            if at.capacity > 0 && at.entries == 0 {
                 // An empty active segment is simply made big enough.
-                grow_active(shared, SEGMENT_HEADER_LEN + need)?;
+                grow_active(shared, at.end + room)?;
             } else {
-                roll(shared, index, need)?;
+                roll(shared, index, room)?;
             }
+            at = active_position(shared);
         }
         if pending.offsets.is_empty() {
             pending.first = index;
         }
-        let (end, _, _) = active_position(shared);
-        pending.offsets.push(end + pending.buf.len() as u64);
-        record::encode(index, payload, &mut pending.buf);
+        pending.offsets.push(at.end + pending.buf.len() as u64);
+        record::encode(at.salt, index, payload, &mut pending.buf);
     }
     Ok(())
 }
 
-/// End, capacity and entry count of the active segment (zeros if none).
-fn active_position<S: Storage>(shared: &Shared<S>) -> (u64, u64, usize) {
-    let idx = shared.index.read().unwrap_or_else(|e| e.into_inner());
-    idx.segments
-        .last()
-        .map_or((0, 0, 0), |s| (s.end, s.capacity, s.offsets.len()))
+/// Where the active segment stands.
+struct Position {
+    end: u64,
+    /// Zero when there is no segment yet.
+    capacity: u64,
+    entries: usize,
+    salt: Salt,
 }
 
+fn active_position<S: Storage>(shared: &Shared<S>) -> Position {
+    let idx = shared.index.read().unwrap_or_else(|e| e.into_inner());
+    idx.segments.last().map_or(
+        Position {
+            end: 0,
+            capacity: 0,
+            entries: 0,
+            salt: Salt::new(0),
+        },
+        |s| Position {
+            end: s.end,
+            capacity: s.capacity,
+            entries: s.offsets.len(),
+            salt: s.salt,
+        },
+    )
+}
+
+/// Makes the empty active segment at least `need` bytes: zeros first, then
+/// the header that records the new size, so the file is never shorter
+/// than its header says.
 fn grow_active<S: Storage>(shared: &Shared<S>, need: u64) -> io::Result<()> {
     let mut idx = shared.index.write().unwrap_or_else(|e| e.into_inner());
     if let Some(s) = idx.segments.last_mut() {
         let capacity = need.max(shared.options.segment_size);
         s.file.allocate(capacity)?;
         fill_zeros(&*s.file, s.capacity, capacity)?;
+        s.file.sync_data()?;
+        let header = segment::Header {
+            first: s.first,
+            capacity,
+            salt: s.salt.seed(),
+        };
+        s.file.write_at(&segment::encode_header(&header), 0)?;
+        s.file.sync_data()?;
         s.capacity = capacity;
         s.map = s.file.map(capacity)?;
     }
@@ -1214,11 +1379,22 @@ fn roll<S: Storage>(shared: &Shared<S>, first: u64, need: u64) -> io::Result<()>
     } else {
         None
     };
+    let header = segment::Header {
+        first,
+        capacity,
+        salt: Salt::random().seed(),
+    };
     let seg = match spare {
-        Some((tmp, file)) => install_segment(&shared.storage, tmp, file, first, capacity)?,
-        None => create_segment(&shared.storage, first, capacity)?,
+        Some((tmp, file)) => install_segment(&shared.storage, tmp, file, header)?,
+        None => create_segment(&shared.storage, header)?,
     };
     want_spare(shared);
+    // Recorded before anything goes into it: from now on recovery knows the
+    // segment must exist.
+    change_layout(shared, |l| {
+        l.origin.get_or_insert(first);
+        l.last_segment = Some(first);
+    })?;
     let mut idx = shared.index.write().unwrap_or_else(|e| e.into_inner());
     if idx.segments.is_empty() && idx.next == idx.first {
         idx.first = first;
@@ -1246,37 +1422,36 @@ pub(crate) fn fill_zeros<F: StorageFile + ?Sized>(file: &F, from: u64, to: u64) 
     Ok(())
 }
 
-/// Creates a segment file complete under a temporary name, then renames it
-/// into place and syncs the directory: a segment file, once visible, always
-/// has a valid header.
-/// Turns a prepared, zero-filled file into segment `first`: header, sync,
-/// rename into place, sync of the directory.
+/// Turns a prepared, zero-filled file into a segment: header, sync, rename
+/// into place, sync of the directory. A segment file, once visible, always
+/// has a valid header and its full size.
 fn install_segment<S: Storage>(
     storage: &S,
     tmp: String,
     file: S::File,
-    first: u64,
-    capacity: u64,
+    header: segment::Header,
 ) -> io::Result<Segment<S::File>> {
-    let name = segment::file_name(first);
-    file.write_at(&segment::encode_header(first), 0)?;
+    let name = segment::file_name(header.first);
+    file.write_at(&segment::encode_header(&header), 0)?;
     file.sync_data()?;
     storage.rename(&tmp, &name)?;
     storage.sync_dir()?;
-    let map = file.map(capacity)?;
+    let map = file.map(header.capacity)?;
     Ok(Segment {
-        first,
+        first: header.first,
         name,
         map,
+        salt: Salt::new(header.salt),
         file: Arc::new(file),
         offsets: Vec::new(),
         end: SEGMENT_HEADER_LEN,
-        capacity,
+        dirty_end: SEGMENT_HEADER_LEN,
+        capacity: header.capacity,
     })
 }
 
 /// Asks the preparer for the next spare segment. It is asked as soon as
-/// the log opens and after every rollover: measured with 4 KiB entries from
+/// the log starts writing and after every rollover: measured with 4 KiB entries from
 /// 64 appenders, asking only once the active segment was half full left 5
 /// of 13 rollovers without a spare, each zero-filling 64 MiB inline.
 fn want_spare<S: Storage>(shared: &Shared<S>) {
@@ -1337,74 +1512,76 @@ fn preparer_loop<S: Storage>(shared: &Shared<S>) {
     }
 }
 
+/// Creates a segment file complete under a temporary name, then renames it
+/// into place.
 pub(crate) fn create_segment<S: Storage>(
     storage: &S,
-    first: u64,
-    capacity: u64,
+    header: segment::Header,
 ) -> io::Result<Segment<S::File>> {
-    let name = segment::file_name(first);
-    let tmp = format!("{name}.tmp");
+    let tmp = format!("{}.tmp", segment::file_name(header.first));
     let file = storage.open(&tmp, true)?;
     file.set_len(0)?;
-    file.allocate(capacity)?;
-    fill_zeros(&file, 0, capacity)?;
-    file.write_at(&segment::encode_header(first), 0)?;
-    file.sync_data()?;
-    storage.rename(&tmp, &name)?;
-    storage.sync_dir()?;
-    let map = file.map(capacity)?;
-    Ok(Segment {
-        first,
-        name,
-        map,
-        file: Arc::new(file),
-        offsets: Vec::new(),
-        end: SEGMENT_HEADER_LEN,
-        capacity,
-    })
+    file.allocate(header.capacity)?;
+    fill_zeros(&file, 0, header.capacity)?;
+    install_segment(storage, tmp, file, header)
 }
 
-/// Writes the pending buffer, makes its entries readable, and hands their
-/// completions on according to the policy.
+/// Writes the pending buffer with its batch marker, makes its entries
+/// readable, and hands their completions on according to the policy.
 fn flush<S: Storage>(shared: &Shared<S>, pending: &mut Pending) {
     if pending.offsets.is_empty() {
         return;
     }
     let result = (|| {
-        let file = active_file(shared).ok_or_else(|| io::Error::other("no active segment"))?;
-        let end = {
+        let (file, end, segment, salt) = {
             let idx = shared.index.read().unwrap_or_else(|e| e.into_inner());
-            idx.segments.last().map_or(0, |s| s.end)
+            let s = idx
+                .segments
+                .last()
+                .ok_or_else(|| io::Error::other("no active segment"))?;
+            (Arc::clone(&s.file), s.end, s.first, s.salt)
         };
-        file.write_at(&pending.buf, end)?;
-        let mut idx = shared.index.write().unwrap_or_else(|e| e.into_inner());
         let count = pending.offsets.len() as u64;
+        let marker = Marker {
+            next: pending.first + count,
+            durable: durable_in(shared, segment),
+            kind: MarkerKind::Batch,
+        };
+        record::encode_marker(salt, marker, &mut pending.buf);
+        file.write_at(&pending.buf, end)?;
+        let upto = Durable {
+            segment,
+            end: end + pending.buf.len() as u64,
+        };
+        let mut idx = shared.index.write().unwrap_or_else(|e| e.into_inner());
         if let Some(s) = idx.segments.last_mut() {
             s.offsets.append(&mut pending.offsets);
-            s.end = end + pending.buf.len() as u64;
+            s.end = upto.end;
+            s.dirty_end = s.dirty_end.max(upto.end);
         }
         if idx.next == idx.first && idx.first != pending.first {
             idx.first = pending.first;
         }
         idx.next = pending.first + count;
-        Ok::<_, io::Error>(file)
+        Ok::<_, io::Error>((file, upto))
     })();
     pending.buf.clear();
     pending.offsets.clear();
+    pending.unvouched = true;
     match result {
         Err(e) => {
             let e = fail(shared, e);
             fail_pending(pending, &e);
         }
-        Ok(file) => {
+        Ok((file, upto)) => {
             for a in &pending.appends {
                 a.written.complete(Ok(()));
             }
             let durable = std::mem::take(&mut pending.appends);
             match shared.options.sync {
                 SyncPolicy::Always => {
-                    if !sync_inline(shared, &file, &durable) {
-                        submit_sync(shared, vec![file], durable, None);
+                    if !sync_inline(shared, &file, upto, &durable) {
+                        submit_sync(shared, vec![file], Some(upto), durable, None);
                     }
                 }
                 SyncPolicy::Interval(_) | SyncPolicy::Never => {
@@ -1415,8 +1592,58 @@ fn flush<S: Storage>(shared: &Shared<S>, pending: &mut Pending) {
                     if !s.dirty.iter().any(|f| Arc::ptr_eq(f, &file)) {
                         s.dirty.push(file);
                     }
+                    s.dirty_upto = Some(upto);
                 }
             }
+        }
+    }
+}
+
+/// Writes a marker by itself that vouches for everything synced so far in
+/// the active segment, and syncs it: damage to those records then reads as
+/// damage, never as a torn end.
+fn vouch<S: Storage>(shared: &Shared<S>, pending: &mut Pending) {
+    if !pending.unvouched || failure(shared).is_some() {
+        return;
+    }
+    let Some((file, salt, at, next, capacity, segment)) = ({
+        let idx = shared.index.read().unwrap_or_else(|e| e.into_inner());
+        idx.segments.last().map(|s| {
+            let next = s.first + s.offsets.len() as u64;
+            (
+                Arc::clone(&s.file),
+                s.salt,
+                s.end,
+                next,
+                s.capacity,
+                s.first,
+            )
+        })
+    }) else {
+        return;
+    };
+    if at + MARKER_LEN as u64 > capacity {
+        return;
+    }
+    let mut buf = Vec::with_capacity(MARKER_LEN);
+    let marker = Marker {
+        next,
+        durable: durable_in(shared, segment),
+        kind: MarkerKind::Batch,
+    };
+    record::encode_marker(salt, marker, &mut buf);
+    let written = file.write_at(&buf, at).and_then(|()| file.sync_data());
+    match written {
+        Ok(()) => {
+            let mut idx = shared.index.write().unwrap_or_else(|e| e.into_inner());
+            if let Some(s) = idx.segments.last_mut() {
+                s.end = at + MARKER_LEN as u64;
+                s.dirty_end = s.dirty_end.max(s.end);
+            }
+            pending.unvouched = false;
+        }
+        Err(e) => {
+            fail(shared, e);
         }
     }
 }
@@ -1444,6 +1671,7 @@ fn timed_sync<F: crate::storage::StorageFile + ?Sized>(file: &F) -> io::Result<(
 fn sync_inline<S: Storage>(
     shared: &Shared<S>,
     file: &Arc<S::File>,
+    upto: Durable,
     durable: &[Arc<Stages<Outcome>>],
 ) -> bool {
     if durable.len() > 1 || !lock(&shared.queue).ops.is_empty() {
@@ -1460,6 +1688,9 @@ fn sync_inline<S: Storage>(
         Some(e) => Err(e),
         None => timed_sync(&**file).map_err(|e| fail(shared, e)),
     };
+    if result.is_ok() {
+        note_synced(shared, upto);
+    }
     // Looked at before the appender is woken, which could otherwise send
     // its next entry in time to count.
     let arrived = !lock(&shared.queue).ops.is_empty();
@@ -1479,6 +1710,7 @@ fn sync_inline<S: Storage>(
 fn submit_sync<S: Storage>(
     shared: &Shared<S>,
     files: Vec<Arc<S::File>>,
+    upto: Option<Durable>,
     done: Vec<Arc<Stages<Outcome>>>,
     update: Option<Arc<Completion<Result<(), UpdateError>>>>,
 ) {
@@ -1486,6 +1718,7 @@ fn submit_sync<S: Storage>(
         let mut s = lock(&shared.sync);
         s.jobs.push(SyncJob {
             files,
+            upto,
             done,
             update,
         });
@@ -1560,7 +1793,7 @@ fn syncer_loop<S: Storage>(shared: &Shared<S>) {
         took: Duration::ZERO,
     };
     loop {
-        let (jobs, dirty) = {
+        let (jobs, dirty, dirty_upto) = {
             let mut s = lock(&shared.sync);
             loop {
                 if !s.jobs.is_empty() {
@@ -1594,7 +1827,11 @@ fn syncer_loop<S: Storage>(shared: &Shared<S>) {
                 s = gather(shared, s, &last);
             }
             s.busy = true;
-            (std::mem::take(&mut s.jobs), std::mem::take(&mut s.dirty))
+            (
+                std::mem::take(&mut s.jobs),
+                std::mem::take(&mut s.dirty),
+                s.dirty_upto.take(),
+            )
         };
         let started = Instant::now();
         let mut files: Vec<Arc<S::File>> = dirty;
@@ -1616,6 +1853,12 @@ fn syncer_loop<S: Storage>(shared: &Shared<S>) {
         }
         if let Some(e) = failure(shared) {
             result = Err(e);
+        }
+        if result.is_ok() {
+            let written = jobs.iter().filter_map(|j| j.upto).chain(dirty_upto);
+            for upto in written {
+                note_synced(shared, upto);
+            }
         }
         // Waking each appender is a system call; the completer thread does
         // it while this one already runs the next fdatasync, so the woken
@@ -1705,39 +1948,49 @@ fn completer_loop<S: Storage>(shared: &Shared<S>) {
     }
 }
 
-/// Deletes later segments first (so a crash never leaves a hole), then cuts
-/// the segment holding `from` and zeroes its tail by re-allocating it, so
-/// the removed records cannot be found again by a later recovery.
+/// Deletes later segments first (newest first, after recording in the
+/// metadata that they go, so a crash never leaves a hole recovery would
+/// refuse), then cuts the segment holding `from` behind an End marker (see
+/// `recovery::cut`), so the removed records cannot be found again.
 fn truncate_now<S: Storage>(shared: &Shared<S>, from: u64) -> io::Result<()> {
     let mut idx = shared.index.write().unwrap_or_else(|e| e.into_inner());
     if from >= idx.next {
         return Ok(());
     }
-    let mut removed = false;
-    while idx
+    let first = idx.first;
+    let keep = idx
         .segments
-        .last()
-        .is_some_and(|s| s.first >= from && s.first > idx.first)
-    {
-        if let Some(s) = idx.segments.pop() {
-            shared.storage.remove(&s.name)?;
-            removed = true;
+        .iter()
+        .position(|s| s.first >= from && s.first > first)
+        .unwrap_or(idx.segments.len());
+    if keep < idx.segments.len() {
+        let last = idx.segments[..keep].last().map(|s| s.first);
+        change_layout(shared, |l| l.last_segment = last)?;
+        while idx.segments.len() > keep {
+            if let Some(s) = idx.segments.pop() {
+                shared.storage.remove(&s.name)?;
+            }
         }
-    }
-    if removed {
         shared.storage.sync_dir()?;
     }
     if let Some(s) = idx.segments.last_mut() {
         let keep = usize::try_from(from.saturating_sub(s.first)).unwrap_or(usize::MAX);
-        if keep < s.offsets.len() {
-            let cut = s.offsets[keep];
-            s.file.set_len(cut)?;
-            s.file.allocate(s.capacity)?;
-            fill_zeros(&*s.file, cut, s.capacity)?;
-            s.file.sync_data()?;
+        let at = s.offsets.get(keep).copied();
+        if at.is_some() || s.dirty_end > s.end {
+            let at = at.unwrap_or(s.end);
+            let next = s.first + keep.min(s.offsets.len()) as u64;
+            let dead_end = s.end.max(s.dirty_end);
+            recovery::cut(&*s.file, s.salt, at, next, dead_end, s.capacity)?;
             s.offsets.truncate(keep);
-            s.end = cut;
+            s.end = at;
+            s.dirty_end = (at + MARKER_LEN as u64).min(s.capacity).max(at);
         }
+        // Everything left is durable now: the cut synced it, or an earlier
+        // sync did.
+        *lock(&shared.synced) = Durable {
+            segment: s.first,
+            end: s.end,
+        };
     }
     idx.next = from;
     Ok(())
@@ -1746,24 +1999,26 @@ fn truncate_now<S: Storage>(shared: &Shared<S>, from: u64) -> io::Result<()> {
 /// Records the purge in the metadata first, then deletes whole segments
 /// that hold only purged entries (recovery finishes an interrupted delete).
 fn purge_now<S: Storage>(shared: &Shared<S>, upto: u64, id: Vec<u8>) -> Result<(), UpdateError> {
-    update_meta(shared, |m| m.purged = Some((upto, id)))?;
     let mut idx = shared.index.write().unwrap_or_else(|e| e.into_inner());
-    let result = (|| {
-        let mut removed = false;
-        let beyond = upto >= idx.next;
-        while let Some(s) = idx.segments.first() {
-            let all_purged = match idx.segments.get(1) {
-                Some(next) => next.first <= upto + 1,
-                None => beyond,
-            };
-            if !all_purged {
-                break;
-            }
-            shared.storage.remove(&s.name)?;
-            idx.segments.remove(0);
-            removed = true;
+    let beyond = upto >= idx.next;
+    let doomed = (0..idx.segments.len())
+        .take_while(|&i| match idx.segments.get(i + 1) {
+            Some(next) => next.first <= upto + 1,
+            None => beyond,
+        })
+        .count();
+    let all = doomed == idx.segments.len();
+    change_meta_now(shared, |m, l| {
+        m.purged = Some((upto, id));
+        if all {
+            l.last_segment = None;
         }
-        if removed {
+    })?;
+    let result = (|| {
+        for s in idx.segments.drain(..doomed) {
+            shared.storage.remove(&s.name)?;
+        }
+        if doomed > 0 {
             shared.storage.sync_dir()?;
         }
         Ok::<_, io::Error>(())
@@ -1775,38 +2030,17 @@ fn purge_now<S: Storage>(shared: &Shared<S>, upto: u64, id: Vec<u8>) -> Result<(
     result.map_err(|e| UpdateError::Failed(fail(shared, e)))
 }
 
-/// Maps a segment header problem to the open error naming the file.
-pub(crate) fn header_error(path: PathBuf, problem: HeaderProblem) -> OpenError {
-    match problem {
-        HeaderProblem::BadMagic => OpenError::BadMagic { path },
-        HeaderProblem::Version(found) => OpenError::UnsupportedVersion {
-            path,
-            found,
-            supported: segment::FORMAT_VERSION,
-        },
-        HeaderProblem::Short => OpenError::CorruptHeader {
-            path,
-            detail: "shorter than a segment header".into(),
-        },
-        HeaderProblem::Checksum => OpenError::CorruptHeader {
-            path,
-            detail: "header checksum mismatch".into(),
-        },
-        HeaderProblem::FirstIndex(found) => OpenError::CorruptHeader {
-            path,
-            detail: format!("header says the segment starts at {found}, its name disagrees"),
-        },
-    }
-}
-
 impl<F> Segment<F> {
+    /// A segment as recovery found it: its records, where its items end,
+    /// and where non-zero bytes end.
     pub(crate) fn recovered(
         first: u64,
         name: String,
         file: F,
         offsets: Vec<u64>,
-        end: u64,
+        (end, dirty_end): (u64, u64),
         capacity: u64,
+        salt: Salt,
     ) -> io::Result<Self>
     where
         F: StorageFile,
@@ -1817,26 +2051,13 @@ impl<F> Segment<F> {
             name,
             file: Arc::new(file),
             map,
+            salt,
             offsets,
             end,
+            dirty_end: dirty_end.max(end),
             capacity,
         })
     }
-
-    pub(crate) fn first(&self) -> u64 {
-        self.first
-    }
-
-    pub(crate) fn len(&self) -> u64 {
-        self.offsets.len() as u64
-    }
-}
-
-/// What recovery hands to the log.
-pub(crate) struct Recovered<F> {
-    pub(crate) segments: Vec<Segment<F>>,
-    pub(crate) first: u64,
-    pub(crate) next: u64,
 }
 
 #[cfg(test)]

@@ -1,37 +1,20 @@
-//! A child process appends under `SyncPolicy::Always` from many threads and
-//! reports every acknowledged index; it is killed with SIGKILL at a random
-//! moment, many times over, and after every reopen each acknowledged entry
-//! must be present and byte-identical, with no hole before the end.
+//! A child process (`statemesh-wal-appender`, `src/bin/appender.rs`) appends under
+//! `SyncPolicy::Always` from many threads and reports every acknowledged
+//! index; it is killed with SIGKILL at a random moment, many times over,
+//! and after every reopen each acknowledged entry must be present and
+//! byte-identical, with no hole before the end.
 
 use statemesh_wal::{Wal, WalOptions};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-const ROLE: &str = "STATEMESH_WAL_CRASH_ROLE";
-const APPENDERS: u64 = 16;
 const ROUNDS: u64 = 25;
 
 fn opts() -> WalOptions {
-    // Small segments: kills also land during rollovers.
+    // As the child opens it.
     WalOptions::new().segment_size(64 << 10)
-}
-
-/// The payload for `(thread, seq)`: its length and bytes vary, and a hash of
-/// it is what the child reports.
-fn payload(thread: u64, seq: u64) -> Vec<u8> {
-    let len = 1 + ((thread * 7919 + seq * 104_729) % 2000) as usize;
-    let mut x = thread << 32 | seq;
-    (0..len)
-        .map(|_| {
-            x = x
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            (x >> 56) as u8
-        })
-        .collect()
 }
 
 fn fnv(bytes: &[u8]) -> u64 {
@@ -41,45 +24,8 @@ fn fnv(bytes: &[u8]) -> u64 {
 }
 
 #[test]
-fn child_appender() {
-    if std::env::var(ROLE).as_deref() != Ok("appender") {
-        return;
-    }
-    let dir = std::env::var("STATEMESH_WAL_CRASH_DIR").unwrap();
-    let round: u64 = std::env::var("STATEMESH_WAL_CRASH_ROUND")
-        .unwrap()
-        .parse()
-        .unwrap();
-    let wal = Arc::new(Wal::open(&dir, opts()).unwrap());
-    let out = Arc::new(Mutex::new(std::io::stdout()));
-    let threads: Vec<_> = (0..APPENDERS)
-        .map(|t| {
-            let wal = Arc::clone(&wal);
-            let out = Arc::clone(&out);
-            std::thread::spawn(move || {
-                for seq in 0.. {
-                    let p = payload(round * 1000 + t, seq);
-                    let hash = fnv(&p);
-                    let a = wal.append(p).unwrap();
-                    a.wait().unwrap();
-                    // Report only after the append is acknowledged.
-                    let mut o = out.lock().unwrap();
-                    writeln!(o, "@ack {} {hash:016x}", a.index()).unwrap();
-                    o.flush().unwrap();
-                }
-            })
-        })
-        .collect();
-    for t in threads {
-        t.join().unwrap();
-    }
-}
-
-#[test]
 fn acknowledged_appends_survive_sigkill() {
-    if std::env::var(ROLE).is_ok() {
-        return;
-    }
+    let appender = env!("CARGO_BIN_EXE_statemesh-wal-appender");
     let dir = tempfile::tempdir().unwrap();
     let mut acked: BTreeMap<u64, u64> = BTreeMap::new();
     let mut seed = std::time::SystemTime::now()
@@ -88,16 +34,9 @@ fn acknowledged_appends_survive_sigkill() {
         .as_nanos() as u64;
     eprintln!("crash test seed {seed}");
     for round in 0..ROUNDS {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "child_appender",
-                "--exact",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(ROLE, "appender")
-            .env("STATEMESH_WAL_CRASH_DIR", dir.path())
-            .env("STATEMESH_WAL_CRASH_ROUND", round.to_string())
+        let mut child = Command::new(appender)
+            .arg(dir.path())
+            .args(["16", &round.to_string()])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
