@@ -122,9 +122,15 @@ fn decode_fields(mut bytes: &[u8]) -> Option<(Meta, Layout)> {
     ))
 }
 
-/// The encoded size of the metadata, to check it against [`MAX_META`].
-pub(crate) fn encoded_len(meta: &Meta, layout: &Layout) -> usize {
-    encode_fields(meta, layout).len()
+/// The encoded size of the metadata with the layout at its largest, to
+/// check it against [`MAX_META`]: metadata that fits now still fits once
+/// the layout records both of its indices.
+pub(crate) fn encoded_len(meta: &Meta) -> usize {
+    let full = Layout {
+        origin: Some(0),
+        last_segment: Some(0),
+    };
+    encode_fields(meta, &full).len()
 }
 
 fn put_bytes(out: &mut Vec<u8>, index: Option<u64>, bytes: Option<&[u8]>) {

@@ -1064,7 +1064,7 @@ fn change_meta_now<S: Storage>(
     let mut meta = lock(&shared.meta);
     let (mut next, mut layout) = (meta.get().clone(), meta.layout());
     change(&mut next, &mut layout);
-    let len = meta::encoded_len(&next, &layout);
+    let len = meta::encoded_len(&next);
     if len > MAX_META {
         return Err(UpdateError::MetaTooLarge { len, max: MAX_META });
     }
@@ -1856,7 +1856,7 @@ fn syncer_loop<S: Storage>(shared: &Shared<S>) {
         }
         if result.is_ok() {
             let written = jobs.iter().filter_map(|j| j.upto).chain(dirty_upto);
-            for upto in written {
+            if let Some(upto) = written.max_by_key(|d| (d.segment, d.end)) {
                 note_synced(shared, upto);
             }
         }

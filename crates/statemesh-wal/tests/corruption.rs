@@ -39,6 +39,17 @@ fn filled(dir: &Path, n: u64) -> Vec<PathBuf> {
     segments(dir)
 }
 
+/// A log with `n` entries, closed, and a copy of it taken while it was
+/// still open after the last append: what a process crash leaves.
+fn closed_and_crashed(n: u64) -> (tempfile::TempDir, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Wal::open(dir.path(), opts()).unwrap();
+    fill(&wal, n);
+    let crashed = crash_copy(dir.path());
+    drop(wal);
+    (dir, crashed)
+}
+
 /// The files of a log as a process crash leaves them: copied while the log
 /// is open, so what is in the page cache is in the copy.
 fn crash_copy(wal_dir: &Path) -> tempfile::TempDir {
@@ -344,11 +355,7 @@ fn a_truncated_segment_is_refused_and_repair_keeps_what_it_holds() {
 
 #[test]
 fn a_torn_end_is_cut_and_stays_cut() {
-    let dir = tempfile::tempdir().unwrap();
-    let wal = Wal::open(dir.path(), opts()).unwrap();
-    fill(&wal, 100);
-    let crashed = crash_copy(dir.path());
-    drop(wal);
+    let (_dir, crashed) = closed_and_crashed(100);
     let last = segments(crashed.path()).pop().unwrap();
     // Part of the last write batch never reached the disk.
     let bytes = fs::read(&last).unwrap();
@@ -374,11 +381,7 @@ fn a_torn_end_is_cut_and_stays_cut() {
 
 #[test]
 fn a_zeroed_last_batch_ends_a_crashed_log_but_is_damage_in_a_closed_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let wal = Wal::open(dir.path(), opts()).unwrap();
-    fill(&wal, 30);
-    let crashed = crash_copy(dir.path());
-    drop(wal);
+    let (dir, crashed) = closed_and_crashed(30);
     for (root, closed) in [(crashed.path(), false), (dir.path(), true)] {
         let last = segments(root).pop().unwrap();
         let bytes = fs::read(&last).unwrap();

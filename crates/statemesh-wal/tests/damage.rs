@@ -213,22 +213,22 @@ fn sweep(log: &Log, flips: bool) {
     });
 }
 
-#[test]
-fn every_bit_flip_of_a_closed_log() {
+fn every_bit_flip(crashed: bool) {
     for batch in [256, 64 << 10] {
-        let log = build_in_memory(batch, false);
+        let log = build_in_memory(batch, crashed);
         trial(&log, log.files.clone(), "undamaged");
         sweep(&log, true);
     }
 }
 
 #[test]
+fn every_bit_flip_of_a_closed_log() {
+    every_bit_flip(false);
+}
+
+#[test]
 fn every_bit_flip_of_a_crashed_log() {
-    for batch in [256, 64 << 10] {
-        let log = build_in_memory(batch, true);
-        trial(&log, log.files.clone(), "undamaged");
-        sweep(&log, true);
-    }
+    every_bit_flip(true);
 }
 
 #[test]
