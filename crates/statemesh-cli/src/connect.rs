@@ -6,6 +6,7 @@ use statemesh::network::TlsFiles;
 use statemesh::{Client, ClientOptions, Security, Tls};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The cluster name when none is given.
 pub(crate) const DEFAULT_CLUSTER: &str = "statemesh";
@@ -124,6 +125,16 @@ pub(crate) struct ConnectArgs {
     /// A file holding the token.
     #[arg(long, env = "STATEMESH_TOKEN_FILE")]
     pub(crate) token_file: Option<PathBuf>,
+    /// How long the command may take in all, across members and leader
+    /// elections (e.g. 5s, 800ms); past it, it fails and says whether a
+    /// write may have been applied.
+    #[arg(long, env = "STATEMESH_TIMEOUT", value_parser = humantime::parse_duration, default_value = "5s")]
+    pub(crate) timeout: Duration,
+    /// How long one member may take to accept the connection (TCP, TLS,
+    /// handshake). Members are tried a quarter second apart, without
+    /// waiting for one that hangs.
+    #[arg(long, env = "STATEMESH_DIAL_TIMEOUT", value_parser = humantime::parse_duration, default_value = "2s")]
+    pub(crate) dial_timeout: Duration,
     #[command(flatten)]
     pub(crate) tls: TlsArgs,
 }
@@ -146,7 +157,10 @@ impl ConnectArgs {
     }
 
     pub(crate) async fn client(&self) -> anyhow::Result<Client> {
-        let options = ClientOptions::new(self.tls.cluster(), self.tls.client_security()?);
+        let mut options = ClientOptions::new(self.tls.cluster(), self.tls.client_security()?);
+        options.timeout = self.timeout;
+        options.attempt_timeout = options.attempt_timeout.min(self.timeout);
+        options.limits.connect_timeout = self.dial_timeout;
         Client::connect(&self.addrs, self.token()?, options)
             .await
             .context("connecting")

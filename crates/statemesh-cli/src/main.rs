@@ -2,8 +2,8 @@
 //! and write a cluster's collections, and watch a demo cluster survive the
 //! loss of its leader.
 //!
-//! Every command has `--help`. Errors are printed as one line and exit
-//! with status 1.
+//! Every command has `--help`. Errors are printed as one line; the exit
+//! status says what kind of failure it was (see [`EXIT_CODES`]).
 
 mod bench;
 mod certs;
@@ -17,9 +17,15 @@ mod node;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+/// What the exit statuses mean, as `--help` prints it.
+const EXIT_CODES: &str = "Exit status: 0 done; 1 refused or failed (the message says why); \
+2 bad arguments; 3 no member of the cluster could be reached; 4 no quorum: too few voters \
+reachable, nothing was written; 5 timed out, nothing was written; 6 timed out after a leader \
+took the write: it may have been applied (once).";
+
 /// statemesh: replicated state over Raft, with TLS.
 #[derive(Debug, Parser)]
-#[command(name = "statemesh", version, about, long_about = None)]
+#[command(name = "statemesh", version, about, long_about = None, after_help = EXIT_CODES)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -41,7 +47,7 @@ enum Command {
     /// nothing acknowledged is lost.
     Demo(demo::DemoArgs),
     #[command(flatten)]
-    Client(commands::ClientCommand),
+    Client(Box<commands::ClientCommand>),
     /// Reads collections a node on this host publishes to shared memory.
     #[command(subcommand)]
     Local(local::LocalCommand),
@@ -75,7 +81,7 @@ fn main() -> ExitCode {
             Command::Token(t) => certs::token(&t),
             Command::Demo(d) => demo::run(d).await,
             Command::Bench(b) => bench::run(*b).await,
-            Command::Client(c) => commands::run(c).await,
+            Command::Client(c) => commands::run(*c).await,
             Command::Local(l) => local::run(l),
         }
     });
@@ -91,7 +97,26 @@ fn main() -> ExitCode {
                 .filter(|l| !l.is_empty())
                 .collect();
             eprintln!("error: {}", line.join(" "));
-            ExitCode::FAILURE
+            ExitCode::from(exit_code(&e))
         }
+    }
+}
+
+/// The exit status for an error (see [`EXIT_CODES`]).
+fn exit_code(e: &anyhow::Error) -> u8 {
+    use statemesh::ClientError;
+    let client = e.chain().find_map(|c| c.downcast_ref::<ClientError>());
+    match client {
+        // A member that answered and refused the connection (credentials,
+        // cluster, version) is a plain failure (1): trying again will not
+        // mend it.
+        Some(ClientError::Unreachable { .. }) => 3,
+        Some(ClientError::NoQuorum { .. }) => 4,
+        Some(ClientError::Timeout {
+            maybe_applied: false,
+            ..
+        }) => 5,
+        Some(ClientError::Timeout { .. } | ClientError::Indeterminate(_)) => 6,
+        _ => 1,
     }
 }

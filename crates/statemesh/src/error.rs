@@ -3,16 +3,40 @@
 use crate::types::NodeId;
 
 /// Why a command was not executed, or might not have been.
+///
+/// Every command carries its writer's session stamp, and a group applies a
+/// stamped command at most once however often it is sent, so every error
+/// here but [`ExecuteError::Indeterminate`] and a timeout with
+/// `maybe_applied` says for certain that the command was not applied.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ExecuteError {
-    /// No leader could take the command before the deadline. It was not
-    /// applied.
-    #[error("no leader accepted the command within {0:?}")]
-    NoLeader(std::time::Duration),
-    /// The command was handed to a leader, but the answer was lost (the
-    /// leader crashed or the connection broke): it may or may not have
-    /// been applied.
+    /// Fewer than a majority of the group's voters answered this node: no
+    /// leader can commit anything. Not applied.
+    #[error("no quorum: {reachable} of {voters} voters reachable")]
+    NoQuorum {
+        /// Voters that answered within the last few election timeouts
+        /// (this node included).
+        reachable: usize,
+        /// The group's voters.
+        voters: usize,
+    },
+    /// The deadline passed before the outcome was known. If
+    /// `maybe_applied`, a leader had taken the command: it may still be
+    /// applied, once; otherwise it was not applied.
+    #[error(
+        "no outcome within {after:?} ({})",
+        if *maybe_applied { "it may have been applied" } else { "it was not applied" }
+    )]
+    Timeout {
+        /// The deadline the command had.
+        after: std::time::Duration,
+        /// Whether it may have been applied.
+        maybe_applied: bool,
+    },
+    /// The command's outcome is unknown and cannot be learned: its writer
+    /// session expired (its retries went on longer than a session lives,
+    /// ten minutes) before the outcome was known.
     #[error("the outcome is unknown: {0}")]
     Indeterminate(String),
     /// The command could not be encoded.
@@ -31,9 +55,20 @@ pub enum ExecuteError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum QueryError {
-    /// Leadership could not be confirmed by a quorum before the deadline.
+    /// Fewer than a majority of the group's voters answered this node: no
+    /// leader can confirm its leadership.
+    #[error("no quorum: {reachable} of {voters} voters reachable")]
+    NoQuorum {
+        /// Voters that answered within the last few election timeouts
+        /// (this node included).
+        reachable: usize,
+        /// The group's voters.
+        voters: usize,
+    },
+    /// No leader confirmed its leadership (or this replica did not catch
+    /// up with it) within the deadline.
     #[error("no leader confirmed its leadership within {0:?}")]
-    NoLeader(std::time::Duration),
+    Timeout(std::time::Duration),
     /// The group has shut down.
     #[error("the group has shut down")]
     Shutdown,

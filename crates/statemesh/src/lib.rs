@@ -47,6 +47,7 @@ mod mirror;
 pub mod network;
 mod node;
 pub mod server;
+mod session;
 mod state_machine;
 mod types;
 

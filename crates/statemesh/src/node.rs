@@ -4,7 +4,8 @@ use crate::error::{GroupError, NodeError};
 use crate::group::Recorder;
 use crate::group::rpc::{Envelope, Hello, Reply, Request, encode};
 use crate::group::{
-    Endpoint, Group, GroupId, GroupNetwork, LoadError, Proposer, SnapshotCloser, Store,
+    Contacts, Endpoint, Group, GroupId, GroupNetwork, Lease, LoadError, Proposer, SnapshotCloser,
+    Store,
 };
 use crate::large::{LargeValues, ValueStore};
 use crate::network::{BoxFuture, Handler, Network};
@@ -345,11 +346,14 @@ impl Node {
                 .validate()
                 .map_err(|e| GroupError::Raft(e.to_string()))?,
         );
+        let contacts = Arc::new(Contacts::default());
         let network = GroupNetwork {
             group: id,
             from: node.id,
             network: Arc::clone(&node.network),
+            contacts: Arc::clone(&contacts),
         };
+        let lease_length = Duration::from_millis(config.election_timeout_max);
         let raft = match node.options.log {
             LogStorage::Disk(sync) => {
                 let wal = Wal::open(dir.join("log"), options.sync(sync))?;
@@ -364,6 +368,12 @@ impl Node {
         }
         .map_err(|e| GroupError::Raft(e.to_string()))?;
         let proposer = Proposer::start(raft.clone());
+        let lease = Arc::new(Lease {
+            node: node.id,
+            raft: raft.clone(),
+            contacts,
+            length: lease_length,
+        });
         node.groups().insert(
             id,
             Arc::new(Endpoint {
@@ -371,6 +381,7 @@ impl Node {
                 signature,
                 raft: raft.clone(),
                 proposer: Arc::clone(&proposer),
+                lease: Arc::clone(&lease),
             }),
         );
         node.shutdowns
@@ -380,11 +391,10 @@ impl Node {
         let group = Group::new(
             name.to_owned(),
             id,
-            node.id,
-            raft.clone(),
             proposer,
             shared,
             Arc::clone(&node.network),
+            lease,
         );
         if matches!(start, Start::Resume) {
             // Membership is someone else's business (the server's policy).

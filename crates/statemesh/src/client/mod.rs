@@ -11,13 +11,15 @@ pub use remote::{
 };
 
 use crate::group::Identity;
+use crate::group::millis;
 use crate::network::connection::{CallError, Connection};
 use crate::network::handshake::{Hello, Peer};
 use crate::network::{ConnectionError, Limits, Security};
 use crate::server::Member;
+use crate::session::Sequencer;
 use crate::state_machine::Queryable;
 use crate::types::NodeId;
-use protocol::{ClientReply, ClientRequest, Response};
+use protocol::{ClientReply, ClientRequest, Response, call_bytes};
 
 /// What one try of a retried operation came to.
 pub(crate) enum Attempt<T> {
@@ -28,6 +30,14 @@ pub(crate) enum Attempt<T> {
 }
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::task::JoinSet;
+
+/// How long to wait for one member to accept a connection before dialing
+/// the next one alongside it (the first to answer wins).
+const DIAL_STAGGER: Duration = Duration::from_millis(250);
+/// How much longer than the time it gave a node a client waits for the
+/// node's answer (which it sends when that time is up) to arrive.
+const ANSWER_GRACE: Duration = Duration::from_millis(200);
 
 /// How a client reaches a cluster.
 #[derive(Debug, Clone)]
@@ -37,10 +47,20 @@ pub struct ClientOptions {
     /// TLS settings (a client needs at least the cluster's CA), or
     /// plaintext if the cluster runs so.
     pub security: Security,
-    /// How long a call keeps trying other nodes, and waiting out an
-    /// election, before it fails (default 10 s).
+    /// How long an operation may take in all, across every member it
+    /// tries and every election it waits out (default 5 s). Connecting
+    /// has the same deadline.
     pub timeout: Duration,
-    /// Frame size and timeouts.
+    /// How long one try of an operation may go unanswered before it is
+    /// sent to another member (default 1 s, doubling at each try that
+    /// times out): a paused or cut-off node costs this much, not the
+    /// whole timeout. Every write carries its session stamp, so sending it
+    /// again never applies it twice.
+    pub attempt_timeout: Duration,
+    /// Frame size and timeouts; `limits.connect_timeout` is how long one
+    /// member may take to accept a connection (TCP, TLS and handshake;
+    /// default 2 s here). Members are dialed a quarter second apart
+    /// without waiting for the one before to fail.
     pub limits: Limits,
 }
 
@@ -51,8 +71,12 @@ impl ClientOptions {
         Self {
             cluster: cluster.into(),
             security,
-            timeout: Duration::from_secs(10),
-            limits: Limits::default(),
+            timeout: Duration::from_secs(5),
+            attempt_timeout: Duration::from_secs(1),
+            limits: Limits {
+                connect_timeout: Duration::from_secs(2),
+                ..Limits::default()
+            },
         }
     }
 }
@@ -69,6 +93,33 @@ pub enum ClientError {
         /// The last error seen.
         last: String,
     },
+    /// The members reached could not reach a majority of the collection's
+    /// voters until the deadline: nothing can be committed or confirmed.
+    /// A command was not applied.
+    #[error("no quorum: {reachable} of {voters} voters reachable (gave up after {timeout:?})")]
+    NoQuorum {
+        /// Voters the last member asked could reach (itself included).
+        reachable: usize,
+        /// The collection's voters.
+        voters: usize,
+        /// How long it tried.
+        timeout: Duration,
+    },
+    /// The deadline passed before the outcome was known. If
+    /// `maybe_applied`, a leader had taken the command: it may still be
+    /// applied, once; otherwise it was not applied.
+    #[error(
+        "no outcome within {timeout:?} ({}; last: {last})",
+        if *maybe_applied { "it may have been applied" } else { "it was not applied" }
+    )]
+    Timeout {
+        /// The deadline the operation had.
+        timeout: Duration,
+        /// Whether a command may have been applied.
+        maybe_applied: bool,
+        /// What the last try came to.
+        last: String,
+    },
     /// A node refused the connection: a wrong token, cluster or protocol
     /// version, or a TLS failure. Trying again will not help.
     #[error("connection refused: {0}")]
@@ -76,8 +127,9 @@ pub enum ClientError {
     /// The node refused the request.
     #[error("{0}")]
     Refused(#[from] Refusal),
-    /// The request was sent but its answer was lost: a command may or may
-    /// not have been applied.
+    /// A command's outcome is unknown and cannot be learned: its session
+    /// expired (it was retried for longer than a session lives) before the
+    /// outcome was known, or the member shut down while it was in flight.
     #[error("the outcome is unknown: {0}")]
     Indeterminate(String),
     /// An answer could not be decoded (a node of another build?).
@@ -105,15 +157,49 @@ struct Inner {
     addresses: Vec<String>,
     token: String,
     options: ClientOptions,
-    /// The working connection and the index of its address.
-    current: tokio::sync::Mutex<Option<(usize, Arc<Connection>)>>,
+    /// The working connection, and where to dial next.
+    current: tokio::sync::Mutex<Current>,
     /// Connections to collections' leaders, by address.
     pool: tokio::sync::Mutex<std::collections::HashMap<String, Arc<Connection>>>,
+    /// This client's writer session: a command sent again (after a lost
+    /// answer, a timeout, a leader change) is applied once.
+    sequencer: Sequencer,
+}
+
+#[derive(Default)]
+struct Current {
+    /// The connection and the index of its address.
+    connection: Option<(usize, Arc<Connection>)>,
+    /// The address to dial first next time.
+    next: usize,
+}
+
+/// Why one round of dialing every member failed.
+enum DialFailure {
+    /// A member refused us (token, cluster, version): no use trying more.
+    Refused(ConnectionError),
+    /// None answered; the last error.
+    Unanswered(String),
+}
+
+/// How the tries of an operation have gone so far, for its final error.
+#[derive(Default)]
+struct Tries {
+    /// Whether a command may have been applied by one of them.
+    maybe_applied: bool,
+    /// The last member's "no quorum", if that is what it said.
+    no_quorum: Option<(usize, usize)>,
+    /// Whether any member answered at all.
+    answered: bool,
+    last: String,
 }
 
 impl Client {
     /// Connects to whichever of `addresses` (members of one cluster)
     /// answers first, presenting `token` (the cluster secret or a JWT).
+    /// Members are dialed in order, each a quarter second after the one
+    /// before unless that one failed sooner: a member that is down or
+    /// paused does not hold the others up.
     ///
     /// # Errors
     ///
@@ -129,8 +215,9 @@ impl Client {
                 addresses: addresses.to_vec(),
                 token: token.into(),
                 options,
-                current: tokio::sync::Mutex::new(None),
+                current: tokio::sync::Mutex::default(),
                 pool: tokio::sync::Mutex::default(),
+                sequencer: Sequencer::new(),
             }),
         };
         let deadline = Instant::now() + client.inner.options.timeout;
@@ -138,47 +225,37 @@ impl Client {
         Ok(client)
     }
 
-    /// A working connection: the current one, or a new one to the next
-    /// address that answers.
+    /// A working connection: the current one, or a new one to the first
+    /// member that answers.
     pub(crate) async fn connection(
         &self,
         deadline: Instant,
     ) -> Result<Arc<Connection>, ClientError> {
         let i = &self.inner;
         let mut current = i.current.lock().await;
-        if let Some((_, c)) = &*current
+        if let Some((_, c)) = &current.connection
             && !c.is_closed()
         {
             return Ok(Arc::clone(c));
         }
-        let start = current.as_ref().map_or(0, |(n, _)| n + 1);
-        *current = None;
+        current.connection = None;
         let mut last = String::from("no address given");
         let mut pause = Duration::from_millis(20);
-        for attempt in 0.. {
-            if i.addresses.is_empty() {
-                break;
-            }
-            let n = (start + attempt) % i.addresses.len();
-            let address = &i.addresses[n];
-            match self.dial(address).await {
-                Ok(c) => {
-                    let c = Arc::new(c);
-                    *current = Some((n, Arc::clone(&c)));
+        while !i.addresses.is_empty() {
+            match self.dial_any(current.next, deadline).await {
+                Ok((n, c)) => {
+                    current.connection = Some((n, Arc::clone(&c)));
+                    current.next = n;
                     return Ok(c);
                 }
-                Err(e @ (ConnectionError::Refused(_) | ConnectionError::Version { .. })) => {
-                    return Err(ClientError::Connection(e));
-                }
-                Err(e) => last = format!("{address}: {e}"),
+                Err(DialFailure::Refused(e)) => return Err(ClientError::Connection(e)),
+                Err(DialFailure::Unanswered(why)) => last = why,
             }
             if Instant::now() + pause > deadline {
                 break;
             }
-            if (attempt + 1) % i.addresses.len() == 0 {
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_millis(500));
-            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(500));
         }
         Err(ClientError::Unreachable {
             timeout: i.options.timeout,
@@ -186,13 +263,84 @@ impl Client {
         })
     }
 
+    /// Dials every member once, starting at `start`, each
+    /// [`DIAL_STAGGER`] after the one before (or at once when it failed);
+    /// the first connection made wins and the other dials are dropped.
+    async fn dial_any(
+        &self,
+        start: usize,
+        deadline: Instant,
+    ) -> Result<(usize, Arc<Connection>), DialFailure> {
+        let count = self.inner.addresses.len();
+        let mut order = (0..count).map(|k| (start + k) % count);
+        let mut dials = JoinSet::new();
+        let mut last = String::from("no member answered in time");
+        let mut start_next = true;
+        loop {
+            if start_next && let Some(n) = order.next() {
+                let dial = self.dial(&self.inner.addresses[n]);
+                dials.spawn(async move { (n, dial.await) });
+            }
+            if dials.is_empty() {
+                return Err(DialFailure::Unanswered(last));
+            }
+            let more = order.len() > 0;
+            tokio::select! {
+                joined = dials.join_next() => {
+                    start_next = true;
+                    match joined {
+                        Some(Ok((n, Ok(c)))) => return Ok((n, Arc::new(c))),
+                        Some(Ok((_, Err(e @ (ConnectionError::Refused(_)
+                            | ConnectionError::Version { .. }))))) => {
+                            return Err(DialFailure::Refused(e));
+                        }
+                        Some(Ok((n, Err(e)))) => {
+                            last = format!("{}: {e}", self.inner.addresses[n]);
+                        }
+                        Some(Err(_)) | None => {}
+                    }
+                }
+                () = tokio::time::sleep(DIAL_STAGGER), if more => start_next = true,
+                () = tokio::time::sleep_until(deadline.into()) => {
+                    return Err(DialFailure::Unanswered(last));
+                }
+            }
+        }
+    }
+
+    /// Stops using `c` (it did not answer in time): the next try dials the
+    /// member after it.
+    async fn abandon(&self, c: &Arc<Connection>) {
+        let mut current = self.inner.current.lock().await;
+        if let Some((n, mine)) = &current.connection
+            && Arc::ptr_eq(mine, c)
+        {
+            current.next = (n + 1) % self.inner.addresses.len().max(1);
+            current.connection = None;
+        }
+        drop(current);
+        self.inner
+            .pool
+            .lock()
+            .await
+            .retain(|_, pooled| !Arc::ptr_eq(pooled, c));
+    }
+
     /// How long calls keep trying.
     pub(crate) fn timeout(&self) -> Duration {
         self.inner.options.timeout
     }
 
+    /// The client's writer session.
+    pub(crate) fn sequencer(&self) -> &Sequencer {
+        &self.inner.sequencer
+    }
+
     /// Connects to the member at `address` and presents the token.
-    async fn dial(&self, address: &str) -> Result<Connection, ConnectionError> {
+    fn dial(
+        &self,
+        address: &str,
+    ) -> impl Future<Output = Result<Connection, ConnectionError>> + Send + 'static {
         let i = &self.inner;
         let hello = Hello {
             cluster: i.options.cluster.clone(),
@@ -200,14 +348,12 @@ impl Client {
                 token: i.token.clone(),
             },
         };
-        Connection::open(
-            address,
-            &i.options.security,
-            &hello,
+        let (address, security, limits) = (
+            address.to_owned(),
+            i.options.security.clone(),
             i.options.limits,
-            |_| {},
-        )
-        .await
+        );
+        async move { Connection::open(&address, &security, &hello, limits, |_| {}).await }
     }
 
     /// A connection to `address` from the pool (made now if needed), or
@@ -225,64 +371,106 @@ impl Client {
         Some(c)
     }
 
-    /// Sends `request` to the member at `address` (a collection's leader);
-    /// if it cannot take it, through [`Client::call`] instead. Returns the
-    /// reply and whether it came from `address`.
-    pub(crate) async fn call_at(
-        &self,
-        address: &str,
-        request: &ClientRequest,
-    ) -> Result<(ClientReply, bool), ClientError> {
-        let bytes =
-            postcard::to_allocvec(request).map_err(|e| ClientError::Decode(e.to_string()))?;
-        if let Some(c) = self.connection_to(address).await {
-            match c.call(bytes).await {
-                Ok(reply) => match postcard::from_bytes::<Response>(&reply) {
-                    Ok(Ok(r)) => return Ok((r, true)),
-                    // Not applied (no leader there now): the usual path.
-                    Ok(Err(Refusal::Unavailable(_))) => {}
-                    Ok(Err(refusal)) => return Err(ClientError::Refused(refusal)),
-                    Err(e) => return Err(ClientError::Decode(e.to_string())),
-                },
-                Err(CallError::NotSent) => {}
-                Err(CallError::Lost) => {
-                    return Err(ClientError::Indeterminate(
-                        "the connection closed before the answer came".into(),
-                    ));
-                }
-            }
-        }
-        Ok((self.call(request).await?, false))
+    /// Sends `request`, retrying on other members while there is time.
+    pub(crate) async fn call(&self, request: &ClientRequest) -> Result<ClientReply, ClientError> {
+        Ok(self.call_at(None, request).await?.0)
     }
 
-    /// Sends `request`, retrying on other nodes while that is safe.
-    pub(crate) async fn call(&self, request: &ClientRequest) -> Result<ClientReply, ClientError> {
+    /// Sends `request`, first to the member at `preferred` (a collection's
+    /// leader) if given, then to whichever member is current, trying the
+    /// next member whenever one refuses for want of a leader or quorum or
+    /// does not answer within the try's time, until the deadline. Every
+    /// request may be sent again: reads change nothing, and a command's
+    /// stamp makes the group apply it once. Returns the reply and whether
+    /// it came from `preferred`.
+    pub(crate) async fn call_at(
+        &self,
+        preferred: Option<&str>,
+        request: &ClientRequest,
+    ) -> Result<(ClientReply, bool), ClientError> {
+        let o = &self.inner.options;
         let bytes =
             postcard::to_allocvec(request).map_err(|e| ClientError::Decode(e.to_string()))?;
-        // Commands are not retried once sent: they may have been applied.
-        let replayable = !matches!(request, ClientRequest::Execute { .. });
-        let deadline = Instant::now() + self.inner.options.timeout;
-        self.retrying(deadline, Duration::from_millis(200), |c| {
-            let bytes = bytes.clone();
-            async move {
-                match c.call(bytes).await {
-                    Ok(reply) => match postcard::from_bytes::<Response>(&reply) {
-                        Ok(Ok(r)) => Attempt::Done(Ok(r)),
-                        Ok(Err(Refusal::Unavailable(why))) => Attempt::Retry(why),
-                        Ok(Err(refusal)) => Attempt::Done(Err(ClientError::Refused(refusal))),
-                        Err(e) => Attempt::Done(Err(ClientError::Decode(e.to_string()))),
-                    },
-                    Err(CallError::NotSent) => Attempt::Retry("the connection closed".to_owned()),
-                    Err(CallError::Lost) if replayable => {
-                        Attempt::Retry("the connection closed".to_owned())
-                    }
-                    Err(CallError::Lost) => Attempt::Done(Err(ClientError::Indeterminate(
-                        "the connection closed before the answer came".into(),
-                    ))),
-                }
+        let command = matches!(request, ClientRequest::Execute { .. });
+        // A wait for a version may take as long as it asked, and more.
+        let extra = match request {
+            ClientRequest::WaitVersion { timeout_ms, .. } => Duration::from_millis(*timeout_ms),
+            _ => Duration::ZERO,
+        };
+        let deadline = Instant::now() + o.timeout + extra;
+        let mut preferred = preferred;
+        let mut budget = o.attempt_timeout + extra;
+        let mut tries = Tries::default();
+        let mut pause = Duration::from_millis(20);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(tries.into_error(o.timeout));
             }
-        })
-        .await
+            let pooled = match preferred.take() {
+                Some(address) => self.connection_to(address).await,
+                None => None,
+            };
+            let (c, at_preferred) = match pooled {
+                Some(c) => (c, true),
+                None => match self.connection(deadline).await {
+                    Ok(c) => (c, false),
+                    // What the members answered before says more than
+                    // the failure to reach another.
+                    Err(ClientError::Unreachable { .. })
+                        if tries.answered || tries.maybe_applied =>
+                    {
+                        return Err(tries.into_error(o.timeout));
+                    }
+                    Err(e) => return Err(e),
+                },
+            };
+            let time = budget.min(left);
+            let frame = call_bytes(millis(time), &bytes);
+            let sent = tokio::time::timeout(time + ANSWER_GRACE, c.call(frame)).await;
+            let retry = match sent {
+                Ok(Ok(reply)) => match postcard::from_bytes::<Response>(&reply) {
+                    Ok(Ok(r)) => return Ok((r, at_preferred)),
+                    Ok(Err(refusal)) => {
+                        tries.answered = true;
+                        let text = format!("node {}: {refusal}", c.node);
+                        match refusal {
+                            Refusal::NoQuorum { reachable, voters } => {
+                                tries.no_quorum = Some((reachable, voters));
+                            }
+                            Refusal::Timeout { maybe_applied } => {
+                                tries.maybe_applied |= maybe_applied;
+                            }
+                            Refusal::Unavailable(_) => {}
+                            Refusal::Indeterminate(why) => {
+                                return Err(ClientError::Indeterminate(why));
+                            }
+                            refusal => return Err(ClientError::Refused(refusal)),
+                        }
+                        text
+                    }
+                    Err(e) => return Err(ClientError::Decode(e.to_string())),
+                },
+                Ok(Err(CallError::NotSent)) => "the connection closed".to_owned(),
+                Ok(Err(CallError::Lost)) => {
+                    tries.maybe_applied |= command;
+                    "the connection closed before the answer came".to_owned()
+                }
+                Err(_) => {
+                    tries.maybe_applied |= command;
+                    budget = (budget * 2).min(o.timeout + extra);
+                    format!("node {} did not answer within {time:?}", c.node)
+                }
+            };
+            tries.last = retry;
+            // Another member may do better.
+            self.abandon(&c).await;
+            if Instant::now() + pause > deadline {
+                return Err(tries.into_error(o.timeout));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(200));
+        }
     }
 
     /// Runs `attempt` on a connection to the cluster, and again (on
@@ -300,10 +488,11 @@ impl Client {
         let mut pause = Duration::from_millis(20);
         loop {
             let c = self.connection(deadline).await?;
-            let last = match attempt(c).await {
+            let last = match attempt(Arc::clone(&c)).await {
                 Attempt::Done(result) => return result,
                 Attempt::Retry(why) => why,
             };
+            self.abandon(&c).await;
             if Instant::now() + pause > deadline {
                 return Err(ClientError::Unreachable {
                     timeout: self.inner.options.timeout,
@@ -427,6 +616,28 @@ impl Client {
         name: &str,
     ) -> Result<RemoteCell<T>, ClientError> {
         self.open(name).await
+    }
+}
+
+impl Tries {
+    /// The error an operation ends with when its deadline passes.
+    fn into_error(self, timeout: Duration) -> ClientError {
+        match self.no_quorum {
+            Some((reachable, voters)) if !self.maybe_applied => ClientError::NoQuorum {
+                reachable,
+                voters,
+                timeout,
+            },
+            _ if !self.answered && !self.maybe_applied => ClientError::Unreachable {
+                timeout,
+                last: self.last,
+            },
+            _ => ClientError::Timeout {
+                timeout,
+                maybe_applied: self.maybe_applied,
+                last: self.last,
+            },
+        }
     }
 }
 

@@ -3,9 +3,27 @@
 
 use crate::group::{GroupStatus, Identity};
 use crate::server::Member;
+use crate::session::Stamp;
 use crate::types::NodeId;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+
+/// A request frame's payload: the request and how long the node may take
+/// to answer it. Encoded as the varint of `timeout_ms` followed by the
+/// request, so a client encodes the request once and puts the time left in
+/// front of it at each try ([`call_bytes`]).
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Call {
+    pub(crate) timeout_ms: u64,
+    pub(crate) request: ClientRequest,
+}
+
+/// The encoding of a [`Call`] of the already encoded `request`.
+pub(crate) fn call_bytes(timeout_ms: u64, request: &[u8]) -> Vec<u8> {
+    let mut out = postcard::to_allocvec(&timeout_ms).unwrap_or_default();
+    out.extend_from_slice(request);
+    out
+}
 
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum ClientRequest {
@@ -23,12 +41,14 @@ pub(crate) enum ClientRequest {
         identity: Identity,
         create: bool,
     },
-    /// Runs an encoded command through the collection's leader.
+    /// Runs an encoded command through the collection's leader, once
+    /// however often it is sent (the stamp names it in its session).
     Execute {
         collection: String,
         signature: String,
         #[serde(with = "serde_bytes")]
         command: Vec<u8>,
+        stamp: Stamp,
     },
     /// Answers an encoded query.
     Query {
@@ -147,6 +167,28 @@ pub enum Refusal {
     /// No leader took it in time; it was not applied.
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// Fewer than a majority of the collection's voters answered the node
+    /// (or the node leads but has not heard from a quorum for an election
+    /// timeout, so another may lead by now): not applied. Another member
+    /// may do better.
+    #[error("no quorum: {reachable} of {voters} voters reachable from the node")]
+    NoQuorum {
+        /// Voters that answered the node recently (itself included).
+        reachable: usize,
+        /// The collection's voters.
+        voters: usize,
+    },
+    /// The node's time for the request ran out. If `maybe_applied`, a
+    /// leader had taken the command: sent again, it is still applied at
+    /// most once.
+    #[error(
+        "no outcome in time ({})",
+        if *maybe_applied { "it may have been applied" } else { "it was not applied" }
+    )]
+    Timeout {
+        /// Whether the command may have been applied.
+        maybe_applied: bool,
+    },
     /// A leader took it but the outcome is unknown.
     #[error("the outcome is unknown: {0}")]
     Indeterminate(String),

@@ -2,13 +2,18 @@
 
 mod history;
 mod id;
+mod lease;
 mod proposer;
 mod raft_network;
 pub(crate) mod rpc;
+mod sessions;
 mod snapshot_file;
 mod snapshot_stream;
 mod store;
 mod version;
+
+#[cfg(test)]
+mod exactly_once_tests;
 
 pub use history::HistoryLimits;
 pub use id::{GroupId, Identity};
@@ -16,15 +21,18 @@ pub use snapshot_stream::SnapshotStream;
 
 use crate::error::{ExecuteError, QueryError};
 use crate::network::{Network, NetworkError};
+use crate::session::Sequencer;
 use crate::state_machine::StateMachine;
 use crate::types::{NodeId, Raft};
+use lease::Standing;
 use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
-use rpc::{Envelope, Refused, Reply, Request, encode};
+use rpc::{Envelope, Refused, Reply, Request, Stamped, encode};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 pub(crate) use history::{History, Item, Recorder, Recording, Since, merge as merge_history};
+pub(crate) use lease::{Contacts, Lease};
 pub(crate) use proposer::Proposer;
 pub(crate) use raft_network::GroupNetwork;
 pub(crate) use store::{LoadError, Shared, SnapshotCloser, Store};
@@ -74,31 +82,88 @@ struct Inner<SM> {
     proposer: Arc<Proposer>,
     shared: Arc<Shared<SM>>,
     network: Arc<dyn Network>,
+    lease: Arc<Lease>,
+    /// This handle's writer session: its commands, retried, apply once.
+    sequencer: Sequencer,
     timeout: Duration,
 }
+
+/// How long one voter may take to answer a request to add a learner.
+const LEARNER_TRY: Duration = Duration::from_secs(1);
 
 /// How long `execute` and `query` keep looking for a leader.
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Whether the caller can take its request to another member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Redirect {
+    /// Yes (a client): a node whose leadership lapsed refuses at once.
+    Yes,
+    /// No (a handle on this node): wait for a leader until the deadline.
+    No,
+}
+
+/// How a request forwarded to the leader ended.
+// One lives on the stack for the length of a match: boxing the reply would
+// cost an allocation per forwarded request for nothing.
+#[allow(clippy::large_enum_variant)]
+enum Forwarded {
+    Reply(Reply),
+    /// Not delivered.
+    NotSent,
+    /// Delivered, no answer (lost, or the deadline passed).
+    Lost,
+    /// This replica learned of another leader meanwhile.
+    LeaderChanged,
+}
+
+/// Time left before `deadline`, if any.
+fn remaining(deadline: Instant) -> Option<Duration> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    (!left.is_zero()).then_some(left)
+}
+
+/// A duration in whole milliseconds, for the wire.
+pub(crate) fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The pause between tries: 5 ms, doubling to 100 ms, never past the
+/// deadline.
+struct Pause(Duration);
+
+impl Pause {
+    fn new() -> Self {
+        Self(Duration::from_millis(5))
+    }
+
+    async fn wait(&mut self, deadline: Instant) {
+        tokio::time::sleep_until((Instant::now() + self.0).min(deadline).into()).await;
+        self.0 = (self.0 * 2).min(Duration::from_millis(100));
+    }
+}
+
 impl<SM: StateMachine> Group<SM> {
+    /// A handle on the group whose Raft instance `lease` watches.
     pub(crate) fn new(
         name: String,
         id: GroupId,
-        node: NodeId,
-        raft: Raft,
         proposer: Arc<Proposer>,
         shared: Arc<Shared<SM>>,
         network: Arc<dyn Network>,
+        lease: Arc<Lease>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 name,
                 id,
-                node,
-                raft,
+                node: lease.node,
+                raft: lease.raft.clone(),
                 proposer,
                 shared,
                 network,
+                lease,
+                sequencer: Sequencer::new(),
                 timeout: DEFAULT_TIMEOUT,
             }),
         }
@@ -187,9 +252,12 @@ impl<SM: StateMachine> Group<SM> {
     ///
     /// # Errors
     ///
-    /// [`ExecuteError::NoLeader`] if no leader took it within the
-    /// timeout (it was not applied); [`ExecuteError::Indeterminate`] if a
-    /// leader took it but the answer was lost.
+    /// [`ExecuteError::NoQuorum`] if fewer than a majority of voters
+    /// answered this node until the timeout (10 s); otherwise
+    /// [`ExecuteError::Timeout`], which says whether a leader had taken
+    /// it. Within the timeout, a command whose answer was lost, or whose
+    /// leader lost office, is sent again (to the new leader), and applied
+    /// once: it carries this handle's session stamp.
     pub async fn execute(&self, command: SM::Command) -> Result<(SM::Response, u64), ExecuteError> {
         let bytes =
             postcard::to_allocvec(&command).map_err(|e| ExecuteError::Encode(e.to_string()))?;
@@ -199,51 +267,120 @@ impl<SM: StateMachine> Group<SM> {
 
     /// [`Group::execute`] of an encoded command; returns the encoded
     /// `Result<SM::Response, String>` (the error: the command could not be
-    /// decoded on the leader) without decoding it, for a remote client.
+    /// decoded on the leader) without decoding it.
     pub(crate) async fn execute_encoded(
         &self,
         bytes: Vec<u8>,
     ) -> Result<(Vec<u8>, u64), ExecuteError> {
+        let ticket = self.inner.sequencer.ticket();
+        let command = Stamped {
+            stamp: ticket.stamp(),
+            command: bytes,
+        };
         let deadline = Instant::now() + self.inner.timeout;
-        let mut pause = Duration::from_millis(5);
+        self.execute_stamped(command, deadline, Redirect::No).await
+    }
+
+    /// Runs a stamped command through the leader before `deadline`. With
+    /// [`Redirect::Yes`] (a client that can try another member) a node
+    /// whose leadership lapsed says so at once instead of waiting.
+    pub(crate) async fn execute_stamped(
+        &self,
+        command: Stamped,
+        deadline: Instant,
+        redirect: Redirect,
+    ) -> Result<(Vec<u8>, u64), ExecuteError> {
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        // Whether a leader may have taken it: then it may yet be applied
+        // (once: every retry carries the same stamp).
+        let mut maybe_applied = false;
+        let mut pause = Pause::new();
         loop {
-            // Proposed here when this node leads or knows of no leader (the
-            // proposer then names the leader); else sent to the leader.
-            let leader = match self.leader() {
-                Some(l) if l != self.inner.node => Some(l),
-                _ => match self.inner.proposer.propose(bytes.clone()).await {
-                    Ok(done) => return Ok(done),
-                    Err(Refused::NotLeader(l)) => l,
-                    Err(Refused::Failed(e)) => return Err(ExecuteError::Indeterminate(e)),
-                    Err(Refused::Shutdown) => return Err(ExecuteError::Shutdown),
-                },
+            let Some(remaining) = remaining(deadline) else {
+                return Err(self.execute_gave_up(timeout, maybe_applied));
             };
-            if let Some(leader) = leader.filter(|&l| l != self.inner.node) {
-                match self.call(leader, Request::Execute(bytes.clone())).await {
-                    Ok(Reply::Executed(Ok(done))) => return Ok(done),
-                    Ok(Reply::Executed(Err(Refused::Failed(e)))) => {
-                        return Err(ExecuteError::Indeterminate(e));
+            match self.inner.lease.standing() {
+                Standing::Follows(Some(leader)) => {
+                    let request = Request::Execute {
+                        command: command.clone(),
+                        timeout_ms: millis(remaining),
+                    };
+                    match self.forward(leader, request, deadline).await {
+                        Forwarded::Reply(Reply::Executed(Ok(done))) => return Ok(done),
+                        Forwarded::Reply(Reply::Executed(Err(refused))) => {
+                            match self.after_refusal(refused, &mut maybe_applied) {
+                                Some(e) => return Err(e),
+                                None => pause.wait(deadline).await,
+                            }
+                        }
+                        // The leader changed under it: straight to the new one.
+                        Forwarded::LeaderChanged => maybe_applied = true,
+                        Forwarded::Lost => {
+                            maybe_applied = true;
+                            pause.wait(deadline).await;
+                        }
+                        Forwarded::Reply(_) | Forwarded::NotSent => pause.wait(deadline).await,
                     }
-                    Ok(Reply::Executed(Err(Refused::Shutdown))) => {
-                        return Err(ExecuteError::Indeterminate(format!(
-                            "leader {leader} shut down"
-                        )));
+                }
+                Standing::Lost { reachable, voters } if redirect == Redirect::Yes => {
+                    return Err(ExecuteError::NoQuorum { reachable, voters });
+                }
+                Standing::Lost { .. } => pause.wait(deadline).await,
+                // Leading, or no leader known: proposed here (openraft then
+                // names the leader, or says there is none yet).
+                Standing::Leads | Standing::Follows(None) => {
+                    let proposal = self.inner.proposer.propose(command.clone());
+                    match tokio::time::timeout(remaining, proposal).await {
+                        Ok(Ok(done)) => return Ok(done),
+                        Ok(Err(refused)) => match self.after_refusal(refused, &mut maybe_applied) {
+                            Some(e) => return Err(e),
+                            None => pause.wait(deadline).await,
+                        },
+                        Err(_) => maybe_applied = true,
                     }
-                    Err(NetworkError::ReplyLost(n)) => {
-                        return Err(ExecuteError::Indeterminate(format!(
-                            "the reply from leader {n} was lost"
-                        )));
-                    }
-                    // Not delivered, or refused before it was appended: safe
-                    // to try again.
-                    _ => {}
                 }
             }
-            if Instant::now() + pause > deadline {
-                return Err(ExecuteError::NoLeader(self.inner.timeout));
+        }
+    }
+
+    /// What a refusal means for a command: a final error, or `None` to try
+    /// again (noting whether it may have been applied meanwhile).
+    fn after_refusal(&self, refused: Refused, maybe_applied: &mut bool) -> Option<ExecuteError> {
+        match refused {
+            Refused::NotLeader(_) | Refused::NoQuorum { .. } => None,
+            Refused::Timeout { maybe_applied: m } => {
+                *maybe_applied |= m;
+                None
             }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(100));
+            // Taken, then lost: safe to send again under the same stamp.
+            Refused::Failed(_) | Refused::Shutdown => {
+                *maybe_applied = true;
+                None
+            }
+            Refused::Expired => Some(ExecuteError::Indeterminate(
+                "the writer's session expired before the command's outcome was known".into(),
+            )),
+        }
+    }
+
+    fn execute_gave_up(&self, timeout: Duration, maybe_applied: bool) -> ExecuteError {
+        let (reachable, voters) = self.inner.lease.reachability();
+        if !maybe_applied && reachable < voters / 2 + 1 {
+            ExecuteError::NoQuorum { reachable, voters }
+        } else {
+            ExecuteError::Timeout {
+                after: timeout,
+                maybe_applied,
+            }
+        }
+    }
+
+    fn query_gave_up(&self, timeout: Duration) -> QueryError {
+        let (reachable, voters) = self.inner.lease.reachability();
+        if reachable < voters / 2 + 1 {
+            QueryError::NoQuorum { reachable, voters }
+        } else {
+            QueryError::Timeout(timeout)
         }
     }
 
@@ -252,20 +389,37 @@ impl<SM: StateMachine> Group<SM> {
     ///
     /// # Errors
     ///
-    /// [`QueryError::NoLeader`] if a linearizable read found no leader that
-    /// could confirm its leadership within the timeout.
+    /// For a linearizable read: [`QueryError::NoQuorum`] if fewer than a
+    /// majority of voters could be reached, [`QueryError::Timeout`] if no
+    /// leader confirmed its leadership within the timeout.
     pub async fn query<R>(
         &self,
         consistency: Consistency,
         read: impl FnOnce(&SM) -> R,
     ) -> Result<R, QueryError> {
+        let deadline = Instant::now() + self.inner.timeout;
+        self.query_until(consistency, deadline, Redirect::No, read)
+            .await
+    }
+
+    /// [`Group::query`] with a deadline; see [`Group::execute_stamped`]
+    /// for `redirect`.
+    pub(crate) async fn query_until<R>(
+        &self,
+        consistency: Consistency,
+        deadline: Instant,
+        redirect: Redirect,
+        read: impl FnOnce(&SM) -> R,
+    ) -> Result<R, QueryError> {
         if consistency == Consistency::Linearizable {
-            let index = self.read_index().await?;
+            let timeout = deadline.saturating_duration_since(Instant::now());
+            let index = self.read_index(deadline, redirect).await?;
             let mut version = self.inner.shared.version.subscribe();
-            version
-                .wait_for(|v| v >= index)
-                .await
-                .map_err(|_| QueryError::Shutdown)?;
+            match tokio::time::timeout_at(deadline.into(), version.wait_for(|v| v >= index)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(_)) => return Err(QueryError::Shutdown),
+                Err(_) => return Err(QueryError::Timeout(timeout)),
+            }
         }
         Ok(self.read_local(read))
     }
@@ -282,27 +436,56 @@ impl<SM: StateMachine> Group<SM> {
         read(&sm)
     }
 
-    async fn read_index(&self) -> Result<u64, QueryError> {
-        let deadline = Instant::now() + self.inner.timeout;
-        let mut pause = Duration::from_millis(5);
+    async fn read_index(&self, deadline: Instant, redirect: Redirect) -> Result<u64, QueryError> {
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        let mut pause = Pause::new();
         loop {
-            let leader = match self.inner.raft.get_read_log_id().await {
-                Ok((read, _)) => return Ok(read.map_or(0, |l| l.index)),
-                Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => f.leader_id,
-                // No quorum confirmed the leadership: try again.
-                Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_))) => None,
-                Err(RaftError::Fatal(_)) => return Err(QueryError::Shutdown),
+            let Some(remaining) = remaining(deadline) else {
+                return Err(self.query_gave_up(timeout));
             };
-            if let Some(leader) = leader.filter(|&l| l != self.inner.node)
-                && let Ok(Reply::ReadIndex(Ok(index))) = self.call(leader, Request::ReadIndex).await
-            {
-                return Ok(index);
+            match self.inner.lease.standing() {
+                Standing::Follows(Some(leader)) => {
+                    let request = Request::ReadIndex {
+                        timeout_ms: millis(remaining),
+                    };
+                    match self.forward(leader, request, deadline).await {
+                        Forwarded::Reply(Reply::ReadIndex(Ok(index))) => return Ok(index),
+                        Forwarded::LeaderChanged => {}
+                        _ => pause.wait(deadline).await,
+                    }
+                }
+                Standing::Lost { reachable, voters } if redirect == Redirect::Yes => {
+                    return Err(QueryError::NoQuorum { reachable, voters });
+                }
+                Standing::Lost { .. } | Standing::Follows(None) => pause.wait(deadline).await,
+                Standing::Leads => {
+                    match tokio::time::timeout(remaining, self.inner.raft.get_read_log_id()).await {
+                        Ok(Ok((read, _))) => return Ok(read.map_or(0, |l| l.index)),
+                        Ok(Err(RaftError::Fatal(_))) => return Err(QueryError::Shutdown),
+                        // Not the leader after all, or no quorum confirmed
+                        // it: try again.
+                        Ok(Err(RaftError::APIError(_))) => pause.wait(deadline).await,
+                        Err(_) => {}
+                    }
+                }
             }
-            if Instant::now() + pause > deadline {
-                return Err(QueryError::NoLeader(self.inner.timeout));
-            }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(100));
+        }
+    }
+
+    /// Sends `request` to `leader`, giving up at `deadline` or as soon as
+    /// this replica learns of another leader (a paused or cut-off leader
+    /// would otherwise hold the request for the whole fault).
+    async fn forward(&self, leader: NodeId, request: Request, deadline: Instant) -> Forwarded {
+        let mut metrics = self.inner.raft.metrics();
+        let changed = metrics.wait_for(|m| m.current_leader != Some(leader));
+        tokio::select! {
+            reply = self.call(leader, request) => match reply {
+                Ok(reply) => Forwarded::Reply(reply),
+                Err(NetworkError::Unreachable(_)) => Forwarded::NotSent,
+                Err(_) => Forwarded::Lost,
+            },
+            _ = changed => Forwarded::LeaderChanged,
+            () = tokio::time::sleep_until(deadline.into()) => Forwarded::Lost,
         }
     }
 
@@ -323,18 +506,22 @@ impl<SM: StateMachine> Group<SM> {
             for &v in voters {
                 let mut target = v;
                 for _ in 0..2 {
-                    match self
-                        .call(target, Request::AddLearner(self.inner.node))
-                        .await
-                    {
-                        Ok(Reply::LearnerAdded(Ok(()))) => return Ok(()),
-                        Ok(Reply::LearnerAdded(Err(Refused::NotLeader(Some(l))))) => target = l,
+                    let Some(left) = remaining(deadline) else {
+                        break;
+                    };
+                    // A voter that is paused must not hold up the others.
+                    let ask = self.call(target, Request::AddLearner(self.inner.node));
+                    match tokio::time::timeout(left.min(LEARNER_TRY), ask).await {
+                        Ok(Ok(Reply::LearnerAdded(Ok(())))) => return Ok(()),
+                        Ok(Ok(Reply::LearnerAdded(Err(Refused::NotLeader(Some(l)))))) => {
+                            target = l;
+                        }
                         _ => break,
                     }
                 }
             }
             if Instant::now() > deadline {
-                return Err(ExecuteError::NoLeader(self.inner.timeout));
+                return Err(self.execute_gave_up(self.inner.timeout, false));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -461,6 +648,15 @@ impl When {
     }
 }
 
+/// Why a node that does not (or no longer) lead refuses a leader's work.
+fn refusal(standing: Standing) -> Refused {
+    match standing {
+        Standing::Lost { reachable, voters } => Refused::NoQuorum { reachable, voters },
+        Standing::Follows(leader) => Refused::NotLeader(leader),
+        Standing::Leads => Refused::NotLeader(None),
+    }
+}
+
 /// The part of a group that answers other nodes: it needs only the Raft
 /// instance, so one type serves groups of every state machine.
 pub(crate) struct Endpoint {
@@ -468,6 +664,7 @@ pub(crate) struct Endpoint {
     pub(crate) signature: String,
     pub(crate) raft: Raft,
     pub(crate) proposer: Arc<Proposer>,
+    pub(crate) lease: Arc<Lease>,
 }
 
 impl Endpoint {
@@ -485,13 +682,35 @@ impl Endpoint {
             Request::InstallSnapshot(r) => {
                 Reply::InstallSnapshot(self.raft.install_snapshot(r).await)
             }
-            Request::Execute(bytes) => Reply::Executed(self.proposer.propose(bytes).await),
-            Request::ReadIndex => Reply::ReadIndex(match self.raft.get_read_log_id().await {
-                Ok((read, _)) => Ok(read.map_or(0, |l| l.index)),
-                Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
-                    Err(Refused::NotLeader(f.leader_id))
+            Request::Execute {
+                command,
+                timeout_ms,
+            } => Reply::Executed(match self.lease.standing() {
+                Standing::Leads => {
+                    let wait = Duration::from_millis(timeout_ms);
+                    tokio::time::timeout(wait, self.proposer.propose(command))
+                        .await
+                        .unwrap_or(Err(Refused::Timeout {
+                            maybe_applied: true,
+                        }))
                 }
-                Err(e) => Err(Refused::Failed(e.to_string())),
+                other => Err(refusal(other)),
+            }),
+            Request::ReadIndex { timeout_ms } => Reply::ReadIndex(match self.lease.standing() {
+                Standing::Leads => {
+                    let wait = Duration::from_millis(timeout_ms);
+                    match tokio::time::timeout(wait, self.raft.get_read_log_id()).await {
+                        Ok(Ok((read, _))) => Ok(read.map_or(0, |l| l.index)),
+                        Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f)))) => {
+                            Err(Refused::NotLeader(f.leader_id))
+                        }
+                        Ok(Err(e)) => Err(Refused::Failed(e.to_string())),
+                        Err(_) => Err(Refused::Timeout {
+                            maybe_applied: false,
+                        }),
+                    }
+                }
+                other => Err(refusal(other)),
             }),
             Request::AddLearner(node) => Reply::LearnerAdded(
                 match self

@@ -7,8 +7,13 @@
 //! commands that arrive while a batch is in flight wait in a queue and are
 //! proposed together, as one entry, when it completes. The state
 //! machine applies a batch's commands in order, all at the entry's index.
+//!
+//! Every command carries its writer's session stamp, and the state machine
+//! answers a command it has seen before with its first outcome, so a batch
+//! refused or lost on the way may be proposed again by whoever holds its
+//! commands: the writer, the forwarding node or a new leader.
 
-use super::rpc::Refused;
+use super::rpc::{Applied, Batch, Refused, Stamped};
 use crate::types::Raft;
 use openraft::error::{ClientWriteError, RaftError};
 use std::sync::Arc;
@@ -31,7 +36,7 @@ const MAX_BYTES: usize = 4 << 20;
 pub(crate) type Outcome = Result<(Vec<u8>, u64), Refused>;
 
 struct Proposal {
-    command: Vec<u8>,
+    command: Stamped,
     reply: oneshot::Sender<Outcome>,
 }
 
@@ -48,8 +53,8 @@ impl Proposer {
         Arc::new(Self { queue })
     }
 
-    /// Proposes one encoded command and waits for its outcome.
-    pub(crate) async fn propose(&self, command: Vec<u8>) -> Outcome {
+    /// Proposes one stamped command and waits for its outcome.
+    pub(crate) async fn propose(&self, command: Stamped) -> Outcome {
         let (reply, outcome) = oneshot::channel();
         if self.queue.send(Proposal { command, reply }).is_err() {
             return Err(Refused::Shutdown);
@@ -65,12 +70,12 @@ async fn run(raft: Raft, mut queue: mpsc::UnboundedReceiver<Proposal>) {
         let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
             return;
         };
-        let mut bytes = first.command.len();
+        let mut bytes = first.command.command.len();
         let mut batch = vec![first];
         while batch.len() < MAX_COMMANDS && bytes < MAX_BYTES {
             match queue.try_recv() {
                 Ok(p) => {
-                    bytes += p.command.len();
+                    bytes += p.command.command.len();
                     batch.push(p);
                 }
                 Err(_) => break,
@@ -89,25 +94,28 @@ async fn run(raft: Raft, mut queue: mpsc::UnboundedReceiver<Proposal>) {
 }
 
 /// Proposes `commands` as one entry; one outcome per command.
-async fn propose(raft: &Raft, commands: Vec<Vec<u8>>) -> Vec<Outcome> {
+async fn propose(raft: &Raft, commands: Vec<Stamped>) -> Vec<Outcome> {
     let count = commands.len();
     let all = |refused: Refused| (0..count).map(|_| Err(refused.clone())).collect();
-    let entry = super::rpc::encode(&commands);
+    let time_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let entry = super::rpc::encode(&Batch { time_ms, commands });
     match raft.client_write(entry).await {
-        Ok(r) => match postcard::from_bytes::<Vec<Vec<u8>>>(&r.data) {
-            Ok(replies) if replies.len() == count => {
-                let index = r.log_id.index;
-                replies
-                    .into_iter()
-                    .map(|reply| Ok((reply, index)))
-                    .collect()
-            }
+        Ok(r) => match postcard::from_bytes::<Applied>(&r.data) {
+            Ok(replies) if replies.len() == count => replies
+                .into_iter()
+                .map(|reply| reply.ok_or(Refused::Expired))
+                .collect(),
             _ => all(Refused::Failed(
                 "the state machine's answer to a batch has the wrong shape".into(),
             )),
         },
         // Refused before it was appended, or appended and then discarded
-        // by a new leader: never applied, safe to send again.
+        // here by a new leader. Another node may still hold the entry and
+        // apply it later; sending the commands again is safe only because
+        // the state machine answers a command it has seen with its first
+        // outcome.
         Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
             all(Refused::NotLeader(f.leader_id))
         }

@@ -4,6 +4,7 @@
 #![allow(clippy::result_large_err)]
 
 use super::GroupId;
+use super::lease::Contacts;
 use super::rpc::{Envelope, Reply, Request, encode};
 use crate::network::{Network, NetworkError};
 use crate::types::{NodeId, TypeConfig};
@@ -18,13 +19,15 @@ use openraft::raft::{
     VoteRequest, VoteResponse,
 };
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Builds a client per peer for one group on one node.
 pub(crate) struct GroupNetwork {
     pub(crate) group: GroupId,
     pub(crate) from: NodeId,
     pub(crate) network: Arc<dyn Network>,
+    /// Where answers are noted, for the leader's lease.
+    pub(crate) contacts: Arc<Contacts>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for GroupNetwork {
@@ -36,6 +39,7 @@ impl RaftNetworkFactory<TypeConfig> for GroupNetwork {
             from: self.from,
             target,
             network: Arc::clone(&self.network),
+            contacts: Arc::clone(&self.contacts),
         }
     }
 }
@@ -46,6 +50,7 @@ pub(crate) struct PeerClient {
     from: NodeId,
     target: NodeId,
     network: Arc<dyn Network>,
+    contacts: Arc<Contacts>,
 }
 
 type RpcResult<T, E = openraft::error::Infallible> =
@@ -61,8 +66,11 @@ impl PeerClient {
             request,
         });
         match self.network.call(self.from, self.target, bytes).await {
-            Ok(reply) => postcard::from_bytes(&reply)
-                .map_err(|e| RPCError::Network(RaftNetworkError::new(&e))),
+            Ok(reply) => {
+                self.contacts.answered(self.target);
+                postcard::from_bytes(&reply)
+                    .map_err(|e| RPCError::Network(RaftNetworkError::new(&e)))
+            }
             Err(e @ NetworkError::Unreachable(_)) => {
                 Err(RPCError::Unreachable(Unreachable::new(&e)))
             }
@@ -101,8 +109,18 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         _option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<NodeId>> {
+        let (sent, vote) = (Instant::now(), rpc.vote);
         match self.send(Request::AppendEntries(rpc)).await? {
-            Reply::AppendEntries(r) => r.map_err(|e| self.remote(e)),
+            Reply::AppendEntries(r) => {
+                // Anything but a higher vote accepts this leader's term.
+                if vote.committed
+                    && matches!(&r, Ok(a) if !matches!(a, AppendEntriesResponse::HigherVote(_)))
+                {
+                    self.contacts
+                        .acknowledged(self.target, vote.leader_id.term, sent);
+                }
+                r.map_err(|e| self.remote(e))
+            }
             other => Err(self.unexpected(&other)),
         }
     }
@@ -123,8 +141,15 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: VoteRequest<NodeId>,
         _option: RPCOption,
     ) -> RpcResult<VoteResponse<NodeId>> {
+        let (sent, term) = (Instant::now(), rpc.vote.leader_id.term);
         match self.send(Request::Vote(rpc)).await? {
-            Reply::Vote(r) => r.map_err(|e| self.remote(e)),
+            Reply::Vote(r) => {
+                // A granted vote starts the new leader's lease.
+                if matches!(&r, Ok(v) if v.vote_granted) {
+                    self.contacts.acknowledged(self.target, term, sent);
+                }
+                r.map_err(|e| self.remote(e))
+            }
             other => Err(self.unexpected(&other)),
         }
     }

@@ -5,11 +5,11 @@
 //! Layout (little-endian):
 //!
 //! ```text
-//! magic      8 bytes   "SMSNAP\0\x02" (the last byte is the format version)
+//! magic      8 bytes   "SMSNAP\0\x03" (the last byte is the format version)
 //! meta       u32 length, then the postcard encoding of openraft's metadata
 //! blobs      u64 count, then per blob: u64 length, 32-byte SHA-256, bytes
-//! state      u64 length, then the postcard encoding of the state machine's
-//!            snapshot
+//! state      u64 length, then the postcard encoding of the group's writer
+//!            sessions followed by the state machine's snapshot
 //! trailer    u32 CRC32C of every byte before it
 //! ```
 //!
@@ -29,7 +29,7 @@ use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 
-const MAGIC: &[u8; 8] = b"SMSNAP\0\x02";
+const MAGIC: &[u8; 8] = b"SMSNAP\0\x03";
 const TRAILER: u64 = 4;
 /// The smallest well-formed stream: magic, three lengths, the trailer.
 const SMALLEST: u64 = 8 + 4 + 8 + 8 + TRAILER;
@@ -161,8 +161,18 @@ pub(crate) fn read<S: DeserializeOwned>(
         reader: BufReader::with_capacity(1 << 20, &mut *file),
         remaining: total - TRAILER,
     };
-    if input.bytes(8)? != MAGIC {
-        return Err(LoadError::Corrupt("wrong magic or format version".into()));
+    let magic = input.bytes(8)?;
+    if magic[..7] == MAGIC[..7] && magic[7] != MAGIC[7] {
+        return Err(LoadError::Corrupt(format!(
+            "format version {} (this build reads version {}): written by another \
+             statemesh release",
+            magic[7], MAGIC[7]
+        )));
+    }
+    if magic != MAGIC {
+        return Err(LoadError::Corrupt(
+            "not a statemesh snapshot (wrong magic)".into(),
+        ));
     }
     let meta_len = u64::from(input.u32()?);
     let meta: Meta = postcard::from_bytes(&input.bytes(meta_len)?)

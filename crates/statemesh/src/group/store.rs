@@ -13,6 +13,8 @@
 
 use super::VersionSender;
 use super::history::Recorder;
+use super::rpc::{Applied, Batch};
+use super::sessions::{Check, Sessions};
 use super::snapshot_file::{self, Loaded, Source};
 use super::snapshot_stream::SnapshotStream;
 use crate::large::{self, Context, ValueStore};
@@ -43,6 +45,15 @@ pub(crate) struct Shared<SM> {
     pub(crate) sm: RwLock<SM>,
     /// The index of the last applied entry: the state's version.
     pub(crate) version: VersionSender,
+}
+
+/// What a snapshot holds: the writers' sessions (so that a command retried
+/// after a restart or on a replica that installed the snapshot is still
+/// applied once) and the state machine's state.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Persisted<S> {
+    sessions: Sessions,
+    state: S,
 }
 
 /// The snapshot on disk: its metadata and the cache keys it refers to.
@@ -96,6 +107,7 @@ pub(crate) struct Store<SM: StateMachine> {
     recorder: Option<Arc<dyn Recorder<SM>>>,
     applied: Option<LogId<NodeId>>,
     membership: StoredMembership<NodeId, BasicNode>,
+    sessions: Sessions,
     snapshots: Arc<Snapshots>,
     built: u64,
 }
@@ -114,17 +126,19 @@ impl<SM: StateMachine> Store<SM> {
         remove_temporaries(&path).map_err(LoadError::Io)?;
         let mut applied = None;
         let mut membership = StoredMembership::default();
+        let mut sessions = Sessions::default();
         let mut current = None;
         match File::open(&path) {
             Ok(mut file) => {
-                let loaded: Loaded<SM::Snapshot> = snapshot_file::read(
+                let loaded: Loaded<Persisted<SM::Snapshot>> = snapshot_file::read(
                     &mut file,
                     &Source::Local {
                         store: values.as_ref(),
                         location: &location,
                     },
                 )?;
-                sm.restore(loaded.state);
+                sm.restore(loaded.state.state);
+                sessions = loaded.state.sessions;
                 applied = loaded.meta.last_log_id;
                 membership = loaded.meta.last_membership.clone();
                 current = Some(Current {
@@ -156,6 +170,7 @@ impl<SM: StateMachine> Store<SM> {
             recorder,
             applied,
             membership,
+            sessions,
             snapshots: Arc::new(Snapshots {
                 slot: Mutex::new(Slot {
                     current,
@@ -335,6 +350,7 @@ impl<SM: StateMachine> RaftStateMachine<TypeConfig> for Store<SM> {
                         EntryPayload::Normal(bytes) => {
                             replies.push(apply_batch(
                                 &mut *sm,
+                                &mut self.sessions,
                                 &bytes,
                                 entry.log_id.index,
                                 recorder.as_deref(),
@@ -370,7 +386,10 @@ impl<SM: StateMachine> RaftStateMachine<TypeConfig> for Store<SM> {
             .unwrap_or_else(|e| e.into_inner())
             .snapshot();
         Builder {
-            state: Some(state),
+            state: Some(Persisted {
+                sessions: self.sessions.clone(),
+                state,
+            }),
             meta: Meta {
                 last_log_id: self.applied,
                 last_membership: self.membership.clone(),
@@ -402,7 +421,7 @@ impl<SM: StateMachine> RaftStateMachine<TypeConfig> for Store<SM> {
         // acknowledged.
         let state = tokio::task::spawn_blocking(move || {
             let files = &snapshots.files;
-            let loaded: Loaded<SM::Snapshot> = snapshot_file::read(
+            let loaded: Loaded<Persisted<SM::Snapshot>> = snapshot_file::read(
                 &mut file,
                 &Source::Received {
                     store: files.values.as_ref(),
@@ -426,7 +445,8 @@ impl<SM: StateMachine> RaftStateMachine<TypeConfig> for Store<SM> {
         .map_err(|e| io_error(&std::io::Error::other(e)))??;
         {
             let mut sm = self.shared.sm.write().unwrap_or_else(|e| e.into_inner());
-            sm.restore(state);
+            sm.restore(state.state);
+            self.sessions = state.sessions;
             if let Some(r) = &self.recorder {
                 r.reset(meta.last_log_id.map_or(0, |l| l.index));
             }
@@ -465,29 +485,42 @@ impl<SM: StateMachine> RaftStateMachine<TypeConfig> for Store<SM> {
     }
 }
 
-/// Applies one entry: a batch of commands, in order, at one index.
+/// Applies one entry: a batch of commands, in order, at one index; a
+/// command its session has seen is answered with its first outcome and
+/// not applied again.
 fn apply_batch<SM: StateMachine>(
     sm: &mut SM,
+    sessions: &mut Sessions,
     bytes: &[u8],
     index: u64,
     recorder: Option<&dyn Recorder<SM>>,
 ) -> Vec<u8> {
-    let outcomes: Vec<Vec<u8>> = match postcard::from_bytes::<Vec<Vec<u8>>>(bytes) {
-        Ok(commands) => commands
-            .iter()
-            .map(|c| {
-                reply(&match postcard::from_bytes::<SM::Command>(c) {
-                    Ok(cmd) => Ok(match recorder {
-                        Some(r) => r.apply(sm, cmd, index),
-                        None => sm.apply(cmd, index),
-                    }),
-                    Err(e) => Err(format!(
-                        "undecodable command: {}",
-                        large::take_failure().unwrap_or_else(|| e.to_string())
-                    )),
+    let outcomes: Applied = match postcard::from_bytes::<Batch>(bytes) {
+        Ok(batch) => {
+            sessions.tick(batch.time_ms);
+            batch
+                .commands
+                .iter()
+                .map(|c| match sessions.check(&c.stamp) {
+                    Check::Done(kept) => Some((kept.reply, kept.index)),
+                    Check::Expired => None,
+                    Check::Apply => {
+                        let out = reply(&match postcard::from_bytes::<SM::Command>(&c.command) {
+                            Ok(cmd) => Ok(match recorder {
+                                Some(r) => r.apply(sm, cmd, index),
+                                None => sm.apply(cmd, index),
+                            }),
+                            Err(e) => Err(format!(
+                                "undecodable command: {}",
+                                large::take_failure().unwrap_or_else(|| e.to_string())
+                            )),
+                        });
+                        sessions.record(&c.stamp, &out, index);
+                        Some((out, index))
+                    }
                 })
-            })
-            .collect(),
+                .collect()
+        }
         // Nothing to answer one by one: the proposer reports the wrong
         // shape to every caller.
         Err(_) => Vec::new(),
@@ -504,7 +537,7 @@ fn for_transfer<SM: StateMachine>(
     meta: &Meta,
 ) -> std::io::Result<File> {
     let files = &snapshots.files;
-    let loaded: Loaded<SM::Snapshot> = snapshot_file::read(
+    let loaded: Loaded<Persisted<SM::Snapshot>> = snapshot_file::read(
         &mut file,
         &Source::Local {
             store: files.values.as_ref(),
@@ -526,7 +559,7 @@ fn group_dir(path: &Path) -> PathBuf {
 
 /// Encodes and persists a snapshot taken at one moment, off the apply path.
 pub(crate) struct Builder<SM: StateMachine> {
-    state: Option<SM::Snapshot>,
+    state: Option<Persisted<SM::Snapshot>>,
     meta: Meta,
     snapshots: Arc<Snapshots>,
 }

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 pub(crate) const MAGIC: [u8; 8] = *b"STMESH\r\n";
 
 /// The protocol this build speaks.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// The largest handshake accepted: a token and a cluster name fit easily.
 pub(crate) const MAX_HANDSHAKE: usize = 64 * 1024;

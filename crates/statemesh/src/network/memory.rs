@@ -5,16 +5,21 @@ use crate::types::NodeId;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
+use tokio::sync::watch;
 
 /// Nodes in one process, connected by function calls, with faults on
-/// demand: drop a share of requests, delay every request, cut links.
+/// demand: drop a share of requests, delay every request, cut links, pause
+/// nodes.
 ///
 /// A dropped request is never delivered ([`NetworkError::Unreachable`]); a
 /// reply is lost ([`NetworkError::ReplyLost`]) when the link was cut while
-/// the request was being handled.
+/// the request was being handled. A paused node is what a `SIGSTOP`ped
+/// process looks like from outside: requests to it and from it, and its
+/// replies, wait (without failing) until it is resumed, then go through.
 #[derive(Default)]
 pub struct MemoryNetwork {
     state: Arc<Mutex<State>>,
+    paused: watch::Sender<HashSet<NodeId>>,
 }
 
 #[derive(Default)]
@@ -72,6 +77,28 @@ impl MemoryNetwork {
         self.partition(&[node]);
     }
 
+    /// Cuts the link between `a` and `b`, both ways.
+    pub fn cut(&self, a: NodeId, b: NodeId) {
+        let mut s = self.lock();
+        s.cut.insert((a, b));
+        s.cut.insert((b, a));
+    }
+
+    /// Holds every request to or from `node`, and its replies, until
+    /// [`MemoryNetwork::resume`].
+    pub fn pause(&self, node: NodeId) {
+        self.paused.send_modify(|p| {
+            p.insert(node);
+        });
+    }
+
+    /// Lets `node`'s held requests and replies go.
+    pub fn resume(&self, node: NodeId) {
+        self.paused.send_modify(|p| {
+            p.remove(&node);
+        });
+    }
+
     /// Restores every link.
     pub fn heal(&self) {
         self.lock().cut.clear();
@@ -123,11 +150,15 @@ impl Network for MemoryNetwork {
         };
         // The reply travels back over the same link: cut meanwhile, it is lost.
         let state = Arc::clone(&self.state);
+        let mut paused = self.paused.subscribe();
         Box::pin(async move {
+            let running = |p: &HashSet<NodeId>| !p.contains(&from) && !p.contains(&to);
+            let _ = paused.wait_for(running).await;
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
             let reply = handler.handle(from, request).await;
+            let _ = paused.wait_for(running).await;
             let linked = !lock(&state).cut.contains(&(to, from));
             if linked {
                 Ok(reply)

@@ -6,10 +6,11 @@ use crate::client::Refusal;
 use crate::collections::{
     CellState, Json, MapState, OnceState, PriorityQueueState, SetState, VecState,
 };
-use crate::error::{ExecuteError, GroupError};
+use crate::error::{ExecuteError, GroupError, QueryError};
+use crate::group::rpc::Stamped;
 use crate::group::{
     Consistency, Group, GroupStatus, History, HistoryLimits, Identity, Item, Recorder, Recording,
-    Since, When, merge_history,
+    Redirect, Since, When, merge_history,
 };
 use crate::hooks::{HookError, Hooked, Hooks, JsonEvents};
 use crate::local::{LocalError, LocalOptions, Publication, Publish};
@@ -20,6 +21,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Instant;
 
 type LocalFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -47,11 +49,18 @@ pub(crate) trait Hosted: Send + Sync {
     fn raft(&self) -> &Raft;
     fn status(&self) -> GroupStatus;
     fn when(&self) -> When;
-    fn execute(&self, command: Vec<u8>) -> LocalFuture<'_, Result<(Vec<u8>, u64), ExecuteError>>;
+    /// Runs a client's command, answering by `deadline`; a node that
+    /// cannot reach a quorum says so at once, so the client tries another.
+    fn execute(
+        &self,
+        command: Stamped,
+        deadline: Instant,
+    ) -> LocalFuture<'_, Result<(Vec<u8>, u64), ExecuteError>>;
     fn query(
         &self,
         consistency: Consistency,
         query: Vec<u8>,
+        deadline: Instant,
     ) -> LocalFuture<'_, Result<(Vec<u8>, u64), Refusal>>;
 }
 
@@ -117,14 +126,19 @@ impl<SM: Hostable> Hosted for HostedGroup<SM> {
         self.group.when()
     }
 
-    fn execute(&self, command: Vec<u8>) -> LocalFuture<'_, Result<(Vec<u8>, u64), ExecuteError>> {
-        Box::pin(self.group.execute_encoded(command))
+    fn execute(
+        &self,
+        command: Stamped,
+        deadline: Instant,
+    ) -> LocalFuture<'_, Result<(Vec<u8>, u64), ExecuteError>> {
+        Box::pin(self.group.execute_stamped(command, deadline, Redirect::Yes))
     }
 
     fn query(
         &self,
         consistency: Consistency,
         query: Vec<u8>,
+        deadline: Instant,
     ) -> LocalFuture<'_, Result<(Vec<u8>, u64), Refusal>> {
         Box::pin(async move {
             let query: SM::Query = postcard::from_bytes(&query)
@@ -132,9 +146,19 @@ impl<SM: Hostable> Hosted for HostedGroup<SM> {
             if consistency == Consistency::Linearizable {
                 // Waits for the read index; the read itself is below.
                 self.group
-                    .query(Consistency::Linearizable, |_| ())
+                    .query_until(Consistency::Linearizable, deadline, Redirect::Yes, |_| ())
                     .await
-                    .map_err(|e| Refusal::Unavailable(e.to_string()))?;
+                    .map_err(|e| match e {
+                        QueryError::NoQuorum { reachable, voters } => {
+                            Refusal::NoQuorum { reachable, voters }
+                        }
+                        QueryError::Timeout(_) => Refusal::Timeout {
+                            maybe_applied: false,
+                        },
+                        QueryError::Shutdown => {
+                            Refusal::Unavailable("the node is shutting down".into())
+                        }
+                    })?;
             }
             let (answer, version) = self.group.read_versioned(|sm| sm.answer(query));
             let bytes = postcard::to_allocvec(&answer)

@@ -272,10 +272,15 @@ impl Server {
             inner.record(me).await?;
         } else if !initialized {
             let o = &inner.options;
+            let mut options =
+                ClientOptions::new(o.network.cluster.clone(), o.network.security.clone());
+            // Joining waits for a membership change, which waits for the
+            // cluster's own group: more than a client's default.
+            options.timeout = Duration::from_secs(10);
             let client = Client::connect(
                 &o.join,
                 String::from_utf8_lossy(o.network.auth.secret().as_bytes()).into_owned(),
-                ClientOptions::new(o.network.cluster.clone(), o.network.security.clone()),
+                options,
             )
             .await?;
             client.join(id, me).await?;

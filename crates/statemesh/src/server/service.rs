@@ -6,16 +6,21 @@ use super::kinds::Hosted;
 use super::subscription;
 use super::{SYSTEM_GROUP, ServerInner};
 use crate::client::Refusal;
-use crate::client::protocol::{ClientReply, ClientRequest, Response};
+use crate::client::protocol::{Call, ClientReply, ClientRequest, Response};
 use crate::error::ExecuteError;
 use crate::group::Consistency;
 use crate::group::Identity;
+use crate::group::rpc::Stamped;
 use crate::network::{Access, BoxFuture, ClientHandler, Grant, Pushes};
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The longest a client may ask `WaitVersion` to wait.
 const MAX_WAIT: Duration = Duration::from_secs(60);
+/// The longest any request may take (a client's time is capped to it).
+const MAX_CALL: Duration = Duration::from_secs(300);
+/// How long past its deadline a request may run before it is cut short.
+const LAST_RESORT: Duration = Duration::from_millis(50);
 
 pub(crate) struct Service(pub(crate) Weak<ServerInner>);
 
@@ -63,11 +68,30 @@ impl ClientHandler for Service {
     fn handle(&self, grant: Arc<Grant>, request: Vec<u8>) -> BoxFuture<Vec<u8>> {
         let inner = self.0.upgrade();
         Box::pin(async move {
-            let response: Response = match (inner, postcard::from_bytes::<ClientRequest>(&request))
-            {
+            let response: Response = match (inner, postcard::from_bytes::<Call>(&request)) {
                 (None, _) => Err(Refusal::Unavailable("the node is shutting down".into())),
                 (_, Err(e)) => Err(Refusal::BadRequest(e.to_string())),
-                (Some(inner), Ok(request)) => answer(&inner, &grant, request).await,
+                (Some(inner), Ok(call)) => {
+                    let wait = Duration::from_millis(call.timeout_ms).min(MAX_CALL);
+                    // Whatever the request, the node answers by the time the
+                    // client gave it; a write cut short may still apply.
+                    let changes = !matches!(
+                        call.request,
+                        ClientRequest::Status
+                            | ClientRequest::Query { .. }
+                            | ClientRequest::WaitVersion { .. }
+                    );
+                    let deadline = Instant::now() + wait;
+                    let answer = answer(&inner, &grant, call.request, deadline);
+                    // The request's own deadline comes first, with what it
+                    // knows (no quorum, or whether a leader took it); this
+                    // only stops what does not watch the deadline.
+                    tokio::time::timeout(wait + LAST_RESORT, answer)
+                        .await
+                        .unwrap_or(Err(Refusal::Timeout {
+                            maybe_applied: changes,
+                        }))
+                }
             };
             // Our own reply types always encode.
             postcard::to_allocvec(&response).unwrap_or_default()
@@ -77,7 +101,8 @@ impl ClientHandler for Service {
 
 pub(crate) fn refusal(e: ExecuteError) -> Refusal {
     match e {
-        ExecuteError::NoLeader(t) => Refusal::Unavailable(format!("no leader within {t:?}")),
+        ExecuteError::NoQuorum { reachable, voters } => Refusal::NoQuorum { reachable, voters },
+        ExecuteError::Timeout { maybe_applied, .. } => Refusal::Timeout { maybe_applied },
         ExecuteError::Indeterminate(why) => Refusal::Indeterminate(why),
         ExecuteError::Shutdown => Refusal::Indeterminate("the node shut down".into()),
         e => Refusal::BadRequest(e.to_string()),
@@ -123,7 +148,12 @@ fn user_collection(name: &str) -> Result<(), Refusal> {
     }
 }
 
-async fn answer(inner: &ServerInner, grant: &Grant, request: ClientRequest) -> Response {
+async fn answer(
+    inner: &ServerInner,
+    grant: &Grant,
+    request: ClientRequest,
+    deadline: Instant,
+) -> Response {
     match request {
         ClientRequest::Status => Ok(ClientReply::Status(inner.status().await)),
         ClientRequest::Join { id, member } => {
@@ -216,11 +246,13 @@ async fn answer(inner: &ServerInner, grant: &Grant, request: ClientRequest) -> R
             collection,
             signature,
             command,
+            stamp,
         } => {
             user_collection(&collection)?;
             require(grant, &collection, Access::Write)?;
             let h = matching(inner, &collection, &signature).await?;
-            let (reply, version) = h.execute(command).await.map_err(refusal)?;
+            let command = Stamped { stamp, command };
+            let (reply, version) = h.execute(command, deadline).await.map_err(refusal)?;
             let leader = h.status().leader.filter(|&l| l != inner.id).and_then(|l| {
                 inner
                     .system
@@ -246,7 +278,7 @@ async fn answer(inner: &ServerInner, grant: &Grant, request: ClientRequest) -> R
             } else {
                 Consistency::Local
             };
-            let (answer, version) = h.query(consistency, query).await?;
+            let (answer, version) = h.query(consistency, query, deadline).await?;
             Ok(ClientReply::Answered { answer, version })
         }
         ClientRequest::Subscribe { .. } => Err(Refusal::BadRequest(

@@ -113,25 +113,27 @@ impl<SM: Queryable> Remote<SM> {
     ///
     /// # Errors
     ///
-    /// See [`ClientError`]; [`ClientError::Indeterminate`] if it was sent
-    /// and the answer lost.
+    /// See [`ClientError`]. A command whose answer was lost is sent again
+    /// (to another member if need be) and applied once;
+    /// [`ClientError::Timeout`] says whether it may have been applied when
+    /// the deadline passed first.
     pub async fn execute(&self, command: SM::Command) -> RemoteWritten<SM::Response> {
         let command =
             postcard::to_allocvec(&command).map_err(|e| ClientError::Decode(e.to_string()))?;
+        let ticket = self.client.sequencer().ticket();
         let request = ClientRequest::Execute {
             collection: self.name.clone(),
             signature: self.signature.clone(),
             command,
+            stamp: ticket.stamp(),
         };
         let at = self
             .leader
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        let (reply, from_leader) = match at {
-            Some(address) => self.client.call_at(&address, &request).await?,
-            None => (self.client.call(&request).await?, false),
-        };
+        let (reply, from_leader) = self.client.call_at(at.as_deref(), &request).await?;
+        drop(ticket);
         let ClientReply::Executed {
             reply,
             version,
