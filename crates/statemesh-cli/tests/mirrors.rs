@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{BIN, Cluster, group, stderr, three, until};
+use common::{BIN, Cluster, on_three_voters, stderr, three, until};
 use statemesh::Json;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -76,11 +76,7 @@ async fn a_mirror_process_resumes_elsewhere_and_resyncs_after_a_stop() {
     let addresses: Vec<String> = nodes.iter().map(|n| n.address.clone()).collect();
     let admin = cluster.client(&addresses).await;
     write(&admin, (0..20).map(|i| format!("a{i:03}"))).await;
-    until("the map on three voters", async || {
-        let s = admin.status().await.ok()?;
-        (group(&s, "prices")?.voters.len() == 3).then_some(())
-    })
-    .await;
+    on_three_voters(&admin, "prices").await;
 
     // Its client starts with the first node.
     let mirror = MirrorProcess::start(&cluster, &addresses, &[]);

@@ -1,5 +1,6 @@
 //! Faults on 5-node and 3-node in-process clusters: a partitioned minority,
-//! a leader lost under write load, and a learner that can only catch up by
+//! a leader lost under write load, a leader cut off or paused under write
+//! load through the followers, and a learner that can only catch up by
 //! snapshot while writes go on.
 
 use statemesh::{ExecuteError, Map, MapReader, MemoryNetwork, Network, Node, NodeOptions, Role};
@@ -7,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 fn open_node(net: &Arc<MemoryNetwork>, root: &Path, id: u64, options: NodeOptions) -> Node {
     let n: Arc<dyn Network> = net.clone();
@@ -90,7 +91,7 @@ async fn a_partitioned_minority_cannot_commit_and_catches_up_after_healing() {
             assert!(v > last);
             last = v;
         }
-        Err(ExecuteError::NoLeader(_) | ExecuteError::Indeterminate(_)) => {}
+        Err(ExecuteError::Timeout { .. } | ExecuteError::Indeterminate(_)) => {}
         Err(e) => panic!("unexpected {e}"),
     }
     let want = maps[0].snapshot_linearizable().await.unwrap();
@@ -143,7 +144,7 @@ async fn no_acknowledged_write_is_lost_when_the_leader_dies_under_load() {
                     Ok(_) => {
                         acked.lock().unwrap().insert(key, i);
                     }
-                    Err(ExecuteError::NoLeader(_) | ExecuteError::Indeterminate(_)) => {
+                    Err(ExecuteError::Timeout { .. } | ExecuteError::NoQuorum { .. }) => {
                         errors += 1;
                     }
                     Err(e) => panic!("unexpected {e}"),
@@ -180,6 +181,90 @@ async fn no_acknowledged_write_is_lost_when_the_leader_dies_under_load() {
         m.when().reaches(version).await;
         assert_eq!(m.snapshot(), state);
         assert_ne!(m.group().status().leader, Some(leader));
+    }
+    for n in nodes {
+        n.shutdown().await;
+    }
+}
+
+/// Writes through `maps` (each on keys of its own) until `stop`; the time
+/// of every acknowledgement.
+fn timed_writers(
+    maps: Vec<Map<u32, u32>>,
+    stop: &Arc<AtomicBool>,
+) -> Vec<tokio::task::JoinHandle<Vec<Instant>>> {
+    maps.into_iter()
+        .enumerate()
+        .map(|(w, m)| {
+            let stop = Arc::clone(stop);
+            tokio::spawn(async move {
+                let mut acked = Vec::new();
+                for i in 0u32.. {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    if m.insert(w as u32 * 1_000_000 + i, i).await.is_ok() {
+                        acked.push(Instant::now());
+                    }
+                }
+                acked
+            })
+        })
+        .collect()
+}
+
+/// The longest time without an acknowledgement after `fault`.
+fn longest_stall(acked: &[Instant], fault: Instant) -> Duration {
+    acked
+        .windows(2)
+        .filter(|w| w[1] > fault)
+        .map(|w| w[1] - w[0].max(fault))
+        .max()
+        .unwrap_or(Duration::MAX)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_through_the_followers_go_on_within_an_election_of_a_leader_cut_off_or_paused() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = MemoryNetwork::new();
+    let voters = [1, 2, 3];
+    let nodes: Vec<_> = voters
+        .iter()
+        .map(|&id| open_node(&net, dir.path(), id, NodeOptions::default()))
+        .collect();
+    let maps = open_maps(&nodes, &voters).await;
+    maps[0].insert(u32::MAX, 0).await.unwrap();
+    for pause in [false, true] {
+        let leader = agreed_leader(&maps).await;
+        let followers: Vec<_> = maps
+            .iter()
+            .filter(|m| m.group().status().node != leader)
+            .cloned()
+            .collect();
+        let stop = Arc::new(AtomicBool::new(false));
+        let writers = timed_writers(followers.clone(), &stop);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let fault = Instant::now();
+        if pause {
+            net.pause(leader);
+        } else {
+            net.isolate(leader);
+        }
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        stop.store(true, Ordering::Relaxed);
+        for w in writers {
+            let acked = w.await.unwrap();
+            let stall = longest_stall(&acked, fault);
+            assert!(
+                stall <= Duration::from_secs(2),
+                "writes stopped for {stall:?} (paused: {pause})"
+            );
+        }
+        for m in &followers {
+            assert_ne!(m.group().leader(), Some(leader), "paused: {pause}");
+        }
+        net.heal();
+        net.resume(leader);
     }
     for n in nodes {
         n.shutdown().await;

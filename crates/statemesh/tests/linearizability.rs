@@ -1,8 +1,8 @@
 //! Linearizable reads stay linearizable across leader changes: clients on
 //! every replica write, compare-exchange and read one `Cell` while the
-//! leader is cut off again and again; the recorded history is then checked
-//! for linearizability against a register (Wing and Gong's search with
-//! Lowe's memoization).
+//! leader is cut off or paused again and again; the recorded history is
+//! then checked for linearizability against a register (Wing and Gong's
+//! search with Lowe's memoization).
 
 use statemesh::{Cell, MemoryNetwork, Network, Node, NodeOptions};
 use std::collections::HashSet;
@@ -133,6 +133,9 @@ fn the_checker_refuses_a_stale_read_and_accepts_overlap() {
     assert!(!linearizable(&cas));
 }
 
+/// Leaders cut off or paused in one run, alternately.
+const FAULTS: u64 = 4;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_stay_linearizable_across_leader_changes() {
     let dir = tempfile::tempdir().unwrap();
@@ -222,20 +225,33 @@ async fn reads_stay_linearizable_across_leader_changes() {
         }));
     }
 
-    // The nemesis: cut the leader off, let the others elect a new one,
-    // heal, three times over.
+    // The nemesis: cut the leader off (a partition) or pause it (what a
+    // SIGSTOP looks like: its messages wait instead of failing, and go
+    // through, stale, when it resumes), let the others elect a new one,
+    // heal, four times over.
     let nemesis = {
         let (net, cells) = (net.clone(), cells.clone());
         tokio::spawn(async move {
             let mut changes = 0;
-            while changes < 3 {
+            while changes < FAULTS {
                 tokio::time::sleep(Duration::from_millis(300)).await;
-                let Some(leader) = cells[0].group().leader() else {
+                // The leader of the newest term any replica knows of: one
+                // replica's view may still name a deposed leader.
+                let newest = cells
+                    .iter()
+                    .map(|c| c.group().status())
+                    .max_by_key(|s| s.term);
+                let Some(leader) = newest.and_then(|s| s.leader) else {
                     continue;
                 };
-                net.isolate(leader);
+                if changes % 2 == 0 {
+                    net.isolate(leader);
+                } else {
+                    net.pause(leader);
+                }
                 tokio::time::sleep(Duration::from_millis(600)).await;
                 net.heal();
+                net.resume(leader);
                 changes += 1;
             }
             changes
@@ -252,13 +268,16 @@ async fn reads_stay_linearizable_across_leader_changes() {
         .iter()
         .filter(|o| matches!(o.kind, Kind::Read(_)))
         .count();
-    assert_eq!(cuts, 3);
+    assert_eq!(cuts, FAULTS);
     let elections = (0..3)
         .map(|i| cells[i].group().status().term)
         .max()
         .unwrap()
         - first_term;
-    assert!(elections >= 3, "only {elections} elections in three cuts");
+    assert!(
+        elections >= FAULTS,
+        "only {elections} elections in {FAULTS} faults"
+    );
     assert!(answered_reads >= 20, "only {answered_reads} reads answered");
     assert!(linearizable(&history), "not linearizable: {history:#?}");
     for n in nodes {

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use statemesh::network::TlsFiles;
-use statemesh::{Client, ClientOptions, Security, Tls};
+use statemesh::{Client, ClientOptions, Json, RemoteMap, Security, Tls};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
@@ -189,4 +189,23 @@ pub(crate) async fn three(cluster: &Cluster) -> Vec<Node> {
     })
     .await;
     nodes
+}
+
+/// Waits until collection `name` has three voters; its status then.
+pub(crate) async fn on_three_voters(client: &Client, name: &str) -> statemesh::GroupStatus {
+    until(&format!("{name} on three voters"), async || {
+        let s = client.status().await.ok()?;
+        group(&s, name).filter(|g| g.voters.len() == 3).cloned()
+    })
+    .await
+}
+
+/// Every key of a map, read linearizably.
+pub(crate) async fn keys(map: &RemoteMap<String, Json>) -> std::collections::BTreeSet<String> {
+    map.iter()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect()
 }
