@@ -178,8 +178,9 @@ struct Current {
 enum DialFailure {
     /// A member refused us (token, cluster, version): no use trying more.
     Refused(ConnectionError),
-    /// None answered; the last error.
-    Unanswered(String),
+    /// None answered; the last error, if any dial failed before the
+    /// deadline.
+    Unanswered(Option<String>),
 }
 
 /// How the tries of an operation have gone so far, for its final error.
@@ -239,7 +240,13 @@ impl Client {
             return Ok(Arc::clone(c));
         }
         current.connection = None;
-        let mut last = String::from("no address given");
+        // A dial cut short by the deadline says nothing new: the error of
+        // an earlier round is kept.
+        let mut last = String::from(if i.addresses.is_empty() {
+            "no address given"
+        } else {
+            "no member completed a handshake in time"
+        });
         let mut pause = Duration::from_millis(20);
         while !i.addresses.is_empty() {
             match self.dial_any(current.next, deadline).await {
@@ -249,7 +256,7 @@ impl Client {
                     return Ok(c);
                 }
                 Err(DialFailure::Refused(e)) => return Err(ClientError::Connection(e)),
-                Err(DialFailure::Unanswered(why)) => last = why,
+                Err(DialFailure::Unanswered(why)) => last = why.unwrap_or(last),
             }
             if Instant::now() + pause > deadline {
                 break;
@@ -274,7 +281,7 @@ impl Client {
         let count = self.inner.addresses.len();
         let mut order = (0..count).map(|k| (start + k) % count);
         let mut dials = JoinSet::new();
-        let mut last = String::from("no member answered in time");
+        let mut last = None;
         let mut start_next = true;
         loop {
             if start_next && let Some(n) = order.next() {
@@ -295,7 +302,7 @@ impl Client {
                             return Err(DialFailure::Refused(e));
                         }
                         Some(Ok((n, Err(e)))) => {
-                            last = format!("{}: {e}", self.inner.addresses[n]);
+                            last = Some(format!("{}: {e}", self.inner.addresses[n]));
                         }
                         Some(Err(_)) | None => {}
                     }

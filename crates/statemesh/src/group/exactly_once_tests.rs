@@ -1,8 +1,11 @@
 //! A command sent again is applied once: after its leader was deposed with
-//! the entry on another node, and after a snapshot and a restart.
+//! the entry on another node, and after a snapshot and a restart; and a
+//! leader cut off lets go of the commands it holds when its lease lapses,
+//! so they can be sent again elsewhere.
 
 use super::rpc::{Refused, Stamped};
 use super::{Group, Redirect, Role};
+use crate::error::ExecuteError;
 use crate::network::{MemoryNetwork, Network};
 use crate::node::{Node, NodeOptions};
 use crate::session::Stamp;
@@ -241,4 +244,57 @@ async fn the_sessions_survive_a_snapshot_and_a_restart() {
     assert_eq!(total(&reply), 6);
     drop(group);
     node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_cut_off_lets_go_of_a_command_it_took_when_its_lease_lapses() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = MemoryNetwork::new();
+    let voters = [1, 2, 3];
+    let mut nodes = Vec::new();
+    let mut groups: Vec<Group<Counter>> = Vec::new();
+    for &id in &voters {
+        let n: Arc<dyn Network> = net.clone();
+        let node = Node::open(
+            id,
+            dir.path().join(id.to_string()),
+            n,
+            NodeOptions::default(),
+        )
+        .unwrap();
+        groups.push(
+            node.open_group("counter", Counter::default(), &voters)
+                .await
+                .unwrap(),
+        );
+        nodes.push(node);
+    }
+    groups[0].execute(1).await.unwrap();
+    until("a leader", || groups[0].leader().is_some()).await;
+    let leader = groups[0].leader().unwrap();
+    let g = &groups[voters.iter().position(|&v| v == leader).unwrap()];
+
+    // Cut off just after a heartbeat was acknowledged, the leader still
+    // holds its lease and takes the command; it cannot commit it.
+    net.isolate(leader);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let outcome = g
+        .execute_stamped(add(3, 1, 2), deadline, Redirect::Yes)
+        .await;
+    assert!(
+        matches!(
+            outcome,
+            Err(ExecuteError::Timeout {
+                maybe_applied: true,
+                ..
+            })
+        ),
+        "{outcome:?}"
+    );
+    // Let go at the lease's end, not held until the deadline.
+    assert!(Instant::now() + Duration::from_secs(30) < deadline);
+    net.heal();
+    for n in nodes {
+        n.shutdown().await;
+    }
 }

@@ -158,6 +158,17 @@ impl Lease {
         }
     }
 
+    /// Resolves once this node leads in openraft's eyes but has lost its
+    /// lease: a write waiting on it then will not commit here soon.
+    pub(crate) async fn lapsed(&self) {
+        loop {
+            if let Standing::Lost { .. } = self.standing() {
+                return;
+            }
+            tokio::time::sleep(self.length / 4).await;
+        }
+    }
+
     /// How many voters answered within the lease, and how many there are
     /// (for a "no quorum" error).
     pub(crate) fn reachability(&self) -> (usize, usize) {

@@ -322,6 +322,14 @@ impl<SM: StateMachine> Group<SM> {
                         Forwarded::Reply(_) | Forwarded::NotSent => pause.wait(deadline).await,
                     }
                 }
+                // Taken here before the lease lapsed: it may yet commit, so
+                // the caller must not hear "nothing was written".
+                Standing::Lost { .. } if redirect == Redirect::Yes && maybe_applied => {
+                    return Err(ExecuteError::Timeout {
+                        after: timeout.saturating_sub(remaining),
+                        maybe_applied,
+                    });
+                }
                 Standing::Lost { reachable, voters } if redirect == Redirect::Yes => {
                     return Err(ExecuteError::NoQuorum { reachable, voters });
                 }
@@ -330,7 +338,17 @@ impl<SM: StateMachine> Group<SM> {
                 // names the leader, or says there is none yet).
                 Standing::Leads | Standing::Follows(None) => {
                     let proposal = self.inner.proposer.propose(command.clone());
-                    match tokio::time::timeout(remaining, proposal).await {
+                    // A leader cut off while the command waits to commit
+                    // stops waiting when its lease lapses, not at the
+                    // deadline: the command goes elsewhere under its stamp.
+                    let waited = tokio::select! {
+                        r = tokio::time::timeout(remaining, proposal) => r,
+                        () = self.inner.lease.lapsed() => {
+                            maybe_applied = true;
+                            continue;
+                        }
+                    };
+                    match waited {
                         Ok(Ok(done)) => return Ok(done),
                         Ok(Err(refused)) => match self.after_refusal(refused, &mut maybe_applied) {
                             Some(e) => return Err(e),
@@ -459,7 +477,12 @@ impl<SM: StateMachine> Group<SM> {
                 }
                 Standing::Lost { .. } | Standing::Follows(None) => pause.wait(deadline).await,
                 Standing::Leads => {
-                    match tokio::time::timeout(remaining, self.inner.raft.get_read_log_id()).await {
+                    let confirmed = tokio::select! {
+                        r = tokio::time::timeout(remaining, self.inner.raft.get_read_log_id()) => r,
+                        // Cut off while confirming: answered as lost above.
+                        () = self.inner.lease.lapsed() => continue,
+                    };
+                    match confirmed {
                         Ok(Ok((read, _))) => return Ok(read.map_or(0, |l| l.index)),
                         Ok(Err(RaftError::Fatal(_))) => return Err(QueryError::Shutdown),
                         // Not the leader after all, or no quorum confirmed
