@@ -4,7 +4,11 @@
 //!
 //! `etcd-harness ETCD_ENDPOINTS STATEMESH_ADDRESSES SECRET [SECONDS ROUNDS]`
 //! (endpoints and addresses comma-separated; both clusters plaintext).
+//!
+//! `etcd-harness failover ...` measures failover instead (see
+//! `failover.rs` and bench/failover.sh).
 
+mod failover;
 #[path = "../../../crates/statemesh-cli/src/bench/target.rs"]
 mod target;
 #[path = "../../../crates/statemesh-cli/src/bench/workload.rs"]
@@ -90,6 +94,10 @@ async fn statemesh_targets(
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("failover") {
+        failover::main(&args[2..]).await;
+        return;
+    }
     assert!(
         args.len() >= 4,
         "usage: etcd-harness ETCD_ENDPOINTS STATEMESH_ADDRESSES SECRET [SECONDS ROUNDS]"
