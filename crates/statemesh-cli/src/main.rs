@@ -12,6 +12,7 @@ mod connect;
 mod demo;
 mod http;
 mod local;
+mod logging;
 mod node;
 
 use clap::{Parser, Subcommand};
@@ -56,14 +57,10 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let quiet = !matches!(cli.command, Command::Node(_));
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_env("STATEMESH_LOG").unwrap_or_else(|_| {
-            tracing_subscriber::EnvFilter::new(if quiet { "error" } else { "info" })
-        });
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    if let Err(e) = logging::init(quiet) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

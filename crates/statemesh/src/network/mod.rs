@@ -18,6 +18,7 @@ mod frame;
 pub(crate) mod handshake;
 mod memory;
 pub(crate) mod push;
+mod reachability;
 mod tcp;
 mod tls;
 

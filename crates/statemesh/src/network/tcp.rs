@@ -5,6 +5,7 @@ use super::connection::{BoxStream, CallError, Connection, Outgoing, spawn_writer
 use super::frame::{self, Kind};
 use super::handshake::{self, Hello, MAX_HANDSHAKE, Peer, Welcome};
 use super::push::{Acks, Pushes};
+use super::reachability::Reachability;
 use super::tls::Security;
 use super::{BoxFuture, ConnectionError, Handler, Limits, Network, NetworkError};
 use crate::types::NodeId;
@@ -108,6 +109,8 @@ struct Link {
     current: Mutex<Option<Arc<Connection>>>,
     /// Held while connecting, so concurrent callers wait for one attempt.
     state: tokio::sync::Mutex<LinkState>,
+    /// Whether it answers, for the log.
+    reachability: Reachability,
 }
 
 #[derive(Default)]
@@ -116,6 +119,8 @@ struct LinkState {
     /// After a failed attempt, calls fail at once until this moment.
     retry_at: Option<Instant>,
     backoff: Duration,
+    /// Why the last attempt failed.
+    last_error: String,
 }
 
 /// First and longest wait between attempts to reach a peer that is down.
@@ -216,16 +221,35 @@ impl Network for TcpNetwork {
                     peer: to,
                     current: Mutex::new(None),
                     state: tokio::sync::Mutex::default(),
+                    reachability: Reachability::new(to),
                 })
             }));
-            let connection = link
-                .connect(&shared, from)
-                .await
-                .ok_or(NetworkError::Unreachable(to))?;
+            // A call the caller stops waiting for counts as unanswered.
+            let mut outcome = Outcome {
+                link: &link,
+                shared: &shared,
+                settled: false,
+            };
+            let connection = match link.connect(&shared, from).await {
+                Ok(c) => c,
+                Err(why) => {
+                    outcome.failed(&why);
+                    return Err(NetworkError::Unreachable(to));
+                }
+            };
             match connection.call(request).await {
-                Ok(reply) => Ok(reply),
-                Err(CallError::NotSent) => Err(NetworkError::Unreachable(to)),
-                Err(CallError::Lost) => Err(NetworkError::ReplyLost(to)),
+                Ok(reply) => {
+                    outcome.answered();
+                    Ok(reply)
+                }
+                Err(CallError::NotSent) => {
+                    outcome.failed(&"the connection closed");
+                    Err(NetworkError::Unreachable(to))
+                }
+                Err(CallError::Lost) => {
+                    outcome.failed(&"the connection closed before the answer came");
+                    Err(NetworkError::ReplyLost(to))
+                }
             }
         })
     }
@@ -233,24 +257,26 @@ impl Network for TcpNetwork {
 
 impl Link {
     /// The working connection to the peer, made now if there is none and
-    /// the backoff allows.
-    async fn connect(&self, shared: &Shared, from: NodeId) -> Option<Arc<Connection>> {
+    /// the backoff allows; or why there is none.
+    async fn connect(&self, shared: &Shared, from: NodeId) -> Result<Arc<Connection>, String> {
         if let Some(c) = &*lock(&self.current)
             && !c.is_closed()
         {
-            return Some(Arc::clone(c));
+            return Ok(Arc::clone(c));
         }
         let mut s = self.state.lock().await;
         if let Some(c) = &s.connection
             && !c.is_closed()
         {
-            return Some(Arc::clone(c));
+            return Ok(Arc::clone(c));
         }
         s.connection = None;
         if s.retry_at.is_some_and(|t| Instant::now() < t) {
-            return None;
+            return Err(s.last_error.clone());
         }
-        let address = lock(&shared.addresses).get(&self.peer).cloned()?;
+        let Some(address) = lock(&shared.addresses).get(&self.peer).cloned() else {
+            return Err("its address is not known yet".into());
+        };
         let o = &shared.options;
         let hello = Hello {
             cluster: o.cluster.clone(),
@@ -270,26 +296,54 @@ impl Link {
                 let c = Arc::new(c);
                 s.connection = Some(Arc::clone(&c));
                 *lock(&self.current) = Some(Arc::clone(&c));
-                Some(c)
+                Ok(c)
             }
-            Ok(c) => {
-                tracing::warn!(peer, %address, found = c.node, "a different node answered");
-                s.fail();
-                None
-            }
+            Ok(c) => Err(s.fail(format!("node {} answered there instead", c.node))),
             Err(e) => {
                 tracing::debug!(peer, %address, error = %e, "cannot reach peer");
-                s.fail();
-                None
+                Err(s.fail(e.to_string()))
             }
         }
     }
 }
 
 impl LinkState {
-    fn fail(&mut self) {
+    /// Notes a failed attempt and waits longer before the next; returns
+    /// `why`.
+    fn fail(&mut self, why: String) -> String {
         self.backoff = (self.backoff * 2).clamp(BACKOFF_MIN, BACKOFF_MAX);
         self.retry_at = Some(Instant::now() + self.backoff);
+        self.last_error.clone_from(&why);
+        why
+    }
+}
+
+/// Notes how a call to a peer ended; one dropped unsettled (its caller
+/// stopped waiting) did not answer in time.
+struct Outcome<'a> {
+    link: &'a Link,
+    shared: &'a Shared,
+    settled: bool,
+}
+
+impl Outcome<'_> {
+    fn answered(&mut self) {
+        self.settled = true;
+        self.link.reachability.answered();
+    }
+
+    fn failed(&mut self, why: &dyn std::fmt::Display) {
+        self.settled = true;
+        let address = lock(&self.shared.addresses).get(&self.link.peer).cloned();
+        self.link.reachability.failed(address.as_deref(), why);
+    }
+}
+
+impl Drop for Outcome<'_> {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.failed(&"no answer in time");
+        }
     }
 }
 
@@ -340,6 +394,11 @@ fn log_session_end(remote: SocketAddr, e: &ConnectionError) {
     match e {
         ConnectionError::Frame(super::FrameError::Closed) => {
             tracing::debug!(%remote, "connection closed by the peer");
+        }
+        // A client that gave up dialing (it went to another member while
+        // this node was paused, say) or a port probe: nothing was refused.
+        ConnectionError::Tls(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            tracing::debug!(%remote, "connection closed during the TLS handshake");
         }
         _ => tracing::warn!(%remote, error = %e, "connection refused or closed"),
     }
