@@ -120,10 +120,16 @@ pub enum ClientError {
         /// What the last try came to.
         last: String,
     },
-    /// A node refused the connection: a wrong token, cluster or protocol
-    /// version, or a TLS failure. Trying again will not help.
-    #[error("connection refused: {0}")]
-    Connection(ConnectionError),
+    /// No member could be connected to, and trying again will not help:
+    /// a member refused the token, cluster name or protocol version, the
+    /// TLS settings do not match the node's, or the address is wrong.
+    #[error("{address}: {error}")]
+    Connection {
+        /// The member's address.
+        address: String,
+        /// What went wrong ([`ConnectionError::is_permanent`]).
+        error: ConnectionError,
+    },
     /// The node refused the request.
     #[error("{0}")]
     Refused(#[from] Refusal),
@@ -176,8 +182,9 @@ struct Current {
 
 /// Why one round of dialing every member failed.
 enum DialFailure {
-    /// A member refused us (token, cluster, version): no use trying more.
-    Refused(ConnectionError),
+    /// A member refused us (token, cluster, version) or cannot be dialed
+    /// as given: no use trying more.
+    Refused(String, ConnectionError),
     /// None answered; the last error, if any dial failed before the
     /// deadline.
     Unanswered(Option<String>),
@@ -255,7 +262,9 @@ impl Client {
                     current.next = n;
                     return Ok(c);
                 }
-                Err(DialFailure::Refused(e)) => return Err(ClientError::Connection(e)),
+                Err(DialFailure::Refused(address, error)) => {
+                    return Err(ClientError::Connection { address, error });
+                }
                 Err(DialFailure::Unanswered(why)) => last = why.unwrap_or(last),
             }
             if Instant::now() + pause > deadline {
@@ -282,6 +291,7 @@ impl Client {
         let mut order = (0..count).map(|k| (start + k) % count);
         let mut dials = JoinSet::new();
         let mut last = None;
+        let mut permanent: Option<(usize, ConnectionError)> = None;
         let mut start_next = true;
         loop {
             if start_next && let Some(n) = order.next() {
@@ -289,7 +299,10 @@ impl Client {
                 dials.spawn(async move { (n, dial.await) });
             }
             if dials.is_empty() {
-                return Err(DialFailure::Unanswered(last));
+                return Err(match permanent {
+                    Some((n, e)) => DialFailure::Refused(self.inner.addresses[n].clone(), e),
+                    None => DialFailure::Unanswered(last),
+                });
             }
             let more = order.len() > 0;
             tokio::select! {
@@ -297,9 +310,10 @@ impl Client {
                     start_next = true;
                     match joined {
                         Some(Ok((n, Ok(c)))) => return Ok((n, Arc::new(c))),
-                        Some(Ok((_, Err(e @ (ConnectionError::Refused(_)
-                            | ConnectionError::Version { .. }))))) => {
-                            return Err(DialFailure::Refused(e));
+                        // Another member may still answer; if none does,
+                        // this is the answer, at once.
+                        Some(Ok((n, Err(e)))) if e.is_permanent() => {
+                            permanent.get_or_insert((n, e));
                         }
                         Some(Ok((n, Err(e)))) => {
                             last = Some(format!("{}: {e}", self.inner.addresses[n]));

@@ -490,7 +490,7 @@ fn lasting(e: &ClientError) -> bool {
                 | Refusal::Mismatch { .. }
                 | Refusal::NoSuchCollection(_)
                 | Refusal::UnknownKind(_)
-        ) | ClientError::Connection(_)
+        ) | ClientError::Connection { .. }
     )
 }
 

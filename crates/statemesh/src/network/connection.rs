@@ -83,7 +83,8 @@ pub(crate) async fn dial(
 ) -> Result<(ReadHalf<BoxStream>, WriteHalf<BoxStream>, NodeId), ConnectionError> {
     let timeout = limits.connect_timeout;
     let attempt = async {
-        let tcp = TcpStream::connect(address)
+        let resolved = resolve(address).await?;
+        let tcp = TcpStream::connect(&resolved[..])
             .await
             .map_err(ConnectionError::Connect)?;
         // Raft messages are small and latency-bound.
@@ -122,6 +123,30 @@ pub(crate) async fn dial(
     tokio::time::timeout(timeout, attempt)
         .await
         .map_err(|_| ConnectionError::Timeout(timeout))?
+}
+
+/// The socket addresses `address` (`HOST:PORT`) names.
+async fn resolve(address: &str) -> Result<Vec<std::net::SocketAddr>, ConnectionError> {
+    let Some((host, port)) = address.rsplit_once(':') else {
+        return Err(ConnectionError::Address(format!(
+            "{address:?} has no port: give HOST:PORT"
+        )));
+    };
+    if host.is_empty() || port.parse::<u16>().is_err() {
+        return Err(ConnectionError::Address(format!(
+            "{address:?} is not HOST:PORT"
+        )));
+    }
+    let found: Vec<_> = tokio::net::lookup_host(address)
+        .await
+        .map_err(|e| ConnectionError::Address(format!("cannot resolve {host:?}: {e}")))?
+        .collect();
+    if found.is_empty() {
+        return Err(ConnectionError::Address(format!(
+            "{host:?} resolves to no address"
+        )));
+    }
+    Ok(found)
 }
 
 /// Why a request got no reply.

@@ -81,6 +81,9 @@ pub enum NetworkError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConnectionError {
+    /// The address is not `HOST:PORT`, or its host name does not resolve.
+    #[error("{0}")]
+    Address(String),
     /// The TCP connection could not be made.
     #[error("connect: {0}")]
     Connect(std::io::Error),
@@ -90,7 +93,7 @@ pub enum ConnectionError {
     /// The TLS handshake failed (plaintext spoken to a TLS port, an
     /// untrusted certificate, no client certificate where one is
     /// required).
-    #[error("tls: {0}")]
+    #[error("{}", tls::describe(.0))]
     Tls(std::io::Error),
     /// A frame could not be read.
     #[error("frame: {0}")]
@@ -130,6 +133,31 @@ pub enum ConnectionError {
     /// The client's token expired; the connection was closed.
     #[error("the token expired")]
     Expired,
+}
+
+impl ConnectionError {
+    /// Whether trying again cannot help: the address is wrong, or the
+    /// other side answered and refused us, speaks another protocol,
+    /// version or kind of security, or holds a certificate the given CA
+    /// did not sign.
+    #[must_use]
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            Self::Address(_)
+            | Self::BadMagic
+            | Self::Version { .. }
+            | Self::Cluster { .. }
+            | Self::Auth(_)
+            | Self::Refused(_)
+            | Self::Expired => true,
+            Self::Tls(e) => tls::is_permanent(e),
+            Self::Connect(_)
+            | Self::Timeout(_)
+            | Self::Frame(_)
+            | Self::Handshake(_)
+            | Self::NotReady(_) => false,
+        }
+    }
 }
 
 /// Caps and timeouts of a connection. The defaults suit a LAN.

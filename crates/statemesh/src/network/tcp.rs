@@ -414,6 +414,24 @@ enum Session {
 async fn session(shared: &Arc<Shared>, tcp: TcpStream) -> Result<(), ConnectionError> {
     let _ = tcp.set_nodelay(true);
     let limits = shared.options.limits;
+    // A client of the other kind is told what to change, in a form it
+    // can read, instead of failing a handshake it cannot make sense of.
+    let tls_hello = starts_tls(&tcp, limits.connect_timeout).await?;
+    let tls = matches!(shared.options.security, Security::Tls(_));
+    if tls_hello != tls {
+        let why = if tls {
+            "this node speaks TLS: connect with TLS (drop --plaintext)"
+        } else {
+            "this node speaks plaintext: connect without TLS (--plaintext)"
+        };
+        let mut tcp = tcp;
+        let refusal = handshake::encode(&Welcome::Refused(why.into()));
+        let _ = frame::write(&mut tcp, 0, Kind::Handshake, &refusal).await;
+        return Err(ConnectionError::Refused(format!(
+            "a {} client: {why}",
+            if tls_hello { "TLS" } else { "plaintext" }
+        )));
+    }
     let stream: BoxStream = match &shared.options.security {
         Security::Tls(tls) => {
             let acceptor = tls
@@ -448,6 +466,10 @@ async fn session(shared: &Arc<Shared>, tcp: TcpStream) -> Result<(), ConnectionE
     let welcome = match &admitted {
         Ok((_, node)) => Welcome::Accepted { node: *node },
         Err(ConnectionError::NotReady(why)) => Welcome::NotReady(why.clone()),
+        // Said from the side that reads it.
+        Err(ConnectionError::Cluster { ours, theirs }) => Welcome::Refused(format!(
+            "this node belongs to cluster {ours:?}, not {theirs:?}: give the cluster's name"
+        )),
         Err(e) => Welcome::Refused(e.to_string()),
     };
     frame::write(&mut w, 0, Kind::Handshake, &handshake::encode(&welcome))
@@ -455,6 +477,32 @@ async fn session(shared: &Arc<Shared>, tcp: TcpStream) -> Result<(), ConnectionE
         .map_err(|e| ConnectionError::Frame(e.into()))?;
     let (session, _) = admitted?;
     serve_requests(session, r, w, limits).await
+}
+
+/// Whether the first bytes from a new connection begin a TLS handshake
+/// rather than statemesh's own plaintext one. A TLS client opens with a
+/// handshake record: type 22, then a protocol version 3.x with x > 0. A
+/// statemesh frame opens with its length (u32, little endian), whose third
+/// byte is 0 for any handshake (they are capped far below 64 KiB).
+async fn starts_tls(tcp: &TcpStream, within: Duration) -> Result<bool, ConnectionError> {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut first = [0u8; 3];
+    loop {
+        let n = tokio::time::timeout_at(deadline, tcp.peek(&mut first))
+            .await
+            .map_err(|_| ConnectionError::Timeout(within))?
+            .map_err(|e| ConnectionError::Frame(e.into()))?;
+        match n {
+            0 => return Err(ConnectionError::Frame(super::FrameError::Closed)),
+            3.. => return Ok(first[0] == 0x16 && first[1] == 0x03 && first[2] != 0),
+            // The rest is on its way (peek returns at once while anything
+            // is buffered, so wait a little rather than spin).
+            _ => tokio::time::sleep(Duration::from_millis(1)).await,
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(ConnectionError::Timeout(within));
+        }
+    }
 }
 
 /// Decides whether the introduced side may stay; returns what it is and

@@ -419,6 +419,57 @@ pub(crate) fn write_new(path: &Path, content: &[u8], secret: bool) -> std::io::R
     f.sync_all()
 }
 
+/// The rustls error inside an I/O error from a TLS handshake, if any.
+fn rustls_error(e: &std::io::Error) -> Option<&rustls::Error> {
+    e.get_ref()?.downcast_ref::<rustls::Error>()
+}
+
+/// A failed TLS handshake in a person's words, with what to change where
+/// that is known.
+pub(crate) fn describe(e: &std::io::Error) -> String {
+    use rustls::{AlertDescription as Alert, CertificateError as Cert, Error as E};
+    match rustls_error(e) {
+        Some(E::InvalidCertificate(Cert::UnknownIssuer | Cert::BadSignature)) => {
+            "the node's certificate is not signed by the CA given: pass the cluster's CA".into()
+        }
+        Some(E::InvalidCertificate(
+            Cert::NotValidForName | Cert::NotValidForNameContext { .. },
+        )) => "the node's certificate does not name the host dialed: dial a name or address \
+             its certificate holds"
+            .into(),
+        Some(E::InvalidCertificate(Cert::Expired | Cert::ExpiredContext { .. })) => {
+            "the node's certificate has expired".into()
+        }
+        Some(E::InvalidCertificate(other)) => {
+            format!("the node's certificate is not accepted: {other:?}")
+        }
+        // What a TLS client reads from a node that answers in plaintext.
+        Some(E::InvalidMessage(_)) => {
+            "the node does not speak TLS: connect without TLS (--plaintext)".into()
+        }
+        Some(E::AlertReceived(
+            Alert::CertificateRequired | Alert::BadCertificate | Alert::UnknownCA,
+        )) => "the node requires a client certificate signed by the cluster's CA (it runs \
+               with mutual TLS): give a client certificate and key"
+            .into(),
+        Some(other) => format!("tls: {other}"),
+        None => format!("tls: {e}"),
+    }
+}
+
+/// Whether a failed TLS handshake would fail the same way again.
+pub(crate) fn is_permanent(e: &std::io::Error) -> bool {
+    matches!(
+        rustls_error(e),
+        Some(
+            rustls::Error::InvalidCertificate(_)
+                | rustls::Error::InvalidMessage(_)
+                | rustls::Error::AlertReceived(_)
+                | rustls::Error::PeerIncompatible(_)
+        )
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
