@@ -64,7 +64,7 @@ pub(crate) struct NodeArgs {
     /// --certs, if there].
     #[arg(long, env = "STATEMESH_JWT_KEY_FILE")]
     jwt_key_file: Option<PathBuf>,
-    /// How many voters the cluster aims for [default: 3].
+    /// How many voters the cluster aims for, an odd number [default: 3].
     #[arg(long, env = "STATEMESH_VOTERS")]
     voters: Option<usize>,
     /// Seconds a voter may be unreachable before a caught-up learner
@@ -171,6 +171,17 @@ impl NodeArgs {
             (None, Some(d)) if d.join("jwt.key").exists() => Some(read_secret(&d.join("jwt.key"))?),
             _ => None,
         };
+        anyhow::ensure!(
+            !(self.tls.plaintext && self.mutual_tls),
+            "--plaintext and --mutual-tls contradict each other: mutual TLS needs TLS"
+        );
+        if let Some(v) = self.voters {
+            anyhow::ensure!(
+                v % 2 == 1,
+                "--voters {v}: give a positive odd number (an even count tolerates no more \
+                 failures than the odd number below it)"
+            );
+        }
         let network = TcpOptions::new(
             self.tls.cluster(),
             self.tls.node_security(self.mutual_tls)?,
