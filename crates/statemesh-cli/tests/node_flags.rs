@@ -3,49 +3,23 @@
 
 mod common;
 
-use common::BIN;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use common::node_refused;
 
-/// Starts a node with `args`; it must exit with status 1 within ten
-/// seconds. Returns its stderr.
+/// Starts a node with `args` and a fresh data directory; it must exit
+/// with status 1 at once. Returns its one line.
 fn refused_at_start(args: &[&str]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let mut child = Command::new(BIN)
-        .args([
-            "node",
-            "--secret",
-            "s",
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-        ])
-        .arg(&data)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the node started with {args:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let out = child.wait_with_output().unwrap();
-    let e = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(status.code(), Some(1), "{args:?}: {e}");
-    assert!(
-        e.starts_with("error: ") && e.trim_end().lines().count() == 1,
-        "{e}"
-    );
-    e
+    let mut all = vec![
+        "--secret",
+        "s",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data.to_str().unwrap(),
+    ];
+    all.extend(args);
+    node_refused(&all)
 }
 
 #[test]

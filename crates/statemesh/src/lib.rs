@@ -72,4 +72,4 @@ pub use server::{Kinds, Member, MemberRole, Server, ServerError, ServerOptions};
 pub use state_machine::{Changes, Mirrored, Queryable, StateMachine};
 pub use statemesh_cache::PoolStats;
 pub use statemesh_wal::SyncPolicy;
-pub use types::{NodeId, TypeConfig};
+pub use types::{ClusterId, NodeId, TypeConfig};

@@ -4,7 +4,7 @@
 //! disturbing the cluster.
 
 use statemesh::network::{Authenticator, DevCertificates, Limits, Secret, Tls};
-use statemesh::{Cell, Network, Node, NodeOptions, Security, TcpNetwork, TcpOptions};
+use statemesh::{Cell, ClusterId, Network, Node, NodeOptions, Security, TcpNetwork, TcpOptions};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -136,6 +136,45 @@ async fn outsider(security: Security, cluster: &str, secret: &str, target: &str)
     let net = TcpNetwork::bind("127.0.0.1:0", o).await.unwrap();
     net.set_address(1, target);
     net.call(9, 1, b"not an envelope".to_vec()).await.is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_clusters_of_one_name_and_secret_refuse_each_other_by_id() {
+    let certs = DevCertificates::generate(&[]).unwrap();
+    let security = tls(&certs, false);
+    let net = bind("127.0.0.1:0", &security).await;
+    let dir = tempfile::tempdir().unwrap();
+    let node = open(1, dir.path(), &net);
+    let target = net.local_addr().to_string();
+    let ours = ClusterId::random().unwrap();
+    net.set_cluster_id(ours);
+
+    let peer = |id: Option<ClusterId>| {
+        let security = security.clone();
+        let target = target.clone();
+        async move {
+            let net = bind("127.0.0.1:0", &security).await;
+            if let Some(id) = id {
+                net.set_cluster_id(id);
+            }
+            net.set_address(1, target);
+            net.call(9, 1, b"not an envelope".to_vec()).await.is_ok()
+        }
+    };
+    // The same cluster, and a node that has not joined one yet: let in.
+    assert!(peer(Some(ours)).await);
+    assert!(peer(None).await);
+    // Another cluster's node, either way round.
+    let theirs = ClusterId::random().unwrap();
+    assert!(!peer(Some(theirs)).await);
+    let other = bind("127.0.0.1:0", &security).await;
+    let other_dir = tempfile::tempdir().unwrap();
+    let other_node = open(2, other_dir.path(), &other);
+    other.set_cluster_id(theirs);
+    net.set_address(2, other.local_addr().to_string());
+    assert!(net.call(1, 2, b"x".to_vec()).await.is_err());
+    other_node.shutdown().await;
+    node.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -141,6 +141,37 @@ impl Cluster {
     }
 }
 
+/// Starts `statemesh node` with `args`; it must exit with status 1 within
+/// ten seconds, printing one line. Returns that line.
+pub(crate) fn node_refused(args: &[&str]) -> String {
+    let mut child = Command::new(BIN)
+        .arg("node")
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the node started with {args:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let out = child.wait_with_output().unwrap();
+    let e = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(status.code(), Some(1), "{args:?}: {e}");
+    assert!(
+        e.starts_with("error: ") && e.trim_end().lines().count() == 1,
+        "{args:?}: {e}"
+    );
+    e
+}
+
 pub(crate) fn run(args: &[&str]) -> Output {
     Command::new(BIN).args(args).output().unwrap()
 }

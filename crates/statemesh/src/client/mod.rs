@@ -18,7 +18,7 @@ use crate::network::{ConnectionError, Limits, Security};
 use crate::server::Member;
 use crate::session::Sequencer;
 use crate::state_machine::Queryable;
-use crate::types::NodeId;
+use crate::types::{ClusterId, NodeId};
 use protocol::{ClientReply, ClientRequest, Response, call_bytes};
 
 /// What one try of a retried operation came to.
@@ -170,6 +170,9 @@ struct Inner {
     /// This client's writer session: a command sent again (after a lost
     /// answer, a timeout, a leader change) is applied once.
     sequencer: Sequencer,
+    /// The id of the cluster the first member answered for: a member of
+    /// another cluster (addresses that mix two clusters) is refused.
+    cluster_id: std::sync::Mutex<Option<ClusterId>>,
 }
 
 #[derive(Default)]
@@ -226,6 +229,7 @@ impl Client {
                 current: tokio::sync::Mutex::default(),
                 pool: tokio::sync::Mutex::default(),
                 sequencer: Sequencer::new(),
+                cluster_id: std::sync::Mutex::new(None),
             }),
         };
         let deadline = Instant::now() + client.inner.options.timeout;
@@ -309,7 +313,12 @@ impl Client {
                 joined = dials.join_next() => {
                     start_next = true;
                     match joined {
-                        Some(Ok((n, Ok(c)))) => return Ok((n, Arc::new(c))),
+                        Some(Ok((n, Ok(c)))) => match self.same_cluster(&c) {
+                            Ok(()) => return Ok((n, Arc::new(c))),
+                            Err(e) => {
+                                permanent.get_or_insert((n, e));
+                            }
+                        },
                         // Another member may still answer; if none does,
                         // this is the answer, at once.
                         Some(Ok((n, Err(e)))) if e.is_permanent() => {
@@ -327,6 +336,47 @@ impl Client {
                 }
             }
         }
+    }
+
+    /// Checks that `c` leads to the cluster the client first reached.
+    fn same_cluster(&self, c: &Connection) -> Result<(), ConnectionError> {
+        let mut known = self
+            .inner
+            .cluster_id
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        match (*known, c.cluster_id) {
+            (Some(ours), Some(theirs)) if ours != theirs => {
+                Err(ConnectionError::ClusterId { ours, theirs })
+            }
+            (None, theirs) => {
+                *known = theirs;
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The id of the cluster the client is connected to (`None` from a
+    /// node that has not joined a cluster yet).
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::connect`], if no member can be reached now.
+    pub async fn cluster_id(&self) -> Result<Option<ClusterId>, ClientError> {
+        let deadline = Instant::now() + self.inner.options.timeout;
+        Ok(self.connection(deadline).await?.cluster_id)
+    }
+
+    /// The address of the member the client is connected to (or will dial
+    /// first).
+    pub(crate) async fn address(&self) -> String {
+        let current = self.inner.current.lock().await;
+        let n = current
+            .connection
+            .as_ref()
+            .map_or(current.next, |(n, _)| *n);
+        self.inner.addresses.get(n).cloned().unwrap_or_default()
     }
 
     /// Stops using `c` (it did not answer in time): the next try dials the

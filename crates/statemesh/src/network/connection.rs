@@ -7,7 +7,7 @@ use super::handshake::{self, Hello, MAX_HANDSHAKE, Welcome};
 use super::push::{self, Handler, Item, Subscription};
 use super::tls::Security;
 use super::{ConnectionError, Limits};
-use crate::types::NodeId;
+use crate::types::{ClusterId, NodeId};
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -72,15 +72,24 @@ pub(crate) fn spawn_writer(
     })
 }
 
+/// Who accepted a connection.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Accepted {
+    /// The node's id.
+    pub(crate) node: NodeId,
+    /// Its cluster's id, if it has one yet.
+    pub(crate) cluster_id: Option<ClusterId>,
+}
+
 /// Opens a TCP connection to `address`, secures it as `security` says and
-/// introduces this side with `hello`; returns the split stream and the id
-/// of the node that answered.
+/// introduces this side with `hello`; returns the split stream and who
+/// answered.
 pub(crate) async fn dial(
     address: &str,
     security: &Security,
     hello: &Hello,
     limits: Limits,
-) -> Result<(ReadHalf<BoxStream>, WriteHalf<BoxStream>, NodeId), ConnectionError> {
+) -> Result<(ReadHalf<BoxStream>, WriteHalf<BoxStream>, Accepted), ConnectionError> {
     let timeout = limits.connect_timeout;
     let attempt = async {
         let resolved = resolve(address).await?;
@@ -115,7 +124,7 @@ pub(crate) async fn dial(
             )));
         }
         match handshake::decode::<Welcome>(&reply.payload)? {
-            Welcome::Accepted { node } => Ok((r, w, node)),
+            Welcome::Accepted { node, cluster_id } => Ok((r, w, Accepted { node, cluster_id })),
             Welcome::Refused(why) => Err(ConnectionError::Refused(why)),
             Welcome::NotReady(why) => Err(ConnectionError::NotReady(why)),
         }
@@ -177,6 +186,8 @@ pub(crate) struct Connection {
     tasks: [JoinHandle<()>; 2],
     /// The node at the other end.
     pub(crate) node: NodeId,
+    /// Its cluster's id, if it has one.
+    pub(crate) cluster_id: Option<ClusterId>,
 }
 
 fn lock(p: &Mutex<Pending>) -> MutexGuard<'_, Pending> {
@@ -216,7 +227,7 @@ impl Connection {
         limits: Limits,
         on_close: impl FnOnce(ConnectionError) + Send + 'static,
     ) -> Result<Self, ConnectionError> {
-        let (r, w, node) = dial(address, security, hello, limits).await?;
+        let (r, w, accepted) = dial(address, security, hello, limits).await?;
         let mut r = frame::FrameReader::new(r);
         let (outbox, rx) = mpsc::channel(OUTBOX);
         let pending = Arc::new(Mutex::new(Pending::default()));
@@ -279,7 +290,8 @@ impl Connection {
             pending,
             next_id: AtomicU64::new(1),
             tasks: [reader, writer],
-            node,
+            node: accepted.node,
+            cluster_id: accepted.cluster_id,
         })
     }
 

@@ -11,7 +11,7 @@
 //! stops without decoding the body.
 
 use super::ConnectionError;
-use crate::types::NodeId;
+use crate::types::{ClusterId, NodeId};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 pub(crate) const MAGIC: [u8; 8] = *b"STMESH\r\n";
 
 /// The protocol this build speaks.
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// The largest handshake accepted: a token and a cluster name fit easily.
 pub(crate) const MAX_HANDSHAKE: usize = 64 * 1024;
@@ -41,6 +41,9 @@ pub(crate) enum Peer {
         id: NodeId,
         #[serde(with = "serde_bytes")]
         secret: Vec<u8>,
+        /// Its cluster's id, once it has one (a node that is joining
+        /// learns it from the member it joins through).
+        cluster_id: Option<ClusterId>,
     },
     /// A client, with its token.
     Client { token: String },
@@ -58,8 +61,11 @@ impl std::fmt::Debug for Peer {
 /// The accepting side's answer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) enum Welcome {
-    /// Accepted; the accepting node's id.
-    Accepted { node: NodeId },
+    /// Accepted; the accepting node's id and its cluster's id.
+    Accepted {
+        node: NodeId,
+        cluster_id: Option<ClusterId>,
+    },
     /// Refused, and why.
     Refused(String),
     /// Not ready yet (starting up): try again shortly.

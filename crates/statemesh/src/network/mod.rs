@@ -118,6 +118,17 @@ pub enum ConnectionError {
         /// Theirs.
         theirs: String,
     },
+    /// The other side belongs to another cluster of the same name: it was
+    /// bootstrapped separately (or its data directory was).
+    #[error(
+        "the peer belongs to another cluster of the same name (its id is {theirs}, ours {ours})"
+    )]
+    ClusterId {
+        /// Ours.
+        ours: crate::ClusterId,
+        /// Theirs.
+        theirs: crate::ClusterId,
+    },
     /// The handshake could not be decoded, or a frame came out of turn.
     #[error("handshake: {0}")]
     Handshake(String),
@@ -147,6 +158,7 @@ impl ConnectionError {
             | Self::BadMagic
             | Self::Version { .. }
             | Self::Cluster { .. }
+            | Self::ClusterId { .. }
             | Self::Auth(_)
             | Self::Refused(_)
             | Self::Expired => true,

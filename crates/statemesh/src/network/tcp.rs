@@ -8,7 +8,7 @@ use super::push::{Acks, Pushes};
 use super::reachability::Reachability;
 use super::tls::Security;
 use super::{BoxFuture, ConnectionError, Handler, Limits, Network, NetworkError};
-use crate::types::NodeId;
+use crate::types::{ClusterId, NodeId};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -90,6 +90,8 @@ impl Drop for TcpNetwork {
 
 struct Shared {
     options: TcpOptions,
+    /// The cluster's id, once known: peers of another are refused.
+    cluster_id: Mutex<Option<ClusterId>>,
     local: Mutex<Option<(NodeId, Arc<dyn Handler>)>>,
     clients: Mutex<Option<Arc<dyn ClientHandler>>>,
     addresses: Mutex<HashMap<NodeId, String>>,
@@ -138,6 +140,7 @@ impl TcpNetwork {
         let local_addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             options,
+            cluster_id: Mutex::new(None),
             local: Mutex::new(None),
             clients: Mutex::new(None),
             addresses: Mutex::new(HashMap::new()),
@@ -165,6 +168,19 @@ impl TcpNetwork {
         if old.as_ref() != Some(&address) {
             lock(&self.shared.links).remove(&node);
         }
+    }
+
+    /// Belongs to cluster `id` from now on: a node of another cluster is
+    /// refused in the handshake, either way round, and clients learn it.
+    /// Until it is set (a node that has not joined yet), any is accepted.
+    pub fn set_cluster_id(&self, id: ClusterId) {
+        *lock(&self.shared.cluster_id) = Some(id);
+    }
+
+    /// The cluster's id, if set.
+    #[must_use]
+    pub fn cluster_id(&self) -> Option<ClusterId> {
+        *lock(&self.shared.cluster_id)
     }
 
     /// The address `node` is reached at, if known.
@@ -278,11 +294,13 @@ impl Link {
             return Err("its address is not known yet".into());
         };
         let o = &shared.options;
+        let ours = *lock(&shared.cluster_id);
         let hello = Hello {
             cluster: o.cluster.clone(),
             peer: Peer::Node {
                 id: from,
                 secret: o.auth.secret().as_bytes().to_vec(),
+                cluster_id: ours,
             },
         };
         let peer = self.peer;
@@ -290,6 +308,12 @@ impl Link {
             tracing::debug!(peer, error = %e, "connection to peer closed");
         };
         match Connection::open(&address, &o.security, &hello, o.limits, on_close).await {
+            Ok(c)
+                if let (Some(ours), Some(theirs)) = (ours, c.cluster_id)
+                    && ours != theirs =>
+            {
+                Err(s.fail(ConnectionError::ClusterId { ours, theirs }.to_string()))
+            }
             Ok(c) if c.node == peer => {
                 s.backoff = Duration::ZERO;
                 s.retry_at = None;
@@ -464,11 +488,19 @@ async fn session(shared: &Arc<Shared>, tcp: TcpStream) -> Result<(), ConnectionE
     // A refusal goes out under our version too, so a peer of another
     // version learns what we speak.
     let welcome = match &admitted {
-        Ok((_, node)) => Welcome::Accepted { node: *node },
+        Ok((_, node)) => Welcome::Accepted {
+            node: *node,
+            cluster_id: *lock(&shared.cluster_id),
+        },
         Err(ConnectionError::NotReady(why)) => Welcome::NotReady(why.clone()),
         // Said from the side that reads it.
         Err(ConnectionError::Cluster { ours, theirs }) => Welcome::Refused(format!(
             "this node belongs to cluster {ours:?}, not {theirs:?}: give the cluster's name"
+        )),
+        Err(ConnectionError::ClusterId { ours, theirs }) => Welcome::Refused(format!(
+            "this node belongs to another cluster named {:?} (id {ours}; yours is {theirs}): \
+             the two were bootstrapped apart and never exchange Raft traffic",
+            shared.options.cluster
         )),
         Err(e) => Welcome::Refused(e.to_string()),
     };
@@ -521,9 +553,18 @@ fn admit(shared: &Shared, payload: &[u8]) -> Result<(Session, NodeId), Connectio
         return Err(ConnectionError::NotReady("this node is starting".into()));
     };
     match hello.peer {
-        Peer::Node { id, secret } => {
+        Peer::Node {
+            id,
+            secret,
+            cluster_id,
+        } => {
             if !o.auth.secret().matches(&secret) {
                 return Err(ConnectionError::Auth(super::AuthError::Invalid));
+            }
+            if let (Some(ours), Some(theirs)) = (*lock(&shared.cluster_id), cluster_id)
+                && ours != theirs
+            {
+                return Err(ConnectionError::ClusterId { ours, theirs });
             }
             Ok((Session::Node(id, handler), node))
         }

@@ -12,6 +12,7 @@
 //! joint consensus.
 
 mod cluster_state;
+mod data_dir;
 mod fanout;
 mod kinds;
 mod membership;
@@ -30,13 +31,13 @@ use crate::local::{LocalOptions, Publication};
 use crate::network::{Network, TcpNetwork, TcpOptions};
 use crate::node::{Node, NodeOptions};
 use crate::state_machine::StateMachine;
-use crate::types::NodeId;
+use crate::types::{ClusterId, NodeId};
 use cluster_state::{ClusterCommand, ClusterState};
 use kinds::Hosted;
 use membership::{Action, View};
 use openraft::{BasicNode, ChangeMembers, ServerState};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
@@ -113,13 +114,31 @@ impl ServerOptions {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ServerError {
-    /// A file of the data directory could not be read or written.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file.
+    /// The data directory (or a file in it) cannot be used: it is a
+    /// file, cannot be created or written, another node has it open, or a
+    /// file in it is damaged.
+    #[error("{path}: {reason}")]
+    DataDir {
+        /// The directory or file.
         path: PathBuf,
-        /// The operating system's error.
-        source: std::io::Error,
+        /// Why, and what to do.
+        reason: String,
+    },
+    /// `join` names a cluster other than the one the data directory
+    /// belongs to. Nothing was changed.
+    #[error(
+        "{path} holds the data of cluster {ours}, but {address} belongs to cluster {theirs}: \
+         to join that cluster give an empty --data-dir; to resume cluster {ours} drop --join"
+    )]
+    OtherCluster {
+        /// The data directory.
+        path: PathBuf,
+        /// The cluster it belongs to.
+        ours: ClusterId,
+        /// The member joined through.
+        address: String,
+        /// That member's cluster.
+        theirs: ClusterId,
     },
     /// The listen address could not be bound.
     #[error("listening on {address}: {source}")]
@@ -171,72 +190,80 @@ pub(crate) struct ServerInner {
     changing: Mutex<HashSet<String>>,
     /// The collections published to shared memory, by name.
     publications: Mutex<HashMap<String, Publication>>,
+    /// The data directory, locked while the node runs.
+    data: Mutex<Option<data_dir::DataDir>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Reads the node's id from `dir/node-id`, or makes a random one.
-fn node_id(dir: &Path) -> Result<NodeId, ServerError> {
-    let path = dir.join("node-id");
-    let io = |source| ServerError::Io {
-        path: path.clone(),
-        source,
-    };
-    match std::fs::read_to_string(&path) {
-        Ok(text) => text.trim().parse().map_err(|e| {
-            io(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("not a node id: {e}"),
-            ))
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let mut bytes = [0u8; 8];
-            getrandom::fill(&mut bytes).map_err(|e| io(std::io::Error::other(e.to_string())))?;
-            // Below 2^53, so ids stay exact in JSON (JavaScript numbers).
-            let id = (u64::from_le_bytes(bytes) % (1 << 53)).max(1);
-            crate::network::write_new(&path, format!("{id}\n").as_bytes(), false).map_err(io)?;
-            Ok(id)
-        }
-        Err(e) => Err(io(e)),
-    }
-}
-
 impl Server {
-    /// Starts a server: binds, opens the data directory, then bootstraps a
-    /// cluster of one, joins through `options.join`, or resumes.
+    /// Starts a server: opens and locks the data directory, binds, then
+    /// bootstraps a cluster of one (making the cluster's id), joins through
+    /// `options.join` (taking that cluster's id), or resumes. A first start
+    /// that fails takes away what it made in the data directory.
     ///
     /// # Errors
     ///
     /// See [`ServerError`].
     pub async fn start(options: ServerOptions, kinds: Kinds) -> Result<Self, ServerError> {
-        let dir = options.data_dir.clone();
-        std::fs::create_dir_all(&dir).map_err(|source| ServerError::Io {
-            path: dir.clone(),
-            source,
-        })?;
-        let id = node_id(&dir)?;
+        let data = data_dir::DataDir::open(&options.data_dir)?;
+        match Self::start_in(&data, options, kinds).await {
+            Ok((inner, tasks)) => {
+                // The lock lives as long as the node.
+                *lock(&inner.data) = Some(data);
+                Ok(Self { inner, tasks })
+            }
+            Err(e) => {
+                data.discard();
+                Err(e)
+            }
+        }
+    }
+
+    async fn start_in(
+        data: &data_dir::DataDir,
+        options: ServerOptions,
+        kinds: Kinds,
+    ) -> Result<(Arc<ServerInner>, Vec<JoinHandle<()>>), ServerError> {
+        let id = data.node_id()?;
+        let stored = data.cluster_id()?;
+        if let Some(ours) = stored
+            && !options.join.is_empty()
+        {
+            check_join(&options, data, ours).await?;
+        }
         let net = TcpNetwork::bind(&options.listen, options.network.clone())
             .await
             .map_err(|source| ServerError::Bind {
                 address: options.listen.clone(),
                 source,
             })?;
+        if let Some(c) = stored {
+            net.set_cluster_id(c);
+        }
         let address = options
             .advertise
             .clone()
             .unwrap_or_else(|| net.local_addr().to_string());
         net.set_address(id, address.clone());
         let network: Arc<dyn Network> = net.clone();
-        let node = Node::open(id, &dir, network, options.node.clone())?;
-        let (system, system_hosted) = kinds::open_hosted(
+        let node = Node::open(id, data.path(), network, options.node.clone())?;
+        let opened = kinds::open_hosted(
             &node,
             SYSTEM_GROUP,
             ClusterState::default(),
             options.history,
         )
-        .await?;
+        .await;
+        let (system, system_hosted) = match opened {
+            Ok(o) => o,
+            Err(e) => {
+                node.close().await;
+                return Err(e.into());
+            }
+        };
         let mut hosted: HashMap<String, Arc<dyn Hosted>> = HashMap::new();
         hosted.insert(SYSTEM_GROUP.to_owned(), system_hosted);
         let inner = Arc::new(ServerInner {
@@ -251,56 +278,27 @@ impl Server {
             seen: Mutex::new(HashMap::new()),
             changing: Mutex::new(HashSet::new()),
             publications: Mutex::new(HashMap::new()),
+            data: Mutex::new(None),
         });
         inner.learn_addresses();
         net.serve_clients(Arc::new(service::Service(Arc::downgrade(&inner))));
-        let me = Member {
-            address,
-            role: inner.options.role,
-        };
-        let initialized = inner
-            .system
-            .raft()
-            .is_initialized()
-            .await
-            .map_err(|e| GroupError::Raft(e.to_string()))?;
-        if !initialized && inner.options.join.is_empty() {
-            let members = BTreeMap::from([(id, BasicNode::new(me.address.clone()))]);
-            if let Err(e) = inner.system.raft().initialize(members).await {
-                tracing::debug!("initialize: {e}");
-            }
-            inner.record(me).await?;
-        } else if !initialized {
-            let o = &inner.options;
-            let mut options =
-                ClientOptions::new(o.network.cluster.clone(), o.network.security.clone());
-            // Joining waits for a membership change, which waits for the
-            // cluster's own group: more than a client's default.
-            options.timeout = Duration::from_secs(10);
-            let client = Client::connect(
-                &o.join,
-                String::from_utf8_lossy(o.network.auth.secret().as_bytes()).into_owned(),
-                options,
-            )
-            .await?;
-            client.join(id, me).await?;
-        } else if inner.system.read_local(|s| s.members.get(&id).cloned()) != Some(me.clone()) {
-            // Restarted with another address or role: record it once a
-            // leader is there.
-            let inner = Arc::clone(&inner);
-            tokio::spawn(async move {
-                if let Err(e) = inner.record(me).await {
-                    tracing::warn!("recording this node's address: {e}");
-                }
-            });
+        if let Err(e) = inner.enter(data, stored).await {
+            net.close();
+            inner.node.close().await;
+            return Err(e);
         }
         let tasks = vec![
             tokio::spawn(follow_cluster(Arc::clone(&inner))),
             tokio::spawn(keep_membership(Arc::clone(&inner))),
             tokio::spawn(metrics::report(Arc::clone(&inner))),
         ];
-        tracing::info!(node = id, address = %inner.address, "node started");
-        Ok(Self { inner, tasks })
+        tracing::info!(
+            node = id,
+            address = %inner.address,
+            cluster = %net.cluster_id().map_or_else(|| "-".into(), |c| c.to_string()),
+            "node started"
+        );
+        Ok((inner, tasks))
     }
 
     /// This node's id.
@@ -385,10 +383,81 @@ impl Server {
         lock(&self.inner.publications).clear();
         self.inner.hosted.lock().await.clear();
         self.inner.node.close().await;
+        // Frees the directory for the next node, whoever still holds this one.
+        lock(&self.inner.data).take();
     }
 }
 
 impl ServerInner {
+    /// Takes this node into its cluster: bootstraps a new one, joins the
+    /// one `join` names, or resumes the one the data directory holds
+    /// (after checking that `join`, if given, names that same cluster).
+    async fn enter(
+        &self,
+        data: &data_dir::DataDir,
+        stored: Option<ClusterId>,
+    ) -> Result<(), ServerError> {
+        let me = Member {
+            address: self.address.clone(),
+            role: self.options.role,
+        };
+        let initialized = self
+            .system
+            .raft()
+            .is_initialized()
+            .await
+            .map_err(|e| GroupError::Raft(e.to_string()))?;
+        let join = &self.options.join;
+        if !initialized && join.is_empty() {
+            let cluster = match stored {
+                Some(c) => c,
+                None => {
+                    let c = ClusterId::random().map_err(|e| ServerError::DataDir {
+                        path: data.path().to_path_buf(),
+                        reason: format!("cannot make a cluster id: {e}"),
+                    })?;
+                    data.set_cluster_id(c)?;
+                    c
+                }
+            };
+            self.net.set_cluster_id(cluster);
+            let members = BTreeMap::from([(self.id, BasicNode::new(me.address.clone()))]);
+            if let Err(e) = self.system.raft().initialize(members).await {
+                tracing::debug!("initialize: {e}");
+            }
+            tracing::info!(cluster = %cluster, "bootstrapped a new cluster");
+            return self.record(me).await;
+        }
+        if !initialized {
+            // Joining waits for a membership change, which waits for the
+            // cluster's own group: more than a client's default.
+            let client = join_client(&self.options, Duration::from_secs(10)).await?;
+            if let Some(theirs) = client.cluster_id().await? {
+                data.set_cluster_id(theirs)?;
+                self.net.set_cluster_id(theirs);
+            }
+            return Ok(client.join(self.id, me).await?);
+        }
+        if !join.is_empty() {
+            tracing::info!(
+                "already a member: resuming from the data directory (--join is read only on a \
+                 first start)"
+            );
+        }
+        if self.system.read_local(|s| s.members.get(&self.id).cloned()) != Some(me.clone()) {
+            // Restarted with another address or role: record it once a
+            // leader is there.
+            let inner = self.system.clone();
+            let id = self.id;
+            tokio::spawn(async move {
+                if let Err(e) = inner.execute(ClusterCommand::Join { id, member: me }).await {
+                    tracing::warn!("recording this node's address: {e}");
+                }
+            });
+        }
+        Ok(())
+    }
+
     /// Records this node as a member (through the leader).
     async fn record(&self, me: Member) -> Result<(), ServerError> {
         self.system
@@ -477,6 +546,49 @@ impl ServerInner {
             node: self.id,
             members,
             groups,
+        }
+    }
+}
+
+/// A client of the members `options.join` names, presenting the cluster
+/// secret.
+async fn join_client(options: &ServerOptions, timeout: Duration) -> Result<Client, ClientError> {
+    let n = &options.network;
+    let mut client_options = ClientOptions::new(n.cluster.clone(), n.security.clone());
+    client_options.timeout = timeout;
+    let secret = String::from_utf8_lossy(n.auth.secret().as_bytes()).into_owned();
+    Client::connect(&options.join, secret, client_options).await
+}
+
+/// Before a node that already belongs to cluster `ours` opens anything:
+/// refuses a `join` that names another cluster. A restart with the flags
+/// of the first start is normal; a `join` through members that cannot be
+/// reached now is let pass (with a warning), since a member that has
+/// already joined does not need them.
+async fn check_join(
+    options: &ServerOptions,
+    data: &data_dir::DataDir,
+    ours: ClusterId,
+) -> Result<(), ServerError> {
+    match join_client(options, Duration::from_secs(2)).await {
+        Ok(client) => match client.cluster_id().await {
+            Ok(Some(theirs)) if theirs != ours => Err(ServerError::OtherCluster {
+                path: data.path().to_path_buf(),
+                ours,
+                address: client.address().await,
+                theirs,
+            }),
+            _ => Ok(()),
+        },
+        Err(ClientError::Connection { address, error }) if error.is_permanent() => {
+            Err(ClientError::Connection { address, error }.into())
+        }
+        Err(e) => {
+            tracing::warn!(
+                "cannot check that --join names this node's cluster ({e}): resuming from the \
+                 data directory"
+            );
+            Ok(())
         }
     }
 }

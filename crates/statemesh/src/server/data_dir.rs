@@ -1,0 +1,236 @@
+//! A server's data directory: checked, locked and, when a first start
+//! fails, removed again.
+//!
+//! ```text
+//! DIR/LOCK          held (flock) while a node runs here
+//! DIR/node-id       this node's id, made on first start
+//! DIR/cluster-id    the id of the cluster the directory belongs to
+//! DIR/groups/…      each group's log and snapshot (see `Node`)
+//! DIR/values/…      large values (statemesh-cache)
+//! ```
+
+use super::ServerError;
+use crate::types::{ClusterId, NodeId};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+const LOCK: &str = "LOCK";
+const NODE_ID: &str = "node-id";
+const CLUSTER_ID: &str = "cluster-id";
+
+/// An open, locked data directory.
+#[derive(Debug)]
+pub(crate) struct DataDir {
+    path: PathBuf,
+    /// Held for the node's life; the lock goes with the file.
+    _lock: File,
+    /// Whether this start made it (or found it empty): then a failed start
+    /// takes everything in it away again.
+    fresh: bool,
+    /// Whether this start created the directory itself.
+    created: bool,
+}
+
+impl DataDir {
+    /// Creates `path` if it is missing and takes its lock.
+    ///
+    /// # Errors
+    ///
+    /// [`ServerError::DataDir`] naming the path: it is a file, cannot be
+    /// created or written, or another node has it.
+    pub(crate) fn open(path: &Path) -> Result<Self, ServerError> {
+        let fail = |reason: String| ServerError::DataDir {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let created = match std::fs::metadata(path) {
+            Ok(m) if m.is_dir() => false,
+            Ok(_) => return Err(fail("is a file, not a directory".into())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
+                return Err(fail(
+                    "cannot be created: a directory above it is a file".into(),
+                ));
+            }
+            Err(e) => return Err(fail(format!("cannot be read: {e}"))),
+        };
+        std::fs::create_dir_all(path).map_err(|e| fail(format!("cannot be created: {e}")))?;
+        let fresh = created
+            || std::fs::read_dir(path)
+                .map_err(|e| fail(format!("cannot be read: {e}")))?
+                .next()
+                .is_none();
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path.join(LOCK))
+            .map_err(|e| fail(format!("cannot be written: {e}")))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(fail(
+                    "is in use by another statemesh node: stop that node or give another \
+                     --data-dir"
+                        .into(),
+                ));
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(fail(format!("cannot be locked: {e}")));
+            }
+        }
+        // Root ignores permission bits, so find out by writing: a node that
+        // starts must be able to keep its log.
+        let probe = path.join(".write-test");
+        std::fs::write(&probe, b"")
+            .and_then(|()| std::fs::remove_file(&probe))
+            .map_err(|e| fail(format!("cannot be written: {e}")))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            _lock: lock,
+            fresh,
+            created,
+        })
+    }
+
+    /// The directory.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The node's id, made at random on first start.
+    pub(crate) fn node_id(&self) -> Result<NodeId, ServerError> {
+        match self.read(NODE_ID)? {
+            Some(text) => text.trim().parse().map_err(|e| ServerError::DataDir {
+                path: self.path.join(NODE_ID),
+                reason: format!("is not a node id: {e}"),
+            }),
+            None => {
+                let mut bytes = [0u8; 8];
+                getrandom::fill(&mut bytes).map_err(|e| self.io(NODE_ID, e.to_string()))?;
+                // Below 2^53, so ids stay exact in JSON (JavaScript numbers).
+                let id = (u64::from_le_bytes(bytes) % (1 << 53)).max(1);
+                self.write(NODE_ID, &format!("{id}\n"))?;
+                Ok(id)
+            }
+        }
+    }
+
+    /// The id of the cluster this directory belongs to, if it has one yet
+    /// (a directory made before cluster ids existed has none).
+    pub(crate) fn cluster_id(&self) -> Result<Option<ClusterId>, ServerError> {
+        self.read(CLUSTER_ID)?
+            .map(|text| {
+                text.parse().map_err(|reason| ServerError::DataDir {
+                    path: self.path.join(CLUSTER_ID),
+                    reason,
+                })
+            })
+            .transpose()
+    }
+
+    /// Records the cluster this directory belongs to from now on.
+    pub(crate) fn set_cluster_id(&self, id: ClusterId) -> Result<(), ServerError> {
+        self.write(CLUSTER_ID, &format!("{id}\n"))
+    }
+
+    /// Takes away what this start made, if the directory was new or empty
+    /// before it. Best effort: the start's own error is what gets reported.
+    pub(crate) fn discard(self) {
+        if !self.fresh {
+            return;
+        }
+        if self.created {
+            let _ = std::fs::remove_dir_all(&self.path);
+            return;
+        }
+        if let Ok(entries) = std::fs::read_dir(&self.path) {
+            for entry in entries.flatten() {
+                let path = entry.path();
+                let _ = if path.is_dir() {
+                    std::fs::remove_dir_all(&path)
+                } else {
+                    std::fs::remove_file(&path)
+                };
+            }
+        }
+    }
+
+    fn read(&self, name: &str) -> Result<Option<String>, ServerError> {
+        match std::fs::read_to_string(self.path.join(name)) {
+            Ok(text) => Ok(Some(text)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.io(name, e.to_string())),
+        }
+    }
+
+    fn write(&self, name: &str, text: &str) -> Result<(), ServerError> {
+        crate::network::write_new(&self.path.join(name), text.as_bytes(), false)
+            .map_err(|e| self.io(name, e.to_string()))
+    }
+
+    fn io(&self, name: &str, error: String) -> ServerError {
+        ServerError::DataDir {
+            path: self.path.join(name),
+            reason: format!("cannot be read or written: {error}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_opener_is_refused_and_ids_persist() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("d");
+        let first = DataDir::open(&dir).unwrap();
+        let err = DataDir::open(&dir).unwrap_err().to_string();
+        assert!(err.contains("in use by another statemesh node"), "{err}");
+        assert!(err.contains(&dir.display().to_string()), "{err}");
+        let node = first.node_id().unwrap();
+        assert_eq!(first.node_id().unwrap(), node);
+        assert_eq!(first.cluster_id().unwrap(), None);
+        let cluster = ClusterId::random().unwrap();
+        first.set_cluster_id(cluster).unwrap();
+        assert_eq!(first.cluster_id().unwrap(), Some(cluster));
+    }
+
+    #[test]
+    fn a_file_is_not_a_data_directory() {
+        let root = tempfile::tempdir().unwrap();
+        let file = root.path().join("f");
+        std::fs::write(&file, b"x").unwrap();
+        let err = DataDir::open(&file).unwrap_err().to_string();
+        assert!(err.contains("is a file, not a directory"), "{err}");
+        let err = DataDir::open(&file.join("below")).unwrap_err().to_string();
+        assert!(err.contains("cannot be created"), "{err}");
+    }
+
+    #[test]
+    fn discarding_takes_away_only_what_a_first_start_made() {
+        let root = tempfile::tempdir().unwrap();
+        let new = root.path().join("new");
+        let d = DataDir::open(&new).unwrap();
+        d.node_id().unwrap();
+        d.discard();
+        assert!(!new.exists());
+
+        let empty = root.path().join("empty");
+        std::fs::create_dir(&empty).unwrap();
+        let d = DataDir::open(&empty).unwrap();
+        d.node_id().unwrap();
+        d.discard();
+        assert!(empty.exists());
+        assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0);
+
+        let used = root.path().join("used");
+        let d = DataDir::open(&used).unwrap();
+        d.node_id().unwrap();
+        drop(d);
+        let d = DataDir::open(&used).unwrap();
+        d.discard();
+        assert!(used.join(NODE_ID).exists());
+    }
+}
