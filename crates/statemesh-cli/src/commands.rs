@@ -1,6 +1,7 @@
 //! The commands that talk to a running cluster.
 
 use crate::connect::ConnectArgs;
+use crate::report::{self, Output};
 use anyhow::{Context, bail};
 use clap::{Subcommand, ValueEnum};
 use statemesh::collections::{CellState, MapChange, MapState};
@@ -13,12 +14,23 @@ use tokio::sync::broadcast;
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum ClientCommand {
-    /// Shows the members, and each group's roles, leader, term, and log and
-    /// applied indices, as one node sees them.
+    /// Asks every member for its own state: whether it answers, when it
+    /// was last heard from, and for each group its role, the leader it
+    /// follows, term, applied version and lag behind the leader.
     Status {
-        /// Print JSON instead of a table.
-        #[arg(long)]
-        json: bool,
+        /// table or json.
+        #[arg(long, value_enum, default_value = "table")]
+        output: Output,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
+    /// Exits 0 only if every member answers and every group has a leader;
+    /// otherwise prints what is wrong and exits 1 (like `etcdctl endpoint
+    /// health`).
+    Health {
+        /// table or json.
+        #[arg(long, value_enum, default_value = "table")]
+        output: Output,
         #[command(flatten)]
         connect: ConnectArgs,
     },
@@ -160,6 +172,15 @@ pub(crate) enum CellCommand {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum MembersCommand {
+    /// Lists the members: id, address, intended role, whether it answers,
+    /// when it was last heard from, its lag and its role in each group.
+    List {
+        /// table or json.
+        #[arg(long, value_enum, default_value = "table")]
+        output: Output,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
     /// Records node ID at ADDRESS as a member (it is then added to every
     /// group as a learner and promoted as the policy says).
     Add {
@@ -201,6 +222,18 @@ pub(crate) enum Kind {
     Events,
 }
 
+/// `health` found problems (it printed them).
+#[derive(Debug)]
+pub(crate) struct Unhealthy;
+
+impl std::fmt::Display for Unhealthy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the cluster is not healthy")
+    }
+}
+
+impl std::error::Error for Unhealthy {}
+
 fn json(text: &str) -> anyhow::Result<Json> {
     text.parse()
         .with_context(|| format!("{text:?} is not JSON (quote strings: '\"text\"')"))
@@ -225,12 +258,12 @@ async fn map(connect: &ConnectArgs, name: &str) -> anyhow::Result<RemoteMap<Stri
 
 pub(crate) async fn run(command: ClientCommand) -> anyhow::Result<()> {
     match command {
-        ClientCommand::Status { json, connect } => {
-            let status = connect.client().await?.status().await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&status)?);
-            } else {
-                print_status(&status);
+        ClientCommand::Status { output, connect } => {
+            report::status(&connect.client().await?.report().await?, output)?;
+        }
+        ClientCommand::Health { output, connect } => {
+            if !report::health(&connect.client().await?.report().await?, output)? {
+                return Err(Unhealthy.into());
             }
         }
         ClientCommand::Get {
@@ -376,6 +409,9 @@ pub(crate) async fn run(command: ClientCommand) -> anyhow::Result<()> {
 
 async fn members(command: MembersCommand) -> anyhow::Result<()> {
     match command {
+        MembersCommand::List { output, connect } => {
+            report::members(&connect.client().await?.report().await?, output)?;
+        }
         MembersCommand::Add {
             id,
             address,
@@ -562,37 +598,5 @@ impl Printed for Hooked<JsonEvents> {
 
     fn change_line(change: &MapChange<String, Json>) -> String {
         MapState::<String, Json>::change_line(change)
-    }
-}
-
-fn print_status(s: &statemesh::ClusterStatus) {
-    println!("answered by node {}", s.node);
-    println!("\nmembers:");
-    println!("  {:<18} {:<24} role", "id", "address");
-    for (id, m) in &s.members {
-        println!("  {id:<18} {:<24} {}", m.address, m.role);
-    }
-    println!("\ngroups:");
-    println!(
-        "  {:<16} {:<9} {:<18} {:>5} {:>9} {:>9}  {:<24} learners",
-        "name", "role", "leader", "term", "last log", "applied", "voters"
-    );
-    for (name, g) in &s.groups {
-        let ids = |set: &std::collections::BTreeSet<u64>| {
-            set.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(",")
-        };
-        println!(
-            "  {name:<16} {:<9} {:<18} {:>5} {:>9} {:>9}  {:<24} {}",
-            format!("{:?}", g.role).to_lowercase(),
-            g.leader.map_or_else(|| "-".to_owned(), |l| l.to_string()),
-            g.term,
-            g.last_log_index,
-            g.applied,
-            ids(&g.voters),
-            ids(&g.learners),
-        );
     }
 }

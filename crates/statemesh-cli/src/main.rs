@@ -14,6 +14,8 @@ mod http;
 mod local;
 mod logging;
 mod node;
+mod report;
+mod size;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

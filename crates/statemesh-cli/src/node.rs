@@ -75,10 +75,10 @@ pub(crate) struct NodeArgs {
     /// further behind receives the whole state) [default: 4096].
     #[arg(long, env = "STATEMESH_HISTORY_VERSIONS")]
     history_versions: Option<usize>,
-    /// Bytes of each collection's changes kept for mirrors [default:
-    /// 16777216].
+    /// Bytes of each collection's changes kept for mirrors (`16MiB`,
+    /// `10MB`, or a number of bytes) [default: 16MiB].
     #[arg(long, env = "STATEMESH_HISTORY_BYTES")]
-    history_bytes: Option<usize>,
+    history_bytes: Option<crate::size::Size>,
     /// Publish these collections to shared memory for processes on this
     /// host (`statemesh local get`), each as the region of its name
     /// (comma-separated or repeated).
@@ -93,6 +93,12 @@ pub(crate) struct NodeArgs {
     #[arg(long, env = "STATEMESH_LEAVE_ON_SHUTDOWN")]
     #[serde(default)]
     leave_on_shutdown: bool,
+    /// Exit (status 0) once the node learns it was removed from the
+    /// cluster; `--exit-when-removed=false` keeps it running, refusing
+    /// clients, until it is added back [default: true].
+    #[arg(long, env = "STATEMESH_EXIT_WHEN_REMOVED", num_args = 0..=1,
+          default_missing_value = "true", value_name = "BOOL")]
+    exit_when_removed: Option<bool>,
     /// Serve /metrics (Prometheus), /health and /ready over HTTP here.
     #[arg(long, env = "STATEMESH_HTTP")]
     http: Option<String>,
@@ -150,6 +156,7 @@ impl NodeArgs {
             address_file: self.address_file.or(file.address_file),
             http: self.http.or(file.http),
             leave_on_shutdown: self.leave_on_shutdown || file.leave_on_shutdown,
+            exit_when_removed: self.exit_when_removed.or(file.exit_when_removed),
         })
     }
 
@@ -208,7 +215,7 @@ impl NodeArgs {
             o.history.versions = v;
         }
         if let Some(b) = self.history_bytes {
-            o.history.bytes = b;
+            o.history.bytes = b.0;
         }
         o.publish.clone_from(&self.publish);
         if let Some(d) = &self.publish_dir {
@@ -247,9 +254,23 @@ pub(crate) async fn run(args: NodeArgs) -> anyhow::Result<()> {
         std::fs::rename(&tmp, f).with_context(|| format!("writing {}", f.display()))?;
     }
     println!("node {} listening on {}", server.id(), server.address());
-    wait_for_signal().await?;
-    tracing::info!("shutting down");
-    if args.leave_on_shutdown {
+    let exit_when_removed = args.exit_when_removed.unwrap_or(true);
+    let removed = async {
+        if exit_when_removed {
+            server.removed().await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    // The server logs the removal itself.
+    let signalled = tokio::select! {
+        r = wait_for_signal() => { r?; true }
+        () = removed => false,
+    };
+    if signalled {
+        tracing::info!("shutting down");
+    }
+    if signalled && args.leave_on_shutdown {
         match server.leave(Duration::from_secs(30)).await {
             Ok(()) => tracing::info!("left the cluster"),
             Err(e) => tracing::warn!("leaving the cluster: {e}"),

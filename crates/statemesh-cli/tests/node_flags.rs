@@ -31,3 +31,22 @@ fn contradictory_or_unworkable_flags_are_refused_at_start() {
         assert!(e.contains("give a positive odd number"), "{voters}: {e}");
     }
 }
+
+#[test]
+fn byte_sizes_take_units_on_the_command_line_and_in_the_config_file() {
+    let out = common::run(&["node", "--history-bytes", "lots", "--secret", "s"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        common::stderr(&out).contains("\"lots\" is not a size"),
+        "{}",
+        common::stderr(&out)
+    );
+    // The size is read; what stops the node is the even voter count after it.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("node.toml");
+    std::fs::write(&config, "history-bytes = \"16MiB\"\nvoters = 2\n").unwrap();
+    let e = refused_at_start(&["--config", config.to_str().unwrap()]);
+    assert!(e.contains("--voters 2"), "{e}");
+    let e = refused_at_start(&["--history-bytes", "10MB", "--voters", "2"]);
+    assert!(e.contains("--voters 2"), "{e}");
+}

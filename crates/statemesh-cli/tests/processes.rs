@@ -289,8 +289,8 @@ async fn every_command_runs_and_bad_credentials_are_refused() {
         "{status}"
     );
     let json: serde_json::Value =
-        serde_json::from_str(&ok(&cluster.command(a, &["status", "--json"]))).unwrap();
-    assert_eq!(json["members"].as_object().unwrap().len(), 3);
+        serde_json::from_str(&ok(&cluster.command(a, &["status", "--output", "json"]))).unwrap();
+    assert_eq!(json["members"].as_array().unwrap().len(), 3);
     ok(&cluster.command(a, &["snapshot", "cfg"]));
     ok(&cluster.command(
         a,
@@ -298,8 +298,14 @@ async fn every_command_runs_and_bad_credentials_are_refused() {
     ));
     ok(&cluster.command(a, &["members", "promote", "77"]));
     let json: serde_json::Value =
-        serde_json::from_str(&ok(&cluster.command(a, &["status", "--json"]))).unwrap();
-    assert_eq!(json["members"]["77"]["role"], "Voter", "{json}");
+        serde_json::from_str(&ok(&cluster.command(a, &["status", "--output", "json"]))).unwrap();
+    let added = json["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == 77)
+        .unwrap();
+    assert_eq!(added["role"], "voter", "{json}");
     ok(&cluster.command(a, &["members", "remove", "77"]));
     fails(
         &cluster.command(a, &["members", "promote", "77"]),

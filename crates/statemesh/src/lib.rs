@@ -52,8 +52,9 @@ mod state_machine;
 mod types;
 
 pub use client::{
-    Client, ClientError, ClientOptions, ClusterStatus, Refusal, Remote, RemoteCell, RemoteMap,
-    RemoteOnce, RemotePriorityQueue, RemoteSet, RemoteVec, RemoteWritten, Resync,
+    Client, ClientError, ClientOptions, ClusterReport, ClusterStatus, MemberReport, Refusal,
+    Remote, RemoteCell, RemoteMap, RemoteOnce, RemotePriorityQueue, RemoteSet, RemoteVec,
+    RemoteWritten, Resync,
 };
 pub use collections::{
     Cell, CellReader, Json, Map, MapReader, Once, OnceReader, PriorityQueue, PriorityQueueReader,

@@ -27,12 +27,12 @@ pub(crate) struct BenchArgs {
     /// every system compared).
     #[arg(long, default_value_t = 32)]
     connections: usize,
-    /// Bytes per key.
-    #[arg(long, default_value_t = 8)]
-    key_size: usize,
-    /// Bytes per value.
-    #[arg(long, default_value_t = 256)]
-    value_size: usize,
+    /// Bytes per key (a number, or with a unit: 1KiB).
+    #[arg(long, default_value = "8")]
+    key_size: crate::size::Size,
+    /// Bytes per value (a number, or with a unit: 4KiB).
+    #[arg(long, default_value = "256")]
+    value_size: crate::size::Size,
     /// Distinct keys (written once before the reads).
     #[arg(long, default_value_t = 10_000)]
     key_space: u64,
@@ -89,8 +89,8 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
         clients: 1,
         duration: Duration::from_secs(args.seconds),
         rounds: args.rounds.max(1),
-        key_size: args.key_size,
-        value_size: args.value_size,
+        key_size: args.key_size.0,
+        value_size: args.value_size.0,
         key_space: args.key_space.max(1),
     };
     eprintln!("preloading {} keys", base.key_space);
@@ -99,7 +99,7 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
         .map_err(anyhow::Error::msg)?;
     println!(
         "{}-byte keys, {}-byte values, {} s x {} rounds, at most {} connections",
-        args.key_size, args.value_size, args.seconds, base.rounds, args.connections
+        args.key_size.0, args.value_size.0, args.seconds, base.rounds, args.connections
     );
     println!("{}", workload::header(&[]));
     for op in [Op::Put, Op::GetLinearizable, Op::GetSerializable] {

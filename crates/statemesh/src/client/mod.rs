@@ -3,12 +3,14 @@
 
 pub(crate) mod protocol;
 mod remote;
+mod report;
 
 pub use protocol::{ClusterStatus, Refusal, Resync};
 pub use remote::{
     Remote, RemoteCell, RemoteMap, RemoteOnce, RemotePriorityQueue, RemoteSet, RemoteVec,
     RemoteWritten,
 };
+pub use report::{ClusterReport, MemberReport};
 
 use crate::group::Identity;
 use crate::group::millis;
@@ -512,7 +514,7 @@ impl Client {
                             Refusal::Timeout { maybe_applied } => {
                                 tries.maybe_applied |= maybe_applied;
                             }
-                            Refusal::Unavailable(_) => {}
+                            Refusal::Unavailable(_) | Refusal::Removed => {}
                             Refusal::Indeterminate(why) => {
                                 return Err(ClientError::Indeterminate(why));
                             }

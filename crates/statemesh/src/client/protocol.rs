@@ -206,6 +206,13 @@ pub enum Refusal {
     /// The request could not be decoded.
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// The node named is not a member of the cluster.
+    #[error("node {0} is not a member of the cluster")]
+    NoSuchMember(NodeId),
+    /// The answering node was removed from the cluster: it serves none of
+    /// its collections. Another member may answer.
+    #[error("this node was removed from the cluster: ask another member")]
+    Removed,
 }
 
 pub(crate) type Response = Result<ClientReply, Refusal>;
@@ -219,4 +226,7 @@ pub struct ClusterStatus {
     pub members: BTreeMap<NodeId, Member>,
     /// Each group the node hosts (`_cluster` first), by name.
     pub groups: Vec<(String, GroupStatus)>,
+    /// Milliseconds since the node last heard from each member (it pings
+    /// them four times a second); itself at 0.
+    pub last_contact_ms: BTreeMap<NodeId, u64>,
 }

@@ -559,8 +559,10 @@ fn decode_reply<SM: StateMachine>(bytes: &[u8]) -> Result<SM::Response, ExecuteE
     }
 }
 
-/// What a replica does in its group.
+/// What a replica does in its group. Written in lower case, in JSON and
+/// in tables alike.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Role {
     /// It leads: writes go through it.
     Leader,
@@ -570,6 +572,17 @@ pub enum Role {
     Follower,
     /// It follows without voting.
     Learner,
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Leader => "leader",
+            Self::Candidate => "candidate",
+            Self::Follower => "follower",
+            Self::Learner => "learner",
+        })
+    }
 }
 
 /// A replica's view of its group; see [`Group::status`].

@@ -6,8 +6,10 @@ use crate::types::NodeId;
 use imbl::OrdMap;
 use serde::{Deserialize, Serialize};
 
-/// What a member may do.
+/// What a member may do. Written in lower case, in JSON and in tables
+/// alike.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum MemberRole {
     /// It may be promoted to voter (it starts as a learner and is promoted
     /// once caught up, while the cluster has fewer voters than its target).

@@ -5,6 +5,7 @@
 //! DIR/LOCK          held (flock) while a node runs here
 //! DIR/node-id       this node's id, made on first start
 //! DIR/cluster-id    the id of the cluster the directory belongs to
+//! DIR/removed       present once the node learnt it was removed
 //! DIR/groups/…      each group's log and snapshot (see `Node`)
 //! DIR/values/…      large values (statemesh-cache)
 //! ```
@@ -17,6 +18,7 @@ use std::path::{Path, PathBuf};
 const LOCK: &str = "LOCK";
 const NODE_ID: &str = "node-id";
 const CLUSTER_ID: &str = "cluster-id";
+const REMOVED: &str = "removed";
 
 /// An open, locked data directory.
 #[derive(Debug)]
@@ -129,9 +131,33 @@ impl DataDir {
             .transpose()
     }
 
-    /// Records the cluster this directory belongs to from now on.
+    /// Records the cluster this directory belongs to from now on (once:
+    /// a directory never changes cluster).
     pub(crate) fn set_cluster_id(&self, id: ClusterId) -> Result<(), ServerError> {
-        self.write(CLUSTER_ID, &format!("{id}\n"))
+        match self.cluster_id()? {
+            Some(known) if known == id => Ok(()),
+            Some(known) => Err(ServerError::DataDir {
+                path: self.path.join(CLUSTER_ID),
+                reason: format!("belongs to cluster {known}, not {id}"),
+            }),
+            None => self.write(CLUSTER_ID, &format!("{id}\n")),
+        }
+    }
+
+    /// Whether the node learnt, last time it ran, that it had been removed
+    /// from its cluster.
+    pub(crate) fn was_removed(&self) -> bool {
+        self.path.join(REMOVED).exists()
+    }
+
+    /// Notes that the node is a member again.
+    pub(crate) fn clear_removed(&self) -> Result<(), ServerError> {
+        match std::fs::remove_file(self.path.join(REMOVED)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(self.io(REMOVED, e.to_string()))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Takes away what this start made, if the directory was new or empty
@@ -175,6 +201,12 @@ impl DataDir {
             reason: format!("cannot be read or written: {error}"),
         }
     }
+}
+
+/// Notes in the data directory at `path` that its node was removed from
+/// the cluster, so a restart does not serve stale data as if a member.
+pub(crate) fn mark_removed(path: &Path) -> std::io::Result<()> {
+    std::fs::write(path.join(REMOVED), b"")
 }
 
 #[cfg(test)]

@@ -124,6 +124,16 @@ pub enum ServerError {
         /// Why, and what to do.
         reason: String,
     },
+    /// The node was removed from its cluster (it learnt so while it ran),
+    /// and `join` is empty. Nothing was changed.
+    #[error(
+        "{path}: this node was removed from its cluster; to make it a member again start it \
+         with --join ADDR (or with an empty --data-dir)"
+    )]
+    Removed {
+        /// The data directory.
+        path: PathBuf,
+    },
     /// `join` names a cluster other than the one the data directory
     /// belongs to. Nothing was changed.
     #[error(
@@ -192,6 +202,11 @@ pub(crate) struct ServerInner {
     publications: Mutex<HashMap<String, Publication>>,
     /// The data directory, locked while the node runs.
     data: Mutex<Option<data_dir::DataDir>>,
+    /// Whether the node has learnt it was removed from the cluster.
+    removed: tokio::sync::watch::Sender<bool>,
+    /// Whether it is leaving of its own accord ([`Server::leave`]): its
+    /// removal is then no news.
+    leaving: std::sync::atomic::AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -279,6 +294,8 @@ impl Server {
             changing: Mutex::new(HashSet::new()),
             publications: Mutex::new(HashMap::new()),
             data: Mutex::new(None),
+            removed: tokio::sync::watch::Sender::new(false),
+            leaving: std::sync::atomic::AtomicBool::new(false),
         });
         inner.learn_addresses();
         net.serve_clients(Arc::new(service::Service(Arc::downgrade(&inner))));
@@ -313,6 +330,15 @@ impl Server {
         &self.inner.address
     }
 
+    /// Resolves once the node learns it was removed from the cluster
+    /// (`statemesh members remove`, or [`Server::leave`]): from then on it
+    /// refuses clients with [`Refusal::Removed`], and a later start on its
+    /// data directory needs `join` to make it a member again.
+    pub async fn removed(&self) {
+        let mut removed = self.inner.removed.subscribe();
+        let _ = removed.wait_for(|r| *r).await;
+    }
+
     /// This node's view of the cluster.
     pub async fn status(&self) -> ClusterStatus {
         self.inner.status().await
@@ -344,6 +370,9 @@ impl Server {
     /// leader) or the groups did not let go in time.
     pub async fn leave(&self, timeout: Duration) -> Result<(), ServerError> {
         let inner = &self.inner;
+        inner
+            .leaving
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         inner
             .system
             .execute(ClusterCommand::Leave { id: inner.id })
@@ -408,6 +437,12 @@ impl ServerInner {
             .await
             .map_err(|e| GroupError::Raft(e.to_string()))?;
         let join = &self.options.join;
+        let removed = data.was_removed();
+        if removed && join.is_empty() {
+            return Err(ServerError::Removed {
+                path: data.path().to_path_buf(),
+            });
+        }
         if !initialized && join.is_empty() {
             let cluster = match stored {
                 Some(c) => c,
@@ -428,15 +463,19 @@ impl ServerInner {
             tracing::info!(cluster = %cluster, "bootstrapped a new cluster");
             return self.record(me).await;
         }
-        if !initialized {
+        if !initialized || removed {
             // Joining waits for a membership change, which waits for the
-            // cluster's own group: more than a client's default.
+            // cluster's own group: more than a client's default. A node
+            // that was removed joins again with its old logs: the leaders
+            // add it as a learner and bring its logs up to date, as after
+            // any absence.
             let client = join_client(&self.options, Duration::from_secs(10)).await?;
             if let Some(theirs) = client.cluster_id().await? {
                 data.set_cluster_id(theirs)?;
                 self.net.set_cluster_id(theirs);
             }
-            return Ok(client.join(self.id, me).await?);
+            client.join(self.id, me).await?;
+            return data.clear_removed();
         }
         if !join.is_empty() {
             tracing::info!(
@@ -456,6 +495,28 @@ impl ServerInner {
             });
         }
         Ok(())
+    }
+
+    /// Whether the node has learnt it was removed from the cluster.
+    pub(crate) fn is_removed(&self) -> bool {
+        *self.removed.borrow()
+    }
+
+    /// Notes, once, that the node was removed from the cluster.
+    fn note_removed(&self) {
+        if self.removed.send_replace(true) {
+            return;
+        }
+        if let Err(e) = data_dir::mark_removed(&self.options.data_dir) {
+            tracing::error!("noting the removal in the data directory: {e}");
+        }
+        if self.leaving.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        tracing::warn!(
+            node = self.id,
+            "this node was removed from the cluster: it serves none of its collections now"
+        );
     }
 
     /// Records this node as a member (through the leader).
@@ -532,7 +593,7 @@ impl ServerInner {
     }
 
     pub(crate) async fn status(&self) -> ClusterStatus {
-        let members = self
+        let members: BTreeMap<NodeId, Member> = self
             .system
             .read_local(|s| s.members.iter().map(|(k, v)| (*k, v.clone())).collect());
         let mut groups: Vec<_> = self
@@ -542,10 +603,17 @@ impl ServerInner {
             .map(|(n, h)| (n, h.status()))
             .collect();
         groups.sort_by(|a, b| (a.0 != SYSTEM_GROUP, &a.0).cmp(&(b.0 != SYSTEM_GROUP, &b.0)));
+        let now = Instant::now();
+        let last_contact_ms = lock(&self.seen)
+            .iter()
+            .filter(|(id, _)| members.contains_key(*id))
+            .map(|(id, t)| (*id, crate::group::millis(now.duration_since(*t))))
+            .collect();
         ClusterStatus {
             node: self.id,
             members,
             groups,
+            last_contact_ms,
         }
     }
 }
@@ -598,8 +666,28 @@ async fn check_join(
 async fn follow_cluster(inner: Arc<ServerInner>) {
     let mut when = inner.system.when();
     let mut failed: HashSet<String> = HashSet::new();
+    // A node is not in the record until its join is applied, so only a
+    // record that had it and lost it means a removal.
+    let mut was_member = false;
     loop {
         inner.learn_addresses();
+        let member = inner
+            .system
+            .read_local(|s| s.members.contains_key(&inner.id));
+        if member {
+            was_member = true;
+            if inner.removed.send_replace(false) {
+                // Added back (`statemesh members add`).
+                if let Some(d) = &*lock(&inner.data)
+                    && let Err(e) = d.clear_removed()
+                {
+                    tracing::error!("{e}");
+                }
+                tracing::info!(node = inner.id, "this node is a member again");
+            }
+        } else if was_member {
+            inner.note_removed();
+        }
         let names: Vec<String> = inner
             .system
             .read_local(|s| s.collections.keys().cloned().collect());

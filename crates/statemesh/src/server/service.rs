@@ -42,6 +42,9 @@ impl ClientHandler for Service {
                     }),
                 ) => {
                     let h = async {
+                        if inner.is_removed() {
+                            return Err(Refusal::Removed);
+                        }
                         user_collection(&collection)?;
                         require(&grant, &collection, Access::Read)?;
                         let h = matching(&inner, &collection, &signature).await?;
@@ -154,6 +157,9 @@ async fn answer(
     request: ClientRequest,
     deadline: Instant,
 ) -> Response {
+    if inner.is_removed() && !matches!(request, ClientRequest::Status) {
+        return Err(Refusal::Removed);
+    }
     match request {
         ClientRequest::Status => Ok(ClientReply::Status(inner.status().await)),
         ClientRequest::Join { id, member } => {
@@ -167,12 +173,15 @@ async fn answer(
         }
         ClientRequest::Leave { id } => {
             require_admin(grant)?;
-            inner
+            let (left, _) = inner
                 .system
                 .execute(ClusterCommand::Leave { id })
                 .await
                 .map_err(refusal)?;
-            Ok(ClientReply::Done)
+            match left {
+                ClusterOutcome::Left(false) => Err(Refusal::NoSuchMember(id)),
+                _ => Ok(ClientReply::Done),
+            }
         }
         ClientRequest::Snapshot { collection } => {
             require_admin(grant)?;

@@ -1,0 +1,200 @@
+//! `status`, `health` and `members list`: every member's account of itself,
+//! as a table or as JSON. Roles are written the same way in both.
+
+use clap::ValueEnum;
+use serde_json::json;
+use statemesh::{ClusterReport, MemberReport};
+
+/// How a command prints what it found.
+#[derive(Debug, Clone, Copy, Default, ValueEnum)]
+pub(crate) enum Output {
+    /// Columns for people.
+    #[default]
+    Table,
+    /// One JSON document for programs.
+    Json,
+}
+
+/// `statemesh status`: each member, then each group on each member.
+pub(crate) fn status(r: &ClusterReport, output: Output) -> anyhow::Result<()> {
+    match output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&status_json(r))?),
+        Output::Table => {
+            members_table(r, false);
+            println!();
+            println!(
+                "{:<16} {:<18} {:<10} {:<18} {:>6} {:>9} {:>6}",
+                "GROUP", "NODE", "ROLE", "LEADER", "TERM", "APPLIED", "LAG"
+            );
+            for g in r.groups() {
+                for m in &r.members {
+                    let own = m
+                        .status
+                        .as_ref()
+                        .and_then(|s| s.groups.iter().find(|(n, _)| *n == g));
+                    let Some((_, s)) = own else {
+                        let why = if m.reachable {
+                            "(not hosted)"
+                        } else {
+                            "(no answer)"
+                        };
+                        println!("{g:<16} {:<18} {why}", m.id);
+                        continue;
+                    };
+                    println!(
+                        "{g:<16} {:<18} {:<10} {:<18} {:>6} {:>9} {:>6}",
+                        m.id,
+                        s.role.to_string(),
+                        s.leader.map_or_else(|| "-".to_owned(), |l| l.to_string()),
+                        s.term,
+                        s.applied,
+                        lag(r, m, &g),
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `statemesh health`: whether every member answers and every group has
+/// a leader. Returns whether it is healthy.
+pub(crate) fn health(r: &ClusterReport, output: Output) -> anyhow::Result<bool> {
+    let problems = r.problems();
+    let healthy = problems.is_empty();
+    let answered = r.members.iter().filter(|m| m.reachable).count();
+    let groups = r.groups().len();
+    match output {
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "healthy": healthy,
+                "members": r.members.len(),
+                "answered": answered,
+                "groups": groups,
+                "problems": problems,
+            }))?
+        ),
+        Output::Table if healthy => println!(
+            "healthy: {answered} of {} members answered, {groups} groups have a leader",
+            r.members.len()
+        ),
+        Output::Table => {
+            println!(
+                "unhealthy: {answered} of {} members answered",
+                r.members.len()
+            );
+            for p in &problems {
+                println!("  {p}");
+            }
+        }
+    }
+    Ok(healthy)
+}
+
+/// `statemesh members list`.
+pub(crate) fn members(r: &ClusterReport, output: Output) -> anyhow::Result<()> {
+    match output {
+        Output::Json => {
+            let list: Vec<_> = r.members.iter().map(|m| member_json(r, m)).collect();
+            println!("{}", serde_json::to_string_pretty(&list)?);
+        }
+        Output::Table => members_table(r, true),
+    }
+    Ok(())
+}
+
+fn members_table(r: &ClusterReport, roles: bool) {
+    print!(
+        "{:<18} {:<22} {:<7} {:<10} {:<13}",
+        "ID", "ADDRESS", "ROLE", "REACHABLE", "LAST CONTACT"
+    );
+    if roles {
+        print!(" {:<6} ROLES", "LAG");
+    }
+    println!();
+    for m in &r.members {
+        print!(
+            "{:<18} {:<22} {:<7} {:<10} {:<13}",
+            m.id,
+            m.address,
+            m.role.to_string(),
+            if m.reachable { "yes" } else { "no" },
+            contact(m.last_contact_ms),
+        );
+        if roles {
+            let worst = r.groups().iter().filter_map(|g| r.lag(m.id, g)).max();
+            let roles = m.status.as_ref().map_or_else(
+                || "-".to_owned(),
+                |s| {
+                    s.groups
+                        .iter()
+                        .map(|(g, st)| format!("{g}:{}", st.role))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                },
+            );
+            print!(
+                " {:<6} {roles}",
+                worst.map_or_else(|| "-".to_owned(), |l| l.to_string())
+            );
+        }
+        println!();
+    }
+}
+
+fn contact(ms: Option<u64>) -> String {
+    match ms {
+        None => "never".to_owned(),
+        Some(ms) if ms < 1_000 => "now".to_owned(),
+        Some(ms) => format!("{:.0}s ago", ms as f64 / 1000.0),
+    }
+}
+
+fn lag(r: &ClusterReport, m: &MemberReport, group: &str) -> String {
+    r.lag(m.id, group)
+        .map_or_else(|| "-".to_owned(), |l| l.to_string())
+}
+
+fn member_json(r: &ClusterReport, m: &MemberReport) -> serde_json::Value {
+    let groups: serde_json::Map<String, serde_json::Value> = m
+        .status
+        .iter()
+        .flat_map(|s| &s.groups)
+        .map(|(g, s)| {
+            (
+                g.clone(),
+                json!({
+                    "role": s.role,
+                    "leader": s.leader,
+                    "term": s.term,
+                    "applied": s.applied,
+                    "lag": r.lag(m.id, g),
+                }),
+            )
+        })
+        .collect();
+    json!({
+        "id": m.id,
+        "address": m.address,
+        "role": m.role,
+        "reachable": m.reachable,
+        "last_contact_ms": m.last_contact_ms,
+        "error": m.error,
+        "groups": groups,
+    })
+}
+
+fn status_json(r: &ClusterReport) -> serde_json::Value {
+    let groups: Vec<_> = r
+        .groups()
+        .into_iter()
+        .map(|g| json!({ "name": g, "leader": r.leader(&g) }))
+        .collect();
+    json!({
+        "asked": r.asked,
+        "members": r.members.iter().map(|m| member_json(r, m)).collect::<Vec<_>>(),
+        "groups": groups,
+        "problems": r.problems(),
+    })
+}
