@@ -87,18 +87,35 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            // One line, whatever the causes print (a TOML error shows the
-            // offending line on lines of its own).
-            let text = format!("{e:#}");
-            let line: Vec<&str> = text
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .collect();
-            eprintln!("error: {}", line.join(" "));
+            eprintln!("error: {}", one_line(&e));
             ExitCode::from(exit_code(&e))
         }
     }
+}
+
+/// An error and its causes on one line, each said once: many errors embed
+/// their cause in their own message and also report it as their source,
+/// which printed naively reads `X: X`. (A TOML error shows the offending
+/// line on lines of its own.)
+fn one_line(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let said = cause.to_string();
+        let said: Vec<&str> = said
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        let said = said.join(" ");
+        if text.contains(&said) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&said);
+    }
+    text
 }
 
 /// The exit status for an error (see [`EXIT_CODES`]).
@@ -117,5 +134,21 @@ fn exit_code(e: &anyhow::Error) -> u8 {
         }) => 5,
         Some(ClientError::Timeout { .. } | ClientError::Indeterminate(_)) => 6,
         _ => 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn each_cause_is_said_once_on_one_line() {
+        let cause = || std::io::Error::other("no space left");
+        let e = anyhow::Error::from(cause()).context("writing d1/LOCK");
+        assert_eq!(one_line(&e), "writing d1/LOCK: no space left");
+        let e = anyhow::Error::from(cause()).context(format!("writing d1/LOCK: {}", cause()));
+        assert_eq!(one_line(&e), "writing d1/LOCK: no space left");
+        let e = anyhow::anyhow!("bad key\n  |\n1 | x = \n  |");
+        assert_eq!(one_line(&e), "bad key | 1 | x = |");
     }
 }

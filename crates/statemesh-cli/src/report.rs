@@ -76,8 +76,13 @@ pub(crate) fn health(r: &ClusterReport, output: Output) -> anyhow::Result<bool> 
             }))?
         ),
         Output::Table if healthy => println!(
-            "healthy: {answered} of {} members answered, {groups} groups have a leader",
-            r.members.len()
+            "healthy: {answered} of {} members answered, {}",
+            r.members.len(),
+            if groups == 1 {
+                "the group has a leader".to_owned()
+            } else {
+                format!("all {groups} groups have a leader")
+            }
         ),
         Output::Table => {
             println!(
@@ -105,16 +110,16 @@ pub(crate) fn members(r: &ClusterReport, output: Output) -> anyhow::Result<()> {
 }
 
 fn members_table(r: &ClusterReport, roles: bool) {
-    print!(
+    let mut header = format!(
         "{:<18} {:<22} {:<7} {:<10} {:<13}",
         "ID", "ADDRESS", "ROLE", "REACHABLE", "LAST CONTACT"
     );
     if roles {
-        print!(" {:<6} ROLES", "LAG");
+        header.push_str(&format!(" {:<6} ROLES", "LAG"));
     }
-    println!();
+    println!("{}", header.trim_end());
     for m in &r.members {
-        print!(
+        let mut line = format!(
             "{:<18} {:<22} {:<7} {:<10} {:<13}",
             m.id,
             m.address,
@@ -134,12 +139,12 @@ fn members_table(r: &ClusterReport, roles: bool) {
                         .join(" ")
                 },
             );
-            print!(
+            line.push_str(&format!(
                 " {:<6} {roles}",
                 worst.map_or_else(|| "-".to_owned(), |l| l.to_string())
-            );
+            ));
         }
-        println!();
+        println!("{}", line.trim_end());
     }
 }
 

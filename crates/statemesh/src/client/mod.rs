@@ -133,7 +133,7 @@ pub enum ClientError {
         error: ConnectionError,
     },
     /// The node refused the request.
-    #[error("{0}")]
+    #[error(transparent)]
     Refused(#[from] Refusal),
     /// A command's outcome is unknown and cannot be learned: its session
     /// expired (it was retried for longer than a session lives) before the
