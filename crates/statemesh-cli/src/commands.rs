@@ -251,9 +251,20 @@ fn show(v: Option<&Json>) -> String {
     v.map_or_else(|| "null".to_owned(), ToString::to_string)
 }
 
+/// The map `name`, created if missing: for commands that write.
 async fn map(connect: &ConnectArgs, name: &str) -> anyhow::Result<RemoteMap<String, Json>> {
     let client = connect.client().await?;
     Ok(client.map::<String, Json>(name).await?)
+}
+
+/// The map `name` if it exists: for commands that only read, so a
+/// misspelt name creates nothing.
+async fn existing_map(
+    connect: &ConnectArgs,
+    name: &str,
+) -> anyhow::Result<RemoteMap<String, Json>> {
+    let client = connect.client().await?;
+    Ok(client.open_existing(name).await?)
 }
 
 pub(crate) async fn run(command: ClientCommand) -> anyhow::Result<()> {
@@ -272,7 +283,7 @@ pub(crate) async fn run(command: ClientCommand) -> anyhow::Result<()> {
             local,
             connect,
         } => {
-            let mut m = map(&connect, &name).await?;
+            let mut m = existing_map(&connect, &name).await?;
             if local {
                 m = m.with_consistency(Consistency::Local);
             }
@@ -329,12 +340,13 @@ pub(crate) async fn run(command: ClientCommand) -> anyhow::Result<()> {
             );
         }
         ClientCommand::List { map: name, connect } => {
-            for (k, v) in map(&connect, &name).await?.iter().await? {
+            for (k, v) in existing_map(&connect, &name).await?.iter().await? {
                 println!(r#"{{"key":{},"value":{v}}}"#, serde_json::Value::String(k));
             }
         }
         ClientCommand::Cell(CellCommand::Get { name, connect }) => {
-            let cell = connect.client().await?.cell::<Json>(&name).await?;
+            let cell: statemesh::RemoteCell<Json> =
+                connect.client().await?.open_existing(&name).await?;
             println!("{}", show(cell.read().await?.as_ref()));
         }
         ClientCommand::Cell(CellCommand::Set {

@@ -656,12 +656,36 @@ impl Client {
         name: &str,
         empty: &SM,
     ) -> Result<Remote<SM>, ClientError> {
+        self.open_as(name, empty, true).await
+    }
+
+    /// A handle on collection `name` of state machine `SM` if it exists:
+    /// what a client that only reads should use, so that a misspelt name
+    /// is an error instead of a new, empty collection on every node.
+    ///
+    /// # Errors
+    ///
+    /// [`Refusal::NoSuchCollection`] if it does not exist; otherwise as
+    /// [`Client::open`].
+    pub async fn open_existing<SM: Queryable + Default>(
+        &self,
+        name: &str,
+    ) -> Result<Remote<SM>, ClientError> {
+        self.open_as(name, &SM::default(), false).await
+    }
+
+    async fn open_as<SM: Queryable>(
+        &self,
+        name: &str,
+        empty: &SM,
+        create: bool,
+    ) -> Result<Remote<SM>, ClientError> {
         let signature = empty.signature();
         self.done(&ClientRequest::Open {
             collection: name.to_owned(),
             signature: signature.clone(),
             identity: Identity::of(name, empty),
-            create: true,
+            create,
         })
         .await?;
         Ok(Remote::new(self.clone(), name.to_owned(), signature))
