@@ -8,7 +8,7 @@ use statemesh::{Cell, MemoryNetwork, Network, Node, NodeOptions};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What an operation did, as its client saw it.
 #[derive(Debug, Clone, Copy)]
@@ -241,7 +241,7 @@ async fn reads_stay_linearizable_across_leader_changes() {
                     .iter()
                     .map(|c| c.group().status())
                     .max_by_key(|s| s.term);
-                let Some(leader) = newest.and_then(|s| s.leader) else {
+                let Some((leader, term)) = newest.and_then(|s| Some((s.leader?, s.term))) else {
                     continue;
                 };
                 if changes % 2 == 0 {
@@ -249,7 +249,20 @@ async fn reads_stay_linearizable_across_leader_changes() {
                 } else {
                     net.pause(leader);
                 }
-                tokio::time::sleep(Duration::from_millis(600)).await;
+                // The fault lasts until the others have elected (on a busy
+                // machine that can take longer than usual), then a little
+                // more, so clients meet the new leader while the old one
+                // is still away.
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while Instant::now() < deadline
+                    && !cells
+                        .iter()
+                        .map(|c| c.group().status())
+                        .any(|s| s.node != leader && s.term > term && s.leader.is_some())
+                {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                tokio::time::sleep(Duration::from_millis(300)).await;
                 net.heal();
                 net.resume(leader);
                 changes += 1;
