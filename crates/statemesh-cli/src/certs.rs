@@ -9,7 +9,8 @@ use std::time::Duration;
 #[derive(Debug, Subcommand)]
 pub(crate) enum CertsCommand {
     /// Makes a development CA, a node certificate, a client certificate, a
-    /// cluster secret and a JWT key in DIR. Never overwrites.
+    /// cluster secret and a JWT key in DIR. Refuses to replace existing
+    /// ones unless given --force.
     Init {
         /// Where to write them.
         dir: PathBuf,
@@ -17,12 +18,33 @@ pub(crate) enum CertsCommand {
         /// (localhost, 127.0.0.1 and ::1 always are).
         #[arg(long = "host")]
         hosts: Vec<String>,
+        /// Replace the certificates, keys and secrets already in DIR (nodes
+        /// and clients using the old ones can no longer connect).
+        #[arg(long)]
+        force: bool,
     },
 }
 
 pub(crate) fn run(command: CertsCommand) -> anyhow::Result<()> {
     match command {
-        CertsCommand::Init { dir, hosts } => {
+        CertsCommand::Init { dir, hosts, force } => {
+            let present: Vec<&str> = DevCertificates::FILES
+                .into_iter()
+                .filter(|n| dir.join(n).exists())
+                .collect();
+            if !present.is_empty() && !force {
+                anyhow::bail!(
+                    "{} already holds certificates or secrets ({}): nodes and clients using them \
+                     would be locked out; pass --force to replace them",
+                    dir.display(),
+                    present.join(", ")
+                );
+            }
+            for name in present {
+                let path = dir.join(name);
+                std::fs::remove_file(&path)
+                    .with_context(|| format!("removing {}", path.display()))?;
+            }
             let certs = DevCertificates::generate(&hosts)?;
             certs
                 .write(&dir)
@@ -54,12 +76,20 @@ pub(crate) struct TokenArgs {
     /// A collection (or pattern) it may read and write; repeatable.
     #[arg(long)]
     write: Vec<String>,
-    /// How long it is valid, in seconds.
+    /// How long it is valid, in seconds (at least 1).
     #[arg(long, default_value_t = 3600)]
     ttl: u64,
 }
 
 pub(crate) fn token(args: &TokenArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !args.read.is_empty() || !args.write.is_empty(),
+        "the token would allow nothing: give --read or --write (a collection, prefix* or *)"
+    );
+    anyhow::ensure!(
+        args.ttl > 0,
+        "--ttl 0: a token must be valid for at least a second"
+    );
     let key = read_secret(&args.jwt_key_file)?;
     let mut claims = Claims::new(args.subject.clone(), Duration::from_secs(args.ttl));
     claims.read.clone_from(&args.read);

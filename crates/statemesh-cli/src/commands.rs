@@ -54,13 +54,14 @@ pub(crate) enum ClientCommand {
         map: String,
         /// The key.
         key: String,
-        /// The value, as JSON (`'"text"'`, `42`, `'{"a":1}'`).
+        /// The value, as JSON (`'"text"'`, `42`, `'{"a":1}'`), or `-` to
+        /// read it from standard input.
         value: String,
         #[command(flatten)]
         connect: ConnectArgs,
     },
     /// Stores NEW at KEY if it holds EXPECTED (`-` for absent; NEW `-`
-    /// removes); prints whether it did.
+    /// removes); prints whether it did, and exits 2 if it did not.
     Cas {
         /// The map.
         map: String,
@@ -133,7 +134,7 @@ pub(crate) enum ClientCommand {
     Event {
         /// The collection.
         name: String,
-        /// The event, as JSON.
+        /// The event, as JSON, or `-` to read it from standard input.
         event: String,
         #[command(flatten)]
         connect: ConnectArgs,
@@ -163,7 +164,7 @@ pub(crate) enum CellCommand {
     Set {
         /// The cell.
         name: String,
-        /// The value, as JSON.
+        /// The value, as JSON, or `-` to read it from standard input.
         value: String,
         #[command(flatten)]
         connect: ConnectArgs,
@@ -222,21 +223,22 @@ pub(crate) enum Kind {
     Events,
 }
 
-/// `health` found problems (it printed them).
-#[derive(Debug)]
-pub(crate) struct Unhealthy;
-
-impl std::fmt::Display for Unhealthy {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("the cluster is not healthy")
-    }
-}
-
-impl std::error::Error for Unhealthy {}
-
 fn json(text: &str) -> anyhow::Result<Json> {
     text.parse()
         .with_context(|| format!("{text:?} is not JSON (quote strings: '\"text\"')"))
+}
+
+/// A JSON value from the command line, or from standard input if `-`.
+fn json_or_stdin(text: &str) -> anyhow::Result<Json> {
+    if text != "-" {
+        return json(text);
+    }
+    let mut all = String::new();
+    std::io::Read::read_to_string(&mut std::io::stdin(), &mut all)
+        .context("reading the value from standard input")?;
+    all.trim()
+        .parse()
+        .context("standard input does not hold one JSON value")
 }
 
 fn optional_json(text: &str) -> anyhow::Result<Option<Json>> {
@@ -274,7 +276,7 @@ pub(crate) async fn run(command: ClientCommand) -> anyhow::Result<()> {
         }
         ClientCommand::Health { output, connect } => {
             if !report::health(&connect.client().await?.report().await?, output)? {
-                return Err(Unhealthy.into());
+                return Err(crate::Exit(1).into());
             }
         }
         ClientCommand::Get {
@@ -298,7 +300,7 @@ pub(crate) async fn run(command: ClientCommand) -> anyhow::Result<()> {
             value,
             connect,
         } => {
-            let value = json(&value)?;
+            let value = json_or_stdin(&value)?;
             let (previous, version) = map(&connect, &name).await?.insert(key, value).await?;
             println!(
                 r#"{{"previous":{},"version":{version}}}"#,
@@ -322,10 +324,14 @@ pub(crate) async fn run(command: ClientCommand) -> anyhow::Result<()> {
                     r#"{{"swapped":true,"previous":{},"version":{version}}}"#,
                     show(prev.as_ref())
                 ),
-                Err(current) => println!(
-                    r#"{{"swapped":false,"current":{},"version":{version}}}"#,
-                    show(current.as_ref())
-                ),
+                Err(current) => {
+                    println!(
+                        r#"{{"swapped":false,"current":{},"version":{version}}}"#,
+                        show(current.as_ref())
+                    );
+                    // Like a miss in grep: scripts tell it from a swap.
+                    return Err(crate::Exit(2).into());
+                }
             }
         }
         ClientCommand::Del {
@@ -354,7 +360,7 @@ pub(crate) async fn run(command: ClientCommand) -> anyhow::Result<()> {
             value,
             connect,
         }) => {
-            let value = json(&value)?;
+            let value = json_or_stdin(&value)?;
             let cell = connect.client().await?.cell::<Json>(&name).await?;
             let (previous, version) = cell.write(value).await?;
             println!(
@@ -396,7 +402,7 @@ pub(crate) async fn run(command: ClientCommand) -> anyhow::Result<()> {
             event,
             connect,
         } => {
-            let event = json(&event)?;
+            let event = json_or_stdin(&event)?;
             let hooked = Hooked::new(JsonEvents)?;
             let collection = connect.client().await?.open_with(&name, &hooked).await?;
             let (answer, version) = collection.send_event(event).await?;

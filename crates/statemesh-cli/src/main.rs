@@ -21,8 +21,8 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 /// What the exit statuses mean, as `--help` prints it.
-const EXIT_CODES: &str = "Exit status: 0 done; 1 refused or failed (the message says why); \
-2 bad arguments; 3 no member of the cluster could be reached; 4 no quorum: too few voters \
+const EXIT_CODES: &str = "Exit status: 0 done; 1 refused or failed (the message says why), or \
+`health` found a problem; 2 bad arguments, or `cas` found another value; 3 no member of the cluster could be reached; 4 no quorum: too few voters \
 reachable, nothing was written; 5 timed out, nothing was written; 6 timed out after a leader \
 took the write: it may have been applied (once).";
 
@@ -86,12 +86,26 @@ fn main() -> ExitCode {
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<Exit>() => ExitCode::from(e.downcast_ref::<Exit>().map_or(1, |x| x.0)),
         Err(e) => {
             eprintln!("error: {}", one_line(&e));
             ExitCode::from(exit_code(&e))
         }
     }
 }
+
+/// Ends a command with this status and nothing on stderr: what it had to
+/// say went to stdout (a `cas` that did not swap, an unhealthy cluster).
+#[derive(Debug)]
+struct Exit(u8);
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit status {}", self.0)
+    }
+}
+
+impl std::error::Error for Exit {}
 
 /// An error and its causes on one line, each said once: many errors embed
 /// their cause in their own message and also report it as their source,

@@ -230,7 +230,10 @@ async fn every_command_runs_and_bad_credentials_are_refused() {
         ok(&cluster.command(b, &["get", "cfg", "mode", "--local"])).trim(),
         r#""fast""#
     );
-    let cas = ok(&cluster.command(a, &["cas", "cfg", "mode", r#""slow""#, "1"]));
+    let out = cluster.command(a, &["cas", "cfg", "mode", r#""slow""#, "1"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+    let cas = stdout(&out);
     assert!(cas.contains(r#""swapped":false"#), "{cas}");
     let cas = ok(&cluster.command(a, &["cas", "cfg", "mode", r#""fast""#, r#"{"x":[1,2]}"#]));
     assert!(cas.contains(r#""swapped":true"#), "{cas}");
@@ -338,8 +341,8 @@ async fn every_command_runs_and_bad_credentials_are_refused() {
         "a read-only token writing",
     );
     assert!(e.contains("does not allow write"), "{e}");
-    let expired = token(&["--write", "*", "--ttl", "0"]);
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let expired = token(&["--write", "*", "--ttl", "1"]);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
     fails(
         &with(&expired, &["get", "cfg", "watched"]),
         "an expired token",

@@ -367,11 +367,24 @@ impl DevCertificates {
         })
     }
 
+    /// The files [`DevCertificates::write`] makes.
+    pub const FILES: [&str; 8] = [
+        "ca.pem",
+        "ca.key",
+        "node.pem",
+        "node.key",
+        "client.pem",
+        "client.key",
+        "cluster.secret",
+        "jwt.key",
+    ];
+
     /// Writes `ca.pem`, `ca.key`, `node.pem`, `node.key`, `client.pem` and
     /// `client.key` into `dir` (created if missing), with a fresh cluster
     /// secret (`cluster.secret`) and JWT signing key (`jwt.key`): all a
     /// development cluster needs. Keys and secrets are readable by their
-    /// owner only. Refuses to overwrite anything.
+    /// owner only. Refuses to overwrite anything, and writes nothing if any
+    /// of them exists.
     ///
     /// # Errors
     ///
@@ -382,6 +395,13 @@ impl DevCertificates {
             move |source| TlsError::Io { path, source }
         };
         std::fs::create_dir_all(dir).map_err(io(dir))?;
+        // All or nothing: a half-written set is worse than none.
+        if let Some(name) = Self::FILES.iter().find(|n| dir.join(n).exists()) {
+            let path = dir.join(name);
+            return Err(io(&path)(std::io::Error::from(
+                std::io::ErrorKind::AlreadyExists,
+            )));
+        }
         let secret = super::Secret::generate().map_err(io(dir))?;
         let jwt_key = super::Secret::generate().map_err(io(dir))?;
         let files = [
