@@ -13,7 +13,7 @@ pub(crate) const DEFAULT_CLUSTER: &str = "statemesh";
 
 /// TLS settings shared by nodes and clients.
 #[derive(Debug, Clone, Default, Args, serde::Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+#[serde(rename_all = "kebab-case")]
 pub(crate) struct TlsArgs {
     /// A directory made by `statemesh certs init` (CA, certificates,
     /// cluster secret, JWT key).

@@ -23,8 +23,13 @@ pub(crate) enum RoleArg {
 /// Settings of a node. Each comes from its flag, else its environment
 /// variable, else the TOML file given by --config (same names, in
 /// kebab-case), else its default.
+///
+/// The file is read in three passes rather than with serde's `flatten`,
+/// which loses the position of every error: its keys are checked against
+/// the flags, then the node's settings and the TLS settings are each read
+/// from it.
 #[derive(Debug, Clone, Default, Args, serde::Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+#[serde(rename_all = "kebab-case")]
 pub(crate) struct NodeArgs {
     /// A TOML file with any of these settings.
     #[arg(long, env = "STATEMESH_CONFIG")]
@@ -48,7 +53,7 @@ pub(crate) struct NodeArgs {
     #[arg(long, env = "STATEMESH_ROLE", value_enum)]
     role: Option<RoleArg>,
     #[command(flatten)]
-    #[serde(flatten)]
+    #[serde(skip)]
     tls: TlsArgs,
     /// Require clients and peers to present a certificate signed by the CA.
     #[arg(long, env = "STATEMESH_MUTUAL_TLS")]
@@ -116,8 +121,11 @@ impl NodeArgs {
         };
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let file: NodeArgs = toml::from_str(&text)
-            .with_context(|| format!("{}: not a node configuration", path.display()))?;
+        let bad = || format!("{}: not a node configuration", path.display());
+        let table: toml::Table = toml::from_str(&text).with_context(bad)?;
+        check_keys(&table, &text).with_context(bad)?;
+        let mut file: NodeArgs = toml::from_str(&text).with_context(bad)?;
+        file.tls = toml::from_str(&text).with_context(bad)?;
         let t = self.tls;
         let f = file.tls;
         Ok(Self {
@@ -223,6 +231,42 @@ impl NodeArgs {
         }
         Ok(o)
     }
+}
+
+/// Refuses a key of the configuration file that is not a setting, naming
+/// its line and the nearest setting.
+fn check_keys(table: &toml::Table, text: &str) -> anyhow::Result<()> {
+    use clap::Args as _;
+    let command = NodeArgs::augment_args(clap::Command::new("node"));
+    let known: Vec<&str> = command
+        .get_arguments()
+        .filter_map(clap::Arg::get_long)
+        .filter(|&k| k != "config")
+        .collect();
+    for key in table.keys() {
+        if known.contains(&key.as_str()) {
+            continue;
+        }
+        let line = text
+            .lines()
+            .position(|l| {
+                l.trim_start()
+                    .strip_prefix(key.as_str())
+                    .is_some_and(|rest| rest.trim_start().starts_with('='))
+            })
+            .map_or_else(String::new, |n| format!("line {}: ", n + 1));
+        let nearest = known
+            .iter()
+            .map(|k| (strsim::jaro_winkler(k, key), *k))
+            .filter(|(score, _)| *score > 0.8)
+            .max_by(|a, b| a.0.total_cmp(&b.0));
+        let hint = nearest.map_or_else(
+            || " (see statemesh node --help for the settings)".to_owned(),
+            |(_, k)| format!(": did you mean `{k}`?"),
+        );
+        anyhow::bail!("{line}`{key}` is not a setting{hint}");
+    }
+    Ok(())
 }
 
 pub(crate) async fn run(args: NodeArgs) -> anyhow::Result<()> {

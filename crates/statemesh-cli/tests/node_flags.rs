@@ -50,3 +50,23 @@ fn byte_sizes_take_units_on_the_command_line_and_in_the_config_file() {
     let e = refused_at_start(&["--history-bytes", "10MB", "--voters", "2"]);
     assert!(e.contains("--voters 2"), "{e}");
 }
+
+#[test]
+fn a_config_file_mistake_names_its_line_and_the_nearest_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("node.toml");
+    let with = |text: &str| {
+        std::fs::write(&config, text).unwrap();
+        refused_at_start(&["--config", config.to_str().unwrap()])
+    };
+    let e = with("voters = 3\ndata-dri = \"d\"\n");
+    assert!(
+        e.contains("line 2: `data-dri` is not a setting: did you mean `data-dir`?"),
+        "{e}"
+    );
+    let e = with("voters = 3\nfrobnicate = 1\n");
+    assert!(e.contains("line 2: `frobnicate` is not a setting"), "{e}");
+    // A TLS setting of the wrong type: its own line, not the first.
+    let e = with("voters = 3\nlisten = \"127.0.0.1:0\"\ncerts = 3\n");
+    assert!(e.contains("line 3"), "{e}");
+}
