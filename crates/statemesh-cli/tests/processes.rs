@@ -364,8 +364,9 @@ async fn every_command_runs_and_bad_credentials_are_refused() {
     let e = fails(&plain, "plaintext to a TLS node");
     assert!(e.contains("this node speaks TLS"), "{e}");
 
-    // The benchmark, briefly.
-    let bench = ok(&cluster.command(
+    // The benchmark, briefly: a row per measurement, and a progress line
+    // per round on stderr.
+    let out = cluster.command(
         a,
         &[
             "bench",
@@ -374,12 +375,18 @@ async fn every_command_runs_and_bad_credentials_are_refused() {
             "--seconds",
             "1",
             "--rounds",
-            "1",
+            "2",
             "--key-space",
             "20",
+            "--value-size",
+            "1KiB",
         ],
-    ));
+    );
+    let bench = ok(&out);
     assert_eq!(bench.matches("| statemesh |").count(), 6, "{bench}");
+    assert!(bench.contains("1024-byte values"), "{bench}");
+    let progress = stderr(&out);
+    assert_eq!(progress.matches(", round 2/2: ").count(), 6, "{progress}");
 
     // Help for every command.
     for cmd in [

@@ -8,6 +8,7 @@
 //! `tokio`.
 
 use std::future::Future;
+use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 /// One connection to a system under test.
@@ -91,19 +92,30 @@ impl Measured {
     /// Median, lowest and highest throughput of the rounds.
     pub(crate) fn ops_per_sec(&self) -> (f64, f64, f64) {
         let v = self.sorted(|r| r.ops_per_sec);
-        (v[v.len() / 2], v[0], v[v.len() - 1])
+        (median(&v), v[0], v[v.len() - 1])
     }
 
     /// Median p50 and p99 latency of the rounds, in milliseconds.
     pub(crate) fn latency_ms(&self) -> (f64, f64) {
         let p50 = self.sorted(|r| r.p50.as_secs_f64() * 1e3);
         let p99 = self.sorted(|r| r.p99.as_secs_f64() * 1e3);
-        (p50[p50.len() / 2], p99[p99.len() / 2])
+        (median(&p50), median(&p99))
     }
 
     /// Failed operations over all rounds.
     pub(crate) fn errors(&self) -> u64 {
         self.rounds.iter().map(|r| r.errors).sum()
+    }
+}
+
+/// The median of sorted values: the middle one, or the mean of the middle
+/// two when there is an even number.
+fn median(sorted: &[f64]) -> f64 {
+    let n = sorted.len();
+    if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
     }
 }
 
@@ -113,6 +125,27 @@ pub(crate) fn key(n: u64, size: usize) -> Vec<u8> {
     digits.as_bytes()[digits.len() - size..].to_vec()
 }
 
+/// While a round runs on a terminal: how far it is, once a second, on one
+/// line that is rewritten (a log file gets only each round's result).
+async fn progress(label: String, done: std::sync::Arc<std::sync::atomic::AtomicU64>) {
+    use std::io::Write;
+    if !std::io::stderr().is_terminal() {
+        return;
+    }
+    let start = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let n = done.load(std::sync::atomic::Ordering::Relaxed);
+        let mut e = std::io::stderr();
+        let _ = write!(
+            e,
+            "\r\x1b[K{label}: {n} ops in {:.0} s",
+            start.elapsed().as_secs_f64()
+        );
+        let _ = e.flush();
+    }
+}
+
 /// Runs `op` with `w.clients` clients spread over `targets` (client `i`
 /// uses target `i % targets.len()`), for `w.rounds` rounds.
 pub(crate) async fn run<T: Target>(targets: &[std::sync::Arc<T>], op: Op, w: Workload) -> Measured {
@@ -120,11 +153,21 @@ pub(crate) async fn run<T: Target>(targets: &[std::sync::Arc<T>], op: Op, w: Wor
     for round in 0..w.rounds {
         let start = Instant::now();
         let deadline = start + w.duration;
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let label = format!(
+            "{}, {} clients, round {}/{}",
+            op.name(),
+            w.clients,
+            round + 1,
+            w.rounds
+        );
+        let progress = tokio::spawn(progress(label.clone(), std::sync::Arc::clone(&done)));
         let mut tasks = tokio::task::JoinSet::new();
         for c in 0..w.clients {
             let target = std::sync::Arc::clone(&targets[c % targets.len()]);
             let value = vec![b'v'; w.value_size];
             let seed = (round * w.clients + c) as u64;
+            let done = std::sync::Arc::clone(&done);
             tasks.spawn(async move {
                 let mut latencies: Vec<u32> = Vec::new();
                 let mut errors = 0u64;
@@ -143,8 +186,11 @@ pub(crate) async fn run<T: Target>(targets: &[std::sync::Arc<T>], op: Op, w: Wor
                         Op::GetSerializable => target.get(k, false).await,
                     };
                     match r {
-                        Ok(()) => latencies
-                            .push(u32::try_from(t.elapsed().as_micros()).unwrap_or(u32::MAX)),
+                        Ok(()) => {
+                            latencies
+                                .push(u32::try_from(t.elapsed().as_micros()).unwrap_or(u32::MAX));
+                            done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
                         Err(_) => errors += 1,
                     }
                 }
@@ -158,6 +204,17 @@ pub(crate) async fn run<T: Target>(targets: &[std::sync::Arc<T>], op: Op, w: Wor
             errors += e;
         }
         let elapsed = start.elapsed();
+        progress.abort();
+        eprintln!(
+            "{}{label}: {} ops in {:.1} s, {errors} errors",
+            if std::io::stderr().is_terminal() {
+                "\r\x1b[K"
+            } else {
+                ""
+            },
+            all.len(),
+            elapsed.as_secs_f64()
+        );
         all.sort_unstable();
         let pct = |p: f64| {
             all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
@@ -229,6 +286,24 @@ pub(crate) fn header(extra: &[&str]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_median_of_an_even_count_is_the_mean_of_the_middle_two() {
+        assert_eq!(median(&[1.0, 2.0, 10.0]), 2.0);
+        assert_eq!(median(&[1.0, 2.0, 4.0, 10.0]), 3.0);
+        assert_eq!(median(&[5.0]), 5.0);
+        let m = Measured {
+            rounds: [100.0, 300.0]
+                .map(|ops_per_sec| Round {
+                    ops_per_sec,
+                    p50: Duration::from_millis(1),
+                    p99: Duration::from_millis(3),
+                    errors: 0,
+                })
+                .to_vec(),
+        };
+        assert_eq!(m.ops_per_sec(), (200.0, 100.0, 300.0));
+    }
 
     #[test]
     fn keys_have_the_size_asked() {
