@@ -1,6 +1,7 @@
 //! The commands that talk to a running cluster.
 
 use crate::connect::ConnectArgs;
+use crate::readable::ReadableMap;
 use crate::report::{self, Output};
 use anyhow::{Context, bail};
 use clap::{Subcommand, ValueEnum};
@@ -259,16 +260,6 @@ async fn map(connect: &ConnectArgs, name: &str) -> anyhow::Result<RemoteMap<Stri
     Ok(client.map::<String, Json>(name).await?)
 }
 
-/// The map `name` if it exists: for commands that only read, so a
-/// misspelt name creates nothing.
-async fn existing_map(
-    connect: &ConnectArgs,
-    name: &str,
-) -> anyhow::Result<RemoteMap<String, Json>> {
-    let client = connect.client().await?;
-    Ok(client.open_existing(name).await?)
-}
-
 pub(crate) async fn run(command: ClientCommand) -> anyhow::Result<()> {
     match command {
         ClientCommand::Status { output, connect } => {
@@ -285,10 +276,13 @@ pub(crate) async fn run(command: ClientCommand) -> anyhow::Result<()> {
             local,
             connect,
         } => {
-            let mut m = existing_map(&connect, &name).await?;
-            if local {
-                m = m.with_consistency(Consistency::Local);
-            }
+            let consistency = if local {
+                Consistency::Local
+            } else {
+                Consistency::Linearizable
+            };
+            let client = connect.client().await?;
+            let m = ReadableMap::open(&client, &name, consistency).await?;
             match m.get(&key).await? {
                 Some(v) => println!("{v}"),
                 None => bail!("map {name:?} has no key {key:?}"),
@@ -346,7 +340,9 @@ pub(crate) async fn run(command: ClientCommand) -> anyhow::Result<()> {
             );
         }
         ClientCommand::List { map: name, connect } => {
-            for (k, v) in existing_map(&connect, &name).await?.iter().await? {
+            let client = connect.client().await?;
+            let m = ReadableMap::open(&client, &name, Consistency::Linearizable).await?;
+            for (k, v) in m.list().await? {
                 println!(r#"{{"key":{},"value":{v}}}"#, serde_json::Value::String(k));
             }
         }

@@ -14,6 +14,7 @@ mod http;
 mod local;
 mod logging;
 mod node;
+mod readable;
 mod report;
 mod size;
 

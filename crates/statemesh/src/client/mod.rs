@@ -674,6 +674,20 @@ impl Client {
         self.open_as(name, &SM::default(), false).await
     }
 
+    /// [`Client::open_existing`] for a state machine whose signature
+    /// depends on parameters: `empty` gives it.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::open_existing`].
+    pub async fn open_existing_with<SM: Queryable>(
+        &self,
+        name: &str,
+        empty: &SM,
+    ) -> Result<Remote<SM>, ClientError> {
+        self.open_as(name, empty, false).await
+    }
+
     async fn open_as<SM: Queryable>(
         &self,
         name: &str,

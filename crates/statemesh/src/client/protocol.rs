@@ -150,8 +150,13 @@ pub enum Refusal {
     /// No collection of that name exists.
     #[error("no collection named {0:?}")]
     NoSuchCollection(String),
-    /// The collection exists with another type.
-    #[error("collection {collection:?} is a {theirs}, not a {ours}")]
+    /// The collection exists with another type (the signatures of both;
+    /// the message says them in words).
+    #[error(
+        "{collection:?} is {}, not {}",
+        crate::collections::describe(theirs),
+        crate::collections::describe(ours)
+    )]
     Mismatch {
         /// The collection.
         collection: String,
@@ -162,7 +167,7 @@ pub enum Refusal {
     },
     /// The node cannot host a collection of that type (its build does not
     /// register it).
-    #[error("this node cannot host a {0}")]
+    #[error("this node cannot host {}", crate::collections::describe(.0))]
     UnknownKind(String),
     /// No leader took it in time; it was not applied.
     #[error("unavailable: {0}")]

@@ -9,6 +9,7 @@
 mod cell;
 mod handle;
 mod json;
+mod kind;
 mod map;
 mod once;
 mod priority_queue;
@@ -19,6 +20,7 @@ pub use cell::{Cell, CellCommand, CellOutcome, CellQuery, CellReader, CellState}
 pub(crate) use handle::Executor;
 pub use handle::{Reader, View, Writer};
 pub use json::Json;
+pub use kind::describe;
 pub use map::{Map, MapAnswer, MapChange, MapCommand, MapOutcome, MapQuery, MapReader, MapState};
 pub use once::{Once, OnceQuery, OnceReader, OnceState};
 pub(crate) use priority_queue::ops as priority_queue_ops;
