@@ -52,6 +52,7 @@ pub enum SyncPolicy {
 #[derive(Clone, Debug)]
 pub struct WalOptions {
     pub(crate) segment_size: u64,
+    pub(crate) first_segment_size: Option<u64>,
     pub(crate) sync: SyncPolicy,
     pub(crate) max_batch_bytes: usize,
     pub(crate) first_index: u64,
@@ -62,6 +63,7 @@ impl Default for WalOptions {
     fn default() -> Self {
         Self {
             segment_size: 64 << 20,
+            first_segment_size: None,
             sync: SyncPolicy::Always,
             max_batch_bytes: 4 << 20,
             first_index: 1,
@@ -85,6 +87,26 @@ impl WalOptions {
     pub fn segment_size(mut self, bytes: u64) -> Self {
         self.segment_size = bytes;
         self
+    }
+
+    /// Size of a new log's first segment (4 KiB up to `segment_size`;
+    /// default: `segment_size`). Each later segment doubles the one before
+    /// until it reaches `segment_size`, so a log that never grows costs
+    /// little disk (its first segment and one spare of twice that size),
+    /// and one that does reaches full-size segments after a few rollovers.
+    #[must_use]
+    pub fn first_segment_size(mut self, bytes: u64) -> Self {
+        self.first_segment_size = Some(bytes);
+        self
+    }
+
+    /// The size of the segment that follows one of `previous` bytes (none:
+    /// the log's first).
+    pub(crate) fn next_segment_size(&self, previous: Option<u64>) -> u64 {
+        match previous {
+            None => self.first_segment_size.unwrap_or(self.segment_size),
+            Some(p) => p.saturating_mul(2).min(self.segment_size),
+        }
     }
 
     /// When appends count as durable; see [`SyncPolicy`].
@@ -381,8 +403,11 @@ struct Shared<S: Storage> {
 /// A zero-filled segment file prepared in the background, so that a
 /// rollover does not stall appends while 64 MiB of zeros are written.
 struct Spare<F> {
-    ready: Option<(String, F)>,
+    /// A prepared file: its temporary name, the file and its size.
+    ready: Option<(String, F, u64)>,
     wanted: bool,
+    /// The size the next rollover needs (segments grow up to full size).
+    size: u64,
     closed: bool,
     made: u64,
 }
@@ -457,6 +482,14 @@ impl<S: Storage> Wal<S> {
                 options.segment_size
             )));
         }
+        if let Some(first) = options.first_segment_size
+            && !(4096..=options.segment_size).contains(&first)
+        {
+            return Err(OpenError::InvalidOption(format!(
+                "first_segment_size must be in 4 KiB..=segment_size ({}), not {first}",
+                options.segment_size
+            )));
+        }
         if options.max_batch_bytes == 0 {
             return Err(OpenError::InvalidOption(
                 "max_batch_bytes must be positive".into(),
@@ -476,6 +509,10 @@ impl<S: Storage> Wal<S> {
             segment: recovered.segments.last().map_or(0, |s| s.first),
             end: recovered.segments.last().map_or(0, |s| s.end),
         };
+        // The spare is made for the next rollover, whose size follows the
+        // last segment's.
+        let spare_size = options.next_segment_size(recovered.segments.last().map(|s| s.capacity));
+        let new_log = recovered.segments.is_empty();
         let index = Index {
             segments: recovered.segments,
             first: recovered.first,
@@ -517,9 +554,11 @@ impl<S: Storage> Wal<S> {
             failure: Mutex::new(None),
             spare: Mutex::new(Spare {
                 ready: None,
-                // Wanted as soon as the preparer starts (the first write):
-                // an empty log's first segment is needed right away.
-                wanted: true,
+                // Wanted as soon as the preparer starts (the first write),
+                // unless the log is new: its first rollover makes the first
+                // segment itself, and asks for the one after.
+                wanted: !new_log,
+                size: spare_size,
                 closed: false,
                 made: 0,
             }),
@@ -980,7 +1019,7 @@ impl<S: Storage> Wal<S> {
             let _ = t.join();
         }
         // An unused spare would only be deleted by the next recovery.
-        if let Some((tmp, file)) = lock(&self.shared.spare).ready.take() {
+        if let Some((tmp, file, _)) = lock(&self.shared.spare).ready.take() {
             drop(file);
             let _ = self.shared.storage.remove(&tmp);
         }
@@ -1367,17 +1406,33 @@ fn grow_active<S: Storage>(shared: &Shared<S>, need: u64) -> io::Result<()> {
     Ok(())
 }
 
+/// The capacity of the active segment (none: the log has no segment).
+fn active_capacity<S: Storage>(shared: &Shared<S>) -> Option<u64> {
+    let idx = shared.index.read().unwrap_or_else(|e| e.into_inner());
+    idx.segments.last().map(|s| s.capacity)
+}
+
 /// Seals the active segment (its data synced, so no later segment can be
 /// durable while an earlier one is torn) and starts a new one at `first`.
 fn roll<S: Storage>(shared: &Shared<S>, first: u64, need: u64) -> io::Result<()> {
     if let Some(file) = active_file(shared) {
         file.sync_data()?;
     }
-    let capacity = (SEGMENT_HEADER_LEN + need).max(shared.options.segment_size);
-    let spare = if capacity == shared.options.segment_size {
-        lock(&shared.spare).ready.take()
-    } else {
-        None
+    let previous = active_capacity(shared);
+    let size = shared.options.next_segment_size(previous);
+    let capacity = (SEGMENT_HEADER_LEN + need).max(size);
+    let spare = {
+        let mut spare = lock(&shared.spare);
+        match spare.ready.take() {
+            Some((tmp, file, made)) if made == capacity => Some((tmp, file)),
+            Some((tmp, file, _)) => {
+                // Made for a size the log has grown past.
+                drop(file);
+                let _ = shared.storage.remove(&tmp);
+                None
+            }
+            None => None,
+        }
     };
     let header = segment::Header {
         first,
@@ -1388,7 +1443,7 @@ fn roll<S: Storage>(shared: &Shared<S>, first: u64, need: u64) -> io::Result<()>
         Some((tmp, file)) => install_segment(&shared.storage, tmp, file, header)?,
         None => create_segment(&shared.storage, header)?,
     };
-    want_spare(shared);
+    want_spare(shared, shared.options.next_segment_size(Some(size)));
     // Recorded before anything goes into it: from now on recovery knows the
     // segment must exist.
     change_layout(shared, |l| {
@@ -1454,8 +1509,9 @@ fn install_segment<S: Storage>(
 /// the log starts writing and after every rollover: measured with 4 KiB entries from
 /// 64 appenders, asking only once the active segment was half full left 5
 /// of 13 rollovers without a spare, each zero-filling 64 MiB inline.
-fn want_spare<S: Storage>(shared: &Shared<S>) {
+fn want_spare<S: Storage>(shared: &Shared<S>, size: u64) {
     let mut spare = lock(&shared.spare);
+    spare.size = size;
     if spare.ready.is_none() && !spare.wanted {
         spare.wanted = true;
         drop(spare);
@@ -1465,7 +1521,7 @@ fn want_spare<S: Storage>(shared: &Shared<S>) {
 
 fn preparer_loop<S: Storage>(shared: &Shared<S>) {
     loop {
-        let n = {
+        let (n, size) = {
             let mut spare = lock(&shared.spare);
             while !spare.wanted && !spare.closed {
                 spare = shared
@@ -1477,10 +1533,9 @@ fn preparer_loop<S: Storage>(shared: &Shared<S>) {
                 return;
             }
             spare.made += 1;
-            spare.made
+            (spare.made, spare.size)
         };
         let tmp = format!("spare-{n}.tmp");
-        let size = shared.options.segment_size;
         let made = (|| {
             let file = shared.storage.open(&tmp, true)?;
             file.set_len(0)?;
@@ -1500,9 +1555,14 @@ fn preparer_loop<S: Storage>(shared: &Shared<S>) {
             Ok::<_, io::Error>(file)
         })();
         let mut spare = lock(&shared.spare);
-        spare.wanted = false;
+        // Asked again meanwhile for another size: made again.
+        spare.wanted = spare.size != size;
         match made {
-            Ok(file) => spare.ready = Some((tmp, file)),
+            Ok(file) if !spare.wanted => spare.ready = Some((tmp, file, size)),
+            Ok(file) => {
+                drop(file);
+                let _ = shared.storage.remove(&tmp);
+            }
             // A failed preparation only means the next rollover creates its
             // segment itself (and reports the error if it fails too).
             Err(_) => {

@@ -382,3 +382,77 @@ fn a_refused_append_does_not_stall_the_next_one() {
     }
     assert_eq!(wal.last_index(), Some(21));
 }
+
+/// The sizes of the log's segment files, in order of their first index.
+fn segment_sizes(dir: &std::path::Path) -> Vec<u64> {
+    let mut segments: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".wal"))
+        .map(|e| (e.file_name(), e.metadata().unwrap().len()))
+        .collect();
+    segments.sort();
+    segments.into_iter().map(|(_, len)| len).collect()
+}
+
+fn disk_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum()
+}
+
+#[test]
+fn segments_start_small_and_double_up_to_full_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = || {
+        WalOptions::new()
+            .segment_size(64 << 10)
+            .first_segment_size(4096)
+    };
+    {
+        let wal = Wal::open(dir.path(), options()).unwrap();
+        wal.append(b"one".to_vec()).unwrap().wait().unwrap();
+        // One small segment, a spare of twice its size, and the metadata
+        // (two 8 KiB slots).
+        let spent = disk_bytes(dir.path());
+        let files: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (e.file_name(), e.metadata().unwrap().len())
+            })
+            .collect();
+        assert!(
+            spent <= 4096 + 8192 + 16384,
+            "{spent} bytes for one entry: {files:?}"
+        );
+        for i in 2..=2000 {
+            wal.append(entry(i)).unwrap().wait().unwrap();
+        }
+    }
+    let sizes = segment_sizes(dir.path());
+    assert_eq!(
+        sizes[..5],
+        [4096, 8192, 16384, 32768, 65536],
+        "sizes {sizes:?}"
+    );
+    assert!(sizes[5..].iter().all(|&s| s == 65536), "sizes {sizes:?}");
+    let wal = Wal::open(dir.path(), options()).unwrap();
+    assert_eq!(wal.get(1).unwrap(), Some(b"one".to_vec()));
+    for i in 2..=2000 {
+        assert_eq!(wal.get(i).unwrap(), Some(entry(i)), "entry {i}");
+    }
+}
+
+#[test]
+fn a_first_segment_size_outside_its_range_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for first in [1024, 128 << 10] {
+        let options = WalOptions::new()
+            .segment_size(64 << 10)
+            .first_segment_size(first);
+        let err = Wal::open(dir.path(), options).unwrap_err();
+        assert!(matches!(err, OpenError::InvalidOption(_)), "{err}");
+    }
+}
