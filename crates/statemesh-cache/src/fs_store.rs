@@ -118,10 +118,16 @@ impl FsStore {
         &self.root
     }
 
+    /// The directory that holds `location`'s blobs in a store rooted at
+    /// `root` (for a program that sizes or removes a whole location).
+    pub fn location_dir(root: &Path, location: &Location) -> PathBuf {
+        root.join(PERSIST_DIR).join(location.as_str())
+    }
+
     fn place_dir(&self, place: Place<'_>) -> PathBuf {
         match place {
             Place::Spill => self.root.join(SPILL_DIR),
-            Place::Persisted(l) => self.root.join(PERSIST_DIR).join(l.as_str()),
+            Place::Persisted(l) => Self::location_dir(&self.root, l),
         }
     }
 

@@ -519,7 +519,11 @@ impl Follow<'_> {
         }
         let mut printed = 0;
         while self.count.is_none_or(|c| printed < c) {
-            let update = match updates.recv().await {
+            let next = tokio::select! {
+                next = updates.recv() => next,
+                why = mirror.until_stopped() => bail!(why.to_string()),
+            };
+            let update = match next {
                 Ok(u) => u,
                 Err(broadcast::error::RecvError::Lagged(_)) => {
                     // Too far behind to print each change: print the state.

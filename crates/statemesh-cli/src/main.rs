@@ -6,6 +6,7 @@
 //! status says what kind of failure it was (see [`EXIT_CODES`]).
 
 mod bench;
+mod catalog;
 mod certs;
 mod commands;
 mod connect;
@@ -52,6 +53,8 @@ enum Command {
     Demo(demo::DemoArgs),
     #[command(flatten)]
     Client(Box<commands::ClientCommand>),
+    #[command(flatten)]
+    Catalog(catalog::CatalogCommand),
     /// Reads collections a node on this host publishes to shared memory.
     #[command(subcommand)]
     Local(local::LocalCommand),
@@ -82,6 +85,7 @@ fn main() -> ExitCode {
             Command::Demo(d) => demo::run(d).await,
             Command::Bench(b) => bench::run(*b).await,
             Command::Client(c) => commands::run(*c).await,
+            Command::Catalog(c) => catalog::run(c).await,
             Command::Local(l) => local::run(l),
         }
     });

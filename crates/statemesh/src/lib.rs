@@ -52,8 +52,8 @@ mod state_machine;
 mod types;
 
 pub use client::{
-    Client, ClientError, ClientOptions, ClusterReport, ClusterStatus, MemberReport, Refusal,
-    Remote, RemoteCell, RemoteMap, RemoteOnce, RemotePriorityQueue, RemoteSet, RemoteVec,
+    Client, ClientError, ClientOptions, ClusterReport, ClusterStatus, CollectionInfo, MemberReport,
+    Refusal, Remote, RemoteCell, RemoteMap, RemoteOnce, RemotePriorityQueue, RemoteSet, RemoteVec,
     RemoteWritten, Resync,
 };
 pub use collections::{

@@ -36,13 +36,18 @@ pub struct NodeOptions {
     /// 64 KiB threshold, 256 MiB in memory, the rest on disk under the
     /// node's directory). `None` keeps every value in memory.
     pub large_values: Option<LargeValues>,
-    /// Size of each group's log segments (default 8 MiB). Every group has
-    /// its own log, and a log zero-fills its active segment and one spare
-    /// up front, so this is the disk (and the writing) a new collection
-    /// costs before its first entry: with the log's own default of 64 MiB,
-    /// 128 MiB per collection, which dominated the CPU of a node whose
-    /// collections had just been created.
+    /// Size of each group's full log segments (default 8 MiB). A log
+    /// zero-fills its active segment and one spare up front; a group's log
+    /// starts with segments of [`first_segment_size`](Self::first_segment_size)
+    /// and doubles them up to this size, so a collection costs disk in
+    /// proportion to what it holds. (The log's own default of 64 MiB, from
+    /// the first entry, was 128 MiB per collection and dominated the CPU
+    /// of a node whose collections had just been created.)
     pub segment_size: u64,
+    /// Size of a group's first log segment (default 128 KiB; at most
+    /// `segment_size`): with its spare and the log's metadata, the disk an
+    /// empty collection costs (under 1 MiB).
+    pub first_segment_size: u64,
 }
 
 impl Default for NodeOptions {
@@ -54,6 +59,7 @@ impl Default for NodeOptions {
             log: LogStorage::Disk(SyncPolicy::Always),
             large_values: Some(LargeValues::default()),
             segment_size: 8 << 20,
+            first_segment_size: 128 << 10,
         }
     }
 }
@@ -96,8 +102,8 @@ pub(crate) enum Start<'a> {
     /// These voters; this node initializes the group if it is one of them,
     /// else joins as a learner through them.
     Voters(&'a [NodeId]),
-    /// Neither: the group is initialized, or will be added to, by others.
-    Resume,
+    /// Neither: group `id` is initialized, or will be added to, by others.
+    Resume(GroupId),
 }
 
 /// One process's place in the mesh: it hosts groups, each with its own log
@@ -122,10 +128,31 @@ struct NodeInner {
     options: NodeOptions,
     values: Option<ValueStore>,
     groups: Mutex<HashMap<GroupId, Arc<Endpoint>>>,
-    shutdowns: Mutex<Vec<(crate::types::Raft, SnapshotCloser)>>,
+    shutdowns: Mutex<Vec<(GroupId, crate::types::Raft, SnapshotCloser)>>,
 }
 
 impl NodeInner {
+    /// Where group `id` keeps its large values.
+    fn values_location(&self, id: GroupId) -> Result<Location, GroupError> {
+        Location::new(format!("group-{}", id.to_hex())).map_err(|e| GroupError::Io {
+            path: self.dir.join("values"),
+            source: std::io::Error::other(e),
+        })
+    }
+
+    /// The directories group `id` keeps files in: its own, and its large
+    /// values' (if the node keeps those on disk).
+    fn group_dirs(&self, id: GroupId) -> Result<Vec<PathBuf>, GroupError> {
+        let mut dirs = vec![self.dir.join("groups").join(id.to_hex())];
+        if self.values.is_some() {
+            dirs.push(FsStore::location_dir(
+                &self.dir.join("values"),
+                &self.values_location(id)?,
+            ));
+        }
+        Ok(dirs)
+    }
+
     fn groups(&self) -> MutexGuard<'_, HashMap<GroupId, Arc<Endpoint>>> {
         self.groups.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -257,13 +284,12 @@ impl Node {
         start: Start<'_>,
         recorder: Option<Arc<dyn Recorder<SM>>>,
     ) -> Result<Group<SM>, GroupError> {
-        let voters = match start {
-            Start::Voters(v) => v,
-            Start::Resume => &[],
-        };
         let node = &self.inner;
         let signature = sm.signature();
-        let id = GroupId::new(name, &signature);
+        let (voters, id) = match start {
+            Start::Voters(v) => (v, GroupId::new(name, &signature)),
+            Start::Resume(id) => (&[][..], id),
+        };
         if node.groups().values().any(|e| e.name == name) {
             return Err(GroupError::AlreadyOpen(name.to_owned()));
         }
@@ -304,11 +330,7 @@ impl Node {
                 _ => {}
             }
         }
-        let location =
-            Location::new(format!("group-{}", id.to_hex())).map_err(|e| GroupError::Io {
-                path: node.dir.join("values"),
-                source: std::io::Error::other(e),
-            })?;
+        let location = node.values_location(id)?;
         let (store, shared) = Store::open(
             sm,
             snapshot_path.clone(),
@@ -328,7 +350,9 @@ impl Node {
         })?;
         let closer = store.closer();
         let o = &node.options;
-        let options = WalOptions::new().segment_size(o.segment_size);
+        let options = WalOptions::new()
+            .segment_size(o.segment_size)
+            .first_segment_size(o.first_segment_size.min(o.segment_size));
         let heartbeat = u64::try_from(o.heartbeat.as_millis())
             .unwrap_or(u64::MAX)
             .max(1);
@@ -361,7 +385,9 @@ impl Node {
             }
             LogStorage::Memory => {
                 // Small segments: each is allocated in full, in memory.
-                let options = options.segment_size(4 << 20);
+                let options = options
+                    .segment_size(4 << 20)
+                    .first_segment_size(o.first_segment_size.min(4 << 20));
                 let wal = Wal::open_with(MemoryStorage::new(), options)?;
                 start_raft(node.id, config, network, wal, store).await
             }
@@ -387,7 +413,7 @@ impl Node {
         node.shutdowns
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push((raft.clone(), closer));
+            .push((id, raft.clone(), closer));
         let group = Group::new(
             name.to_owned(),
             id,
@@ -396,7 +422,7 @@ impl Node {
             Arc::clone(&node.network),
             lease,
         );
-        if matches!(start, Start::Resume) {
+        if matches!(start, Start::Resume(_)) {
             // Membership is someone else's business (the server's policy).
         } else if voters.contains(&node.id) {
             let initialized = raft
@@ -448,10 +474,76 @@ impl Node {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner()),
         );
-        for (raft, snapshots) in rafts {
+        for (_, raft, snapshots) in rafts {
             let _ = raft.shutdown().await;
             snapshots.close();
         }
         self.inner.groups().clear();
     }
+
+    /// Stops group `id` (if open here) and deletes everything it kept: its
+    /// directory (log, snapshot) and its large values. For a group that
+    /// is gone for good: the cluster dropped its collection.
+    ///
+    /// # Errors
+    ///
+    /// [`GroupError::Io`] naming what could not be deleted.
+    pub(crate) async fn remove_group(&self, id: GroupId) -> Result<(), GroupError> {
+        let node = &self.inner;
+        node.groups().remove(&id);
+        let running = {
+            let mut all = node.shutdowns.lock().unwrap_or_else(|e| e.into_inner());
+            all.iter()
+                .position(|(g, ..)| *g == id)
+                .map(|i| all.swap_remove(i))
+        };
+        if let Some((_, raft, snapshots)) = running {
+            let _ = raft.shutdown().await;
+            snapshots.close();
+        }
+        if let Some(values) = &node.values {
+            let location = node.values_location(id)?;
+            let io = |e: statemesh_cache::CacheError| GroupError::Io {
+                path: node.dir.join("values"),
+                source: std::io::Error::other(e),
+            };
+            for key in values.pool.list(&location).map_err(io)?.keys {
+                values.pool.delete(&location, key).map_err(io)?;
+            }
+        }
+        for dir in node.group_dirs(id)? {
+            match std::fs::remove_dir_all(&dir) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(GroupError::Io {
+                        path: dir,
+                        source: e,
+                    });
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The directories group `id` keeps its files in (log, snapshot,
+    /// large values).
+    pub(crate) fn group_dirs(&self, id: GroupId) -> Vec<PathBuf> {
+        self.inner.group_dirs(id).unwrap_or_default()
+    }
+}
+
+/// The bytes of the files under `dir` (0 if it does not exist). Blocks on
+/// the file system.
+pub(crate) fn tree_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => tree_bytes(&e.path()),
+            Ok(_) => e.metadata().map_or(0, |m| m.len()),
+            Err(_) => 0,
+        })
+        .sum()
 }

@@ -38,6 +38,12 @@ pub trait StateMachine: Send + Sync + 'static {
 
     /// Replaces the whole state with `snapshot`.
     fn restore(&mut self, snapshot: Self::Snapshot);
+
+    /// How many entries the state holds, for listings (`statemesh
+    /// collections`); `None` (the default): it does not count them.
+    fn entries(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// A state machine that answers reads sent over the network, for a

@@ -1,25 +1,24 @@
 //! A client of a cluster: typed collection handles over the network, for a
 //! process that holds no replica.
 
+mod catalog;
 pub(crate) mod protocol;
 mod remote;
 mod report;
 
-pub use protocol::{ClusterStatus, Refusal, Resync};
+pub use protocol::{ClusterStatus, CollectionInfo, Refusal, Resync};
 pub use remote::{
     Remote, RemoteCell, RemoteMap, RemoteOnce, RemotePriorityQueue, RemoteSet, RemoteVec,
     RemoteWritten,
 };
 pub use report::{ClusterReport, MemberReport};
 
-use crate::group::Identity;
 use crate::group::millis;
 use crate::network::connection::{CallError, Connection};
 use crate::network::handshake::{Hello, Peer};
 use crate::network::{ConnectionError, Limits, Security};
 use crate::server::Member;
 use crate::session::Sequencer;
-use crate::state_machine::Queryable;
 use crate::types::{ClusterId, NodeId};
 use protocol::{ClientReply, ClientRequest, Response, call_bytes};
 
@@ -628,106 +627,6 @@ impl Client {
             other => Err(unexpected(&other)),
         }
     }
-
-    /// A handle on collection `name` of state machine `SM`, created empty
-    /// if it does not exist and the token may write it.
-    ///
-    /// # Errors
-    ///
-    /// [`Refusal::Mismatch`] if it exists with another type,
-    /// [`Refusal::NoSuchCollection`] if it does not exist and the token
-    /// may not create it, [`Refusal::UnknownKind`] if the nodes cannot
-    /// host `SM`.
-    pub async fn open<SM: Queryable + Default>(
-        &self,
-        name: &str,
-    ) -> Result<Remote<SM>, ClientError> {
-        self.open_with(name, &SM::default()).await
-    }
-
-    /// Like [`Client::open`], for a state machine whose signature depends
-    /// on parameters (a bounded queue's capacity): `empty` gives it.
-    ///
-    /// # Errors
-    ///
-    /// As [`Client::open`].
-    pub async fn open_with<SM: Queryable>(
-        &self,
-        name: &str,
-        empty: &SM,
-    ) -> Result<Remote<SM>, ClientError> {
-        self.open_as(name, empty, true).await
-    }
-
-    /// A handle on collection `name` of state machine `SM` if it exists:
-    /// what a client that only reads should use, so that a misspelt name
-    /// is an error instead of a new, empty collection on every node.
-    ///
-    /// # Errors
-    ///
-    /// [`Refusal::NoSuchCollection`] if it does not exist; otherwise as
-    /// [`Client::open`].
-    pub async fn open_existing<SM: Queryable + Default>(
-        &self,
-        name: &str,
-    ) -> Result<Remote<SM>, ClientError> {
-        self.open_as(name, &SM::default(), false).await
-    }
-
-    /// [`Client::open_existing`] for a state machine whose signature
-    /// depends on parameters: `empty` gives it.
-    ///
-    /// # Errors
-    ///
-    /// As [`Client::open_existing`].
-    pub async fn open_existing_with<SM: Queryable>(
-        &self,
-        name: &str,
-        empty: &SM,
-    ) -> Result<Remote<SM>, ClientError> {
-        self.open_as(name, empty, false).await
-    }
-
-    async fn open_as<SM: Queryable>(
-        &self,
-        name: &str,
-        empty: &SM,
-        create: bool,
-    ) -> Result<Remote<SM>, ClientError> {
-        let signature = empty.signature();
-        self.done(&ClientRequest::Open {
-            collection: name.to_owned(),
-            signature: signature.clone(),
-            identity: Identity::of(name, empty),
-            create,
-        })
-        .await?;
-        Ok(Remote::new(self.clone(), name.to_owned(), signature))
-    }
-
-    /// A handle on the map `name` (see [`Client::open`]).
-    ///
-    /// # Errors
-    ///
-    /// As [`Client::open`].
-    pub async fn map<K: crate::collections::Key, V: crate::collections::Value>(
-        &self,
-        name: &str,
-    ) -> Result<RemoteMap<K, V>, ClientError> {
-        self.open(name).await
-    }
-
-    /// A handle on the cell `name` (see [`Client::open`]).
-    ///
-    /// # Errors
-    ///
-    /// As [`Client::open`].
-    pub async fn cell<T: crate::collections::Value>(
-        &self,
-        name: &str,
-    ) -> Result<RemoteCell<T>, ClientError> {
-        self.open(name).await
-    }
 }
 
 impl Tries {
@@ -752,6 +651,6 @@ impl Tries {
     }
 }
 
-fn unexpected(reply: &ClientReply) -> ClientError {
+pub(crate) fn unexpected(reply: &ClientReply) -> ClientError {
     ClientError::Decode(format!("an answer of the wrong kind: {reply:?}"))
 }

@@ -33,14 +33,20 @@ pub(crate) enum ClientRequest {
     Leave { id: NodeId },
     /// The answering node's view of the cluster.
     Status,
-    /// Makes sure a collection exists with this signature (creating it if
-    /// `create` and it does not).
+    /// Makes sure a collection exists with this signature (creating it as
+    /// `mode` says); answers [`ClientReply::Opened`].
     Open {
         collection: String,
         signature: String,
         identity: Identity,
-        create: bool,
+        mode: OpenMode,
     },
+    /// The collections the token may read, as the answering node knows
+    /// them; answers [`ClientReply::Collections`].
+    Collections,
+    /// Removes a collection from the cluster, with its files on every
+    /// node (administrators).
+    Drop { collection: String },
     /// Runs an encoded command through the collection's leader, once
     /// however often it is sent (the stamp names it in its session).
     Execute {
@@ -77,6 +83,17 @@ pub(crate) enum ClientRequest {
         identity: Identity,
         from: u64,
     },
+}
+
+/// Whether opening a collection may create it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum OpenMode {
+    /// Only if it exists.
+    Existing,
+    /// Created if missing and the token may write it.
+    OrCreate,
+    /// Created; refused with [`Refusal::Exists`] if it exists.
+    New,
 }
 
 /// What a node pushes to a mirror. It borrows its bytes: the node encodes
@@ -133,6 +150,33 @@ pub(crate) enum ClientReply {
         version: u64,
     },
     Version(u64),
+    /// The collection is open; `created`: by this request.
+    Opened {
+        created: bool,
+    },
+    Collections(Vec<CollectionInfo>),
+}
+
+/// A collection, as `statemesh collections` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CollectionInfo {
+    /// Its name.
+    pub name: String,
+    /// Its state machine's signature (in words:
+    /// [`describe`](crate::collections::describe)).
+    pub signature: String,
+    /// The answering node's version of it (none: the node does not host
+    /// it, or could not open it).
+    pub version: Option<u64>,
+    /// How many entries it holds, for kinds that count them (a map's keys,
+    /// a set's members, a vector's items, a queue's items, a cell's one
+    /// value or none).
+    pub entries: Option<u64>,
+    /// Bytes its log, snapshot and large values take on the answering
+    /// node's disk.
+    pub disk_bytes: u64,
+    /// The member that leads it, as the answering node knows.
+    pub leader: Option<NodeId>,
 }
 
 /// Why a node did not do what a client asked.
@@ -150,6 +194,22 @@ pub enum Refusal {
     /// No collection of that name exists.
     #[error("no collection named {0:?}")]
     NoSuchCollection(String),
+    /// The collection was asked to be created but exists (with the type
+    /// of that signature).
+    #[error(
+        "{collection:?} already exists ({})",
+        crate::collections::describe(signature)
+    )]
+    Exists {
+        /// The collection.
+        collection: String,
+        /// Its signature.
+        signature: String,
+    },
+    /// The collection was dropped while it was followed: its mirrors and
+    /// local readers stop.
+    #[error("{0:?} was dropped")]
+    Dropped(String),
     /// The collection exists with another type (the signatures of both;
     /// the message says them in words).
     #[error(

@@ -76,6 +76,10 @@ impl<T: Value> StateMachine for CellState<T> {
     fn restore(&mut self, snapshot: Option<T>) {
         self.value = snapshot;
     }
+
+    fn entries(&self) -> Option<u64> {
+        Some(usize::from(self.value.is_some()) as u64)
+    }
 }
 
 /// A cell's mirror applies its new value (`None`: emptied).

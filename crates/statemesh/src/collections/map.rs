@@ -108,6 +108,10 @@ impl<K: Key, V: Value> StateMachine for MapState<K, V> {
     fn restore(&mut self, snapshot: OrdMap<K, V>) {
         self.map = snapshot;
     }
+
+    fn entries(&self) -> Option<u64> {
+        Some(self.map.len() as u64)
+    }
 }
 
 impl<K: Key, V: Value> Mirrored for MapState<K, V> {

@@ -46,6 +46,10 @@ impl<T: Value> StateMachine for OnceState<T> {
     fn restore(&mut self, snapshot: Option<T>) {
         self.value = snapshot;
     }
+
+    fn entries(&self) -> Option<u64> {
+        Some(usize::from(self.value.is_some()) as u64)
+    }
 }
 
 /// A once-cell's mirror applies the value it was set to.

@@ -252,6 +252,10 @@ impl<P: Key, K: Key, V: Value> StateMachine for PriorityQueueState<P, K, V> {
         }
         self.by_key = by_key;
     }
+
+    fn entries(&self) -> Option<u64> {
+        Some(self.by_key.len() as u64)
+    }
 }
 
 /// An O(1) snapshot of a priority queue, to read at leisure.

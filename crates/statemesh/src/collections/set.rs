@@ -88,6 +88,10 @@ impl<T: Key> StateMachine for SetState<T> {
     fn restore(&mut self, snapshot: OrdSet<T>) {
         self.set = snapshot;
     }
+
+    fn entries(&self) -> Option<u64> {
+        Some(self.set.len() as u64)
+    }
 }
 
 impl<T: Key> Mirrored for SetState<T> {

@@ -117,6 +117,10 @@ impl<T: Value> StateMachine for VecState<T> {
     fn restore(&mut self, snapshot: Vector<T>) {
         self.items = snapshot;
     }
+
+    fn entries(&self) -> Option<u64> {
+        Some(self.items.len() as u64)
+    }
 }
 
 /// A sequence's mirror applies the operations that changed it, as

@@ -25,6 +25,26 @@ impl GroupId {
         Self(id)
     }
 
+    /// The id of incarnation `n` of group `name`: a group dropped and made
+    /// again under the same name and type is another group, so a node
+    /// that missed the drop can never mix the old log into the new one.
+    /// Incarnation 0 is [`GroupId::new`].
+    #[must_use]
+    pub fn incarnation(name: &str, signature: &str, n: u64) -> Self {
+        if n == 0 {
+            return Self::new(name, signature);
+        }
+        let mut h = Sha256::new();
+        for part in [name.as_bytes(), signature.as_bytes(), &n.to_le_bytes()] {
+            h.update((part.len() as u64).to_le_bytes());
+            h.update(part);
+        }
+        let digest = h.finalize();
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&digest[..16]);
+        Self(id)
+    }
+
     /// The id as lowercase hex (also the name of its directory).
     #[must_use]
     pub fn to_hex(&self) -> String {

@@ -286,6 +286,10 @@ impl<H: Hooks> StateMachine for Hooked<H> {
     fn restore(&mut self, snapshot: Self::Snapshot) {
         self.state.restore(snapshot);
     }
+
+    fn entries(&self) -> Option<u64> {
+        self.state.entries()
+    }
 }
 
 impl<H: Hooks> Mirrored for Hooked<H> {

@@ -398,11 +398,28 @@ impl<SM: Mirrored> Mirror<SM> {
     }
 
     /// Why the mirror stopped following for good (the collection was
-    /// refused to it: its identity changed, the token expired or lost its
-    /// access), if it did.
+    /// dropped, or refused to it: its identity changed, the token expired
+    /// or lost its access), if it did.
     #[must_use]
     pub fn stopped(&self) -> Option<Arc<MirrorError>> {
         self.inner.stopped.borrow().clone()
+    }
+
+    /// Waits until the mirror stops following for good, and says why (see
+    /// [`Mirror::stopped`]). A program that follows
+    /// [`Mirror::updates`] selects on this too: the updates then simply
+    /// stop coming.
+    pub async fn until_stopped(&self) -> Arc<MirrorError> {
+        let mut stopped = self.inner.stopped.subscribe();
+        loop {
+            if let Some(e) = stopped.borrow_and_update().clone() {
+                return e;
+            }
+            if stopped.changed().await.is_err() {
+                // The sender lives in `inner`, which `self` holds.
+                std::future::pending::<()>().await;
+            }
+        }
     }
 
     /// Stops following and, with a directory, writes the copy there once
@@ -489,6 +506,7 @@ fn lasting(e: &ClientError) -> bool {
                 | Refusal::Forbidden { .. }
                 | Refusal::Mismatch { .. }
                 | Refusal::NoSuchCollection(_)
+                | Refusal::Dropped(_)
                 | Refusal::UnknownKind(_)
         ) | ClientError::Connection { .. }
     )

@@ -1,9 +1,10 @@
 //! The cluster's own replicated state: who the members are, where they
 //! listen, and which collections exist.
 
+use crate::group::GroupId;
 use crate::state_machine::{Changes, Mirrored, Queryable, StateMachine};
 use crate::types::NodeId;
-use imbl::OrdMap;
+use imbl::{OrdMap, OrdSet};
 use serde::{Deserialize, Serialize};
 
 /// What a member may do. Written in lower case, in JSON and in tables
@@ -42,6 +43,11 @@ pub struct Member {
 pub(crate) struct ClusterState {
     pub(crate) members: OrdMap<NodeId, Member>,
     pub(crate) collections: OrdMap<String, Collection>,
+    /// The groups of dropped collections: a node deletes their files when
+    /// it learns of the drop, even if it was down when it happened. Only
+    /// ever added to (16 bytes a drop), so a node whose copy of this state
+    /// lags behind deletes too little, never too much.
+    pub(crate) dropped: OrdSet<GroupId>,
 }
 
 /// A collection, as the cluster records it.
@@ -53,6 +59,16 @@ pub(crate) struct Collection {
     /// group (with itself as the one voter; the policy adds the others),
     /// so two nodes never start the same group with different voters.
     pub(crate) creator: NodeId,
+    /// Random, chosen by the creator: names this incarnation's group (see
+    /// [`GroupId::incarnation`]).
+    pub(crate) incarnation: u64,
+}
+
+impl Collection {
+    /// The id of the collection `name`'s group.
+    pub(crate) fn group_id(&self, name: &str) -> GroupId {
+        GroupId::incarnation(name, &self.signature, self.incarnation)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -67,7 +83,10 @@ pub(crate) enum ClusterCommand {
         name: String,
         signature: String,
         creator: NodeId,
+        incarnation: u64,
     },
+    /// Removes a collection; its group is recorded as dropped.
+    Drop { name: String },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -77,6 +96,8 @@ pub(crate) enum ClusterOutcome {
     /// `Ok(creator)`: the node that created it (this command's, if new);
     /// `Err(signature)`: the name exists with that other signature.
     Created(Result<NodeId, String>),
+    /// The dropped collection (none: there was none of that name).
+    Dropped(Option<Collection>),
 }
 
 /// The cluster's own group records its commands as its changes (a mirror
@@ -105,7 +126,11 @@ impl crate::local::Publish for ClusterState {}
 impl StateMachine for ClusterState {
     type Command = ClusterCommand;
     type Response = ClusterOutcome;
-    type Snapshot = (OrdMap<NodeId, Member>, OrdMap<String, Collection>);
+    type Snapshot = (
+        OrdMap<NodeId, Member>,
+        OrdMap<String, Collection>,
+        OrdSet<GroupId>,
+    );
 
     fn signature(&self) -> String {
         "statemesh::cluster/1".into()
@@ -124,25 +149,42 @@ impl StateMachine for ClusterState {
                 name,
                 signature,
                 creator,
+                incarnation,
             } => ClusterOutcome::Created(match self.collections.get(&name) {
                 Some(c) if c.signature != signature => Err(c.signature.clone()),
                 Some(c) => Ok(c.creator),
                 None => {
-                    self.collections
-                        .insert(name, Collection { signature, creator });
+                    let c = Collection {
+                        signature,
+                        creator,
+                        incarnation,
+                    };
+                    self.collections.insert(name, c);
                     Ok(creator)
                 }
             }),
+            ClusterCommand::Drop { name } => {
+                let gone = self.collections.remove(&name);
+                if let Some(c) = &gone {
+                    self.dropped.insert(c.group_id(&name));
+                }
+                ClusterOutcome::Dropped(gone)
+            }
         }
     }
 
     fn snapshot(&self) -> Self::Snapshot {
-        (self.members.clone(), self.collections.clone())
+        (
+            self.members.clone(),
+            self.collections.clone(),
+            self.dropped.clone(),
+        )
     }
 
-    fn restore(&mut self, (members, collections): Self::Snapshot) {
+    fn restore(&mut self, (members, collections, dropped): Self::Snapshot) {
         self.members = members;
         self.collections = collections;
+        self.dropped = dropped;
     }
 }
 
@@ -178,6 +220,7 @@ mod tests {
             name: name.into(),
             signature: sig.into(),
             creator,
+            incarnation: 42,
         };
         assert!(matches!(
             s.apply(create("x", "A", 7), 2),
@@ -192,6 +235,29 @@ mod tests {
             s.apply(create("x", "B", 8), 4),
             ClusterOutcome::Created(Err(sig)) if sig == "A"
         ));
+        let x = s.collections.get("x").unwrap().group_id("x");
+        assert_ne!(
+            x,
+            GroupId::new("x", "A"),
+            "an incarnation has its own group"
+        );
+        let drop = || ClusterCommand::Drop { name: "x".into() };
+        assert!(matches!(
+            s.apply(drop(), 5),
+            ClusterOutcome::Dropped(Some(_))
+        ));
+        assert!(matches!(s.apply(drop(), 6), ClusterOutcome::Dropped(None)));
+        assert!(s.dropped.contains(&x) && !s.collections.contains_key("x"));
+        // Made again (by its creator, with a new incarnation): another
+        // group.
+        let again = ClusterCommand::Create {
+            name: "x".into(),
+            signature: "A".into(),
+            creator: 8,
+            incarnation: 43,
+        };
+        assert!(matches!(s.apply(again, 7), ClusterOutcome::Created(Ok(8))));
+        assert_ne!(s.collections.get("x").unwrap().group_id("x"), x);
         assert!(matches!(
             s.apply(ClusterCommand::Leave { id: 1 }, 5),
             ClusterOutcome::Left(true)

@@ -9,13 +9,13 @@ use crate::collections::{
 use crate::error::{ExecuteError, GroupError, QueryError};
 use crate::group::rpc::Stamped;
 use crate::group::{
-    Consistency, Group, GroupStatus, History, HistoryLimits, Identity, Item, Recorder, Recording,
-    Redirect, Since, When, merge_history,
+    Consistency, Group, GroupId, GroupStatus, History, HistoryLimits, Identity, Item, Recorder,
+    Recording, Redirect, Since, When, merge_history,
 };
 use crate::hooks::{HookError, Hooked, Hooks, JsonEvents};
 use crate::local::{LocalError, LocalOptions, Publication, Publish};
 use crate::node::{Node, Start};
-use crate::state_machine::{Mirrored, Queryable};
+use crate::state_machine::{Mirrored, Queryable, StateMachine};
 use crate::types::Raft;
 use std::collections::HashMap;
 use std::future::Future;
@@ -47,7 +47,14 @@ pub(crate) trait Hosted: Send + Sync {
     /// Publishes the collection to shared memory as region `name`.
     fn publish_local(&self, name: &str, options: &LocalOptions) -> Result<Publication, LocalError>;
     fn raft(&self) -> &Raft;
+    fn group_id(&self) -> GroupId;
     fn status(&self) -> GroupStatus;
+    /// How many entries the state holds, if its kind counts them.
+    fn entries(&self) -> Option<u64>;
+    /// Marks the collection dropped: its subscriptions end.
+    fn mark_dropped(&self);
+    /// Becomes true when the collection is dropped.
+    fn dropped(&self) -> tokio::sync::watch::Receiver<bool>;
     fn when(&self) -> When;
     /// Runs a client's command, answering by `deadline`; a node that
     /// cannot reach a quorum says so at once, so the client tries another.
@@ -70,6 +77,7 @@ struct HostedGroup<SM: Hostable> {
     identity: Identity,
     history: Arc<History>,
     fanout: Fanout,
+    dropped: tokio::sync::watch::Sender<bool>,
 }
 
 impl<SM: Hostable> Hosted for HostedGroup<SM> {
@@ -118,8 +126,24 @@ impl<SM: Hostable> Hosted for HostedGroup<SM> {
         self.group.raft()
     }
 
+    fn group_id(&self) -> GroupId {
+        self.group.id()
+    }
+
     fn status(&self) -> GroupStatus {
         self.group.status()
+    }
+
+    fn entries(&self) -> Option<u64> {
+        self.group.read_local(StateMachine::entries)
+    }
+
+    fn mark_dropped(&self) {
+        self.dropped.send_replace(true);
+    }
+
+    fn dropped(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.dropped.subscribe()
     }
 
     fn when(&self) -> When {
@@ -174,6 +198,7 @@ trait Kind: Send + Sync {
         &'a self,
         node: &'a Node,
         name: &'a str,
+        id: GroupId,
         history: HistoryLimits,
     ) -> LocalFuture<'a, Result<Arc<dyn Hosted>, GroupError>>;
 }
@@ -185,20 +210,22 @@ impl<SM: Hostable, F: Fn() -> SM + Send + Sync> Kind for KindOf<F> {
         &'a self,
         node: &'a Node,
         name: &'a str,
+        id: GroupId,
         history: HistoryLimits,
     ) -> LocalFuture<'a, Result<Arc<dyn Hosted>, GroupError>> {
         Box::pin(async move {
-            let (_, hosted) = open_hosted(node, name, (self.0)(), history).await?;
+            let (_, hosted) = open_hosted(node, name, id, (self.0)(), history).await?;
             Ok(hosted)
         })
     }
 }
 
-/// Opens (or resumes) group `name` from `sm`, recording its changes for
-/// mirrors; returns it, typed and as the server sees it.
+/// Opens (or resumes) group `id`, collection `name`, from `sm`, recording
+/// its changes for mirrors; returns it, typed and as the server sees it.
 pub(crate) async fn open_hosted<SM: Hostable>(
     node: &Node,
     name: &str,
+    id: GroupId,
     sm: SM,
     history: HistoryLimits,
 ) -> Result<(Group<SM>, Arc<dyn Hosted>), GroupError> {
@@ -207,7 +234,7 @@ pub(crate) async fn open_hosted<SM: Hostable>(
     let history = Arc::new(History::new(0, history));
     let recorder: Arc<dyn Recorder<SM>> = Arc::new(Recording::<SM>::new(Arc::clone(&history)));
     let group = node
-        .open_group_as(name, sm, Start::Resume, Some(recorder))
+        .open_group_as(name, sm, Start::Resume(id), Some(recorder))
         .await?;
     let hosted = Arc::new(HostedGroup {
         group: group.clone(),
@@ -215,6 +242,7 @@ pub(crate) async fn open_hosted<SM: Hostable>(
         identity,
         history,
         fanout: Fanout::default(),
+        dropped: tokio::sync::watch::Sender::new(false),
     });
     Ok((group, hosted))
 }
@@ -295,13 +323,14 @@ impl Kinds {
         signature: &str,
         node: &Node,
         name: &str,
+        id: GroupId,
         history: HistoryLimits,
     ) -> Result<Arc<dyn Hosted>, Refusal> {
         let kind = self
             .by_signature
             .get(signature)
             .ok_or_else(|| Refusal::UnknownKind(signature.to_owned()))?;
-        kind.open(node, name, history)
+        kind.open(node, name, id, history)
             .await
             .map_err(|e| Refusal::Unavailable(format!("opening {name:?}: {e}")))
     }

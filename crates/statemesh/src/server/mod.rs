@@ -11,6 +11,7 @@
 //! learner, and drops members that left. All changes go through openraft's
 //! joint consensus.
 
+mod catalog;
 mod cluster_state;
 mod data_dir;
 mod fanout;
@@ -26,7 +27,7 @@ pub use kinds::Kinds;
 use crate::client::{Client, ClientError, ClientOptions, ClusterStatus, Refusal};
 use crate::error::{GroupError, NodeError};
 use crate::group::rpc::{Envelope, Request, encode};
-use crate::group::{Group, HistoryLimits, When};
+use crate::group::{Group, GroupId, HistoryLimits, When};
 use crate::local::{LocalOptions, Publication};
 use crate::network::{Network, TcpNetwork, TcpOptions};
 use crate::node::{Node, NodeOptions};
@@ -198,6 +199,9 @@ pub(crate) struct ServerInner {
     seen: Mutex<HashMap<NodeId, Instant>>,
     /// Groups with a membership change in flight.
     changing: Mutex<HashSet<String>>,
+    /// Dropped groups whose files this node has deleted (or found gone)
+    /// since it started; held while sweeping.
+    swept: tokio::sync::Mutex<HashSet<GroupId>>,
     /// The collections published to shared memory, by name.
     publications: Mutex<HashMap<String, Publication>>,
     /// The data directory, locked while the node runs.
@@ -268,6 +272,7 @@ impl Server {
         let opened = kinds::open_hosted(
             &node,
             SYSTEM_GROUP,
+            GroupId::new(SYSTEM_GROUP, &ClusterState::default().signature()),
             ClusterState::default(),
             options.history,
         )
@@ -292,6 +297,7 @@ impl Server {
             hosted: tokio::sync::Mutex::new(hosted),
             seen: Mutex::new(HashMap::new()),
             changing: Mutex::new(HashSet::new()),
+            swept: tokio::sync::Mutex::new(HashSet::new()),
             publications: Mutex::new(HashMap::new()),
             data: Mutex::new(None),
             removed: tokio::sync::watch::Sender::new(false),
@@ -555,7 +561,13 @@ impl ServerInner {
         };
         let h = self
             .kinds
-            .open(&c.signature, &self.node, name, self.options.history)
+            .open(
+                &c.signature,
+                &self.node,
+                name,
+                c.group_id(name),
+                self.options.history,
+            )
             .await?;
         if c.creator == self.id
             && !h
@@ -688,9 +700,11 @@ async fn follow_cluster(inner: Arc<ServerInner>) {
         } else if was_member {
             inner.note_removed();
         }
+        catalog::sweep(&inner).await;
         let names: Vec<String> = inner
             .system
             .read_local(|s| s.collections.keys().cloned().collect());
+        failed.retain(|n| names.contains(n));
         for name in names {
             match inner.hosted(&name).await {
                 Ok(_) => {

@@ -3,8 +3,8 @@
 
 use super::cluster_state::{ClusterCommand, ClusterOutcome};
 use super::kinds::Hosted;
-use super::subscription;
 use super::{SYSTEM_GROUP, ServerInner};
+use super::{catalog, subscription};
 use crate::client::Refusal;
 use crate::client::protocol::{Call, ClientReply, ClientRequest, Response};
 use crate::error::ExecuteError;
@@ -56,7 +56,13 @@ impl ClientHandler for Service {
                     // server, which may shut down under it.
                     drop(inner);
                     match h {
-                        Ok(h) => subscription::serve(h, from, pushes).await,
+                        Ok(h) => {
+                            let mut dropped = h.dropped();
+                            tokio::select! {
+                                served = subscription::serve(Arc::clone(&h), from, pushes) => served,
+                                _ = dropped.wait_for(|d| *d) => Err(Refusal::Dropped(collection)),
+                            }
+                        }
                         Err(refusal) => Err(refusal),
                     }
                 }
@@ -112,7 +118,7 @@ pub(crate) fn refusal(e: ExecuteError) -> Refusal {
     }
 }
 
-fn require(grant: &Grant, collection: &str, access: Access) -> Result<(), Refusal> {
+pub(super) fn require(grant: &Grant, collection: &str, access: Access) -> Result<(), Refusal> {
     if grant.allows(collection, access) {
         Ok(())
     } else {
@@ -128,7 +134,7 @@ fn require(grant: &Grant, collection: &str, access: Access) -> Result<(), Refusa
 
 /// Administration (membership, snapshots) needs write access to the
 /// cluster's own group: the cluster secret, or a JWT that may write `*`.
-fn require_admin(grant: &Grant) -> Result<(), Refusal> {
+pub(super) fn require_admin(grant: &Grant) -> Result<(), Refusal> {
     if grant.allows(SYSTEM_GROUP, Access::Write) {
         Ok(())
     } else {
@@ -141,7 +147,7 @@ fn require_admin(grant: &Grant) -> Result<(), Refusal> {
 
 /// Collections are named by users; names starting with `_` are the
 /// cluster's.
-fn user_collection(name: &str) -> Result<(), Refusal> {
+pub(super) fn user_collection(name: &str) -> Result<(), Refusal> {
     if name.is_empty() || name.starts_with('_') {
         Err(Refusal::BadRequest(format!(
             "{name:?} is not a collection name (empty, or reserved: starts with '_')"
@@ -197,59 +203,11 @@ async fn answer(
             collection,
             signature,
             identity,
-            create,
-        } => {
-            user_collection(&collection)?;
-            let existing = inner
-                .system
-                .read_local(|s| s.collections.get(&collection).cloned());
-            match existing {
-                Some(c) if c.signature != signature => {
-                    return Err(Refusal::Mismatch {
-                        collection,
-                        ours: signature,
-                        theirs: c.signature,
-                    });
-                }
-                Some(_) => require(grant, &collection, Access::Read)?,
-                None if create && grant.allows(&collection, Access::Write) => {
-                    if !inner.kinds.knows(&signature) {
-                        return Err(Refusal::UnknownKind(signature));
-                    }
-                    let (outcome, version) = inner
-                        .system
-                        .execute(ClusterCommand::Create {
-                            name: collection.clone(),
-                            signature: signature.clone(),
-                            creator: inner.id,
-                        })
-                        .await
-                        .map_err(refusal)?;
-                    if let ClusterOutcome::Created(Err(theirs)) = outcome {
-                        return Err(Refusal::Mismatch {
-                            collection,
-                            ours: signature,
-                            theirs,
-                        });
-                    }
-                    // Applied on the leader; this replica may be behind.
-                    let mut when = inner.system.when();
-                    tokio::time::timeout(Duration::from_secs(10), when.reaches(version))
-                        .await
-                        .map_err(|_| {
-                            Refusal::Unavailable(format!(
-                                "{collection:?} was created but has not reached this node"
-                            ))
-                        })?;
-                }
-                None => {
-                    require(grant, &collection, Access::Read)?;
-                    return Err(Refusal::NoSuchCollection(collection));
-                }
-            }
-            let h = inner.hosted(&collection).await?;
-            same_identity(&*h, &collection, identity)?;
-            Ok(ClientReply::Done)
+            mode,
+        } => catalog::open(inner, grant, collection, signature, identity, mode).await,
+        ClientRequest::Collections => catalog::list(inner, grant).await,
+        ClientRequest::Drop { collection } => {
+            catalog::drop_collection(inner, grant, collection).await
         }
         ClientRequest::Execute {
             collection,
@@ -310,7 +268,11 @@ async fn answer(
 }
 
 /// Refuses a copy whose identity is not the collection's.
-fn same_identity(h: &dyn Hosted, collection: &str, ours: Identity) -> Result<(), Refusal> {
+pub(super) fn same_identity(
+    h: &dyn Hosted,
+    collection: &str,
+    ours: Identity,
+) -> Result<(), Refusal> {
     if h.identity() == ours {
         Ok(())
     } else {
