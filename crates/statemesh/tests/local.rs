@@ -147,12 +147,29 @@ async fn the_wrong_type_or_a_missing_region_is_a_typed_error() {
     assert_eq!(publication.published(), v);
     assert!(publication.last_error().is_none());
 
-    // Readers keep the last version after the publisher stops.
+    // After the publisher stops, readers are told, with the age of what
+    // the region holds; one that allows stale reads reads it.
     let mut reader = local::open_with::<Map<String, u64>>("m", &o).unwrap();
+    let stale = o.clone().allow_stale(true);
+    let mut stale = local::open_with::<Map<String, u64>>("m", &stale).unwrap();
     assert!(reader.publisher_attached());
+    assert_eq!(reader.read().unwrap().get(&"a".into()).unwrap(), Some(1));
     drop(publication);
     assert!(!reader.publisher_attached());
-    assert_eq!(reader.read().unwrap().get(&"a".into()).unwrap(), Some(1));
+    let deadline = Instant::now() + WAIT;
+    let err = loop {
+        // A reader trusts a publisher it saw alive for 100 ms.
+        match reader.read() {
+            Err(e) => break e,
+            Ok(_) => assert!(Instant::now() < deadline, "still read"),
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(
+        matches!(err, LocalError::PublisherGone { version, .. } if version == v),
+        "{err}"
+    );
+    assert_eq!(stale.read().unwrap().get(&"a".into()).unwrap(), Some(1));
     node.shutdown().await;
 }
 
@@ -164,6 +181,8 @@ struct Forged {
     signature: String,
     bytes: Vec<u8>,
     spans: Vec<ForgedSpan>,
+    published_ms: u64,
+    dropped: bool,
 }
 
 #[derive(rkyv::Archive, rkyv::Serialize)]
@@ -236,6 +255,8 @@ fn damaged_regions_are_errors_not_panics() {
                 signature: signature.clone(),
                 bytes: vec![1, b'a', 1, b'b'],
                 spans,
+                published_ms: 0,
+                dropped: false,
             })
             .unwrap();
         let mut local = local::open_with::<Map<String, u64>>(name, &o).unwrap();
@@ -255,6 +276,8 @@ fn damaged_regions_are_errors_not_panics() {
                 value: 2,
                 end: 4,
             }],
+            published_ms: 0,
+            dropped: false,
         })
         .unwrap();
     let mut local = local::open_with::<Map<String, u64>>("value", &o).unwrap();
@@ -305,7 +328,12 @@ fn local_reader_child() {
     let o = LocalOptions::new().dir(dir);
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut local = loop {
-        match local::open_with::<Map<String, u64>>("ledger", &o) {
+        // The node publishes as its own region; the only one here.
+        let region = local::find("ledger", &o).unwrap().pop();
+        let opened = region.ok_or_else(|| "no region".to_owned()).and_then(|r| {
+            local::open_with::<Map<String, u64>>(&r.name, &o).map_err(|e| e.to_string())
+        });
+        match opened {
             Ok(l) => break l,
             Err(e) => {
                 assert!(Instant::now() < deadline, "never published: {e}");

@@ -54,6 +54,7 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, Default)]
 pub struct LocalOptions {
     dir: Option<PathBuf>,
+    allow_stale: bool,
 }
 
 impl LocalOptions {
@@ -67,6 +68,15 @@ impl LocalOptions {
     #[must_use]
     pub fn dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.dir = Some(dir.into());
+        self
+    }
+
+    /// Let readers read what a publisher that has stopped or died left
+    /// (default: refused with [`LocalError::PublisherGone`], which says
+    /// how old it is).
+    #[must_use]
+    pub fn allow_stale(mut self, allow: bool) -> Self {
+        self.allow_stale = allow;
         self
     }
 
@@ -85,6 +95,57 @@ impl LocalOptions {
             None => o,
         }
     }
+}
+
+/// The region a node publishes `collection` as: named after its cluster
+/// and itself, so two nodes on one host never write the same region:
+/// `statemesh.<cluster id>.<node id>.<collection>`.
+#[must_use]
+pub fn region_name(cluster: crate::ClusterId, node: crate::NodeId, collection: &str) -> String {
+    format!("statemesh.{cluster}.{node}.{collection}")
+}
+
+/// A region a node publishes, found by [`find`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Region {
+    /// The region's name (for [`open_with`]).
+    pub name: String,
+    /// The publishing node's cluster.
+    pub cluster: crate::ClusterId,
+    /// The publishing node.
+    pub node: crate::NodeId,
+}
+
+/// The regions in which nodes on this host publish `collection`, whether
+/// their publishers are alive or not, in order of name.
+///
+/// # Errors
+///
+/// [`LocalError::Encode`] naming the directory if it cannot be listed.
+pub fn find(collection: &str, options: &LocalOptions) -> Result<Vec<Region>, LocalError> {
+    let dir = options
+        .dir
+        .clone()
+        .unwrap_or_else(statemesh_shm::default_dir);
+    let entries = std::fs::read_dir(&dir)
+        .map_err(|e| LocalError::Encode(format!("listing {}: {e}", dir.display())))?;
+    let mut found: Vec<Region> = entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let rest = name.strip_prefix("statemesh.")?;
+            let (cluster, rest) = rest.split_once('.')?;
+            let (node, rest) = rest.split_once('.')?;
+            (rest == collection).then_some(())?;
+            Some(Region {
+                cluster: cluster.parse().ok()?,
+                node: node.parse().ok()?,
+                name,
+            })
+        })
+        .collect();
+    found.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(found)
 }
 
 /// Publishing or reading a local collection failed.
@@ -136,6 +197,26 @@ pub enum LocalError {
         name: String,
         /// What is wrong.
         detail: String,
+    },
+    /// The process that published the region has stopped or died: what
+    /// it holds may be stale.
+    #[error(
+        "region {name:?}: its publisher has stopped; the last version ({version}) was published {:.1} s ago",
+        age.as_secs_f64()
+    )]
+    PublisherGone {
+        /// The region's name.
+        name: String,
+        /// The version it holds.
+        version: u64,
+        /// How long ago that version was published.
+        age: std::time::Duration,
+    },
+    /// The collection was dropped from its cluster.
+    #[error("region {name:?}: the collection was dropped")]
+    Dropped {
+        /// The region's name.
+        name: String,
     },
     /// A key or value does not encode.
     #[error("{0}")]

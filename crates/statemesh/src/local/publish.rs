@@ -117,8 +117,17 @@ impl Entries {
             signature,
             bytes: self.bytes,
             spans: self.spans,
+            published_ms: unix_ms(),
+            dropped: false,
         })
     }
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Lays out `state` at `version` as a snapshot.
@@ -144,6 +153,8 @@ pub struct Publication {
 
 struct PublisherState {
     stop: AtomicBool,
+    /// Stop after publishing that the collection was dropped.
+    dropped: AtomicBool,
     published: AtomicU64,
     last_error: Mutex<Option<String>>,
 }
@@ -199,6 +210,7 @@ impl Publication {
             })?;
         let state = Arc::new(PublisherState {
             stop: AtomicBool::new(false),
+            dropped: AtomicBool::new(false),
             published: AtomicU64::new(0),
             last_error: Mutex::new(None),
         });
@@ -215,6 +227,15 @@ impl Publication {
             state,
             thread: Some(thread),
         })
+    }
+}
+
+impl Publication {
+    /// Stops publishing and leaves the region saying that the collection
+    /// was dropped: its readers get [`LocalError::Dropped`].
+    pub(crate) fn close_dropped(self) {
+        self.state.dropped.store(true, Ordering::Release);
+        // Dropping stops the thread, which publishes the marker first.
     }
 }
 
@@ -258,7 +279,7 @@ fn publish_loop<SM: Publish>(
     let mut versions = shared.version.subscribe();
     let mut published = None;
     let mut failing = false;
-    while !state.stop.load(Ordering::Acquire) {
+    loop {
         // Marked seen before the state is read: a version applied from
         // here on wakes the wait below.
         versions.borrow_and_update();
@@ -298,6 +319,9 @@ fn publish_loop<SM: Publish>(
         let mut changed = std::pin::pin!(versions.changed());
         loop {
             if state.stop.load(Ordering::Acquire) {
+                if state.dropped.load(Ordering::Acquire) {
+                    publish_dropped(&mut writer, signature, name, published.unwrap_or(0));
+                }
                 return;
             }
             match changed.as_mut().poll(&mut cx) {
@@ -310,5 +334,25 @@ fn publish_loop<SM: Publish>(
                 Poll::Pending => std::thread::park(),
             }
         }
+    }
+}
+
+/// Writes the region's last snapshot: empty, marked dropped.
+fn publish_dropped(
+    writer: &mut statemesh_shm::Writer<Snapshot>,
+    signature: &str,
+    name: &str,
+    version: u64,
+) {
+    let marker = Snapshot {
+        version,
+        signature: signature.to_owned(),
+        bytes: Vec::new(),
+        spans: Vec::new(),
+        published_ms: unix_ms(),
+        dropped: true,
+    };
+    if let Err(e) = writer.write(&marker) {
+        tracing::warn!(region = name, "cannot mark the region dropped: {e}");
     }
 }

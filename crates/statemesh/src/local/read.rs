@@ -23,8 +23,16 @@ pub struct Local<SM> {
     /// The region version whose snapshot passed [`ArchivedSnapshot::check`]
     /// and the signature check.
     checked: Option<statemesh_shm::Version>,
+    /// Read what a publisher that has gone left behind.
+    allow_stale: bool,
+    /// When the publisher was last seen alive.
+    alive_at: Option<Instant>,
     _state: PhantomData<fn() -> SM>,
 }
+
+/// How long a reader trusts that the publisher it saw alive still is: the
+/// check asks the kernel, and a read must not.
+const ALIVE_FOR: Duration = Duration::from_millis(100);
 
 impl<SM> std::fmt::Debug for Local<SM> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -65,6 +73,8 @@ impl<SM: Publish> Local<SM> {
             name: name.to_owned(),
             signature: initial.signature(),
             checked: None,
+            allow_stale: options.allow_stale,
+            alive_at: None,
             _state: PhantomData,
         })
     }
@@ -74,13 +84,31 @@ impl<SM: Publish> Local<SM> {
     /// # Errors
     ///
     /// [`LocalError::Read`] before the first publish or if the region is
-    /// damaged; [`LocalError::Signature`] if it holds another state
-    /// machine; [`LocalError::Corrupt`] if its entries are inconsistent.
+    /// damaged; [`LocalError::PublisherGone`] if the process that
+    /// published it has stopped or died (unless
+    /// [`LocalOptions::allow_stale`]), noticed within 100 ms;
+    /// [`LocalError::Dropped`] if the collection was dropped;
+    /// [`LocalError::Signature`] if it holds another state machine;
+    /// [`LocalError::Corrupt`] if its entries are inconsistent.
     pub fn read(&mut self) -> Result<LocalRead<'_, SM>, LocalError> {
+        let alive = self.allow_stale || self.publisher_alive();
         let guard = self.reader.read().map_err(|source| LocalError::Read {
             name: self.name.clone(),
             source,
         })?;
+        if guard.dropped {
+            return Err(LocalError::Dropped {
+                name: self.name.clone(),
+            });
+        }
+        if !alive {
+            let published = guard.published_ms.to_native();
+            return Err(LocalError::PublisherGone {
+                name: self.name.clone(),
+                version: guard.version.to_native(),
+                age: Duration::from_millis(super::publish::unix_ms().saturating_sub(published)),
+            });
+        }
         if self.checked != Some(guard.version()) {
             if guard.signature.as_str() != self.signature {
                 return Err(LocalError::Signature {
@@ -146,6 +174,21 @@ impl<SM: Publish> Local<SM> {
     #[must_use]
     pub fn publisher_attached(&self) -> bool {
         self.reader.writer_attached()
+    }
+
+    /// Whether the publisher is alive, asking the kernel at most every
+    /// [`ALIVE_FOR`].
+    fn publisher_alive(&mut self) -> bool {
+        let now = Instant::now();
+        if self
+            .alive_at
+            .is_some_and(|t| now.duration_since(t) < ALIVE_FOR)
+        {
+            return true;
+        }
+        let alive = self.reader.writer_attached();
+        self.alive_at = alive.then_some(now);
+        alive
     }
 }
 

@@ -18,6 +18,11 @@ pub(crate) struct Snapshot {
     pub(crate) bytes: Vec<u8>,
     /// Where each entry's key and value are in `bytes`, sorted by key.
     pub(crate) spans: Vec<Span>,
+    /// When it was published, in milliseconds since the Unix epoch: how old
+    /// the data is, once its publisher has gone.
+    pub(crate) published_ms: u64,
+    /// The collection was dropped: the last snapshot of the region, empty.
+    pub(crate) dropped: bool,
 }
 
 /// Entry `i`: its key is `bytes[key..value]`, its value `bytes[value..end]`.

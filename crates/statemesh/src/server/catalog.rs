@@ -207,7 +207,10 @@ pub(super) async fn sweep(inner: &ServerInner) {
     };
     for (name, h) in gone {
         h.mark_dropped();
-        lock(&inner.publications).remove(&name);
+        let publication = lock(&inner.publications).remove(&name);
+        if let Some(p) = publication {
+            tokio::task::spawn_blocking(move || p.close_dropped());
+        }
         let id = h.group_id();
         std::mem::drop(h);
         match inner.node.remove_group(id).await {

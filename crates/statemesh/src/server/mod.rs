@@ -582,10 +582,13 @@ impl ServerInner {
             }
         }
         hosted.insert(name.to_owned(), Arc::clone(&h));
-        if self.options.publish.iter().any(|p| p == name) {
-            match h.publish_local(name, &self.options.local) {
+        if self.options.publish.iter().any(|p| p == name)
+            && let Some(cluster) = self.net.cluster_id()
+        {
+            let region = crate::local::region_name(cluster, self.id, name);
+            match h.publish_local(&region, &self.options.local) {
                 Ok(p) => {
-                    tracing::info!(collection = name, "published to shared memory");
+                    tracing::info!(collection = name, region, "published to shared memory");
                     lock(&self.publications).insert(name.to_owned(), p);
                 }
                 Err(e) => tracing::error!(collection = name, "cannot publish: {e}"),
