@@ -456,3 +456,43 @@ async fn a_reader_process_sees_whole_versions_in_order_while_the_cluster_writes(
         s.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_publisher_of_a_region_stops_the_node_at_start() {
+    let shm = tempfile::tempdir().unwrap();
+    let env = Env::new(kinds());
+    let start = || {
+        let mut o = env.options("a", &[], HistoryLimits::default());
+        o.publish = vec!["ledger".into()];
+        o.local = options(&shm);
+        statemesh::Server::start(o, kinds())
+    };
+    // The region is taken at start, before the collection exists.
+    let a = start().await.unwrap();
+    let regions = local::find("ledger", &options(&shm)).unwrap();
+    assert_eq!(regions.len(), 1, "{regions:?}");
+    a.shutdown().await;
+
+    // Something else publishes under the node's region name meanwhile.
+    let data = tempfile::tempdir().unwrap();
+    let node = Node::open(1, data.path(), MemoryNetwork::new(), NodeOptions::default()).unwrap();
+    let other = Map::<String, u64>::open(&node, "other", &[1])
+        .await
+        .unwrap();
+    let squatter = other
+        .publish_local_with(&regions[0].name, &options(&shm))
+        .unwrap();
+    let err = start().await.unwrap_err();
+    assert!(
+        matches!(&err, statemesh::ServerError::Publish { collection, .. } if collection == "ledger"),
+        "{err:?}"
+    );
+    let message = err.to_string();
+    assert!(message.contains("another writer"), "{message}");
+
+    // Once it stops, the node starts again.
+    drop(squatter);
+    let a = start().await.unwrap();
+    a.shutdown().await;
+    node.shutdown().await;
+}

@@ -46,6 +46,7 @@ mod read;
 mod snapshot;
 
 pub use publish::{Entries, Publication, Publish};
+pub(crate) use publish::{RegionWriter, reserve};
 pub use read::{Local, LocalRead};
 
 use std::path::PathBuf;

@@ -141,6 +141,34 @@ pub(crate) fn snapshot_of<SM: Publish>(
     entries.into_snapshot(version, signature)
 }
 
+/// A region this process holds as its only writer, before anything is
+/// published to it: a node reserves the regions it will publish when it
+/// starts, so a second publisher is refused then rather than when its
+/// collection first appears.
+pub(crate) struct RegionWriter {
+    name: String,
+    writer: statemesh_shm::Writer<Snapshot>,
+}
+
+/// Takes the writer's lock on region `name`.
+///
+/// # Errors
+///
+/// [`LocalError::Open`] if the region cannot be made, or another process
+/// (or another publication in this one) already writes it.
+pub(crate) fn reserve(name: &str, options: &LocalOptions) -> Result<RegionWriter, LocalError> {
+    let writer = statemesh_shm::Writer::<Snapshot>::with_options(name, options.writer()).map_err(
+        |source| LocalError::Open {
+            name: name.to_owned(),
+            source,
+        },
+    )?;
+    Ok(RegionWriter {
+        name: name.to_owned(),
+        writer,
+    })
+}
+
 /// A collection being published to shared memory. Each applied version is
 /// published after it; while one is being written, newer ones coalesce into
 /// the next write, so the publisher never falls behind. Dropping it stops
@@ -198,16 +226,21 @@ impl Publication {
         name: &str,
         options: &LocalOptions,
     ) -> Result<Self, LocalError> {
+        Self::start_with(shared, reserve(name, options)?)
+    }
+
+    /// Starts publishing into a region already reserved.
+    pub(crate) fn start_with<SM: Publish>(
+        shared: Arc<Shared<SM>>,
+        region: RegionWriter,
+    ) -> Result<Self, LocalError> {
+        let RegionWriter { name, writer } = region;
+        let name = name.as_str();
         let signature = shared
             .sm
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .signature();
-        let writer = statemesh_shm::Writer::<Snapshot>::with_options(name, options.writer())
-            .map_err(|source| LocalError::Open {
-                name: name.to_owned(),
-                source,
-            })?;
         let state = Arc::new(PublisherState {
             stop: AtomicBool::new(false),
             dropped: AtomicBool::new(false),

@@ -13,7 +13,7 @@ use crate::group::{
     Recording, Redirect, Since, When, merge_history,
 };
 use crate::hooks::{HookError, Hooked, Hooks, JsonEvents};
-use crate::local::{LocalError, LocalOptions, Publication, Publish};
+use crate::local::{LocalError, Publication, Publish, RegionWriter};
 use crate::node::{Node, Start};
 use crate::state_machine::{Mirrored, Queryable, StateMachine};
 use crate::types::Raft;
@@ -44,8 +44,8 @@ pub(crate) trait Hosted: Send + Sync {
     fn merge(&self, items: &[Item]) -> Result<Vec<u8>, Refusal>;
     /// The whole state, encoded, and its version.
     fn full_state(&self) -> Result<(u64, Vec<u8>), Refusal>;
-    /// Publishes the collection to shared memory as region `name`.
-    fn publish_local(&self, name: &str, options: &LocalOptions) -> Result<Publication, LocalError>;
+    /// Publishes the collection to shared memory into `region`.
+    fn publish_local(&self, region: RegionWriter) -> Result<Publication, LocalError>;
     fn raft(&self) -> &Raft;
     fn group_id(&self) -> GroupId;
     fn status(&self) -> GroupStatus;
@@ -118,8 +118,8 @@ impl<SM: Hostable> Hosted for HostedGroup<SM> {
         Ok((version, bytes))
     }
 
-    fn publish_local(&self, name: &str, options: &LocalOptions) -> Result<Publication, LocalError> {
-        Publication::start(self.group.shared(), name, options)
+    fn publish_local(&self, region: RegionWriter) -> Result<Publication, LocalError> {
+        Publication::start_with(self.group.shared(), region)
     }
 
     fn raft(&self) -> &Raft {

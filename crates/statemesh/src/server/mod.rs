@@ -28,7 +28,7 @@ use crate::client::{Client, ClientError, ClientOptions, ClusterStatus, Refusal};
 use crate::error::{GroupError, NodeError};
 use crate::group::rpc::{Envelope, Request, encode};
 use crate::group::{Group, GroupId, HistoryLimits, When};
-use crate::local::{LocalOptions, Publication};
+use crate::local::{LocalError, LocalOptions, Publication, RegionWriter};
 use crate::network::{Network, TcpNetwork, TcpOptions};
 use crate::node::{Node, NodeOptions};
 use crate::state_machine::StateMachine;
@@ -168,6 +168,16 @@ pub enum ServerError {
     /// Joining through the given members failed.
     #[error("joining the cluster: {0}")]
     Join(#[from] ClientError),
+    /// A collection named in `publish` cannot be published: most often
+    /// another process already publishes its region (the same node started
+    /// twice from copies of one data directory).
+    #[error("cannot publish {collection:?} to shared memory: {source}")]
+    Publish {
+        /// The collection.
+        collection: String,
+        /// Why.
+        source: LocalError,
+    },
 }
 
 /// A running node of a cluster.
@@ -204,6 +214,9 @@ pub(crate) struct ServerInner {
     swept: tokio::sync::Mutex<HashSet<GroupId>>,
     /// The collections published to shared memory, by name.
     publications: Mutex<HashMap<String, Publication>>,
+    /// Regions reserved at start for collections in `publish` that this
+    /// node does not host yet, by collection name.
+    regions: Mutex<HashMap<String, RegionWriter>>,
     /// The data directory, locked while the node runs.
     data: Mutex<Option<data_dir::DataDir>>,
     /// Whether the node has learnt it was removed from the cluster.
@@ -299,13 +312,18 @@ impl Server {
             changing: Mutex::new(HashSet::new()),
             swept: tokio::sync::Mutex::new(HashSet::new()),
             publications: Mutex::new(HashMap::new()),
+            regions: Mutex::new(HashMap::new()),
             data: Mutex::new(None),
             removed: tokio::sync::watch::Sender::new(false),
             leaving: std::sync::atomic::AtomicBool::new(false),
         });
         inner.learn_addresses();
         net.serve_clients(Arc::new(service::Service(Arc::downgrade(&inner))));
-        if let Err(e) = inner.enter(data, stored).await {
+        let entered = match inner.enter(data, stored).await {
+            Ok(()) => inner.reserve_regions().await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = entered {
             net.close();
             inner.node.close().await;
             return Err(e);
@@ -582,19 +600,55 @@ impl ServerInner {
             }
         }
         hosted.insert(name.to_owned(), Arc::clone(&h));
-        if self.options.publish.iter().any(|p| p == name)
-            && let Some(cluster) = self.net.cluster_id()
-        {
-            let region = crate::local::region_name(cluster, self.id, name);
-            match h.publish_local(&region, &self.options.local) {
+        if self.options.publish.iter().any(|p| p == name) {
+            // A collection dropped and made again needs its region anew.
+            let reserved = lock(&self.regions).remove(name);
+            let published = match reserved {
+                Some(r) => Ok(r),
+                None => self.reserve_region(name),
+            }
+            .and_then(|r| h.publish_local(r));
+            match published {
                 Ok(p) => {
-                    tracing::info!(collection = name, region, "published to shared memory");
+                    tracing::info!(
+                        collection = name,
+                        region = p.name(),
+                        "published to shared memory"
+                    );
                     lock(&self.publications).insert(name.to_owned(), p);
                 }
                 Err(e) => tracing::error!(collection = name, "cannot publish: {e}"),
             }
         }
         Ok(h)
+    }
+
+    /// Takes the region of every collection in `publish`, so that a second
+    /// publisher of any of them stops this node at start.
+    async fn reserve_regions(&self) -> Result<(), ServerError> {
+        // Held so that `hosted` does not publish one of them meanwhile.
+        let _hosted = self.hosted.lock().await;
+        for name in &self.options.publish {
+            if lock(&self.publications).contains_key(name) {
+                continue;
+            }
+            let region = self
+                .reserve_region(name)
+                .map_err(|source| ServerError::Publish {
+                    collection: name.clone(),
+                    source,
+                })?;
+            lock(&self.regions).insert(name.clone(), region);
+        }
+        Ok(())
+    }
+
+    fn reserve_region(&self, name: &str) -> Result<RegionWriter, LocalError> {
+        let cluster = self.net.cluster_id().ok_or_else(|| {
+            LocalError::Encode("the node has no cluster id yet to name the region by".into())
+        })?;
+        let region = crate::local::region_name(cluster, self.id, name);
+        crate::local::reserve(&region, &self.options.local)
     }
 
     /// Every hosted group, copied out of the lock.
