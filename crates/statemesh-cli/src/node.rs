@@ -104,7 +104,7 @@ pub(crate) struct NodeArgs {
     #[arg(long, env = "STATEMESH_EXIT_WHEN_REMOVED", num_args = 0..=1,
           default_missing_value = "true", value_name = "BOOL")]
     exit_when_removed: Option<bool>,
-    /// Serve /metrics (Prometheus), /health and /ready over HTTP here.
+    /// Serve HTTP here: the status page at /, /status.json, /metrics (Prometheus), /health and /ready.
     #[arg(long, env = "STATEMESH_HTTP")]
     http: Option<String>,
     /// Write the address the node listens on to this file once it does

@@ -190,16 +190,39 @@ fn member_json(r: &ClusterReport, m: &MemberReport) -> serde_json::Value {
     })
 }
 
-fn status_json(r: &ClusterReport) -> serde_json::Value {
-    let groups: Vec<_> = r
-        .groups()
-        .into_iter()
-        .map(|g| json!({ "name": g, "leader": r.leader(&g) }))
+/// Each group as its leader sees it: replicas, version, the furthest
+/// behind replica's lag, and the mirrors following it from any member.
+fn group_json(r: &ClusterReport, g: &str) -> serde_json::Value {
+    let leader = r.leader_status(g);
+    let replicas: Vec<_> = leader
+        .iter()
+        .flat_map(|s| {
+            let voters = s.voters.iter().map(|id| (id, "voter"));
+            voters.chain(s.learners.iter().map(|id| (id, "learner")))
+        })
+        .map(|(id, kind)| json!({ "id": id, "kind": kind, "lag": r.lag(*id, g) }))
         .collect();
+    let worst = r.members.iter().filter_map(|m| r.lag(m.id, g)).max();
+    json!({
+        "name": g,
+        "leader": r.leader(g),
+        "term": leader.map(|s| s.term),
+        "version": leader.map(|s| s.applied),
+        "replicas": replicas,
+        "lag": worst,
+        "mirrors": r.mirrors(g),
+    })
+}
+
+/// What `status --output json` prints, and what the status page shows.
+pub(crate) fn status_json(r: &ClusterReport) -> serde_json::Value {
+    let groups: Vec<_> = r.groups().iter().map(|g| group_json(r, g)).collect();
+    let problems = r.problems();
     json!({
         "asked": r.asked,
+        "healthy": problems.is_empty(),
         "members": r.members.iter().map(|m| member_json(r, m)).collect::<Vec<_>>(),
         "groups": groups,
-        "problems": r.problems(),
+        "problems": problems,
     })
 }

@@ -457,7 +457,7 @@ async fn a_node_takes_its_settings_from_a_toml_file_and_the_environment() {
 async fn http_get(address: &str, path: &str) -> (String, String) {
     use tokio::io::AsyncReadExt;
     let mut s = tokio::net::TcpStream::connect(address).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\n\r\n").as_bytes())
+    s.write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").as_bytes())
         .await
         .unwrap();
     let mut out = String::new();

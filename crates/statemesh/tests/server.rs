@@ -412,3 +412,36 @@ async fn remote_handles_of_every_collection() {
     assert!(pq.is_empty().await.unwrap());
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collection_just_made_is_found_on_every_member() {
+    let env = Env::new();
+    let first = start(&env, "a", &[], MemberRole::Voter).await;
+    let seed = vec![first.address().to_owned()];
+    let maker = env.client(&seed, SECRET).await.unwrap();
+    type M = statemesh::collections::MapState<String, Json>;
+    for i in 0..20 {
+        maker.create::<M>(&format!("early{i}")).await.unwrap();
+    }
+    // A member that has just joined has not caught up with the record of
+    // the collections yet, and one made through another member reaches
+    // its copy a moment later: either way a client asking it finds them.
+    let second = start(&env, "b", &seed, MemberRole::Voter).await;
+    let other = env
+        .client(&[second.address().to_owned()], SECRET)
+        .await
+        .unwrap();
+    let listed = other.collections().await.unwrap();
+    assert_eq!(listed.len(), 20, "{listed:?}");
+    other.open_existing::<M>("early19").await.unwrap();
+    for i in 0..10 {
+        let name = format!("fresh{i}");
+        maker.create::<M>(&name).await.unwrap();
+        let listed = other.collections().await.unwrap();
+        assert!(listed.iter().any(|c| c.name == name), "{name}: {listed:?}");
+        other.open_existing::<M>(&name).await.unwrap();
+    }
+    for s in [first, second] {
+        s.shutdown().await;
+    }
+}

@@ -294,4 +294,7 @@ pub struct ClusterStatus {
     /// Milliseconds since the node last heard from each member (it pings
     /// them four times a second); itself at 0.
     pub last_contact_ms: BTreeMap<NodeId, u64>,
+    /// How many mirrors follow each collection from this node (collections
+    /// none follows are left out).
+    pub mirrors: BTreeMap<String, u64>,
 }

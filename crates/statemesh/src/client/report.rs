@@ -8,7 +8,7 @@
 
 use super::protocol::{ClientReply, ClientRequest, ClusterStatus, Response, call_bytes};
 use super::{Client, ClientError};
-use crate::group::{Role, millis};
+use crate::group::{GroupStatus, Role, millis};
 use crate::server::MemberRole;
 use crate::types::NodeId;
 use serde::Serialize;
@@ -79,6 +79,21 @@ impl ClusterReport {
             Some(g.1.applied)
         };
         Some(applied(self.leader(group)?)?.saturating_sub(applied(id)?))
+    }
+
+    /// How many mirrors follow `group`, from every member that answered.
+    #[must_use]
+    pub fn mirrors(&self, group: &str) -> u64 {
+        self.statuses().filter_map(|s| s.mirrors.get(group)).sum()
+    }
+
+    /// `group`'s status on the member that leads it.
+    #[must_use]
+    pub fn leader_status(&self, group: &str) -> Option<&GroupStatus> {
+        let leader = self.leader(group)?;
+        let m = self.members.iter().find(|m| m.id == leader)?;
+        let g = m.status.as_ref()?.groups.iter().find(|(n, _)| n == group)?;
+        Some(&g.1)
     }
 
     /// What is wrong, in words: members that did not answer, groups

@@ -33,9 +33,7 @@ pub(super) async fn open(
     mode: OpenMode,
 ) -> Response {
     user_collection(&collection)?;
-    let existing = inner
-        .system
-        .read_local(|s| s.collections.get(&collection).cloned());
+    let existing = inner.collection(&collection).await;
     let created = match existing {
         Some(c) if mode == OpenMode::New => {
             require(grant, &collection, Access::Read)?;
@@ -131,13 +129,15 @@ async fn reach(inner: &ServerInner, version: u64, collection: &str) -> Result<()
 
 /// The collections `grant` may read, by name.
 pub(super) async fn list(inner: &ServerInner, grant: &Grant) -> Response {
-    let all: Vec<_> = inner.system.read_local(|s| {
-        s.collections
-            .iter()
-            .filter(|(name, _)| grant.allows(name, Access::Read))
-            .map(|(name, c)| (name.clone(), c.clone()))
-            .collect()
-    });
+    let all: Vec<_> = inner
+        .fresh(|s| {
+            s.collections
+                .iter()
+                .filter(|(name, _)| grant.allows(name, Access::Read))
+                .map(|(name, c)| (name.clone(), c.clone()))
+                .collect()
+        })
+        .await;
     let hosted = inner.hosted.lock().await.clone();
     let mut out = Vec::with_capacity(all.len());
     for (name, c) in all {

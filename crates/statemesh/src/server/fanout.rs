@@ -15,6 +15,7 @@ use super::subscription::{self, Cursor, MERGE_OVER};
 use crate::group::Since;
 use crate::network::push::TryPush;
 use bytes::Bytes;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::oneshot;
 
@@ -22,6 +23,17 @@ use tokio::sync::oneshot;
 #[derive(Default)]
 pub(crate) struct Fanout {
     inner: Mutex<Following>,
+    /// Subscriptions being served, up to date or catching up.
+    connected: AtomicU64,
+}
+
+/// Counts one subscription as connected while it lives.
+pub(super) struct Connected<'a>(&'a AtomicU64);
+
+impl Drop for Connected<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 #[derive(Default)]
@@ -68,6 +80,17 @@ enum Next {
 }
 
 impl Fanout {
+    /// Counts a subscription as connected until the guard is dropped.
+    pub(super) fn connect(&self) -> Connected<'_> {
+        self.connected.fetch_add(1, Ordering::Relaxed);
+        Connected(&self.connected)
+    }
+
+    /// How many mirrors follow the collection from this node.
+    pub(super) fn connected(&self) -> u64 {
+        self.connected.load(Ordering::Relaxed)
+    }
+
     fn lock(&self) -> MutexGuard<'_, Following> {
         // Nothing panics while holding it.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())

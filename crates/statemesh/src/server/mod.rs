@@ -24,16 +24,17 @@ mod subscription;
 pub use cluster_state::{Member, MemberRole};
 pub use kinds::Kinds;
 
-use crate::client::{Client, ClientError, ClientOptions, ClusterStatus, Refusal};
+use crate::Consistency;
+use crate::client::{Client, ClientError, ClientOptions, ClusterReport, ClusterStatus, Refusal};
 use crate::error::{GroupError, NodeError};
 use crate::group::rpc::{Envelope, Request, encode};
-use crate::group::{Group, GroupId, HistoryLimits, When};
+use crate::group::{Group, GroupId, HistoryLimits, Redirect, When};
 use crate::local::{LocalError, LocalOptions, Publication, RegionWriter};
 use crate::network::{Network, TcpNetwork, TcpOptions};
 use crate::node::{Node, NodeOptions};
 use crate::state_machine::StateMachine;
 use crate::types::{ClusterId, NodeId};
-use cluster_state::{ClusterCommand, ClusterState};
+use cluster_state::{ClusterCommand, ClusterState, Collection};
 use kinds::Hosted;
 use membership::{Action, View};
 use openraft::{BasicNode, ChangeMembers, ServerState};
@@ -217,6 +218,9 @@ pub(crate) struct ServerInner {
     /// Regions reserved at start for collections in `publish` that this
     /// node does not host yet, by collection name.
     regions: Mutex<HashMap<String, RegionWriter>>,
+    /// The client [`Server::report`] asks the members through, made at
+    /// the first report.
+    reporter: tokio::sync::Mutex<Option<Client>>,
     /// The data directory, locked while the node runs.
     data: Mutex<Option<data_dir::DataDir>>,
     /// Whether the node has learnt it was removed from the cluster.
@@ -313,6 +317,7 @@ impl Server {
             swept: tokio::sync::Mutex::new(HashSet::new()),
             publications: Mutex::new(HashMap::new()),
             regions: Mutex::new(HashMap::new()),
+            reporter: tokio::sync::Mutex::new(None),
             data: Mutex::new(None),
             removed: tokio::sync::watch::Sender::new(false),
             leaving: std::sync::atomic::AtomicBool::new(false),
@@ -366,6 +371,28 @@ impl Server {
     /// This node's view of the cluster.
     pub async fn status(&self) -> ClusterStatus {
         self.inner.status().await
+    }
+
+    /// Every member's own account of itself, as `statemesh status` shows
+    /// it: the node asks each member the cluster records (itself included)
+    /// over the network, as a client presenting the cluster's secret would.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError`] if this node cannot be reached at its own address.
+    pub async fn report(&self) -> Result<ClusterReport, ClientError> {
+        let client = {
+            let mut reporter = self.inner.reporter.lock().await;
+            match &*reporter {
+                Some(c) => c.clone(),
+                None => {
+                    let c = own_client(&self.inner.options, &self.inner.address).await?;
+                    *reporter = Some(c.clone());
+                    c
+                }
+            }
+        };
+        client.report().await
     }
 
     /// Futures for this node's copy of collection `name`: when it applies
@@ -432,6 +459,7 @@ impl Server {
         for t in self.tasks {
             let _ = t.await;
         }
+        self.inner.reporter.lock().await.take();
         self.inner.net.close();
         lock(&self.inner.publications).clear();
         self.inner.hosted.lock().await.clear();
@@ -570,13 +598,16 @@ impl ServerInner {
     /// The hosted group `name`, opening it if the cluster has it and this
     /// build can host it.
     pub(crate) async fn hosted(&self, name: &str) -> Result<Arc<dyn Hosted>, Refusal> {
+        if let Some(h) = self.hosted.lock().await.get(name) {
+            return Ok(Arc::clone(h));
+        }
+        let Some(c) = self.collection(name).await else {
+            return Err(Refusal::NoSuchCollection(name.to_owned()));
+        };
         let mut hosted = self.hosted.lock().await;
         if let Some(h) = hosted.get(name) {
             return Ok(Arc::clone(h));
         }
-        let Some(c) = self.system.read_local(|s| s.collections.get(name).cloned()) else {
-            return Err(Refusal::NoSuchCollection(name.to_owned()));
-        };
         let h = self
             .kinds
             .open(
@@ -623,6 +654,33 @@ impl ServerInner {
         Ok(h)
     }
 
+    /// The cluster's record of collection `name`. One this node does not
+    /// know of may have been made a moment ago through another member
+    /// (this node's copy of the record can lag the leader's by a few
+    /// milliseconds, and a client that has just created a collection must
+    /// find it on any node), so that answer is checked with the leader.
+    pub(crate) async fn collection(&self, name: &str) -> Option<Collection> {
+        match self.system.read_local(|s| s.collections.get(name).cloned()) {
+            Some(c) => Some(c),
+            None => self.fresh(|s| s.collections.get(name).cloned()).await,
+        }
+    }
+
+    /// Reads the cluster's record once this node's copy has everything
+    /// the leader had committed when asked (or, if no leader answers in
+    /// time, this node's copy as it is).
+    pub(crate) async fn fresh<R>(&self, read: impl Fn(&ClusterState) -> R) -> R {
+        let deadline = Instant::now() + FRESH_CATALOG;
+        match self
+            .system
+            .query_until(Consistency::Linearizable, deadline, Redirect::No, &read)
+            .await
+        {
+            Ok(r) => r,
+            Err(_) => self.system.read_local(read),
+        }
+    }
+
     /// Takes the region of every collection in `publish`, so that a second
     /// publisher of any of them stops this node at start.
     async fn reserve_regions(&self) -> Result<(), ServerError> {
@@ -665,12 +723,13 @@ impl ServerInner {
         let members: BTreeMap<NodeId, Member> = self
             .system
             .read_local(|s| s.members.iter().map(|(k, v)| (*k, v.clone())).collect());
-        let mut groups: Vec<_> = self
-            .all_hosted()
-            .await
-            .into_iter()
-            .map(|(n, h)| (n, h.status()))
+        let hosted = self.all_hosted().await;
+        let mirrors = hosted
+            .iter()
+            .map(|(n, h)| (n.clone(), h.fanout().connected()))
+            .filter(|(_, m)| *m > 0)
             .collect();
+        let mut groups: Vec<_> = hosted.into_iter().map(|(n, h)| (n, h.status())).collect();
         groups.sort_by(|a, b| (a.0 != SYSTEM_GROUP, &a.0).cmp(&(b.0 != SYSTEM_GROUP, &b.0)));
         let now = Instant::now();
         let last_contact_ms = lock(&self.seen)
@@ -683,18 +742,36 @@ impl ServerInner {
             members,
             groups,
             last_contact_ms,
+            mirrors,
         }
     }
 }
 
+/// How long a node asks the leader whether a collection it does not know
+/// of exists, before it says there is none.
+const FRESH_CATALOG: Duration = Duration::from_secs(2);
+
 /// A client of the members `options.join` names, presenting the cluster
 /// secret.
 async fn join_client(options: &ServerOptions, timeout: Duration) -> Result<Client, ClientError> {
+    secret_client(options, &options.join, timeout).await
+}
+
+/// A client of this node itself, presenting the cluster secret.
+async fn own_client(options: &ServerOptions, address: &str) -> Result<Client, ClientError> {
+    secret_client(options, &[address.to_owned()], Duration::from_secs(5)).await
+}
+
+async fn secret_client(
+    options: &ServerOptions,
+    addresses: &[String],
+    timeout: Duration,
+) -> Result<Client, ClientError> {
     let n = &options.network;
     let mut client_options = ClientOptions::new(n.cluster.clone(), n.security.clone());
     client_options.timeout = timeout;
     let secret = String::from_utf8_lossy(n.auth.secret().as_bytes()).into_owned();
-    Client::connect(&options.join, secret, client_options).await
+    Client::connect(addresses, secret, client_options).await
 }
 
 /// Before a node that already belongs to cluster `ours` opens anything:

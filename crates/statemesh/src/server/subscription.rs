@@ -102,6 +102,7 @@ impl Unacked {
 /// Serves the subscription of a mirror at version `from` until the mirror
 /// goes away.
 pub(crate) async fn serve(h: Arc<dyn Hosted>, from: u64, pushes: Pushes) -> Response {
+    let _connected = h.fanout().connect();
     let mut c = Cursor {
         at: from,
         unacked: Unacked::default(),
