@@ -41,11 +41,9 @@ async fn permanent_mistakes_fail_at_once_and_name_the_fix() {
     let no_port = a.rsplit_once(':').unwrap().0;
     let unresolvable = "node.invalid:7400";
 
+    let wrong_ca = format!("is not signed by {other_certs}/ca.pem: pass the cluster's --ca");
     let cases: [(&[&str], &str); 6] = [
-        (
-            &["--addr", a, "--certs", other_certs],
-            "not signed by the CA given",
-        ),
+        (&["--addr", a, "--certs", other_certs], &wrong_ca),
         (
             &["--addr", a, "--certs", certs, "--plaintext"],
             "this node speaks TLS",

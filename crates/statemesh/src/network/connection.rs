@@ -103,12 +103,12 @@ pub(crate) async fn dial(
                 let name = tls
                     .server_name_for(address)
                     .map_err(ConnectionError::Handshake)?;
-                Box::new(
-                    tls.connector()
-                        .connect(name, tcp)
-                        .await
-                        .map_err(ConnectionError::Tls)?,
-                )
+                Box::new(tls.connector().connect(name, tcp).await.map_err(|error| {
+                    ConnectionError::Tls {
+                        error,
+                        ca: tls.ca_source(),
+                    }
+                })?)
             }
             Security::Plaintext => Box::new(tcp),
         };

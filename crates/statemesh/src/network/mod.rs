@@ -93,8 +93,13 @@ pub enum ConnectionError {
     /// The TLS handshake failed (plaintext spoken to a TLS port, an
     /// untrusted certificate, no client certificate where one is
     /// required).
-    #[error("{}", tls::describe(.0))]
-    Tls(std::io::Error),
+    #[error("{}", tls::describe(.error, .ca.as_deref()))]
+    Tls {
+        /// What the TLS library said.
+        error: std::io::Error,
+        /// The CA file trusted, when the settings came from files.
+        ca: Option<std::sync::Arc<str>>,
+    },
     /// A frame could not be read.
     #[error("frame: {0}")]
     Frame(#[from] FrameError),
@@ -162,7 +167,7 @@ impl ConnectionError {
             | Self::Auth(_)
             | Self::Refused(_)
             | Self::Expired => true,
-            Self::Tls(e) => tls::is_permanent(e),
+            Self::Tls { error, .. } => tls::is_permanent(error),
             Self::Connect(_)
             | Self::Timeout(_)
             | Self::Frame(_)

@@ -421,7 +421,9 @@ fn log_session_end(remote: SocketAddr, e: &ConnectionError) {
         }
         // A client that gave up dialing (it went to another member while
         // this node was paused, say) or a port probe: nothing was refused.
-        ConnectionError::Tls(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+        ConnectionError::Tls { error: io, .. }
+            if io.kind() == std::io::ErrorKind::UnexpectedEof =>
+        {
             tracing::debug!(%remote, "connection closed during the TLS handshake");
         }
         _ => tracing::warn!(%remote, error = %e, "connection refused or closed"),
@@ -466,7 +468,10 @@ async fn session(shared: &Arc<Shared>, tcp: TcpStream) -> Result<(), ConnectionE
                 tokio::time::timeout(limits.connect_timeout, accept)
                     .await
                     .map_err(|_| ConnectionError::Timeout(limits.connect_timeout))?
-                    .map_err(ConnectionError::Tls)?,
+                    .map_err(|error| ConnectionError::Tls {
+                        error,
+                        ca: tls.ca_source(),
+                    })?,
             )
         }
         Security::Plaintext => Box::new(tcp),

@@ -96,6 +96,8 @@ pub struct Tls {
     server: Option<Arc<ServerConfig>>,
     client: Arc<ClientConfig>,
     server_name: Option<String>,
+    /// Where the trusted CA came from (its file), for error messages.
+    ca_source: Option<Arc<str>>,
 }
 
 impl std::fmt::Debug for Tls {
@@ -182,6 +184,7 @@ impl Tls {
             server: Some(Arc::new(server)),
             client: Arc::new(client),
             server_name: None,
+            ca_source: None,
         })
     }
 
@@ -191,12 +194,13 @@ impl Tls {
     ///
     /// As [`Tls::node`], and [`TlsError::Io`] if a file cannot be read.
     pub fn node_from_files(files: &TlsFiles, mutual: bool) -> Result<Self, TlsError> {
-        Self::node(
+        Ok(Self::node(
             &read(&files.ca)?,
             &read(&files.cert)?,
             &read(&files.key)?,
             mutual,
-        )
+        )?
+        .with_ca_source(&files.ca))
     }
 
     /// A client's settings: trust certificates signed by `ca`, and present
@@ -220,6 +224,7 @@ impl Tls {
             server: None,
             client: Arc::new(client),
             server_name: None,
+            ca_source: None,
         })
     }
 
@@ -231,12 +236,23 @@ impl Tls {
     /// As [`Tls::client`], and [`TlsError::Io`] if a file cannot be read.
     pub fn client_from_files(files: &TlsFiles) -> Result<Self, TlsError> {
         let ca = read(&files.ca)?;
-        if files.cert.exists() && files.key.exists() {
+        let tls = if files.cert.exists() && files.key.exists() {
             let (cert, key) = (read(&files.cert)?, read(&files.key)?);
-            Self::client(&ca, Some((&cert, &key)))
+            Self::client(&ca, Some((&cert, &key)))?
         } else {
-            Self::client(&ca, None)
-        }
+            Self::client(&ca, None)?
+        };
+        Ok(tls.with_ca_source(&files.ca))
+    }
+
+    fn with_ca_source(mut self, ca: &Path) -> Self {
+        self.ca_source = Some(ca.display().to_string().into());
+        self
+    }
+
+    /// The CA file trusted, if these settings came from files.
+    pub(crate) fn ca_source(&self) -> Option<Arc<str>> {
+        self.ca_source.clone()
     }
 
     /// Checks servers' certificates for `name` instead of the host part of
@@ -446,12 +462,18 @@ fn rustls_error(e: &std::io::Error) -> Option<&rustls::Error> {
 
 /// A failed TLS handshake in a person's words, with what to change where
 /// that is known.
-pub(crate) fn describe(e: &std::io::Error) -> String {
+pub(crate) fn describe(e: &std::io::Error, ca: Option<&str>) -> String {
     use rustls::{AlertDescription as Alert, CertificateError as Cert, Error as E};
     match rustls_error(e) {
-        Some(E::InvalidCertificate(Cert::UnknownIssuer | Cert::BadSignature)) => {
-            "the node's certificate is not signed by the CA given: pass the cluster's CA".into()
-        }
+        Some(E::InvalidCertificate(Cert::UnknownIssuer | Cert::BadSignature)) => match ca {
+            Some(file) => format!(
+                "the node's certificate is not signed by {file}: pass the cluster's --ca \
+                 (or --certs)"
+            ),
+            None => {
+                "the node's certificate is not signed by the CA given: pass the cluster's CA".into()
+            }
+        },
         Some(E::InvalidCertificate(
             Cert::NotValidForName | Cert::NotValidForNameContext { .. },
         )) => "the node's certificate does not name the host dialed: dial a name or address \
