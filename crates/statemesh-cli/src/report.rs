@@ -33,10 +33,16 @@ pub(crate) fn status(r: &ClusterReport, output: Output) -> anyhow::Result<()> {
                         .as_ref()
                         .and_then(|s| s.groups.iter().find(|(n, _)| *n == g));
                     let Some((_, s)) = own else {
-                        let why = if m.reachable {
-                            "(not hosted)"
-                        } else {
+                        let cannot = m
+                            .status
+                            .as_ref()
+                            .is_some_and(|s| s.unhosted.contains_key(&g));
+                        let why = if !m.reachable {
                             "(no answer)"
+                        } else if cannot {
+                            "(cannot host it: see `statemesh health`)"
+                        } else {
+                            "(not hosted)"
                         };
                         println!("{g:<16} {:<18} {why}", m.id);
                         continue;
@@ -187,6 +193,7 @@ fn member_json(r: &ClusterReport, m: &MemberReport) -> serde_json::Value {
         "last_contact_ms": m.last_contact_ms,
         "error": m.error,
         "groups": groups,
+        "unhosted": m.status.as_ref().map(|s| &s.unhosted),
     })
 }
 

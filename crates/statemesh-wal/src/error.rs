@@ -46,7 +46,7 @@ pub enum OpenError {
     /// is). Nothing was changed. Open with `WalOptions::repair(true)` to cut
     /// the log at the last good record, dropping what follows.
     #[error(
-        "{path}: corrupt record at offset {offset} (expected index {index}); nothing was changed; open with repair to cut the log there, dropping index {index} and everything after it"
+        "{path}: corrupt record at offset {offset} (expected index {index}); nothing was changed (WalOptions::repair would cut the log there, dropping index {index} and everything after it)"
     )]
     Corrupt {
         /// The segment.
@@ -59,7 +59,7 @@ pub enum OpenError {
     /// A segment is shorter than the size it was created with: its end was
     /// cut off outside the log's control. Nothing was changed.
     #[error(
-        "{path}: {len} bytes, but the segment was created with {expected}: its end is missing; nothing was changed; open with repair to keep what it still holds"
+        "{path}: {len} bytes, but the segment was created with {expected}: its end is missing; nothing was changed (WalOptions::repair would keep what it still holds)"
     )]
     Truncated {
         /// The segment.

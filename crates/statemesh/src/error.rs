@@ -134,3 +134,29 @@ pub enum GroupError {
     #[error("raft: {0}")]
     Raft(String),
 }
+
+impl GroupError {
+    /// Whether this node's files of the group are damaged (a log record
+    /// or segment that fails its checks, a missing segment, a bad
+    /// snapshot): opening again will fail the same way, and the cure is a
+    /// fresh copy from the other members.
+    #[must_use]
+    pub fn is_damage(&self) -> bool {
+        use statemesh_wal::OpenError as O;
+        match self {
+            Self::Log(e) => matches!(
+                e,
+                O::BadMagic { .. }
+                    | O::CorruptHeader { .. }
+                    | O::Corrupt { .. }
+                    | O::Truncated { .. }
+                    | O::MissingSegment { .. }
+                    | O::Lost { .. }
+                    | O::CorruptMeta { .. }
+                    | O::MissingMeta { .. }
+            ),
+            Self::CorruptSnapshot { .. } => true,
+            _ => false,
+        }
+    }
+}

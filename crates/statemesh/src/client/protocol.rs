@@ -297,4 +297,7 @@ pub struct ClusterStatus {
     /// How many mirrors follow each collection from this node (collections
     /// none follows are left out).
     pub mirrors: BTreeMap<String, u64>,
+    /// Collections of the cluster this node cannot host (its files of them
+    /// are damaged, say), and why: a problem for `statemesh health`.
+    pub unhosted: BTreeMap<String, String>,
 }

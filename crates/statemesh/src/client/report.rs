@@ -96,8 +96,9 @@ impl ClusterReport {
         Some(&g.1)
     }
 
-    /// What is wrong, in words: members that did not answer, groups
-    /// without a leader. Empty when the cluster is healthy.
+    /// What is wrong, in words: members that did not answer, collections
+    /// a member cannot host, groups without a leader. Empty when the
+    /// cluster is healthy.
     #[must_use]
     pub fn problems(&self) -> Vec<String> {
         let mut out: Vec<String> = self
@@ -113,6 +114,11 @@ impl ClusterReport {
                 )
             })
             .collect();
+        for m in &self.members {
+            for (name, why) in m.status.iter().flat_map(|s| &s.unhosted) {
+                out.push(format!("node {} cannot host {name:?}: {why}", m.id));
+            }
+        }
         for g in self.groups() {
             if self.leader(&g).is_none() {
                 out.push(format!("{g:?} has no leader"));

@@ -16,6 +16,7 @@ use crate::hooks::{HookError, Hooked, Hooks, JsonEvents};
 use crate::local::{LocalError, Publication, Publish, RegionWriter};
 use crate::node::{Node, Start};
 use crate::state_machine::{Mirrored, Queryable, StateMachine};
+use crate::types::NodeId;
 use crate::types::Raft;
 use std::collections::HashMap;
 use std::future::Future;
@@ -192,6 +193,19 @@ impl<SM: Hostable> Hosted for HostedGroup<SM> {
     }
 }
 
+/// What an operator does about a group whose files are damaged on this
+/// node. The WAL refuses to drop committed entries, and cutting a
+/// replica's log could lose a write it helped acknowledge, so the node
+/// never repairs in place: it leaves the cluster and joins again empty,
+/// copying everything from the others.
+pub(crate) fn damage_cure(node: NodeId) -> String {
+    format!(
+        ". This node's copy is damaged and the other members hold the data: remove the node \
+         (`statemesh members remove {node}`), empty its --data-dir and start it again with \
+         --join (a cluster of one has no other copy: restore its data directory from a backup)"
+    )
+}
+
 /// Opens a group of one state machine type.
 trait Kind: Send + Sync {
     fn open<'a>(
@@ -330,8 +344,13 @@ impl Kinds {
             .by_signature
             .get(signature)
             .ok_or_else(|| Refusal::UnknownKind(signature.to_owned()))?;
-        kind.open(node, name, id, history)
-            .await
-            .map_err(|e| Refusal::Unavailable(format!("opening {name:?}: {e}")))
+        kind.open(node, name, id, history).await.map_err(|e| {
+            let cure = if e.is_damage() {
+                damage_cure(node.id())
+            } else {
+                String::new()
+            };
+            Refusal::Unavailable(format!("opening {name:?}: {e}{cure}"))
+        })
     }
 }

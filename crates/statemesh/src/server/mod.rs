@@ -166,6 +166,15 @@ pub enum ServerError {
     /// The cluster group could not be opened.
     #[error(transparent)]
     Group(#[from] GroupError),
+    /// This node's files of the cluster group are damaged; `cure` says
+    /// what an operator does about it.
+    #[error("{error}{cure}")]
+    Damaged {
+        /// What is damaged.
+        error: GroupError,
+        /// What to do.
+        cure: String,
+    },
     /// Joining through the given members failed.
     #[error("joining the cluster: {0}")]
     Join(#[from] ClientError),
@@ -208,6 +217,8 @@ pub(crate) struct ServerInner {
     hosted: tokio::sync::Mutex<HashMap<String, Arc<dyn Hosted>>>,
     /// When each member last answered a ping.
     seen: Mutex<HashMap<NodeId, Instant>>,
+    /// Collections of the cluster this node failed to open, and why.
+    unhosted: Mutex<BTreeMap<String, String>>,
     /// Groups with a membership change in flight.
     changing: Mutex<HashSet<String>>,
     /// Dropped groups whose files this node has deleted (or found gone)
@@ -298,6 +309,10 @@ impl Server {
             Ok(o) => o,
             Err(e) => {
                 node.close().await;
+                if e.is_damage() {
+                    let cure = kinds::damage_cure(id);
+                    return Err(ServerError::Damaged { error: e, cure });
+                }
                 return Err(e.into());
             }
         };
@@ -313,6 +328,7 @@ impl Server {
             kinds,
             hosted: tokio::sync::Mutex::new(hosted),
             seen: Mutex::new(HashMap::new()),
+            unhosted: Mutex::new(BTreeMap::new()),
             changing: Mutex::new(HashSet::new()),
             swept: tokio::sync::Mutex::new(HashSet::new()),
             publications: Mutex::new(HashMap::new()),
@@ -743,6 +759,7 @@ impl ServerInner {
             groups,
             last_contact_ms,
             mirrors,
+            unhosted: lock(&self.unhosted).clone(),
         }
     }
 }
@@ -811,7 +828,6 @@ async fn check_join(
 /// host.
 async fn follow_cluster(inner: Arc<ServerInner>) {
     let mut when = inner.system.when();
-    let mut failed: HashSet<String> = HashSet::new();
     // A node is not in the record until its join is applied, so only a
     // record that had it and lost it means a removal.
     let mut was_member = false;
@@ -838,15 +854,17 @@ async fn follow_cluster(inner: Arc<ServerInner>) {
         let names: Vec<String> = inner
             .system
             .read_local(|s| s.collections.keys().cloned().collect());
-        failed.retain(|n| names.contains(n));
+        lock(&inner.unhosted).retain(|n, _| names.contains(n));
         for name in names {
             match inner.hosted(&name).await {
                 Ok(_) => {
-                    failed.remove(&name);
+                    lock(&inner.unhosted).remove(&name);
                 }
                 Err(e) => {
-                    if failed.insert(name.clone()) {
-                        tracing::error!(collection = %name, "cannot host: {e}");
+                    let why = e.to_string();
+                    if lock(&inner.unhosted).insert(name.clone(), why.clone()) != Some(why.clone())
+                    {
+                        tracing::error!(collection = %name, "cannot host: {why}");
                     }
                 }
             }
