@@ -4,6 +4,7 @@
 
 use crate::commands::Kind;
 use crate::connect::ConnectArgs;
+use crate::output::outln;
 use crate::report::Output;
 use clap::Subcommand;
 use serde_json::json;
@@ -58,11 +59,11 @@ pub(crate) async fn run(command: CatalogCommand) -> anyhow::Result<()> {
             let client = connect.client().await?;
             let signature = create(&client, kind, &name).await;
             match signature {
-                Ok(signature) => println!("created {name:?}: {}", describe(&signature)),
+                Ok(signature) => outln!("created {name:?}: {}", describe(&signature)),
                 Err(ClientError::Refused(Refusal::Exists {
                     signature: theirs, ..
                 })) if if_not_exists && theirs == kind_signature(kind)? => {
-                    println!("{name:?} exists: {}", describe(&theirs));
+                    outln!("{name:?} exists: {}", describe(&theirs));
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -73,7 +74,7 @@ pub(crate) async fn run(command: CatalogCommand) -> anyhow::Result<()> {
         }
         CatalogCommand::Drop { name, connect } => {
             connect.client().await?.drop_collection(&name).await?;
-            println!("dropped {name:?}");
+            outln!("dropped {name:?}");
         }
     }
     Ok(())
@@ -123,29 +124,48 @@ fn print(all: &[CollectionInfo], output: Output) -> anyhow::Result<()> {
                     })
                 })
                 .collect();
-            println!("{}", serde_json::to_string_pretty(&all)?);
+            outln!("{}", serde_json::to_string_pretty(&all)?);
         }
         Output::Table => {
-            println!(
-                "{:<20} {:<44} {:>9} {:>9} {:>10} {:<18}",
-                "NAME", "KIND", "VERSION", "ENTRIES", "DISK", "LEADER"
-            );
             let dash = || "-".to_owned();
-            for c in all {
-                let kind = describe(&c.signature);
-                println!(
-                    "{:<20} {:<44} {:>9} {:>9} {:>10} {:<18}",
-                    c.name,
-                    kind.strip_prefix("a ").unwrap_or(&kind),
-                    c.version.map_or_else(dash, |v| v.to_string()),
-                    c.entries.map_or_else(dash, |v| v.to_string()),
-                    format!(
-                        "{:.1}",
-                        byte_unit::Byte::from_u64(c.disk_bytes)
-                            .get_appropriate_unit(byte_unit::UnitType::Binary)
-                    ),
-                    c.leader.map_or_else(dash, |l| l.to_string()),
-                );
+            let rows: Vec<[String; 6]> = all
+                .iter()
+                .map(|c| {
+                    let kind = describe(&c.signature);
+                    [
+                        c.name.clone(),
+                        kind.strip_prefix("a ").unwrap_or(&kind).to_owned(),
+                        c.version.map_or_else(dash, |v| v.to_string()),
+                        c.entries.map_or_else(dash, |v| v.to_string()),
+                        format!(
+                            "{:.1}",
+                            byte_unit::Byte::from_u64(c.disk_bytes)
+                                .get_appropriate_unit(byte_unit::UnitType::Binary)
+                        ),
+                        c.leader.map_or_else(dash, |l| l.to_string()),
+                    ]
+                })
+                .collect();
+            // Names and kinds are as wide as the widest one; numbers are
+            // right-aligned.
+            let width = |i: usize, title: &str| {
+                rows.iter()
+                    .map(|r| r[i].chars().count())
+                    .chain([title.len()])
+                    .max()
+                    .unwrap_or(0)
+            };
+            let (name, kind) = (width(0, "NAME"), width(1, "KIND"));
+            outln!(
+                "{:<name$}  {:<kind$}  {:>9}  {:>9}  {:>10}  LEADER",
+                "NAME",
+                "KIND",
+                "VERSION",
+                "ENTRIES",
+                "DISK"
+            );
+            for [n, k, version, entries, disk, leader] in &rows {
+                outln!("{n:<name$}  {k:<kind$}  {version:>9}  {entries:>9}  {disk:>10}  {leader}");
             }
         }
     }

@@ -1,5 +1,6 @@
 //! `statemesh certs init` and `statemesh token`.
 
+use crate::output::outln;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use statemesh::network::{Claims, DevCertificates, Secret};
@@ -49,11 +50,11 @@ pub(crate) fn run(command: CertsCommand) -> anyhow::Result<()> {
             certs
                 .write(&dir)
                 .with_context(|| format!("writing to {}", dir.display()))?;
-            println!(
+            outln!(
                 "wrote a development CA, node and client certificates, cluster.secret and jwt.key to {}",
                 dir.display()
             );
-            println!(
+            outln!(
                 "start a node with: statemesh node --certs {} --data-dir DIR --listen 127.0.0.1:7400",
                 dir.display()
             );
@@ -94,7 +95,7 @@ pub(crate) fn token(args: &TokenArgs) -> anyhow::Result<()> {
     let mut claims = Claims::new(args.subject.clone(), Duration::from_secs(args.ttl));
     claims.read.clone_from(&args.read);
     claims.write.clone_from(&args.write);
-    println!("{}", claims.sign(&key));
+    outln!("{}", claims.sign(&key));
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! The commands that talk to a running cluster.
 
 use crate::connect::ConnectArgs;
+use crate::output::outln;
 use crate::readable::ReadableMap;
 use crate::report::{self, Output};
 use anyhow::{Context, bail};
@@ -284,7 +285,7 @@ pub(crate) async fn run(command: ClientCommand) -> anyhow::Result<()> {
             let client = connect.client().await?;
             let m = ReadableMap::open(&client, &name, consistency).await?;
             match m.get(&key).await? {
-                Some(v) => println!("{v}"),
+                Some(v) => outln!("{v}"),
                 None => bail!("map {name:?} has no key {key:?}"),
             }
         }
@@ -296,7 +297,7 @@ pub(crate) async fn run(command: ClientCommand) -> anyhow::Result<()> {
         } => {
             let value = json_or_stdin(&value)?;
             let (previous, version) = map(&connect, &name).await?.insert(key, value).await?;
-            println!(
+            outln!(
                 r#"{{"previous":{},"version":{version}}}"#,
                 show(previous.as_ref())
             );
@@ -314,12 +315,12 @@ pub(crate) async fn run(command: ClientCommand) -> anyhow::Result<()> {
                 .compare_exchange(key, expected, new)
                 .await?;
             match r {
-                Ok(prev) => println!(
+                Ok(prev) => outln!(
                     r#"{{"swapped":true,"previous":{},"version":{version}}}"#,
                     show(prev.as_ref())
                 ),
                 Err(current) => {
-                    println!(
+                    outln!(
                         r#"{{"swapped":false,"current":{},"version":{version}}}"#,
                         show(current.as_ref())
                     );
@@ -334,7 +335,7 @@ pub(crate) async fn run(command: ClientCommand) -> anyhow::Result<()> {
             connect,
         } => {
             let (previous, version) = map(&connect, &name).await?.remove(key).await?;
-            println!(
+            outln!(
                 r#"{{"previous":{},"version":{version}}}"#,
                 show(previous.as_ref())
             );
@@ -343,13 +344,13 @@ pub(crate) async fn run(command: ClientCommand) -> anyhow::Result<()> {
             let client = connect.client().await?;
             let m = ReadableMap::open(&client, &name, Consistency::Linearizable).await?;
             for (k, v) in m.list().await? {
-                println!(r#"{{"key":{},"value":{v}}}"#, serde_json::Value::String(k));
+                outln!(r#"{{"key":{},"value":{v}}}"#, serde_json::Value::String(k));
             }
         }
         ClientCommand::Cell(CellCommand::Get { name, connect }) => {
             let cell: statemesh::RemoteCell<Json> =
                 connect.client().await?.open_existing(&name).await?;
-            println!("{}", show(cell.read().await?.as_ref()));
+            outln!("{}", show(cell.read().await?.as_ref()));
         }
         ClientCommand::Cell(CellCommand::Set {
             name,
@@ -359,7 +360,7 @@ pub(crate) async fn run(command: ClientCommand) -> anyhow::Result<()> {
             let value = json_or_stdin(&value)?;
             let cell = connect.client().await?.cell::<Json>(&name).await?;
             let (previous, version) = cell.write(value).await?;
-            println!(
+            outln!(
                 r#"{{"previous":{},"version":{version}}}"#,
                 show(previous.as_ref())
             );
@@ -403,7 +404,7 @@ pub(crate) async fn run(command: ClientCommand) -> anyhow::Result<()> {
             let collection = connect.client().await?.open_with(&name, &hooked).await?;
             let (answer, version) = collection.send_event(event).await?;
             match answer {
-                Ok(output) => println!(r#"{{"output":{output},"version":{version}}}"#),
+                Ok(output) => outln!(r#"{{"output":{output},"version":{version}}}"#),
                 Err(refusal) => {
                     bail!("the hooks refused the event at version {version}: {refusal}")
                 }
@@ -415,7 +416,7 @@ pub(crate) async fn run(command: ClientCommand) -> anyhow::Result<()> {
             connect,
         } => {
             connect.client().await?.snapshot(&collection).await?;
-            println!("snapshot of {collection:?} written");
+            outln!("snapshot of {collection:?} written");
         }
     }
     Ok(())
@@ -441,11 +442,11 @@ async fn members(command: MembersCommand) -> anyhow::Result<()> {
                 .await?
                 .join(id, Member { address, role })
                 .await?;
-            println!("node {id} added");
+            outln!("node {id} added");
         }
         MembersCommand::Remove { id, connect } => {
             connect.client().await?.leave(id).await?;
-            println!("node {id} removed");
+            outln!("node {id} removed");
         }
         MembersCommand::Promote { id, connect } => {
             let client = connect.client().await?;
@@ -458,7 +459,7 @@ async fn members(command: MembersCommand) -> anyhow::Result<()> {
                 role: MemberRole::Voter,
             };
             client.join(id, member).await?;
-            println!("node {id} may vote");
+            outln!("node {id} may vote");
         }
     }
     Ok(())
@@ -514,7 +515,7 @@ impl Follow<'_> {
         );
         if self.print_state {
             for line in lines {
-                println!(r#"{{"version":{version},{line}}}"#);
+                outln!(r#"{{"version":{version},{line}}}"#);
             }
         }
         let mut printed = 0;
@@ -528,9 +529,9 @@ impl Follow<'_> {
                 Err(broadcast::error::RecvError::Lagged(_)) => {
                     // Too far behind to print each change: print the state.
                     let (lines, v) = mirror.read_versioned(|sm| sm.lines());
-                    println!(r#"{{"version":{v},"reset":"lagged"}}"#);
+                    outln!(r#"{{"version":{v},"reset":"lagged"}}"#);
                     for line in lines {
-                        println!(r#"{{"version":{v},{line}}}"#);
+                        outln!(r#"{{"version":{v},{line}}}"#);
                     }
                     version = v;
                     continue;
@@ -547,7 +548,7 @@ impl Follow<'_> {
                 Update::Changes { to, changes, .. } => {
                     version = *to;
                     for change in changes {
-                        println!(r#"{{"version":{to},{}}}"#, SM::change_line(change));
+                        outln!(r#"{{"version":{to},{}}}"#, SM::change_line(change));
                         printed += 1;
                     }
                 }
@@ -557,9 +558,9 @@ impl Follow<'_> {
                         Resync::Behind => "behind",
                         Resync::TooSlow => "too slow",
                     };
-                    println!(r#"{{"version":{v},"reset":"{reason}"}}"#);
+                    outln!(r#"{{"version":{v},"reset":"{reason}"}}"#);
                     for line in mirror.read_with(SM::lines) {
-                        println!(r#"{{"version":{v},{line}}}"#);
+                        outln!(r#"{{"version":{v},{line}}}"#);
                     }
                 }
             }

@@ -1,6 +1,7 @@
 //! `statemesh demo`: a 3-node cluster of real processes on loopback, with
 //! TLS, that loses its leader and keeps every acknowledged write.
 
+use crate::output::outln;
 use anyhow::{Context, bail};
 use clap::Args;
 use statemesh::network::{DevCertificates, TlsFiles};
@@ -135,23 +136,23 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let result = demo(&root, &args).await;
     if args.keep || result.is_err() {
         let kept = tmp.keep();
-        println!("\nlogs and data kept in {}", kept.display());
+        outln!("\nlogs and data kept in {}", kept.display());
     }
     result
 }
 
 async fn demo(root: &Path, args: &DemoArgs) -> anyhow::Result<()> {
-    println!("1. making a development CA, node certificates and a cluster secret");
+    outln!("1. making a development CA, node certificates and a cluster secret");
     DevCertificates::generate(&[])?.write(&root.join("certs"))?;
 
-    println!("2. starting three node processes on loopback, with TLS");
+    outln!("2. starting three node processes on loopback, with TLS");
     let mut nodes = vec![spawn_node(root, "n1", "127.0.0.1:0", None).await?];
     let seed = nodes[0].address.clone();
     for name in ["n2", "n3"] {
         nodes.push(spawn_node(root, name, "127.0.0.1:0", Some(&seed)).await?);
     }
     for n in &nodes {
-        println!("   {} is node {} at {}", n.name, n.id, n.address);
+        outln!("   {} is node {} at {}", n.name, n.id, n.address);
     }
     let addresses: Vec<String> = nodes.iter().map(|n| n.address.clone()).collect();
     let admin = client(root, &addresses).await?;
@@ -160,9 +161,9 @@ async fn demo(root: &Path, args: &DemoArgs) -> anyhow::Result<()> {
         (s.groups.first()?.1.voters.len() == 3).then_some(())
     })
     .await?;
-    println!("   the nodes found each other: three voters");
+    outln!("   the nodes found each other: three voters");
 
-    println!("3. writing {} keys to map {COLLECTION:?}", args.writes);
+    outln!("3. writing {} keys to map {COLLECTION:?}", args.writes);
     let map = admin.map::<String, Json>(COLLECTION).await?;
     let mut last = 0;
     for i in 0..args.writes {
@@ -171,9 +172,9 @@ async fn demo(root: &Path, args: &DemoArgs) -> anyhow::Result<()> {
             .await?;
         last = v;
     }
-    println!("   acknowledged up to version {last}");
+    outln!("   acknowledged up to version {last}");
 
-    println!("4. every node holds every key in its own replica");
+    outln!("4. every node holds every key in its own replica");
     until(
         "the map on every node",
         Duration::from_secs(60),
@@ -190,7 +191,7 @@ async fn demo(root: &Path, args: &DemoArgs) -> anyhow::Result<()> {
             (v >= last).then_some((c, v))
         })
         .await?;
-        println!("   {}: {count} keys at version {version}", n.name);
+        outln!("   {}: {count} keys at version {version}", n.name);
     }
 
     let status = admin.status().await?;
@@ -204,7 +205,7 @@ async fn demo(root: &Path, args: &DemoArgs) -> anyhow::Result<()> {
         .iter()
         .position(|n| n.id == leader)
         .context("the leader is not one of the demo's nodes")?;
-    println!(
+    outln!(
         "5. killing the leader of {COLLECTION:?}, {} (node {leader}), with SIGKILL",
         nodes[victim].name
     );
@@ -228,7 +229,7 @@ async fn demo(root: &Path, args: &DemoArgs) -> anyhow::Result<()> {
         .iter()
         .find(|n| n.id == new_leader)
         .map_or("?", |n| &n.name);
-    println!("   new leader: {name} (node {new_leader})");
+    outln!("   new leader: {name} (node {new_leader})");
     let map = others.map::<String, Json>(COLLECTION).await?;
     let entries = map.iter().await?;
     let missing: Vec<u64> = (0..args.writes)
@@ -237,7 +238,7 @@ async fn demo(root: &Path, args: &DemoArgs) -> anyhow::Result<()> {
     if !missing.is_empty() {
         bail!("acknowledged writes lost: {missing:?}");
     }
-    println!(
+    outln!(
         "   all {} acknowledged writes are there (linearizable read)",
         args.writes
     );
@@ -247,9 +248,9 @@ async fn demo(root: &Path, args: &DemoArgs) -> anyhow::Result<()> {
             .await?;
         last = v;
     }
-    println!("   5 more writes while it is down, up to version {last}");
+    outln!("   5 more writes while it is down, up to version {last}");
 
-    println!(
+    outln!(
         "6. restarting {} from its data directory",
         nodes[victim].name
     );
@@ -263,18 +264,18 @@ async fn demo(root: &Path, args: &DemoArgs) -> anyhow::Result<()> {
         },
     )
     .await?;
-    println!(
+    outln!(
         "   {} caught up: {count} keys at version {version}",
         restarted.name
     );
     nodes[victim] = restarted;
 
-    println!("7. stopping the cluster and cleaning up");
+    outln!("7. stopping the cluster and cleaning up");
     for n in &mut nodes {
         if let Some(mut c) = n.child.take() {
             let _ = c.kill().await;
         }
     }
-    println!("done: the leader was lost and no acknowledged write was");
+    outln!("done: the leader was lost and no acknowledged write was");
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! shared memory (`statemesh node --publish`), without a connection.
 
 use crate::commands::Kind;
+use crate::output::outln;
 use anyhow::{Context, bail};
 use clap::Subcommand;
 use statemesh::Json;
@@ -113,7 +114,7 @@ pub(crate) fn run(command: LocalCommand) -> anyhow::Result<()> {
         (Kind::Cell, Some(_)) => bail!("a cell has no keys: drop KEY"),
     };
     match value {
-        Some(v) => print(versioned, version, &v),
+        Some(v) => print(versioned, version, &v)?,
         None => bail!(
             "map {name:?} has no key {:?} at version {version}",
             key.unwrap_or_default()
@@ -159,12 +160,13 @@ fn find(collection: &str, node: Option<u64>, options: &LocalOptions) -> anyhow::
     }
 }
 
-fn print(versioned: bool, version: u64, value: &Json) {
+fn print(versioned: bool, version: u64, value: &Json) -> anyhow::Result<()> {
     if versioned {
-        println!(r#"{{"version":{version},"value":{value}}}"#);
+        outln!(r#"{{"version":{version},"value":{value}}}"#);
     } else {
-        println!("{value}");
+        outln!("{value}");
     }
+    Ok(())
 }
 
 /// Opens region `name` as a collection like `initial`, waits if asked, and

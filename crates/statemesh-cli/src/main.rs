@@ -15,6 +15,7 @@ mod http;
 mod local;
 mod logging;
 mod node;
+mod output;
 mod readable;
 mod report;
 mod size;

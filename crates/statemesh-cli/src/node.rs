@@ -2,6 +2,7 @@
 
 use crate::certs::read_secret;
 use crate::connect::TlsArgs;
+use crate::output::outln;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use statemesh::local::LocalOptions;
@@ -284,7 +285,7 @@ pub(crate) async fn run(args: NodeArgs) -> anyhow::Result<()> {
     let server = std::sync::Arc::new(Server::start(options, Kinds::standard()).await?);
     let endpoint = match http {
         Some((listener, metrics)) => {
-            println!("operations endpoint on http://{}", listener.local_addr()?);
+            outln!("operations endpoint on http://{}", listener.local_addr()?);
             let server = std::sync::Arc::clone(&server);
             Some(tokio::spawn(crate::http::serve(listener, metrics, server)))
         }
@@ -297,7 +298,7 @@ pub(crate) async fn run(args: NodeArgs) -> anyhow::Result<()> {
             .with_context(|| format!("writing {}", tmp.display()))?;
         std::fs::rename(&tmp, f).with_context(|| format!("writing {}", f.display()))?;
     }
-    println!("node {} listening on {}", server.id(), server.address());
+    outln!("node {} listening on {}", server.id(), server.address());
     let exit_when_removed = args.exit_when_removed.unwrap_or(true);
     let removed = async {
         if exit_when_removed {

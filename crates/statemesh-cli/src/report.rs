@@ -1,6 +1,7 @@
 //! `status`, `health` and `members list`: every member's account of itself,
 //! as a table or as JSON. Roles are written the same way in both.
 
+use crate::output::outln;
 use clap::ValueEnum;
 use serde_json::json;
 use statemesh::{ClusterReport, MemberReport};
@@ -18,13 +19,19 @@ pub(crate) enum Output {
 /// `statemesh status`: each member, then each group on each member.
 pub(crate) fn status(r: &ClusterReport, output: Output) -> anyhow::Result<()> {
     match output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(&status_json(r))?),
+        Output::Json => outln!("{}", serde_json::to_string_pretty(&status_json(r))?),
         Output::Table => {
-            members_table(r, false);
-            println!();
-            println!(
+            members_table(r, false)?;
+            outln!();
+            outln!(
                 "{:<16} {:<18} {:<10} {:<18} {:>6} {:>9} {:>6}",
-                "GROUP", "NODE", "ROLE", "LEADER", "TERM", "APPLIED", "LAG"
+                "GROUP",
+                "NODE",
+                "ROLE",
+                "LEADER",
+                "TERM",
+                "APPLIED",
+                "LAG"
             );
             for g in r.groups() {
                 for m in &r.members {
@@ -44,10 +51,10 @@ pub(crate) fn status(r: &ClusterReport, output: Output) -> anyhow::Result<()> {
                         } else {
                             "(not hosted)"
                         };
-                        println!("{g:<16} {:<18} {why}", m.id);
+                        outln!("{g:<16} {:<18} {why}", m.id);
                         continue;
                     };
-                    println!(
+                    outln!(
                         "{g:<16} {:<18} {:<10} {:<18} {:>6} {:>9} {:>6}",
                         m.id,
                         s.role.to_string(),
@@ -71,7 +78,7 @@ pub(crate) fn health(r: &ClusterReport, output: Output) -> anyhow::Result<bool> 
     let answered = r.members.iter().filter(|m| m.reachable).count();
     let groups = r.groups().len();
     match output {
-        Output::Json => println!(
+        Output::Json => outln!(
             "{}",
             serde_json::to_string_pretty(&json!({
                 "healthy": healthy,
@@ -81,7 +88,7 @@ pub(crate) fn health(r: &ClusterReport, output: Output) -> anyhow::Result<bool> 
                 "problems": problems,
             }))?
         ),
-        Output::Table if healthy => println!(
+        Output::Table if healthy => outln!(
             "healthy: {answered} of {} members answered, {}",
             r.members.len(),
             if groups == 1 {
@@ -91,12 +98,12 @@ pub(crate) fn health(r: &ClusterReport, output: Output) -> anyhow::Result<bool> 
             }
         ),
         Output::Table => {
-            println!(
+            outln!(
                 "unhealthy: {answered} of {} members answered",
                 r.members.len()
             );
             for p in &problems {
-                println!("  {p}");
+                outln!("  {p}");
             }
         }
     }
@@ -108,14 +115,14 @@ pub(crate) fn members(r: &ClusterReport, output: Output) -> anyhow::Result<()> {
     match output {
         Output::Json => {
             let list: Vec<_> = r.members.iter().map(|m| member_json(r, m)).collect();
-            println!("{}", serde_json::to_string_pretty(&list)?);
+            outln!("{}", serde_json::to_string_pretty(&list)?);
         }
-        Output::Table => members_table(r, true),
+        Output::Table => members_table(r, true)?,
     }
     Ok(())
 }
 
-fn members_table(r: &ClusterReport, roles: bool) {
+fn members_table(r: &ClusterReport, roles: bool) -> anyhow::Result<()> {
     let mut header = format!(
         "{:<18} {:<22} {:<7} {:<10} {:<13}",
         "ID", "ADDRESS", "ROLE", "REACHABLE", "LAST CONTACT"
@@ -123,7 +130,7 @@ fn members_table(r: &ClusterReport, roles: bool) {
     if roles {
         header.push_str(&format!(" {:<6} ROLES", "LAG"));
     }
-    println!("{}", header.trim_end());
+    outln!("{}", header.trim_end());
     for m in &r.members {
         let mut line = format!(
             "{:<18} {:<22} {:<7} {:<10} {:<13}",
@@ -150,8 +157,9 @@ fn members_table(r: &ClusterReport, roles: bool) {
                 worst.map_or_else(|| "-".to_owned(), |l| l.to_string())
             ));
         }
-        println!("{}", line.trim_end());
+        outln!("{}", line.trim_end());
     }
+    Ok(())
 }
 
 fn contact(ms: Option<u64>) -> String {

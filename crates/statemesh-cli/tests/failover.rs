@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Cluster, Node, group, keys, on_three_voters, stderr, three, until};
+use common::{Cluster, Node, group, keys, on_three_voters, stderr, stdout, three, until};
 use statemesh::{Client, Json};
 use std::process::Command;
 use std::sync::Arc;
@@ -218,6 +218,24 @@ async fn with_two_of_three_voters_stopped_writes_and_reads_fail_with_no_quorum_i
             );
         }
     }
+    // Listing collections reads the record: without a leader to ask, the
+    // node answers with its own copy, in time.
+    let out = cluster.command(&addresses[0], &["collections", "--timeout", "2s"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).lines().any(|l| l.starts_with("m ")),
+        "{}",
+        stdout(&out)
+    );
+    // health names the collection that cannot take writes, whether its
+    // leader kept leading alone or there is none.
+    let out = cluster.command(&addresses[0], &["health"]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("\"m\" has no quorum: its leader") || text.contains("\"m\" has no leader"),
+        "{text}"
+    );
     signal(&nodes[1], "-CONT");
     signal(&nodes[2], "-CONT");
 }

@@ -1,6 +1,7 @@
 //! The command line keeps shell conventions: values from standard input,
-//! tokens that allow something for some time, and `certs init` that does
-//! not overwrite a cluster's certificates unless told to.
+//! tokens that allow something for some time, `certs init` that does not
+//! overwrite a cluster's certificates unless told to, and a reader of its
+//! output that stops early (`| head`) ends it quietly.
 
 mod common;
 
@@ -31,6 +32,33 @@ fn values_come_from_standard_input_with_a_dash() {
     assert!(out.status.success(), "{}", stderr(&out));
     let got = c.command(&n.address, &["get", "cfg", "k"]);
     assert_eq!(stdout(&got).trim(), r#"{"from":"stdin"}"#);
+}
+
+#[test]
+fn a_reader_that_stops_early_ends_the_command_quietly() {
+    let c = Cluster::new();
+    let n = c.start("n1", "127.0.0.1:0", &[]);
+    for k in ["a", "b", "c"] {
+        let out = c.command(&n.address, &["put", "cfg", k, "1"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let certs = c.certs();
+    for args in [&["list", "cfg"][..], &["status"], &["collections"]] {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .args(["--addr", &n.address, "--certs"])
+            .arg(&certs)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Closed before the command has connected, so its first line
+        // meets a pipe with no reader, as under `| head -0`.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+        assert!(out.stderr.is_empty(), "{args:?}: {}", stderr(&out));
+    }
 }
 
 #[test]

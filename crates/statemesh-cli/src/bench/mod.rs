@@ -5,6 +5,7 @@ pub(crate) mod target;
 pub(crate) mod workload;
 
 use crate::connect::ConnectArgs;
+use crate::output::outln;
 use anyhow::Context;
 use clap::Args;
 use std::sync::Arc;
@@ -97,11 +98,15 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     workload::preload(Arc::new(first), base)
         .await
         .map_err(anyhow::Error::msg)?;
-    println!(
+    outln!(
         "{}-byte keys, {}-byte values, {} s x {} rounds, at most {} connections",
-        args.key_size.0, args.value_size.0, args.seconds, base.rounds, args.connections
+        args.key_size.0,
+        args.value_size.0,
+        args.seconds,
+        base.rounds,
+        args.connections
     );
-    println!("{}", workload::header(&[]));
+    outln!("{}", workload::header(&[]));
     for op in [Op::Put, Op::GetLinearizable, Op::GetSerializable] {
         for &clients in &args.clients {
             let conns = clients.min(args.connections).max(1);
@@ -113,7 +118,7 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
             let t = targets(&args.connect, addresses, conns, &args.map).await?;
             let w = Workload { clients, ..base };
             let m = workload::run(&t, op, w).await;
-            println!("{}", workload::row(&args.label, op, clients, &m, &[]));
+            outln!("{}", workload::row(&args.label, op, clients, &m, &[]));
         }
     }
     Ok(())

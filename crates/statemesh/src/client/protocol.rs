@@ -85,6 +85,21 @@ pub(crate) enum ClientRequest {
     },
 }
 
+impl ClientRequest {
+    /// Whether the request may change the cluster, so that one cut short
+    /// may still have taken effect. Reads, waits and status never do.
+    pub(crate) fn changes(&self) -> bool {
+        !matches!(
+            self,
+            Self::Status
+                | Self::Collections
+                | Self::Query { .. }
+                | Self::WaitVersion { .. }
+                | Self::Subscribe { .. }
+        )
+    }
+}
+
 /// Whether opening a collection may create it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum OpenMode {

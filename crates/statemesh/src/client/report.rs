@@ -97,8 +97,8 @@ impl ClusterReport {
     }
 
     /// What is wrong, in words: members that did not answer, collections
-    /// a member cannot host, groups without a leader. Empty when the
-    /// cluster is healthy.
+    /// a member cannot host, groups without a leader or whose leader
+    /// reaches no quorum. Empty when the cluster is healthy.
     #[must_use]
     pub fn problems(&self) -> Vec<String> {
         let mut out: Vec<String> = self
@@ -120,8 +120,17 @@ impl ClusterReport {
             }
         }
         for g in self.groups() {
-            if self.leader(&g).is_none() {
-                out.push(format!("{g:?} has no leader"));
+            match (self.leader(&g), self.leader_status(&g)) {
+                (None, _) => out.push(format!("{g:?} has no leader")),
+                (Some(leader), Some(s)) => {
+                    if let Some((reachable, voters)) = s.no_quorum {
+                        out.push(format!(
+                            "{g:?} has no quorum: its leader, node {leader}, reaches {reachable} \
+                             of {voters} voters"
+                        ));
+                    }
+                }
+                (Some(_), None) => {}
             }
         }
         out

@@ -232,6 +232,10 @@ impl<SM: StateMachine> Group<SM> {
             purged: m.purged.map(|l| l.index),
             voters: membership.voter_ids().collect(),
             learners: membership.learner_ids().collect(),
+            no_quorum: match self.inner.lease.standing() {
+                Standing::Lost { reachable, voters } => Some((reachable, voters)),
+                Standing::Leads | Standing::Follows(_) => None,
+            },
         }
     }
 
@@ -609,6 +613,11 @@ pub struct GroupStatus {
     pub voters: std::collections::BTreeSet<NodeId>,
     /// The learners of the group.
     pub learners: std::collections::BTreeSet<NodeId>,
+    /// When this replica leads but no quorum has acknowledged it within
+    /// an election timeout (it then refuses writes and linearizable
+    /// reads): how many voters did (itself included), and how many there
+    /// are.
+    pub no_quorum: Option<(usize, usize)>,
 }
 
 /// Futures for a copy's versions: a replica's (inside [`When`]) or a

@@ -17,11 +17,15 @@ use crate::group::Identity;
 use crate::network::{Access, Grant};
 use crate::node::tree_bytes;
 use std::collections::HashSet;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long a node waits for a change of the cluster's record it made to
 /// reach its own copy.
 const REACH: Duration = Duration::from_secs(10);
+
+/// What a listing keeps of its time to measure each collection's disk
+/// and send the answer, after asking the leader.
+const LIST_MARGIN: Duration = Duration::from_millis(200);
 
 /// Opens `collection` for a client, creating it as `mode` allows.
 pub(super) async fn open(
@@ -127,10 +131,13 @@ async fn reach(inner: &ServerInner, version: u64, collection: &str) -> Result<()
         })
 }
 
-/// The collections `grant` may read, by name.
-pub(super) async fn list(inner: &ServerInner, grant: &Grant) -> Response {
+/// The collections `grant` may read, by name, answered by `deadline`:
+/// without a leader to ask, as this node knows them.
+pub(super) async fn list(inner: &ServerInner, grant: &Grant, deadline: Instant) -> Response {
+    // Leaves time to measure the disk and answer.
+    let ask_until = deadline.checked_sub(LIST_MARGIN).unwrap_or(deadline);
     let all: Vec<_> = inner
-        .fresh(|s| {
+        .fresh_until(ask_until, |s| {
             s.collections
                 .iter()
                 .filter(|(name, _)| grant.allows(name, Access::Read))

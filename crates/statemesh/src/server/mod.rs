@@ -686,7 +686,16 @@ impl ServerInner {
     /// the leader had committed when asked (or, if no leader answers in
     /// time, this node's copy as it is).
     pub(crate) async fn fresh<R>(&self, read: impl Fn(&ClusterState) -> R) -> R {
-        let deadline = Instant::now() + FRESH_CATALOG;
+        self.fresh_until(Instant::now() + FRESH_CATALOG, read).await
+    }
+
+    /// [`fresh`](Self::fresh), asking the leader until `deadline` at most.
+    pub(crate) async fn fresh_until<R>(
+        &self,
+        deadline: Instant,
+        read: impl Fn(&ClusterState) -> R,
+    ) -> R {
+        let deadline = deadline.min(Instant::now() + FRESH_CATALOG);
         match self
             .system
             .query_until(Consistency::Linearizable, deadline, Redirect::No, &read)

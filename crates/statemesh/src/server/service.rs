@@ -84,12 +84,7 @@ impl ClientHandler for Service {
                     let wait = Duration::from_millis(call.timeout_ms).min(MAX_CALL);
                     // Whatever the request, the node answers by the time the
                     // client gave it; a write cut short may still apply.
-                    let changes = !matches!(
-                        call.request,
-                        ClientRequest::Status
-                            | ClientRequest::Query { .. }
-                            | ClientRequest::WaitVersion { .. }
-                    );
+                    let changes = call.request.changes();
                     let deadline = Instant::now() + wait;
                     let answer = answer(&inner, &grant, call.request, deadline);
                     // The request's own deadline comes first, with what it
@@ -205,7 +200,7 @@ async fn answer(
             identity,
             mode,
         } => catalog::open(inner, grant, collection, signature, identity, mode).await,
-        ClientRequest::Collections => catalog::list(inner, grant).await,
+        ClientRequest::Collections => catalog::list(inner, grant, deadline).await,
         ClientRequest::Drop { collection } => {
             catalog::drop_collection(inner, grant, collection).await
         }
