@@ -5,89 +5,69 @@
 mod common;
 
 use common::object;
-use statemesh_cache::{FsStore, Key, Location, Place, Pool, Raw, Store};
-use std::io::{BufRead, BufReader, Write};
+use statemesh_cache::{FsStore, Key, Location, Place, Store};
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Stdio};
 
-const ROLE: &str = "STATEMESH_CACHE_CRASH_ROLE";
-const DIR: &str = "STATEMESH_CACHE_CRASH_DIR";
-
-fn size(i: u64) -> usize {
-    // From a few bytes to 256 KiB, so the kill lands in writes of all sizes.
-    (1usize << (i % 19)) + (i as usize * 37) % 1000
-}
-
-/// Child role: persist objects until killed, announcing each one whose
-/// persist returned. The budget is small and every other object waits for
-/// the evictor first, so many are persisted from their spilled blob (a link
-/// and a sync) rather than from memory (an encode and a write).
-#[test]
-fn child_persister() {
-    if std::env::var(ROLE).as_deref() != Ok("persister") {
-        return;
-    }
-    let dir = std::env::var(DIR).unwrap();
-    let pool: Pool<Vec<u8>> =
-        Pool::new(FsStore::open(&dir).unwrap(), Raw, 64 << 10, Vec::len).unwrap();
-    let location = Location::new("crash").unwrap();
-    let mut out = std::io::stdout().lock();
-    let mut keep = Vec::new();
-    for i in 0.. {
-        let h = pool.insert(object(i, size(i)));
-        if i % 2 == 1 {
-            pool.wait_idle();
-        }
-        h.blocking_persist(&location).unwrap();
-        writeln!(out, "@persisted {i} {}", h.key()).unwrap();
-        out.flush().unwrap();
-        keep.push(h);
-    }
-}
+/// The child: persists objects until killed, announcing each one whose
+/// persist returned (`src/bin/helper.rs`).
+const HELPER: &str = env!("CARGO_BIN_EXE_statemesh-cache-helper");
 
 #[test]
 fn objects_persisted_before_a_sigkill_survive_it() {
-    if std::env::var(ROLE).is_ok() {
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
     for run in 0..3 {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "child_persister",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(ROLE, "persister")
-            .env(DIR, dir.path())
+        let mut child = Command::new(HELPER)
+            .arg("persister")
+            .arg(dir.path())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
-        let mut acknowledged: Vec<(u64, Key)> = Vec::new();
-        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        for line in lines {
+        let wanted = 40 + run * 17;
+        let mut acknowledged: Vec<(u64, usize, Key)> = Vec::new();
+        // Kept open until the kill: a closed pipe would end the helper
+        // with an error before the SIGKILL could land.
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        for line in &mut lines {
             let line = line.unwrap();
             let Some(rest) = line.strip_prefix("@persisted ") else {
                 continue;
             };
-            let (i, key) = rest.split_once(' ').unwrap();
-            acknowledged.push((i.parse().unwrap(), key.parse().unwrap()));
-            if acknowledged.len() == 40 + run * 17 {
+            let fields: Vec<&str> = rest.split(' ').collect();
+            let [i, len, key] = fields[..] else {
+                panic!("run {run}: bad line from the helper: {line:?}");
+            };
+            let (Ok(i), Ok(len), Ok(key)) = (i.parse(), len.parse(), key.parse()) else {
+                panic!("run {run}: bad line from the helper: {line:?}");
+            };
+            acknowledged.push((i, len, key));
+            if acknowledged.len() == wanted {
                 break;
             }
         }
+        if acknowledged.len() < wanted {
+            // Its output ended early: the helper failed (its stderr says why).
+            let status = child.wait().unwrap();
+            panic!(
+                "run {run}: the helper stopped after {} objects: {status}",
+                acknowledged.len()
+            );
+        }
         child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
+        let status = child.wait().unwrap();
+        assert_eq!(status.signal(), Some(9), "run {run}: {status}");
+        drop(lines);
         let store = FsStore::open(dir.path()).unwrap();
         let location = Location::new("crash").unwrap();
         let listed = store.list(&location).unwrap();
         assert!(listed.unknown.is_empty(), "{:?}", listed.unknown);
-        for (i, key) in &acknowledged {
+        for (i, len, key) in &acknowledged {
             let bytes = store
                 .read(Place::Persisted(&location), *key)
                 .unwrap_or_else(|e| panic!("run {run}: object {i} lost: {e}"));
-            assert_eq!(bytes, object(*i, size(*i)), "run {run}: object {i}");
+            assert_eq!(bytes, object(*i, *len), "run {run}: object {i}");
             assert!(listed.keys.contains(key));
         }
         // Every blob that is there is whole (a persist that never returned

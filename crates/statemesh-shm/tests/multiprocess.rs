@@ -1,70 +1,23 @@
 //! Real processes on one region: readers in separate processes never see a
 //! torn or overwritten snapshot; a reader killed with SIGKILL while holding a
 //! guard does not stall the writer; a second writer is refused; a writer
-//! killed mid-life is replaced without readers noticing.
+//! killed mid-life is replaced without readers noticing. The other
+//! processes are roles of the helper binary, `src/bin/helper.rs`.
 
 mod common;
 
-use common::{Stamped, check, child_env, role, spawn_child, test_dir, wait_for_line};
+use common::{Stamped, check, kill, spawn_helper, test_dir, wait_for_line};
 use statemesh_shm::{OpenError, Reader, ReaderOptions, WriteError, Writer, WriterOptions};
 use std::io::Read;
+use std::os::unix::process::ExitStatusExt;
 use std::time::Duration;
 
 const VERSIONS: u64 = 12_000;
 const READERS: usize = 3;
 const MAX_WORDS: usize = 4096;
 
-/// Child role: read `Stamped` continuously until the last version, checking
-/// every snapshot. Prints `reads=N distinct=M`.
-#[test]
-fn child_stress_reader() {
-    if role().as_deref() != Some("stress-reader") {
-        return;
-    }
-    let (dir, args) = child_env();
-    let last: u64 = args[0].parse().unwrap();
-    let mut reader = Reader::<Stamped>::open_wait(
-        "stress",
-        ReaderOptions::new().dir(&dir).verify_checksum(true),
-        Duration::from_secs(30),
-    )
-    .unwrap();
-    println!("@ready");
-    let (mut reads, mut distinct, mut previous) = (0u64, 0u64, 0u64);
-    loop {
-        if reader.version().is_none() {
-            reader.wait_for_change(Duration::from_secs(1)).unwrap();
-            continue;
-        }
-        let guard = reader.read().unwrap_or_else(|e| panic!("read failed: {e}"));
-        let seq = check(&guard).unwrap_or_else(|e| panic!("inconsistent snapshot: {e}"));
-        assert_eq!(
-            seq,
-            guard.version().get(),
-            "snapshot is not the version it claims"
-        );
-        assert!(seq >= previous, "went back from {previous} to {seq}");
-        if seq != previous {
-            distinct += 1;
-            assert!(guard.is_changed());
-        } else {
-            assert!(!guard.is_changed());
-        }
-        previous = seq;
-        reads += 1;
-        drop(guard);
-        if previous == last {
-            break;
-        }
-    }
-    println!("reads={reads} distinct={distinct}");
-}
-
 #[test]
 fn readers_in_other_processes_never_see_torn_snapshots() {
-    if role().is_some() {
-        return;
-    }
     let dir = test_dir();
     let mut writer = Writer::<Stamped>::with_options(
         "stress",
@@ -76,11 +29,11 @@ fn readers_in_other_processes_never_see_torn_snapshots() {
     .unwrap();
     let mut children: Vec<_> = (0..READERS)
         .map(|_| {
-            spawn_child(
-                "child_stress_reader",
+            spawn_helper(
                 "stress-reader",
                 dir.path(),
-                &[VERSIONS.to_string()],
+                "stress",
+                &[&VERSIONS.to_string()],
             )
         })
         .collect();
@@ -115,21 +68,6 @@ fn readers_in_other_processes_never_see_torn_snapshots() {
     }
 }
 
-/// Child role: pin version 1 and hold the guard until killed.
-#[test]
-fn child_holding_reader() {
-    if role().as_deref() != Some("holding-reader") {
-        return;
-    }
-    let (dir, _) = child_env();
-    let mut reader =
-        Reader::<Stamped>::with_options("held", ReaderOptions::new().dir(&dir)).unwrap();
-    let guard = reader.read().unwrap();
-    println!("@holding {}", guard.version().get());
-    std::thread::sleep(Duration::from_secs(120));
-    drop(guard);
-}
-
 fn pinned_by_child(dir: &std::path::Path) -> (Writer<Stamped>, std::process::Child) {
     // Two buffers: the child pins one, the current version sits in the
     // other, so the next write needs exactly the pinned one.
@@ -142,7 +80,7 @@ fn pinned_by_child(dir: &std::path::Path) -> (Writer<Stamped>, std::process::Chi
     )
     .unwrap();
     writer.write(&Stamped::new(1, 64)).unwrap();
-    let mut child = spawn_child("child_holding_reader", "holding-reader", dir, &[]);
+    let mut child = spawn_helper("holding-reader", dir, "held", &[]);
     assert_eq!(wait_for_line(&mut child, "@holding"), "@holding 1");
     writer.write(&Stamped::new(2, 64)).unwrap();
     (writer, child)
@@ -150,9 +88,6 @@ fn pinned_by_child(dir: &std::path::Path) -> (Writer<Stamped>, std::process::Chi
 
 #[test]
 fn a_live_reader_holding_a_guard_gets_an_error_not_an_overwrite() {
-    if role().is_some() {
-        return;
-    }
     let dir = test_dir();
     let (mut writer, mut child) = pinned_by_child(dir.path());
     let err = writer.write(&Stamped::new(3, 64)).unwrap_err();
@@ -171,20 +106,15 @@ fn a_live_reader_holding_a_guard_gets_an_error_not_an_overwrite() {
     let mut reader =
         Reader::<Stamped>::with_options("held", ReaderOptions::new().dir(dir.path())).unwrap();
     assert_eq!(check(&reader.read().unwrap()).unwrap(), 2);
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill(&mut child);
 }
 
 #[test]
 fn a_reader_killed_while_holding_a_guard_is_detected_at_once() {
-    if role().is_some() {
-        return;
-    }
     let dir = test_dir();
     let (mut writer, mut child) = pinned_by_child(dir.path());
     // SIGKILL, and reap: the pid is gone.
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill(&mut child);
     // busy_timeout is zero: this succeeds only because the dead reader's pin
     // is recognised as dead, not because some timeout expired.
     let published = writer.write(&Stamped::new(3, 64)).unwrap();
@@ -196,9 +126,6 @@ fn a_reader_killed_while_holding_a_guard_is_detected_at_once() {
 
 #[test]
 fn a_killed_reader_that_is_not_yet_reaped_is_dead_too() {
-    if role().is_some() {
-        return;
-    }
     let dir = test_dir();
     let (mut writer, mut child) = pinned_by_child(dir.path());
     // SIGKILL without waiting: the child is a zombie until reaped.
@@ -223,7 +150,11 @@ fn a_killed_reader_that_is_not_yet_reaped_is_dead_too() {
             .get(),
         3
     );
-    child.wait().unwrap();
+    assert_eq!(
+        child.wait().unwrap().signal(),
+        Some(9),
+        "the child ended before the kill"
+    );
 }
 
 fn rustix_kill(pid: u32) {
@@ -234,26 +165,8 @@ fn rustix_kill(pid: u32) {
     assert!(status.success());
 }
 
-/// Child role: try to become the writer of region "single"; exit code 3 if
-/// refused because another writer holds it.
-#[test]
-fn child_second_writer() {
-    if role().as_deref() != Some("second-writer") {
-        return;
-    }
-    let (dir, _) = child_env();
-    match Writer::<Stamped>::with_options("single", WriterOptions::new().dir(&dir)) {
-        Err(OpenError::WriterExists { .. }) => std::process::exit(3),
-        Err(e) => panic!("unexpected error {e}"),
-        Ok(_) => std::process::exit(0),
-    }
-}
-
 #[test]
 fn a_second_writer_is_refused_in_any_process() {
-    if role().is_some() {
-        return;
-    }
     let dir = test_dir();
     let opts = WriterOptions::new().dir(dir.path());
     let mut first = Writer::<Stamped>::with_options("single", opts.clone()).unwrap();
@@ -261,10 +174,14 @@ fn a_second_writer_is_refused_in_any_process() {
     let err = Writer::<Stamped>::with_options("single", opts.clone()).unwrap_err();
     assert!(matches!(err, OpenError::WriterExists { .. }), "{err}");
     assert!(err.to_string().contains("another writer"), "{err}");
-    let status = spawn_child("child_second_writer", "second-writer", dir.path(), &[])
+    let status = spawn_helper("second-writer", dir.path(), "single", &[])
         .wait()
         .unwrap();
-    assert_eq!(status.code(), Some(3), "child writer was not refused");
+    assert_eq!(
+        status.code(),
+        Some(3),
+        "child writer was not refused: {status}"
+    );
     // Once the first writer is gone, a new one takes over and continues.
     drop(first);
     let mut second = Writer::<Stamped>::with_options("single", opts).unwrap();
@@ -272,36 +189,16 @@ fn a_second_writer_is_refused_in_any_process() {
     assert_eq!(second.write(&Stamped::new(2, 8)).unwrap().version.get(), 2);
 }
 
-/// Child role: publish versions 1..=5 of region "crash", then wait to be killed.
-#[test]
-fn child_crashing_writer() {
-    if role().as_deref() != Some("crashing-writer") {
-        return;
-    }
-    let (dir, _) = child_env();
-    let mut writer =
-        Writer::<Stamped>::with_options("crash", WriterOptions::new().dir(&dir)).unwrap();
-    for seq in 1..=5 {
-        writer.write(&Stamped::new(seq, 256)).unwrap();
-    }
-    println!("@published 5");
-    std::thread::sleep(Duration::from_secs(120));
-}
-
 #[test]
 fn a_killed_writer_is_replaced_and_readers_carry_on() {
-    if role().is_some() {
-        return;
-    }
     let dir = test_dir();
-    let mut child = spawn_child("child_crashing_writer", "crashing-writer", dir.path(), &[]);
+    let mut child = spawn_helper("crashing-writer", dir.path(), "crash", &["5"]);
     wait_for_line(&mut child, "@published 5");
     let mut reader =
         Reader::<Stamped>::with_options("crash", ReaderOptions::new().dir(dir.path())).unwrap();
     assert_eq!(check(&reader.read().unwrap()).unwrap(), 5);
     assert!(reader.writer_attached());
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill(&mut child);
     assert!(!reader.writer_attached());
     // The lock died with the process: a new writer takes over and continues
     // the version sequence; the old reader follows without reopening.
@@ -330,9 +227,6 @@ fn a_killed_writer_is_replaced_and_readers_carry_on() {
 /// next writer must wait that out, not be refused.
 #[test]
 fn a_writer_reopened_while_the_process_spawns_children_takes_over() {
-    if role().is_some() {
-        return;
-    }
     let dir = test_dir();
     let opts = WriterOptions::new().dir(dir.path());
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));

@@ -315,74 +315,11 @@ async fn a_mirror_publishes_its_copy() {
 
 /// How many writes the cluster makes while the reader process reads.
 const WRITES: u64 = 400;
-const CHILD: &str = "STATEMESH_LOCAL_READER_DIR";
 
-/// Run as a child process by the test below: reads region `ledger` until
-/// it shows the last write, checking every version it sees is whole and
-/// newer than the one before. Does nothing when run as a test.
-#[test]
-fn local_reader_child() {
-    let Some(dir) = std::env::var_os(CHILD) else {
-        return;
-    };
-    let o = LocalOptions::new().dir(dir);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut local = loop {
-        // The node publishes as its own region; the only one here.
-        let region = local::find("ledger", &o).unwrap().pop();
-        let opened = region.ok_or_else(|| "no region".to_owned()).and_then(|r| {
-            local::open_with::<Map<String, u64>>(&r.name, &o).map_err(|e| e.to_string())
-        });
-        match opened {
-            Ok(l) => break l,
-            Err(e) => {
-                assert!(Instant::now() < deadline, "never published: {e}");
-                std::thread::sleep(Duration::from_millis(5));
-            }
-        }
-    };
-    local.wait_for(1, Duration::from_secs(30)).unwrap();
-    // The parent starts writing once it reads this.
-    println!("ready");
-    let (mut versions, mut last_version, mut last_n, mut reads) = (0u64, 0u64, 0u64, 0u64);
-    while last_n < WRITES {
-        assert!(Instant::now() < deadline, "stuck at write {last_n}");
-        let read = match local.read() {
-            Ok(r) => r,
-            Err(LocalError::Read {
-                source: statemesh_shm::ReadError::NothingPublished { .. },
-                ..
-            }) => {
-                std::thread::sleep(Duration::from_millis(1));
-                continue;
-            }
-            Err(e) => panic!("read: {e}"),
-        };
-        reads += 1;
-        let version = read.version();
-        assert!(
-            version >= last_version,
-            "went back from {last_version} to {version}"
-        );
-        if version > last_version {
-            // Write i puts "n" = i and "k<i>" = i in one command: a whole
-            // version holds exactly k1..=kn, and n never decreases.
-            let n = read.get(&"n".into()).unwrap().unwrap_or(0);
-            assert!(n >= last_n, "n went back from {last_n} to {n} at {version}");
-            assert_eq!(read.len() as u64, n + u64::from(n > 0), "torn at {version}");
-            for i in 1..=n {
-                assert_eq!(
-                    read.get(&format!("k{i}")).unwrap(),
-                    Some(i),
-                    "torn at {version}"
-                );
-            }
-            (last_version, last_n) = (version, n);
-            versions += 1;
-        }
-    }
-    println!("reader saw {versions} versions in {reads} reads, last {last_version}");
-}
+/// The reader process (`src/bin/helper.rs`): reads a region until it shows
+/// the last write, checking every version it sees is whole and newer than
+/// the one before.
+const HELPER: &str = env!("CARGO_BIN_EXE_statemesh-helper");
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reader_process_sees_whole_versions_in_order_while_the_cluster_writes() {
@@ -400,14 +337,10 @@ async fn a_reader_process_sees_whole_versions_in_order_while_the_cluster_writes(
         .await;
     let ledger = client.map::<String, u64>("ledger").await.unwrap();
 
-    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "local_reader_child",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD, shm.path())
+    let mut child = std::process::Command::new(HELPER)
+        .arg("local-reader")
+        .arg(shm.path())
+        .args(["ledger", &WRITES.to_string()])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -416,14 +349,21 @@ async fn a_reader_process_sees_whole_versions_in_order_while_the_cluster_writes(
     let (stdout, ready) = tokio::task::spawn_blocking(move || {
         use std::io::BufRead;
         let mut line = String::new();
-        while stdout.read_line(&mut line).unwrap() > 0 && !line.contains("ready") {
+        while stdout.read_line(&mut line).unwrap() > 0 && line.trim_end() != "ready" {
             line.clear();
         }
         (stdout, line)
     })
     .await
     .unwrap();
-    assert!(ready.contains("ready"), "the reader never started");
+    if ready.trim_end() != "ready" {
+        let out = child.wait_with_output().unwrap();
+        panic!(
+            "the reader never started: {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     let started = Instant::now();
     for i in 1..=WRITES {
         ledger

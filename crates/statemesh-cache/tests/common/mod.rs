@@ -2,7 +2,13 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+mod object;
 pub mod trace;
+
+// `pub(crate)`, as the helper binary includes the file too; unlike a `pub`
+// one, such a re-export counts as unused in the tests that do not use it.
+#[allow(unused_imports)]
+pub(crate) use object::object;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -87,19 +93,6 @@ impl Drop for ReadOnly {
             let _ = fs::set_permissions(&self.dir, fs::Permissions::from_mode(0o700));
         }
     }
-}
-
-/// Bytes of object `i`, `len` long, different for every `i`.
-pub fn object(i: u64, len: usize) -> Vec<u8> {
-    let mut x = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 /// Where the file store keeps the spilled blob of `key`.

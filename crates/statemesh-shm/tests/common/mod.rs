@@ -1,91 +1,46 @@
 //! Shared helpers of the integration tests: a value type whose integrity a
-//! reader can check, and running a role of the test binary as a child process.
+//! reader can check, and the helper binary that plays the other process.
 
 #![allow(dead_code, unreachable_pub)]
+
+mod stamped;
+
+// `pub(crate)`, as the helper binary includes the file too; unlike a `pub`
+// one, such a re-export counts as unused in the tests that do not use it.
+#[allow(unused_imports)]
+pub(crate) use stamped::{ArchivedStamped, Stamped, check};
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-/// A snapshot whose parts all derive from `seq`: any mix of two snapshots, or
-/// any byte overwritten mid-read, fails [`check`].
-#[derive(rkyv::Archive, rkyv::Serialize, Debug, Clone, PartialEq)]
-#[rkyv(derive(Debug))]
-pub struct Stamped {
-    pub seq: u64,
-    pub payload: Vec<u64>,
-    pub sum: u64,
-}
+/// The helper binary (`src/bin/helper.rs`): the other processes of the
+/// multi-process tests, one role per subcommand.
+pub const HELPER: &str = env!("CARGO_BIN_EXE_statemesh-shm-helper");
 
-impl Stamped {
-    /// A value of a length that varies with `seq` (1 to `max_len` words), so
-    /// buffers grow and shrink while readers read.
-    pub fn new(seq: u64, max_len: usize) -> Self {
-        let len = 1 + (seq.wrapping_mul(2_654_435_761) % max_len as u64) as usize;
-        let payload: Vec<u64> = (0..len as u64).map(|i| mix(seq, i)).collect();
-        let sum = payload.iter().fold(seq, |a, &b| a.wrapping_add(b));
-        Self { seq, payload, sum }
-    }
-}
-
-fn mix(seq: u64, i: u64) -> u64 {
-    (seq ^ (i << 32))
-        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
-        .rotate_left(17)
-}
-
-/// Checks an archived `Stamped` in place. Returns its `seq`.
-pub fn check(value: &ArchivedStamped) -> Result<u64, String> {
-    let seq = value.seq.to_native();
-    let mut sum = seq;
-    for (i, word) in value.payload.iter().enumerate() {
-        let word = word.to_native();
-        if word != mix(seq, i as u64) {
-            return Err(format!(
-                "seq {seq}: word {i} is {word:#x}, not from this snapshot"
-            ));
-        }
-        sum = sum.wrapping_add(word);
-    }
-    if sum != value.sum.to_native() {
-        return Err(format!("seq {seq}: sum mismatch"));
-    }
-    Ok(seq)
-}
-
-/// The environment variable that selects a child role.
-pub const ROLE: &str = "STATEMESH_SHM_TEST_ROLE";
-
-/// The role this process was started for, if it is a child.
-pub fn role() -> Option<String> {
-    std::env::var(ROLE).ok()
-}
-
-/// Starts this test binary again as a child that runs only `entry` (a test
-/// function name in the same file) with `role` and `args` in its environment.
-pub fn spawn_child(entry: &str, role: &str, dir: &Path, args: &[String]) -> Child {
-    Command::new(std::env::current_exe().expect("test binary path"))
-        .args([entry, "--exact", "--nocapture", "--test-threads=1"])
-        .env(ROLE, role)
-        .env("STATEMESH_SHM_TEST_DIR", dir)
-        .env("STATEMESH_SHM_TEST_ARGS", args.join(" "))
-        .stdin(Stdio::null())
+/// Starts the helper as `role` on region `name` in `dir`, with the role's
+/// further `args`. Its stdin stays open while the returned `Child` lives:
+/// the roles that hold on until killed also end when it closes, so a test
+/// that fails before its kill leaves no process behind.
+pub fn spawn_helper(role: &str, dir: &Path, name: &str, args: &[&str]) -> Child {
+    Command::new(HELPER)
+        .arg(role)
+        .arg(dir)
+        .arg(name)
+        .args(args)
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
-        .expect("spawn child")
+        .expect("spawn the helper")
 }
 
-/// The directory and arguments a child was started with.
-pub fn child_env() -> (std::path::PathBuf, Vec<String>) {
-    let dir = std::env::var_os("STATEMESH_SHM_TEST_DIR")
-        .expect("child dir")
-        .into();
-    let args = std::env::var("STATEMESH_SHM_TEST_ARGS")
-        .unwrap_or_default()
-        .split_whitespace()
-        .map(str::to_owned)
-        .collect();
-    (dir, args)
+/// Kills `child` with SIGKILL and reaps it, checking that it was still
+/// running until then: a helper that failed early has not tested anything.
+pub fn kill(child: &mut Child) {
+    use std::os::unix::process::ExitStatusExt;
+    child.kill().expect("kill the child");
+    let status = child.wait().expect("reap the child");
+    assert_eq!(status.signal(), Some(9), "the child ended before the kill");
 }
 
 /// A fresh directory for one test's regions, on tmpfs where there is one.
@@ -98,22 +53,25 @@ pub fn test_dir() -> tempfile::TempDir {
     }
 }
 
-/// Reads lines from a child's stdout until one contains `prefix` (the test
-/// harness may print its own text before it on the same line), and returns
-/// the line from `prefix` on.
+/// Reads lines from a child's stdout until one starts with `prefix`, and
+/// returns it. Unbuffered, a byte at a time: what the child prints after it
+/// stays in the pipe for the caller.
+#[allow(clippy::unbuffered_bytes)]
 pub fn wait_for_line(child: &mut Child, prefix: &str) -> String {
-    use std::io::{BufRead, BufReader};
-    let stdout = child.stdout.take().expect("piped stdout");
-    let mut reader = BufReader::new(stdout);
-    let mut line = String::new();
-    loop {
-        line.clear();
-        let n = reader.read_line(&mut line).expect("read child stdout");
-        assert!(n > 0, "child exited before printing {prefix:?}");
-        if let Some(at) = line.find(prefix) {
-            // Hand the rest of the output back to the caller.
-            child.stdout = Some(reader.into_inner());
-            return line[at..].trim_end().to_owned();
+    use std::io::Read;
+    let stdout = child.stdout.as_mut().expect("piped stdout");
+    let mut line = Vec::new();
+    for byte in stdout.bytes() {
+        let byte = byte.expect("read the child's stdout");
+        if byte != b'\n' {
+            line.push(byte);
+            continue;
         }
+        let text = String::from_utf8_lossy(&line).into_owned();
+        if text.starts_with(prefix) {
+            return text;
+        }
+        line.clear();
     }
+    panic!("the child exited before printing {prefix:?}");
 }
