@@ -276,6 +276,6 @@ async fn demo(root: &Path, args: &DemoArgs) -> anyhow::Result<()> {
             let _ = c.kill().await;
         }
     }
-    outln!("done: the leader was lost and no acknowledged write was");
+    outln!("done: the leader was lost; every acknowledged write survived");
     Ok(())
 }

@@ -508,7 +508,7 @@ fn the_demo_runs() {
     let out = run(&["demo", "--writes", "10"]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     assert!(
-        stdout(&out).contains("no acknowledged write was"),
+        stdout(&out).contains("every acknowledged write survived"),
         "{}",
         stdout(&out)
     );
