@@ -170,6 +170,18 @@ impl NodeArgs {
     }
 
     fn options(&self) -> anyhow::Result<ServerOptions> {
+        // Flags that contradict each other first: no file fixes them.
+        anyhow::ensure!(
+            !(self.tls.plaintext && self.mutual_tls),
+            "--plaintext and --mutual-tls contradict each other: mutual TLS needs TLS"
+        );
+        if let Some(v) = self.voters {
+            anyhow::ensure!(
+                v % 2 == 1,
+                "--voters {v}: give a positive odd number (an even count tolerates no more \
+                 failures than the odd number below it)"
+            );
+        }
         let data_dir = self
             .data_dir
             .clone()
@@ -187,17 +199,6 @@ impl NodeArgs {
             (None, Some(d)) if d.join("jwt.key").exists() => Some(read_secret(&d.join("jwt.key"))?),
             _ => None,
         };
-        anyhow::ensure!(
-            !(self.tls.plaintext && self.mutual_tls),
-            "--plaintext and --mutual-tls contradict each other: mutual TLS needs TLS"
-        );
-        if let Some(v) = self.voters {
-            anyhow::ensure!(
-                v % 2 == 1,
-                "--voters {v}: give a positive odd number (an even count tolerates no more \
-                 failures than the odd number below it)"
-            );
-        }
         let network = TcpOptions::new(
             self.tls.cluster(),
             self.tls.node_security(self.mutual_tls)?,

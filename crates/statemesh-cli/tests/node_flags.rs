@@ -26,6 +26,16 @@ fn refused_at_start(args: &[&str]) -> String {
 fn contradictory_or_unworkable_flags_are_refused_at_start() {
     let e = refused_at_start(&["--plaintext", "--mutual-tls"]);
     assert!(e.contains("--plaintext and --mutual-tls contradict"), "{e}");
+    // Named before anything missing: no secret fixes a contradiction.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let e = node_refused(&[
+        "--plaintext",
+        "--mutual-tls",
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    assert!(e.contains("--plaintext and --mutual-tls contradict"), "{e}");
     for voters in ["2", "0", "4"] {
         let e = refused_at_start(&["--plaintext", "--voters", voters]);
         assert!(e.contains("give a positive odd number"), "{voters}: {e}");
