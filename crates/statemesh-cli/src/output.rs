@@ -1,7 +1,7 @@
 //! Standard output that a reader may stop reading.
 //!
 //! `println!` panics when stdout is a pipe whose reader has gone
-//! (`statemesh list big | head`). Every command writes through [`line`]
+//! (`statemesh list big | head`). Every command writes through [`line()`]
 //! instead, which ends the command quietly with status 0 then, as `cat`
 //! and `grep` do when their reader leaves.
 
@@ -23,7 +23,7 @@ pub(crate) fn line(args: fmt::Arguments<'_>) -> anyhow::Result<()> {
     }
 }
 
-/// `println!` through [`line`], returning early from the enclosing
+/// `println!` through [`line()`], returning early from the enclosing
 /// function when the reader has gone.
 macro_rules! outln {
     () => {
