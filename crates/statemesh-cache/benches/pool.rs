@@ -103,7 +103,9 @@ fn hits(c: &mut Criterion) {
     let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
     let pool = ours(&dir.path().join("ours"), HOT * SMALL * 4);
-    let mine: Vec<_> = (0..HOT).map(|i| pool.insert(bytes(i, SMALL))).collect();
+    let mine: Vec<_> = (0..HOT)
+        .map(|i| pool.insert(bytes(i, SMALL)).unwrap())
+        .collect();
     let fb = theirs(&rt, &dir.path().join("theirs"), HOT * 4);
     let their: Vec<_> = (0..HOT)
         .map(|i| fb.insert(ByteBuf::from(bytes(i, SMALL))))
@@ -174,7 +176,9 @@ fn miss_loads(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     const N: usize = COLD_OBJECTS;
     let pool = ours(&dir.path().join("ours"), MIB);
-    let mine: Vec<Handle<Vec<u8>>> = (0..N).map(|i| pool.insert(bytes(i, MIB))).collect();
+    let mine: Vec<Handle<Vec<u8>>> = (0..N)
+        .map(|i| pool.insert(bytes(i, MIB)).unwrap())
+        .collect();
     pool.wait_idle();
     let fb = theirs(&rt, &dir.path().join("theirs"), 1);
     let their: Vec<_> = (0..N)
@@ -334,7 +338,9 @@ fn hit_ratios(budget_share: f64) -> Ratios {
     let dir = tempfile::tempdir().unwrap();
     // statemesh: a miss is a load from the store.
     let pool = ours(&dir.path().join("ours"), budget_items * SIZE);
-    let mine: Vec<_> = (0..N).map(|i| pool.insert(bytes(i, SIZE))).collect();
+    let mine: Vec<_> = (0..N)
+        .map(|i| pool.insert(bytes(i, SIZE)).unwrap())
+        .collect();
     pool.wait_idle();
     let before = pool.stats().loads;
     for &i in &trace {

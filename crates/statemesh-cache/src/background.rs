@@ -1,9 +1,13 @@
-//! The pool's background thread: evicts past the budget and deletes the
-//! spilled blobs of dropped objects.
+//! The pool's background threads: one evicts past the budget, the other
+//! deletes the spilled blobs of dropped and rewritten objects.
 //!
-//! It is a plain thread, not a task, so the pool needs no runtime. It holds
-//! the pool weakly and the store strongly: when the pool goes, the thread
-//! finishes the deletions it was given and stops.
+//! They are plain threads, not tasks, so the pool needs no runtime. Two,
+//! so that a backlog of deletions (tens of thousands of files after a burst
+//! of writes) never delays eviction: deleting a file takes a system call
+//! each, and evicting is what keeps memory within the budget. The evictor
+//! holds the pool weakly; the deleter needs only the store. When the pool
+//! goes, the evictor stops and the deleter finishes the deletions it was
+//! given, then stops.
 
 use crate::error::CacheError;
 use crate::key::Key;
@@ -11,6 +15,7 @@ use crate::pool::{Shared, evict_round};
 use crate::store::{Place, Store};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::task::{Poll, Waker};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
@@ -22,16 +27,25 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 #[derive(Default)]
 struct Work {
     evict: bool,
-    deletions: Vec<Key>,
-    busy: bool,
-    shut_down: bool,
+    evicting: bool,
     /// The last eviction round failed to spill; retrying after a backoff.
     stalled: bool,
+    deletions: Vec<Key>,
+    deleting: bool,
+    shut_down: bool,
+    /// Tasks waiting for [`Work::idle`] or [`Work::finished`].
+    wakers: Vec<Waker>,
 }
 
 impl Work {
+    /// No eviction pending or running (a stalled one waits for its retry).
     fn idle(&self) -> bool {
-        (!self.evict || self.stalled) && self.deletions.is_empty() && !self.busy
+        (!self.evict || self.stalled) && !self.evicting
+    }
+
+    /// Idle, and every deletion done.
+    fn finished(&self) -> bool {
+        self.idle() && self.deletions.is_empty() && !self.deleting
     }
 }
 
@@ -40,7 +54,7 @@ pub(crate) struct Background {
     changed: Condvar,
     /// An eviction request is queued: further requests need no lock.
     requested: AtomicBool,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Background {
@@ -49,7 +63,7 @@ impl Background {
             work: Mutex::new(Work::default()),
             changed: Condvar::new(),
             requested: AtomicBool::new(false),
-            thread: Mutex::new(None),
+            threads: Mutex::new(Vec::new()),
         }
     }
 
@@ -57,63 +71,121 @@ impl Background {
         self.work.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Wakes every thread and task waiting on the work, and unlocks it.
+    fn announce(&self, mut work: MutexGuard<'_, Work>) {
+        let wakers = std::mem::take(&mut work.wakers);
+        drop(work);
+        self.changed.notify_all();
+        for w in wakers {
+            w.wake();
+        }
+    }
+
     pub(crate) fn start<T: Send + Sync + 'static>(
         self: &Arc<Self>,
         pool: Weak<Shared<T>>,
         store: Arc<dyn Store>,
     ) -> Result<(), CacheError> {
+        let spawn = |name: &str, job: Box<dyn FnOnce() + Send>| {
+            thread::Builder::new()
+                .name(name.into())
+                .spawn(job)
+                .map_err(|e| CacheError::Spawn(Arc::new(e)))
+        };
         let me = self.clone();
-        let handle = thread::Builder::new()
-            .name("statemesh-cache-evict".into())
-            .spawn(move || me.run(&pool, &*store))
-            .map_err(|e| CacheError::Spawn(Arc::new(e)))?;
-        *self.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
+        let evictor = spawn("statemesh-cache-evict", Box::new(move || me.evict(&pool)))?;
+        let me = self.clone();
+        let deleter = match spawn(
+            "statemesh-cache-delete",
+            Box::new(move || me.delete(&*store)),
+        ) {
+            Ok(d) => d,
+            Err(e) => {
+                self.shut_down();
+                drop(evictor.join());
+                return Err(e);
+            }
+        };
+        self.threads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend([evictor, deleter]);
         Ok(())
     }
 
     pub(crate) fn request_eviction(&self) {
         if !self.requested.swap(true, Ordering::AcqRel) {
-            self.lock().evict = true;
-            self.changed.notify_all();
+            let mut work = self.lock();
+            work.evict = true;
+            self.announce(work);
         }
     }
 
     pub(crate) fn delete_spill(&self, key: Key) {
-        self.lock().deletions.push(key);
-        self.changed.notify_all();
+        let mut work = self.lock();
+        work.deletions.push(key);
+        self.announce(work);
     }
 
+    /// Blocks until no eviction is pending or running.
     pub(crate) fn wait_idle(&self) {
+        self.wait_for(Work::idle);
+    }
+
+    /// Blocks until no eviction is pending or running and every deletion
+    /// is done.
+    pub(crate) fn wait_finished(&self) {
+        self.wait_for(Work::finished);
+    }
+
+    fn wait_for(&self, done: fn(&Work) -> bool) {
         let mut work = self.lock();
-        while !work.idle() && !work.shut_down {
+        while !done(&work) && !work.shut_down {
             work = self.changed.wait(work).unwrap_or_else(|e| e.into_inner());
         }
     }
 
-    /// Stops the thread once its deletions are done, and waits for it
-    /// unless this is that thread (it may hold the pool's last reference).
+    /// [`wait_finished`](Self::wait_finished) for a task.
+    pub(crate) fn poll_finished(&self, waker: &Waker) -> Poll<()> {
+        let mut work = self.lock();
+        if work.finished() || work.shut_down {
+            return Poll::Ready(());
+        }
+        if !work.wakers.iter().any(|w| w.will_wake(waker)) {
+            work.wakers.push(waker.clone());
+        }
+        Poll::Pending
+    }
+
+    /// Stops the threads once the deletions are done, and waits for them
+    /// unless this is one of them (it may hold the pool's last reference).
     pub(crate) fn shut_down(&self) {
-        self.lock().shut_down = true;
-        self.changed.notify_all();
-        let handle = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(h) = handle
-            && h.thread().id() != thread::current().id()
-        {
-            let _ = h.join();
+        let mut work = self.lock();
+        work.shut_down = true;
+        self.announce(work);
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        for t in threads {
+            if t.thread().id() != thread::current().id() {
+                let _ = t.join();
+            }
         }
     }
 
-    fn run<T: Send + Sync + 'static>(&self, pool: &Weak<Shared<T>>, store: &dyn Store) {
+    fn evict<T: Send + Sync + 'static>(&self, pool: &Weak<Shared<T>>) {
         let mut backoff = FIRST_BACKOFF;
         loop {
-            let (evict, deletions) = {
+            {
                 let mut work = self.lock();
-                work.busy = false;
+                work.evicting = false;
                 self.changed.notify_all();
-                while !work.evict && work.deletions.is_empty() && !work.shut_down {
+                let wakers = std::mem::take(&mut work.wakers);
+                for w in wakers {
+                    w.wake();
+                }
+                while !work.evict && !work.shut_down {
                     work = self.changed.wait(work).unwrap_or_else(|e| e.into_inner());
                 }
-                if work.stalled && work.deletions.is_empty() && !work.shut_down {
+                if work.stalled && !work.shut_down {
                     // Retry the failed spill later; new requests do not
                     // shorten the wait, a shutdown does.
                     work = self
@@ -122,31 +194,50 @@ impl Background {
                         .unwrap_or_else(|e| e.into_inner())
                         .0;
                 }
-                if work.shut_down && work.deletions.is_empty() {
+                if work.shut_down {
                     return;
                 }
-                work.busy = true;
+                work.evicting = true;
+                work.evict = false;
                 self.requested.store(false, Ordering::Release);
-                (
-                    std::mem::take(&mut work.evict),
-                    std::mem::take(&mut work.deletions),
-                )
+            }
+            let failed = matches!(evict_round(pool), Some(Err(())));
+            let mut work = self.lock();
+            work.stalled = failed;
+            if failed {
+                work.evict = true;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            } else {
+                backoff = FIRST_BACKOFF;
+            }
+        }
+    }
+
+    fn delete(&self, store: &dyn Store) {
+        loop {
+            let deletions = {
+                let mut work = self.lock();
+                work.deleting = false;
+                if work.deletions.is_empty() {
+                    let wakers = std::mem::take(&mut work.wakers);
+                    self.changed.notify_all();
+                    for w in wakers {
+                        w.wake();
+                    }
+                }
+                while work.deletions.is_empty() && !work.shut_down {
+                    work = self.changed.wait(work).unwrap_or_else(|e| e.into_inner());
+                }
+                if work.deletions.is_empty() {
+                    return;
+                }
+                work.deleting = true;
+                std::mem::take(&mut work.deletions)
             };
             for key in deletions {
                 // A blob that cannot be deleted now is deleted by the next
                 // start of a store on this directory.
                 let _ = store.remove(Place::Spill, key);
-            }
-            if evict {
-                let failed = matches!(evict_round(pool), Some(Err(())));
-                let mut work = self.lock();
-                work.stalled = failed;
-                if failed {
-                    work.evict = true;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
-                } else {
-                    backoff = FIRST_BACKOFF;
-                }
             }
         }
     }

@@ -125,4 +125,21 @@ pub enum CacheError {
     /// A thread to run the store's blocking calls could not be started.
     #[error("cannot start a thread for store I/O: {0}")]
     Spawn(#[source] Arc<io::Error>),
+    /// No room was made in time for an object to become resident: what is
+    /// in memory is pinned by guards, being written, or cannot be spilled
+    /// (see [`PoolStats::last_spill_error`](crate::PoolStats)).
+    #[error(
+        "no room for {needed} bytes within {waited:?}: {resident} of the pool's {limit} bytes \
+         are in memory and none could be spilled (pinned by guards, or the spill failed)"
+    )]
+    OverBudget {
+        /// The bytes the object needed.
+        needed: usize,
+        /// The bytes in memory when the caller gave up.
+        resident: usize,
+        /// The pool's limit: its budget and slack.
+        limit: usize,
+        /// How long the caller waited.
+        waited: std::time::Duration,
+    },
 }

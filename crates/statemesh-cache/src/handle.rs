@@ -111,6 +111,65 @@ impl<T: Send + Sync + 'static> Handle<T> {
         }
     }
 
+    /// Makes the value resident without keeping a guard: for a caller that
+    /// will want it soon. It may be evicted again like any other.
+    ///
+    /// # Errors
+    ///
+    /// As [`load`](Handle::load).
+    pub async fn load_in_place(&self) -> Result<(), CacheError> {
+        self.load().await.map(drop)
+    }
+
+    /// [`load_in_place`](Handle::load_in_place) for threads that may block.
+    ///
+    /// # Errors
+    ///
+    /// As [`load`](Handle::load).
+    pub fn blocking_load_in_place(&self) -> Result<(), CacheError> {
+        self.blocking_load().map(drop)
+    }
+
+    /// Writes the object to the store's spill area now, if it has no blob
+    /// there or in a location yet, and keeps it in memory: a later eviction
+    /// then costs no write. Runs away from the calling task.
+    ///
+    /// # Errors
+    ///
+    /// The store's or the codec's failure; the object stays as it was.
+    pub async fn write_now(&self) -> Result<(), CacheError> {
+        let (shared, entry) = (self.shared.clone(), self.entry.clone());
+        run::off_thread(move || shared.write_now(&entry)).await?
+    }
+
+    /// [`write_now`](Handle::write_now) on this thread.
+    ///
+    /// # Errors
+    ///
+    /// As [`write_now`](Handle::write_now).
+    pub fn blocking_write_now(&self) -> Result<(), CacheError> {
+        self.shared.write_now(&self.entry)
+    }
+
+    /// Exclusive write access if it can be had now: the object is in
+    /// memory, this is its only handle, and no guard or eviction holds it.
+    /// No waiting and no I/O; the object gets a new key only if this
+    /// returns a guard.
+    pub fn try_load_mut(&mut self) -> Option<WriteGuard<'_, T>> {
+        if self.shared.is_shared(&self.entry) {
+            return None;
+        }
+        let pin = Pin::new(self.try_load()?);
+        let value = self.shared.try_take(&self.entry)?;
+        if self.shared.rename(&self.entry).is_err() {
+            // Shared meanwhile by a `register` of its key.
+            self.shared.put_back(&self.entry, value);
+            return None;
+        }
+        drop(pin);
+        Some(WriteGuard::new(self, value))
+    }
+
     /// Exclusive write access. The object gets a new key at once, and its
     /// spilled blob of the old key is deleted.
     ///
@@ -180,7 +239,7 @@ impl<T: Send + Sync + 'static> Handle<T> {
     {
         if self.shared.is_shared(&self.entry) {
             let copy = T::clone(&*self.load().await?);
-            *self = self.shared.insert(copy);
+            *self = self.insert_off_thread(copy).await?;
         }
         let mut pin = Pin::new(self.load().await?);
         // Even a fresh copy is renamed: the evictor may have spilled it
@@ -189,11 +248,18 @@ impl<T: Send + Sync + 'static> Handle<T> {
             // Shared meanwhile by a `register` of its key: copy after all.
             let copy = T::clone(&*self.load().await?);
             drop(pin);
-            *self = self.shared.insert(copy);
+            *self = self.insert_off_thread(copy).await?;
             pin = Pin::new(self.load().await?);
             self.shared.rename(&self.entry)?;
         }
         Ok(self.write_guard(pin).await)
+    }
+
+    /// Inserts a copy into the pool away from the calling task (an insert
+    /// may spill objects to make room).
+    async fn insert_off_thread(&self, copy: T) -> Result<Handle<T>, CacheError> {
+        let shared = self.shared.clone();
+        Ok(run::off_thread(move || shared.insert(copy)).await??)
     }
 
     /// [`make_mut`](Handle::make_mut) for threads that may block.
@@ -207,13 +273,13 @@ impl<T: Send + Sync + 'static> Handle<T> {
     {
         if self.shared.is_shared(&self.entry) {
             let copy = T::clone(&*self.blocking_load()?);
-            *self = self.shared.insert(copy);
+            *self = self.shared.insert(copy)?;
         }
         let mut pin = Pin::new(self.blocking_load()?);
         if self.shared.rename(&self.entry).is_err() {
             let copy = T::clone(&*self.blocking_load()?);
             drop(pin);
-            *self = self.shared.insert(copy);
+            *self = self.shared.insert(copy)?;
             pin = Pin::new(self.blocking_load()?);
             self.shared.rename(&self.entry)?;
         }

@@ -17,12 +17,17 @@
 //! let store = FsStore::open(dir.path())?;
 //! // At most 1 MiB of objects in memory, weighed by their length.
 //! let pool = Pool::new(store, Raw, 1 << 20, Vec::len)?;
-//! let report = pool.insert(vec![7u8; 300_000]);
+//! let report = pool.insert(vec![7u8; 300_000])?;
 //! for i in 0..10 {
-//!     pool.insert(vec![i; 300_000]); // dropped at once: deleted, never spilled
+//!     pool.insert(vec![i; 300_000])?; // dropped at once: deleted, never spilled
 //! }
-//! let kept: Vec<_> = (0..10).map(|i| pool.insert(vec![i; 300_000])).collect();
-//! pool.wait_idle(); // let the background thread spill what is over budget
+//! // Past the budget, inserts spill cold objects to make room: memory
+//! // stays within the budget and its slack (an eighth) however fast they come.
+//! let kept = (0..10)
+//!     .map(|i| pool.insert(vec![i; 300_000]))
+//!     .collect::<Result<Vec<_>, _>>()?;
+//! assert!(pool.stats().resident_bytes <= pool.stats().limit_bytes);
+//! pool.wait_idle(); // let the background thread bring it back to the budget
 //! assert!(pool.stats().resident_bytes <= 1 << 20);
 //!
 //! // Read back from disk if it was evicted.
@@ -48,6 +53,7 @@
 
 mod background;
 mod blob;
+mod budget;
 mod codec;
 mod entry;
 mod error;
@@ -66,5 +72,5 @@ pub use error::{CacheError, StoreError};
 pub use fs_store::{FsStore, Startup};
 pub use handle::{Handle, ReadGuard, WriteGuard};
 pub use key::{Key, ParseKeyError};
-pub use pool::{Pool, PoolStats};
+pub use pool::{Pool, PoolOptions, PoolStats, Rejected};
 pub use store::{Listing, Location, Place, Store};

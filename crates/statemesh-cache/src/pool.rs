@@ -8,6 +8,7 @@
 //! concurrent loads of one object share one read.
 
 use crate::background::Background;
+use crate::budget::Budget;
 use crate::codec::Codec;
 use crate::entry::{Entry, Source, State, Value};
 use crate::error::{CacheError, StoreError};
@@ -20,6 +21,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Poll, Waker};
+use std::time::{Duration, Instant};
 use std::{fmt, mem};
 
 /// A caller of a load, counted in its entry's `waiters` from the moment
@@ -114,8 +116,11 @@ pub struct PoolStats {
     pub objects: usize,
     /// Bytes of the objects in memory, by the pool's weigher.
     pub resident_bytes: usize,
-    /// The budget.
+    /// The budget: the background thread evicts past it.
     pub budget_bytes: usize,
+    /// The budget and the slack: no insert or load takes the pool past it
+    /// (see [`PoolOptions::slack`]).
+    pub limit_bytes: usize,
     /// Objects read back from the store.
     pub loads: u64,
     /// Objects written to the spill area to evict them.
@@ -143,8 +148,10 @@ pub(crate) struct Shared<T> {
     pub(crate) store: Arc<dyn Store>,
     codec: Box<dyn Codec<T>>,
     weigher: Box<Weigher<T>>,
-    budget: usize,
-    resident: AtomicUsize,
+    pub(crate) budget: Budget,
+    /// How long a caller may wait for room before it gets
+    /// [`CacheError::OverBudget`].
+    admit_timeout: Duration,
     /// Live entries by key: one entry per key, so that two handles of one
     /// key share one spilled blob.
     index: Mutex<HashMap<Key, Weak<Entry<T>>>>,
@@ -168,26 +175,62 @@ impl<T: Send + Sync + 'static> Shared<T> {
         (self.weigher)(value)
     }
 
-    fn add_resident(&self, bytes: usize) {
-        if self.resident.fetch_add(bytes, Ordering::Relaxed) + bytes > self.budget {
+    /// Reserves `bytes` of the budget for a value about to become
+    /// resident. Past the limit the caller makes room itself, spilling
+    /// objects on its own thread, and when nothing can go (everything in
+    /// memory is pinned or being written) waits for room up to the pool's
+    /// admission timeout.
+    ///
+    /// # Errors
+    ///
+    /// [`CacheError::OverBudget`] when the time is up.
+    fn admit(&self, bytes: usize) -> Result<(), CacheError> {
+        let started = Instant::now();
+        let deadline = started + self.admit_timeout;
+        loop {
+            if self.budget.try_reserve(bytes) {
+                if self.budget.over_budget() {
+                    self.background.request_eviction();
+                }
+                return Ok(());
+            }
+            let room_for = self.budget.limit().saturating_sub(bytes);
+            if matches!(self.evict_until(room_for), Ok(n) if n > 0) {
+                continue;
+            }
+            if Instant::now() >= deadline {
+                return Err(CacheError::OverBudget {
+                    needed: bytes,
+                    resident: self.budget.resident(),
+                    limit: self.budget.limit(),
+                    waited: started.elapsed(),
+                });
+            }
             self.background.request_eviction();
+            self.budget.wait(deadline);
         }
     }
 
-    fn sub_resident(&self, bytes: usize) {
-        self.resident.fetch_sub(bytes, Ordering::Relaxed);
+    fn release_bytes(&self, bytes: usize) {
+        self.budget.release(bytes);
     }
 
-    /// A weight changed from `old` to `new` (a write guard dropped).
+    /// A weight changed from `old` to `new` (a write guard dropped). Growth
+    /// is counted at once (the value exists already) and the next
+    /// admission makes room for it.
     pub(crate) fn reweigh(&self, old: usize, new: usize) {
         if new >= old {
-            self.add_resident(new - old);
+            self.budget.add(new - old);
+            if self.budget.over_budget() {
+                self.background.request_eviction();
+            }
         } else {
-            self.sub_resident(old - new);
+            self.release_bytes(old - new);
         }
     }
 
-    fn admit(&self, entry: &Arc<Entry<T>>, weight: usize) {
+    /// Queues a resident object for eviction.
+    fn queue(&self, entry: &Arc<Entry<T>>, weight: usize) {
         lock(&self.policy).admit(entry.clone(), weight);
     }
 
@@ -196,14 +239,16 @@ impl<T: Send + Sync + 'static> Shared<T> {
         Arc::new(Entry::new(id, key, value, weight))
     }
 
-    pub(crate) fn insert(self: &Arc<Self>, value: T) -> Handle<T> {
+    pub(crate) fn insert(self: &Arc<Self>, value: T) -> Result<Handle<T>, Rejected<T>> {
         let weight = self.weigh(&value);
+        if let Err(error) = self.admit(weight) {
+            return Err(Rejected { value, error });
+        }
         let key = Key::random();
         let entry = self.new_entry(key, Value::Resident(Arc::new(value)), weight);
         lock(&self.index).insert(key, Arc::downgrade(&entry));
-        self.admit(&entry, weight);
-        self.add_resident(weight);
-        Handle::new(self.clone(), entry)
+        self.queue(&entry, weight);
+        Ok(Handle::new(self.clone(), entry))
     }
 
     fn encode(&self, key: Key, value: &T) -> Result<Vec<u8>, CacheError> {
@@ -422,9 +467,16 @@ impl<T: Send + Sync + 'static> Shared<T> {
                 Err(e) => break Err(e.into()),
             }
         };
+        // Room for it before it counts as resident (this may spill others).
+        let loaded = loaded.and_then(|(v, w)| self.admit(w).map(|()| (v, w)));
         guard.armed = false;
         let mut st = entry.lock();
         let installed = match loaded {
+            Ok((_, weight)) if st.dropped => {
+                st.value = Value::Absent;
+                self.release_bytes(weight);
+                None
+            }
             _ if st.dropped => {
                 st.value = Value::Absent;
                 None
@@ -448,8 +500,10 @@ impl<T: Send + Sync + 'static> Shared<T> {
         }
         entry.announce(st);
         if let Some(weight) = installed {
-            self.admit(entry, weight);
-            self.add_resident(weight);
+            self.queue(entry, weight);
+            if self.budget.over_budget() {
+                self.background.request_eviction();
+            }
         }
     }
 
@@ -464,8 +518,12 @@ impl<T: Send + Sync + 'static> Shared<T> {
         st.pins -= 1;
         let idle = st.pins == 0;
         drop(st);
-        if idle && self.over_budget() {
-            self.background.request_eviction();
+        if idle {
+            // Callers waiting for room may evict it now.
+            self.budget.wake();
+            if self.over_budget() {
+                self.background.request_eviction();
+            }
         }
     }
 
@@ -524,6 +582,25 @@ impl<T: Send + Sync + 'static> Shared<T> {
         }
     }
 
+    /// Takes the resident, pinned value out for a write guard if nothing
+    /// else holds it now; no waiting.
+    pub(crate) fn try_take(&self, entry: &Entry<T>) -> Option<T> {
+        let mut st = entry.lock();
+        match mem::replace(&mut st.value, Value::Mutating) {
+            Value::Resident(v) => match Arc::try_unwrap(v) {
+                Ok(v) => Some(v),
+                Err(v) => {
+                    st.value = Value::Resident(v);
+                    None
+                }
+            },
+            other => {
+                st.value = other;
+                None
+            }
+        }
+    }
+
     /// Puts a written value back (a write guard dropped).
     pub(crate) fn put_back(&self, entry: &Entry<T>, value: T) {
         let weight = self.weigh(&value);
@@ -554,7 +631,7 @@ impl<T: Send + Sync + 'static> Shared<T> {
         st.dropped = true;
         let value = mem::replace(&mut st.value, Value::Absent);
         if value.in_memory() {
-            self.sub_resident(st.weight);
+            self.release_bytes(st.weight);
         }
         let spilled = mem::take(&mut st.spilled).then_some(st.key);
         entry.announce(st);
@@ -585,20 +662,32 @@ impl<T: Send + Sync + 'static> Shared<T> {
     /// Evicts until the pool is within budget, or nothing more can go.
     /// `Err` after a failed spill, so the caller can back off.
     pub(crate) fn evict_to_budget(&self) -> Result<(), ()> {
-        let mut busy_in_a_row = 0;
-        while self.over_budget() {
+        self.evict_until(self.budget.budget()).map(drop)
+    }
+
+    /// Evicts until at most `target` bytes are resident, or nothing more
+    /// can go now; how many objects left memory. `Err` after a failed
+    /// spill. The background thread and callers short of room run it at
+    /// once, on different victims (each takes its own off the queue).
+    fn evict_until(&self, target: usize) -> Result<usize, ()> {
+        let (mut busy_in_a_row, mut evicted) = (0, 0);
+        while self.budget.resident() > target {
             let Some((entry, weight)) = lock(&self.policy).next_victim() else {
-                return Ok(());
+                break;
             };
             match self.evict(&entry, weight) {
-                Evicted::Done | Evicted::Gone => busy_in_a_row = 0,
+                Evicted::Done => {
+                    busy_in_a_row = 0;
+                    evicted += 1;
+                }
+                Evicted::Gone => busy_in_a_row = 0,
                 Evicted::Busy(weight) => {
                     let mut policy = lock(&self.policy);
                     policy.requeue(entry, weight);
                     busy_in_a_row += 1;
                     // Everything queued is in use: wait for a guard to drop.
                     if busy_in_a_row > policy.len() {
-                        return Ok(());
+                        break;
                     }
                 }
                 Evicted::Failed(weight) => {
@@ -607,7 +696,7 @@ impl<T: Send + Sync + 'static> Shared<T> {
                 }
             }
         }
-        Ok(())
+        Ok(evicted)
     }
 
     fn evict(&self, entry: &Arc<Entry<T>>, queued_weight: usize) -> Evicted {
@@ -625,7 +714,7 @@ impl<T: Send + Sync + 'static> Shared<T> {
             st.value = Value::Absent;
             drop(st);
             drop(value);
-            self.sub_resident(weight);
+            self.release_bytes(weight);
             self.counters.evictions.fetch_add(1, Ordering::Relaxed);
             return Evicted::Done;
         }
@@ -655,7 +744,7 @@ impl<T: Send + Sync + 'static> Shared<T> {
                     }
                     if matches!(st.value, Value::Evicting(_)) {
                         st.value = Value::Absent;
-                        self.sub_resident(weight);
+                        self.release_bytes(weight);
                         self.counters.evictions.fetch_add(1, Ordering::Relaxed);
                         Evicted::Done
                     } else {
@@ -679,6 +768,41 @@ impl<T: Send + Sync + 'static> Shared<T> {
     }
 
     // ---- persisting ----
+
+    /// Writes the object to the spill area now, if it has no blob yet, and
+    /// keeps it in memory: evicting it later costs no write.
+    pub(crate) fn write_now(&self, entry: &Arc<Entry<T>>) -> Result<(), CacheError> {
+        let mut st = entry.lock();
+        let (key, value) = loop {
+            if st.on_disk() || st.dropped {
+                return Ok(());
+            }
+            match &st.value {
+                Value::Resident(v) => break (st.key, v.clone()),
+                // An eviction writing it, or its own guard changing it:
+                // what they leave decides.
+                Value::Evicting(_) | Value::Mutating => st = entry.wait(st),
+                // Not in memory: it has a blob.
+                Value::Loading { .. } | Value::Absent => return Ok(()),
+            }
+        };
+        drop(st);
+        let written = self
+            .encode(key, &value)
+            .and_then(|bytes| Ok(self.store.write(Place::Spill, key, &bytes)?));
+        // Before announcing: a write guard waits for the only reference.
+        drop(value);
+        let mut st = entry.lock();
+        if written.is_ok() {
+            if st.key == key && !st.dropped {
+                st.spilled = true;
+            } else {
+                self.background.delete_spill(key);
+            }
+        }
+        entry.announce(st);
+        written
+    }
 
     /// Makes the object durable in `location` (blocking).
     pub(crate) fn persist(
@@ -786,8 +910,9 @@ impl<T: Send + Sync + 'static> Shared<T> {
     pub(crate) fn stats(&self) -> PoolStats {
         PoolStats {
             objects: lock(&self.index).len(),
-            resident_bytes: self.resident.load(Ordering::Relaxed),
-            budget_bytes: self.budget,
+            resident_bytes: self.budget.resident(),
+            budget_bytes: self.budget.budget(),
+            limit_bytes: self.budget.limit(),
             loads: self.counters.loads.load(Ordering::Relaxed),
             spills: self.counters.spills.load(Ordering::Relaxed),
             evictions: self.counters.evictions.load(Ordering::Relaxed),
@@ -807,7 +932,7 @@ fn same_source(a: &Source, b: &Source) -> bool {
 
 impl<T> Shared<T> {
     fn over_budget(&self) -> bool {
-        self.resident.load(Ordering::Relaxed) > self.budget
+        self.budget.over_budget()
     }
 }
 
@@ -839,8 +964,8 @@ impl<T> Clone for Pool<T> {
 impl<T> fmt::Debug for Pool<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pool")
-            .field("budget", &self.shared.budget)
-            .field("resident", &self.shared.resident.load(Ordering::Relaxed))
+            .field("budget", &self.shared.budget.budget())
+            .field("resident", &self.shared.budget.resident())
             .finish_non_exhaustive()
     }
 }
@@ -850,27 +975,44 @@ impl<T: Send + Sync + 'static> Pool<T> {
         Self { shared }
     }
 
-    /// A pool over `store` that encodes objects with `codec` and keeps at
-    /// most `budget` bytes of them in memory, as measured by `weigher` (for
-    /// example `|v: &Vec<u8>| v.len()`).
+    /// A pool over `store` that encodes objects with `codec` and keeps
+    /// `budget` bytes of them in memory, as measured by `weigher` (for
+    /// example `|v: &Vec<u8>| v.len()`), with the default
+    /// [`PoolOptions`]: at most an eighth more while writers outrun the
+    /// background thread.
     ///
     /// # Errors
     ///
-    /// [`CacheError::Spawn`] if the background thread cannot start.
+    /// [`CacheError::Spawn`] if a background thread cannot start.
     pub fn new(
         store: impl Store,
         codec: impl Codec<T>,
         budget: usize,
         weigher: impl Fn(&T) -> usize + Send + Sync + 'static,
     ) -> Result<Self, CacheError> {
+        Self::with_options(store, codec, weigher, PoolOptions::new(budget))
+    }
+
+    /// A pool with the given options.
+    ///
+    /// # Errors
+    ///
+    /// [`CacheError::Spawn`] if a background thread cannot start.
+    pub fn with_options(
+        store: impl Store,
+        codec: impl Codec<T>,
+        weigher: impl Fn(&T) -> usize + Send + Sync + 'static,
+        options: PoolOptions,
+    ) -> Result<Self, CacheError> {
+        let budget = options.budget;
         let store: Arc<dyn Store> = Arc::new(store);
         let background = Arc::new(Background::new());
         let shared = Arc::new(Shared {
             store: store.clone(),
             codec: Box::new(codec),
             weigher: Box::new(weigher),
-            budget,
-            resident: AtomicUsize::new(0),
+            budget: Budget::new(budget, options.slack.unwrap_or(budget / 8)),
+            admit_timeout: options.admit_timeout,
             index: Mutex::new(HashMap::new()),
             policy: Mutex::new(S3Fifo::new(budget)),
             dead_queued: AtomicUsize::new(0),
@@ -884,19 +1026,46 @@ impl<T: Send + Sync + 'static> Pool<T> {
     }
 
     /// Adds an object; it stays in memory until the budget needs its room.
-    pub fn insert(&self, value: T) -> Handle<T> {
+    ///
+    /// When the pool is at its limit (see [`PoolOptions::slack`]), this
+    /// thread makes room first, writing cold objects to the spill area, or
+    /// waits for pinned objects to be released, up to
+    /// [`PoolOptions::admit_timeout`]. So it may block: from async code,
+    /// call it where blocking is allowed (`spawn_blocking`).
+    ///
+    /// # Errors
+    ///
+    /// [`Rejected`], holding the value, with [`CacheError::OverBudget`] if no
+    /// room was made in time (what is in memory is pinned or cannot be
+    /// spilled).
+    pub fn insert(&self, value: T) -> Result<Handle<T>, Rejected<T>> {
         self.shared.insert(value)
     }
 
     /// A handle to the object persisted under `key` in `location`, without
     /// loading it. If the pool already holds that key, the handle shares
-    /// the object.
+    /// the object. The check that the blob exists runs away from the
+    /// calling task.
     ///
     /// # Errors
     ///
     /// [`StoreError::NotFound`] (as [`CacheError::Store`]) if the location
     /// has no such blob; an I/O failure checking it.
-    pub fn register(&self, location: &Location, key: Key) -> Result<Handle<T>, CacheError> {
+    pub async fn register(&self, location: &Location, key: Key) -> Result<Handle<T>, CacheError> {
+        let (shared, location) = (self.shared.clone(), location.clone());
+        run::off_thread(move || shared.register(&location, key)).await?
+    }
+
+    /// [`register`](Pool::register) on this thread.
+    ///
+    /// # Errors
+    ///
+    /// As [`register`](Pool::register).
+    pub fn blocking_register(
+        &self,
+        location: &Location,
+        key: Key,
+    ) -> Result<Handle<T>, CacheError> {
         self.shared.register(location, key)
     }
 
@@ -942,11 +1111,102 @@ impl<T: Send + Sync + 'static> Pool<T> {
         self.shared.stats()
     }
 
-    /// Blocks until the background thread has nothing left to do: the pool
-    /// is within budget (or everything over it is in use) and the spilled
-    /// blobs of dropped objects are deleted.
+    /// Blocks until no eviction is pending: the pool is within budget, or
+    /// everything over it is in use (or its spill failed and waits for a
+    /// retry). It does not wait for deletions of stale spilled blobs,
+    /// which never hold up eviction; [`wait_finished`](Pool::wait_finished)
+    /// does.
     pub fn wait_idle(&self) {
         self.shared.background.wait_idle();
+    }
+
+    /// Blocks until all background work is done: no eviction pending and
+    /// the spilled blobs of dropped and rewritten objects deleted.
+    pub fn wait_finished(&self) {
+        self.shared.background.wait_finished();
+    }
+
+    /// [`wait_finished`](Pool::wait_finished) for async code.
+    pub async fn finished(&self) {
+        let background = &self.shared.background;
+        std::future::poll_fn(|cx| background.poll_finished(cx.waker())).await;
+    }
+}
+
+/// How a [`Pool`] keeps to its budget.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct PoolOptions {
+    /// Bytes of objects in memory (by the weigher) that the background
+    /// thread keeps the pool to.
+    pub budget: usize,
+    /// How far past the budget inserts and loads may take the pool before
+    /// the caller must make room itself: `None` for an eighth of the
+    /// budget. Resident bytes never pass `budget + slack`, except for one
+    /// object larger than that alone in memory, and the growth of objects
+    /// handed back by write guards until the next insert or load makes
+    /// room.
+    pub slack: Option<usize>,
+    /// How long an insert or load waits for room when everything in memory
+    /// is pinned or cannot be spilled, before it fails with
+    /// [`CacheError::OverBudget`]. Default 5 s.
+    pub admit_timeout: Duration,
+}
+
+impl PoolOptions {
+    /// The defaults for a budget of `budget` bytes.
+    #[must_use]
+    pub fn new(budget: usize) -> Self {
+        Self {
+            budget,
+            slack: None,
+            admit_timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// Sets [`slack`](PoolOptions::slack) in bytes.
+    #[must_use]
+    pub fn slack(mut self, bytes: usize) -> Self {
+        self.slack = Some(bytes);
+        self
+    }
+
+    /// Sets [`admit_timeout`](PoolOptions::admit_timeout).
+    #[must_use]
+    pub fn admit_timeout(mut self, timeout: Duration) -> Self {
+        self.admit_timeout = timeout;
+        self
+    }
+}
+
+/// An insert that found no room: the value, given back, and why.
+pub struct Rejected<T> {
+    /// The value that was not inserted.
+    pub value: T,
+    /// Why ([`CacheError::OverBudget`]).
+    pub error: CacheError,
+}
+
+impl<T> fmt::Debug for Rejected<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Rejected")
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> fmt::Display for Rejected<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "not inserted: {}", self.error)
+    }
+}
+
+// No `source`: the message includes the error already.
+impl<T> std::error::Error for Rejected<T> {}
+
+impl<T> From<Rejected<T>> for CacheError {
+    fn from(r: Rejected<T>) -> Self {
+        r.error
     }
 }
 

@@ -67,7 +67,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         match op {
             Op::Insert { seed, len } => {
                 let bytes = object(seed, len);
-                handles.push(pool.insert(bytes.clone()));
+                handles.push(pool.insert(bytes.clone()).unwrap());
                 model.objects.insert(model.next, bytes);
                 model.handles.push(model.next);
                 model.next += 1;
@@ -123,7 +123,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let mut keys: Vec<_> = model.persisted[location].keys().copied().collect();
                 keys.sort();
                 let key = keys[pick % keys.len()];
-                let h = pool.register(&locations[location], key).unwrap();
+                let h = pool.blocking_register(&locations[location], key).unwrap();
                 prop_assert_eq!(h.key(), key);
                 // The pool's live object of that key, if any, is shared.
                 let live = handles.iter().position(|x| x.key() == key);
@@ -148,7 +148,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 }
             }
             Op::WaitIdle => {
-                pool.wait_idle();
+                pool.wait_finished();
                 prop_assert!(pool.stats().resident_bytes <= 4000 || max_len(&model) > 4000);
             }
             _ => {}
@@ -162,12 +162,12 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         let listed = pool.list(location).unwrap();
         prop_assert_eq!(listed.keys.len(), blobs.len());
         for (key, bytes) in blobs {
-            let h = pool.register(location, *key).unwrap();
+            let h = pool.blocking_register(location, *key).unwrap();
             prop_assert_eq!(&*h.blocking_load().unwrap(), bytes);
         }
     }
     drop(handles);
-    pool.wait_idle();
+    pool.wait_finished();
     prop_assert_eq!(pool.stats().objects, 0);
     prop_assert_eq!(pool.stats().resident_bytes, 0);
     prop_assert!(files_under(&dir.path().join("spill")).is_empty());

@@ -15,7 +15,9 @@ type Handles = Arc<Vec<Handle<Vec<u8>>>>;
 
 fn evicted_pool(root: &std::path::Path) -> (Pool<Vec<u8>>, Handles) {
     let pool = Pool::new(FsStore::open(root).unwrap(), Raw, 4 * OBJ, Vec::len).unwrap();
-    let handles: Vec<_> = (0..OBJECTS).map(|i| pool.insert(object(i, OBJ))).collect();
+    let handles: Vec<_> = (0..OBJECTS)
+        .map(|i| pool.insert(object(i, OBJ)).unwrap())
+        .collect();
     pool.wait_idle();
     (pool, Arc::new(handles))
 }

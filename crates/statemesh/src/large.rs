@@ -236,7 +236,13 @@ impl ValueStore {
     fn place<T>(&self, bytes: Vec<u8>, digest: [u8; 32]) -> Large<T> {
         let len = bytes.len() as u64;
         let bytes = if bytes.len() > self.threshold {
-            Bytes::Cached(self.pool.insert(bytes))
+            match self.pool.insert(bytes) {
+                Ok(handle) => Bytes::Cached(handle),
+                // No room in time (pinned values fill the budget): applying
+                // a command cannot fail, so the value stays inline, in
+                // memory like any small one.
+                Err(rejected) => Bytes::Inline(rejected.value.into()),
+            }
         } else {
             Bytes::Inline(bytes.into())
         };
@@ -245,15 +251,6 @@ impl ValueStore {
             len,
             digest,
             _type: PhantomData,
-        }
-    }
-
-    /// Holds back a writer that outruns the spilling thread, so restoring
-    /// a snapshot larger than memory stays near the budget.
-    pub(crate) fn throttle(&self) {
-        let stats = self.pool.stats();
-        if stats.resident_bytes > stats.budget_bytes {
-            self.pool.wait_idle();
         }
     }
 }
@@ -493,7 +490,7 @@ impl<'de, T> Deserialize<'de> for Large<T> {
                 })?;
                 let handle = store
                     .pool
-                    .register(location, Key::from_u128(key))
+                    .blocking_register(location, Key::from_u128(key))
                     .map_err(|e| fail::<_, DeError<D::Error>>(e).0)?;
                 keys.insert(key);
                 Ok(Large {

@@ -65,7 +65,9 @@ fn persister(dir: &Path) -> Result<(), String> {
     let mut keep = Vec::new();
     for i in 0.. {
         let len = size(i);
-        let h = pool.insert(object::object(i, len));
+        let h = pool
+            .insert(object::object(i, len))
+            .map_err(|e| format!("inserting object {i}: {e}"))?;
         if i % 2 == 1 {
             pool.wait_idle();
         }

@@ -159,7 +159,8 @@ impl Gate {
         }
     }
 
-    fn pass(&self) {
+    /// Counts one caller at the gate and waits until it opens.
+    pub fn pass(&self) {
         let mut s = self.state.lock().unwrap();
         s.1 += 1;
         self.changed.notify_all();

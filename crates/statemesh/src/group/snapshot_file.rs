@@ -208,10 +208,8 @@ pub(crate) fn read<S: DeserializeOwned>(
                 "blob {index} does not match its SHA-256"
             )));
         }
+        // The pool keeps to its budget: past it, this insert spills first.
         blobs.push(Blob::received(store, Some(location), bytes, digest).map_err(io_other)?);
-        if let Some(s) = store {
-            s.throttle();
-        }
     }
     let state_len = input.u64()?;
     let state = input.bytes(state_len)?;
