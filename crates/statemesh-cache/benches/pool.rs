@@ -8,6 +8,13 @@
 //! - `miss-load 1 MiB`: an evicted 1 MiB object read back from the disk
 //!   (its file dropped from the page cache first), against `std::fs::read`
 //!   of a cold 1 MiB file: the disk's own read rate for the same bytes.
+//! - `sustained-write 4 KiB`: 4 threads replacing objects of a 2,000-object
+//!   working set (8 MiB) held to a budget of a fiftieth of it, as fast as
+//!   they can: statemesh rewrites its own objects (`blocking_load_mut`,
+//!   same size), foyer inserts a new value under the key. The time is per
+//!   write across the threads; a thread samples each one's own count of
+//!   bytes in memory every millisecond, and the summary prints the
+//!   largest sample beside the budget.
 //! - hit ratio on a Zipf (s = 1) trace over 1,000 objects at budgets of 10%
 //!   and 50% of the working set, for statemesh (S3-FIFO), file_backed
 //!   (two-segment LRU), foyer (its S3-FIFO, one shard) and exact LRU;
@@ -35,7 +42,8 @@ use foyer::{
 use serde_bytes::ByteBuf;
 use statemesh_cache::{FsStore, Handle, Pool, Raw};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 type FbPool = Arc<FBPool<ByteBuf, FBStore<BinCodec>>>;
@@ -293,6 +301,103 @@ fn miss_loads(c: &mut Criterion) {
     g.finish();
 }
 
+const WRITERS: usize = 4;
+const WORKING_SET: usize = 2_000;
+const WRITE_BUDGET: usize = WORKING_SET * SMALL / 50;
+
+/// The largest resident-bytes sample of each system during its
+/// sustained-write runs, for the summary.
+static MAX_RESIDENT: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
+
+/// Runs `write(thread, n)` `iters` times split over [`WRITERS`] threads
+/// while sampling `resident()` into `MAX_RESIDENT[slot]`; the wall time.
+fn sustained(
+    iters: u64,
+    slot: usize,
+    resident: impl Fn() -> usize + Sync,
+    write: impl Fn(usize, u64) + Sync,
+) -> Duration {
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            while !stop.load(Ordering::Acquire) {
+                MAX_RESIDENT[slot].fetch_max(resident(), Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        });
+        let start = Instant::now();
+        let per = iters.div_ceil(WRITERS as u64);
+        let workers: Vec<_> = (0..WRITERS)
+            .map(|t| {
+                let write = &write;
+                s.spawn(move || (0..per).for_each(|n| write(t, n)))
+            })
+            .collect();
+        for w in workers {
+            w.join().unwrap();
+        }
+        let took = start.elapsed();
+        stop.store(true, Ordering::Release);
+        took
+    })
+}
+
+fn sustained_writes(c: &mut Criterion) {
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let pool = ours(&dir.path().join("ours"), WRITE_BUDGET);
+    // `load_mut` needs a handle's only copy: each thread owns its share.
+    let per = WORKING_SET / WRITERS;
+    let mine: Vec<Mutex<Vec<Handle<Vec<u8>>>>> = (0..WRITERS)
+        .map(|t| {
+            let hs = (0..per)
+                .map(|i| pool.insert(bytes(t * per + i, SMALL)).unwrap())
+                .collect();
+            Mutex::new(hs)
+        })
+        .collect();
+    let fo = foyer(&rt, &dir.path().join("foyer"), WRITE_BUDGET, 8);
+    for i in 0..WORKING_SET {
+        fo.insert(i as u64, bytes(i, SMALL));
+    }
+    foyer_settle(&rt, &fo);
+    let mut g = c.benchmark_group("sustained-write 4 KiB");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("statemesh", |b| {
+        b.iter_custom(|iters| {
+            sustained(
+                iters,
+                0,
+                || pool.stats().resident_bytes,
+                |t, n| {
+                    let mut hs = mine[t].lock().unwrap();
+                    let i = (n as usize * 7919) % per;
+                    let mut w = hs[i].blocking_load_mut().unwrap();
+                    w[0] = w[0].wrapping_add(1);
+                },
+            )
+        });
+    });
+    g.bench_function("foyer", |b| {
+        b.iter_custom(|iters| {
+            let took = sustained(
+                iters,
+                1,
+                || fo.memory().usage(),
+                |t, n| {
+                    let i = t * per + (n as usize * 7919) % per;
+                    let _guard = rt.enter();
+                    fo.insert(i as u64, vec![(i as u64 + n) as u8; SMALL]);
+                },
+            );
+            // Its writes of what it evicted, outside the timing.
+            foyer_settle(&rt, &fo);
+            took
+        });
+    });
+    g.finish();
+}
+
 const COLD_OBJECTS: usize = 32;
 
 /// Times `load(i)` of objects in turn, each dropped from the page cache
@@ -442,6 +547,22 @@ fn summary(_: &mut Criterion) {
             a / r
         );
     }
+    if let [Some(ours), Some(fo)] =
+        ["statemesh", "foyer"].map(|who| estimate("sustained-write 4 KiB", who))
+    {
+        let [mine, theirs] = MAX_RESIDENT.each_ref().map(|m| m.load(Ordering::Relaxed));
+        out += &format!(
+            "\n| sustained writes, 4 threads, budget {} KiB | statemesh | foyer | statemesh vs foyer |\n|---|---|---|---|\n\
+             | writes per second | {:.0} | {:.0} | {} |\n\
+             | most bytes in memory (sampled every ms) | {} KiB | {} KiB | |\n",
+            WRITE_BUDGET / 1024,
+            1e9 / ours,
+            1e9 / fo,
+            speed(fo / ours),
+            mine / 1024,
+            theirs / 1024,
+        );
+    }
     out += "\n| Zipf(1) hit ratio, 1,000 objects | statemesh (S3-FIFO) | file_backed | foyer (S3-FIFO) | exact LRU |\n|---|---|---|---|---|\n";
     for share in [0.1, 0.5] {
         let r = hit_ratios(share);
@@ -457,5 +578,5 @@ fn summary(_: &mut Criterion) {
     println!("{out}");
 }
 
-criterion_group!(benches, hits, miss_loads, summary);
+criterion_group!(benches, hits, miss_loads, sustained_writes, summary);
 criterion_main!(benches);

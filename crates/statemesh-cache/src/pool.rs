@@ -251,11 +251,21 @@ impl<T: Send + Sync + 'static> Shared<T> {
         Ok(Handle::new(self.clone(), entry))
     }
 
+    /// Encodes with the user's codec. A panic in it is an error like any
+    /// other: eviction runs on the background thread and on callers short
+    /// of room, and an unwinding spill would leave its object marked as
+    /// being written, with write guards waiting for it forever.
     fn encode(&self, key: Key, value: &T) -> Result<Vec<u8>, CacheError> {
         let mut bytes = Vec::new();
-        self.codec
-            .encode(value, &mut bytes)
-            .map_err(|source| CacheError::Codec { key, source })?;
+        let encoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.codec.encode(value, &mut bytes)
+        }))
+        .unwrap_or_else(|_| {
+            Err(crate::codec::CodecError::new(std::io::Error::other(
+                "the codec panicked",
+            )))
+        });
+        encoded.map_err(|source| CacheError::Codec { key, source })?;
         Ok(bytes)
     }
 

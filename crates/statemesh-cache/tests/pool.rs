@@ -368,7 +368,9 @@ fn load_in_place_makes_an_object_resident_without_pinning_it() {
     a.blocking_load_in_place().unwrap();
     assert!(a.is_resident());
     // Nothing pins it: objects that come after it push it out.
-    let _rest: Vec<_> = (3..8).map(|i| pool.insert(object(i, OBJ)).unwrap()).collect();
+    let _rest: Vec<_> = (3..8)
+        .map(|i| pool.insert(object(i, OBJ)).unwrap())
+        .collect();
     pool.wait_finished();
     assert!(!a.is_resident());
     assert_eq!(*a.blocking_load().unwrap(), object(1, OBJ));
@@ -654,4 +656,60 @@ fn disk_full_and_refused_permission_are_typed_errors_that_lose_nothing() {
     small.blocking_persist(&ro).unwrap();
     drop((big, small, _push));
     drop(pool);
+}
+
+/// Raw bytes, except that encoding an object whose first byte is 0xFF
+/// panics.
+struct PanickyCodec;
+
+impl statemesh_cache::Codec<Vec<u8>> for PanickyCodec {
+    fn encode(
+        &self,
+        value: &Vec<u8>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), statemesh_cache::CodecError> {
+        assert_ne!(
+            value.first(),
+            Some(&0xFF),
+            "the codec refuses to encode this"
+        );
+        out.extend_from_slice(value);
+        Ok(())
+    }
+
+    fn decode(&self, bytes: &[u8]) -> Result<Vec<u8>, statemesh_cache::CodecError> {
+        Ok(bytes.to_vec())
+    }
+}
+
+#[test]
+fn a_panicking_codec_fails_the_spill_and_leaves_the_object_usable() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = PoolOptions::new(OBJ).admit_timeout(Duration::from_millis(200));
+    let pool = Pool::with_options(
+        FsStore::open(dir.path()).unwrap(),
+        PanickyCodec,
+        Vec::len,
+        options,
+    )
+    .unwrap();
+    let mut bad = pool.insert(vec![0xFF; OBJ]).unwrap();
+    // Past the limit: this caller tries to spill `bad`, whose encoding
+    // panics. It gets a typed error, not the panic, and nothing hangs.
+    let refused = pool.insert(object(1, OBJ)).unwrap_err();
+    assert!(
+        matches!(refused.error, CacheError::OverBudget { .. }),
+        "{refused}"
+    );
+    eventually("the failed spill counted", || {
+        pool.stats().spill_failures > 0
+    });
+    assert!(matches!(
+        pool.stats().last_spill_error,
+        Some(CacheError::Codec { .. })
+    ));
+    // Still in memory, readable and writable.
+    bad.blocking_load_mut().unwrap()[1] = 1;
+    assert_eq!(bad.blocking_load().unwrap()[1], 1);
+    pool.wait_idle();
 }
