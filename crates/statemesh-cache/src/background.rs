@@ -13,11 +13,21 @@ use crate::error::CacheError;
 use crate::key::Key;
 use crate::pool::{Shared, evict_round};
 use crate::store::{Place, Store};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::task::{Poll, Waker};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
+
+/// Deletions taken at a time, so that a spill finds stale files left to
+/// reuse while the deleter works through a backlog.
+const DELETE_BATCH: usize = 64;
+
+/// Stale spilled blobs kept for spills to reuse (see `Store::respill`):
+/// the deleter leaves the newest this many alone unless asked to finish.
+/// Their disk is the cost: at most this many objects' worth.
+const REUSE_RESERVE: usize = 256;
 
 /// After a failed spill, how long to wait before the first retry, and at
 /// most. A full disk is not hammered; a transient failure is retried soon.
@@ -30,8 +40,10 @@ struct Work {
     evicting: bool,
     /// The last eviction round failed to spill; retrying after a backoff.
     stalled: bool,
-    deletions: Vec<Key>,
+    deletions: VecDeque<Key>,
     deleting: bool,
+    /// Someone waits for every deletion: the reserve goes too.
+    flush: bool,
     shut_down: bool,
     /// Tasks waiting for [`Work::idle`] or [`Work::finished`].
     wakers: Vec<Waker>,
@@ -123,24 +135,42 @@ impl Background {
 
     pub(crate) fn delete_spill(&self, key: Key) {
         let mut work = self.lock();
-        work.deletions.push(key);
+        work.deletions.push_back(key);
         self.announce(work);
+    }
+
+    /// A stale spilled blob queued for deletion, taken off the queue for
+    /// a spill to reuse its file.
+    pub(crate) fn take_stale(&self) -> Option<Key> {
+        let mut work = self.lock();
+        let key = work.deletions.pop_back();
+        if key.is_some() && work.deletions.is_empty() && !work.deleting {
+            self.announce(work);
+        }
+        key
     }
 
     /// Blocks until no eviction is pending or running.
     pub(crate) fn wait_idle(&self) {
-        self.wait_for(Work::idle);
+        self.wait_for(Work::idle, false);
     }
 
     /// Blocks until no eviction is pending or running and every deletion
     /// is done.
     pub(crate) fn wait_finished(&self) {
-        self.wait_for(Work::finished);
+        self.wait_for(Work::finished, true);
     }
 
-    fn wait_for(&self, done: fn(&Work) -> bool) {
+    /// Waits until `done`; with `flush`, asks the deleter for the reserve
+    /// too whenever deletions are queued (an eviction finishing meanwhile
+    /// can queue one).
+    fn wait_for(&self, done: fn(&Work) -> bool, flush: bool) {
         let mut work = self.lock();
         while !done(&work) && !work.shut_down {
+            if flush && !work.deletions.is_empty() && !work.flush {
+                work.flush = true;
+                self.changed.notify_all();
+            }
             work = self.changed.wait(work).unwrap_or_else(|e| e.into_inner());
         }
     }
@@ -150,6 +180,10 @@ impl Background {
         let mut work = self.lock();
         if work.finished() || work.shut_down {
             return Poll::Ready(());
+        }
+        if !work.deletions.is_empty() && !work.flush {
+            work.flush = true;
+            self.changed.notify_all();
         }
         if !work.wakers.iter().any(|w| w.will_wake(waker)) {
             work.wakers.push(waker.clone());
@@ -219,20 +253,33 @@ impl Background {
                 let mut work = self.lock();
                 work.deleting = false;
                 if work.deletions.is_empty() {
+                    work.flush = false;
                     let wakers = std::mem::take(&mut work.wakers);
                     self.changed.notify_all();
                     for w in wakers {
                         w.wake();
                     }
                 }
-                while work.deletions.is_empty() && !work.shut_down {
+                let due = |w: &Work| {
+                    w.deletions.len() > REUSE_RESERVE
+                        || (!w.deletions.is_empty() && (w.flush || w.shut_down))
+                };
+                while !due(&work) && !work.shut_down {
                     work = self.changed.wait(work).unwrap_or_else(|e| e.into_inner());
                 }
                 if work.deletions.is_empty() {
                     return;
                 }
                 work.deleting = true;
-                std::mem::take(&mut work.deletions)
+                // The oldest, down to the reserve unless finishing: the
+                // newest are the likeliest to be reused.
+                let keep = if work.flush || work.shut_down {
+                    0
+                } else {
+                    REUSE_RESERVE
+                };
+                let n = work.deletions.len().saturating_sub(keep).min(DELETE_BATCH);
+                work.deletions.drain(..n).collect::<Vec<_>>()
             };
             for key in deletions {
                 // A blob that cannot be deleted now is deleted by the next

@@ -11,7 +11,7 @@ use crate::blob;
 use crate::error::StoreError;
 use crate::key::Key;
 use crate::store::{Listing, Location, Place, Store, is_shard_name};
-use std::fs::{self, File};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -273,6 +273,40 @@ impl Store for FsStore {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(StoreError::io("stat", path, e)),
         }
+    }
+
+    fn respill(&self, stale: Key, key: Key, bytes: &[u8]) -> Result<bool, StoreError> {
+        let (from, to) = (
+            self.path_of(Place::Spill, stale),
+            self.path_of(Place::Spill, key),
+        );
+        // A spilled file persisted since is a hard link of a persisted
+        // blob: overwriting it would change that blob. Only a file no
+        // location shares is reused.
+        let alone = fs::symlink_metadata(&from).is_ok_and(|m| {
+            use std::os::unix::fs::MetadataExt;
+            m.is_file() && m.nlink() == 1
+        });
+        if !alone {
+            return self.write(Place::Spill, key, bytes).map(|()| false);
+        }
+        create_dirs(&self.root, to.parent().unwrap_or(&self.root))?;
+        if fs::rename(&from, &to).is_err() {
+            // Gone already, or not renamable: a new file after all, and
+            // the pool removes the stale one as usual.
+            return self.write(Place::Spill, key, bytes).map(|()| false);
+        }
+        let header = blob::header(bytes);
+        let written = (|| {
+            let mut f = OpenOptions::new().write(true).truncate(true).open(&to)?;
+            f.write_all(&header)?;
+            f.write_all(bytes)
+        })();
+        if let Err(e) = written {
+            let _ = fs::remove_file(&to);
+            return Err(StoreError::io("write", to, e));
+        }
+        Ok(true)
     }
 
     fn remove(&self, place: Place<'_>, key: Key) -> Result<bool, StoreError> {

@@ -195,7 +195,9 @@ impl<T: Send + Sync + 'static> Shared<T> {
                 return Ok(());
             }
             let room_for = self.budget.limit().saturating_sub(bytes);
-            if matches!(self.evict_until(room_for), Ok(n) if n > 0) {
+            let evicted = self.evict_until(room_for);
+            // Room made here, or by others meanwhile: try again at once.
+            if matches!(evicted, Ok(n) if n > 0) || self.budget.resident() <= room_for {
                 continue;
             }
             if Instant::now() >= deadline {
@@ -669,6 +671,20 @@ impl<T: Send + Sync + 'static> Shared<T> {
 
     // ---- evicting (the background thread) ----
 
+    /// Writes a blob to the spill area, in the file of a stale blob waiting
+    /// for deletion if there is one (see [`Store::respill`]).
+    fn spill(&self, key: Key, bytes: &[u8]) -> Result<(), StoreError> {
+        let Some(stale) = self.background.take_stale() else {
+            return self.store.write(Place::Spill, key, bytes);
+        };
+        let reused = self.store.respill(stale, key, bytes);
+        if !matches!(reused, Ok(true)) {
+            // Still there, or perhaps: removed like any other.
+            self.background.delete_spill(stale);
+        }
+        reused.map(drop)
+    }
+
     /// Evicts until the pool is within budget, or nothing more can go.
     /// `Err` after a failed spill, so the caller can back off.
     pub(crate) fn evict_to_budget(&self) -> Result<(), ()> {
@@ -733,7 +749,7 @@ impl<T: Send + Sync + 'static> Shared<T> {
         drop(st);
         let written = self
             .encode(key, &value)
-            .and_then(|bytes| Ok(self.store.write(Place::Spill, key, &bytes)?));
+            .and_then(|bytes| Ok(self.spill(key, &bytes)?));
         // Before announcing: a write guard waits for the only reference.
         drop(value);
         let mut st = entry.lock();
@@ -799,7 +815,7 @@ impl<T: Send + Sync + 'static> Shared<T> {
         drop(st);
         let written = self
             .encode(key, &value)
-            .and_then(|bytes| Ok(self.store.write(Place::Spill, key, &bytes)?));
+            .and_then(|bytes| Ok(self.spill(key, &bytes)?));
         // Before announcing: a write guard waits for the only reference.
         drop(value);
         let mut st = entry.lock();

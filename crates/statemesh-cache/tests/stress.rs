@@ -169,7 +169,7 @@ fn dropped_futures_leave_the_pool_consistent() {
         pool.check(&docs, key).unwrap();
     }
     drop(handles);
-    pool.wait_idle();
+    pool.wait_finished();
     assert_eq!(pool.stats().objects, 0);
     assert_eq!(pool.stats().resident_bytes, 0);
     assert!(files_under(&dir.path().join("spill")).is_empty());
