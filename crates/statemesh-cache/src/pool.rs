@@ -671,6 +671,17 @@ impl<T: Send + Sync + 'static> Shared<T> {
 
     // ---- evicting (the background thread) ----
 
+    /// Encodes `value` and spills it under `key`, then lets go of the
+    /// value before the caller announces the outcome: a write guard waits
+    /// for the only reference.
+    fn spill_value(&self, key: Key, value: Arc<T>) -> Result<(), CacheError> {
+        let written = self
+            .encode(key, &value)
+            .and_then(|bytes| Ok(self.spill(key, &bytes)?));
+        drop(value);
+        written
+    }
+
     /// Writes a blob to the spill area, in the file of a stale blob waiting
     /// for deletion if there is one (see [`Store::respill`]).
     fn spill(&self, key: Key, bytes: &[u8]) -> Result<(), StoreError> {
@@ -747,11 +758,7 @@ impl<T: Send + Sync + 'static> Shared<T> {
         st.value = Value::Evicting(value.clone());
         let key = st.key;
         drop(st);
-        let written = self
-            .encode(key, &value)
-            .and_then(|bytes| Ok(self.spill(key, &bytes)?));
-        // Before announcing: a write guard waits for the only reference.
-        drop(value);
+        let written = self.spill_value(key, value);
         let mut st = entry.lock();
         let outcome = if st.dropped {
             // `release` accounted for the memory; the blob is ours to delete.
@@ -813,11 +820,7 @@ impl<T: Send + Sync + 'static> Shared<T> {
             }
         };
         drop(st);
-        let written = self
-            .encode(key, &value)
-            .and_then(|bytes| Ok(self.spill(key, &bytes)?));
-        // Before announcing: a write guard waits for the only reference.
-        drop(value);
+        let written = self.spill_value(key, value);
         let mut st = entry.lock();
         if written.is_ok() {
             if st.key == key && !st.dropped {

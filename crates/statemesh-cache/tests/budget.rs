@@ -38,6 +38,28 @@ fn sample(pool: &Pool<Vec<u8>>, stop: &AtomicBool) -> (usize, u64) {
     (max, samples)
 }
 
+/// Runs `work(thread, stop)` on [`WRITERS`] threads for [`RUN`] while
+/// sampling the pool; each `work` loops until `stop` is set. The largest
+/// sample and how many were taken.
+fn run_writers(pool: &Pool<Vec<u8>>, work: impl Fn(usize, &AtomicBool) + Sync) -> (usize, u64) {
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let sampler = s.spawn(|| sample(pool, &stop));
+        let workers: Vec<_> = (0..WRITERS)
+            .map(|w| {
+                let (work, stop) = (&work, &stop);
+                s.spawn(move || work(w, stop))
+            })
+            .collect();
+        std::thread::sleep(RUN);
+        stop.store(true, Ordering::Release);
+        for w in workers {
+            w.join().unwrap();
+        }
+        sampler.join().unwrap()
+    })
+}
+
 /// A cheap random number from a thread's own state.
 fn next(state: &mut u64) -> usize {
     *state ^= *state << 13;
@@ -55,60 +77,43 @@ fn sustained_writers_stay_within_the_budget_and_its_slack() {
     // Each writer owns its share of the objects: `load_mut` needs the only
     // handle. A shared set gives `make_mut` copies to make.
     let per = OBJECTS / WRITERS;
-    let shared: Arc<Vec<Handle<Vec<u8>>>> = Arc::new(
-        (0..per)
-            .map(|i| pool.insert(object(i as u64, OBJ)).unwrap())
-            .collect(),
-    );
-    let stop = AtomicBool::new(false);
+    let shared: Vec<Handle<Vec<u8>>> = (0..per)
+        .map(|i| pool.insert(object(i as u64, OBJ)).unwrap())
+        .collect();
     let writes = AtomicU64::new(0);
-    let (max, samples) = std::thread::scope(|s| {
-        let sampler = s.spawn(|| sample(&pool, &stop));
-        let workers: Vec<_> = (0..WRITERS)
-            .map(|w| {
-                let (pool, shared, stop, writes) = (&pool, shared.clone(), &stop, &writes);
-                s.spawn(move || {
-                    let mut mine: Vec<Handle<Vec<u8>>> = (0..per)
-                        .map(|i| pool.insert(object((w * per + i) as u64, OBJ)).unwrap())
-                        .collect();
-                    let mut rng = 0x9E37_79B9_7F4A_7C15 ^ w as u64;
-                    let mut n = 0u64;
-                    while !stop.load(Ordering::Acquire) {
-                        let i = next(&mut rng) % per;
-                        match next(&mut rng) % 4 {
-                            // Write in place: same size, new key.
-                            0 => {
-                                let mut g = mine[i].blocking_load_mut().unwrap();
-                                g[0] = g[0].wrapping_add(1);
-                            }
-                            // Copy on write of a shared object.
-                            1 => {
-                                let mut copy = shared[i].clone();
-                                let mut g = copy.blocking_make_mut().unwrap();
-                                g[1] = g[1].wrapping_add(1);
-                                drop(g);
-                                mine[i] = copy;
-                            }
-                            // Read.
-                            2 => {
-                                let g = mine[i].blocking_load().unwrap();
-                                assert_eq!(g.len(), OBJ);
-                            }
-                            // Replace with a new object.
-                            _ => mine[i] = pool.insert(object(n, OBJ)).unwrap(),
-                        }
-                        n += 1;
-                    }
-                    writes.fetch_add(n, Ordering::Relaxed);
-                })
-            })
+    let (max, samples) = run_writers(&pool, |w, stop| {
+        let mut mine: Vec<Handle<Vec<u8>>> = (0..per)
+            .map(|i| pool.insert(object((w * per + i) as u64, OBJ)).unwrap())
             .collect();
-        std::thread::sleep(RUN);
-        stop.store(true, Ordering::Release);
-        for w in workers {
-            w.join().unwrap();
+        let mut rng = 0x9E37_79B9_7F4A_7C15 ^ w as u64;
+        let mut n = 0u64;
+        while !stop.load(Ordering::Acquire) {
+            let i = next(&mut rng) % per;
+            match next(&mut rng) % 4 {
+                // Write in place: same size, new key.
+                0 => {
+                    let mut g = mine[i].blocking_load_mut().unwrap();
+                    g[0] = g[0].wrapping_add(1);
+                }
+                // Copy on write of a shared object.
+                1 => {
+                    let mut copy = shared[i].clone();
+                    let mut g = copy.blocking_make_mut().unwrap();
+                    g[1] = g[1].wrapping_add(1);
+                    drop(g);
+                    mine[i] = copy;
+                }
+                // Read.
+                2 => {
+                    let g = mine[i].blocking_load().unwrap();
+                    assert_eq!(g.len(), OBJ);
+                }
+                // Replace with a new object.
+                _ => mine[i] = pool.insert(object(n, OBJ)).unwrap(),
+            }
+            n += 1;
         }
-        sampler.join().unwrap()
+        writes.fetch_add(n, Ordering::Relaxed);
     });
     let writes = writes.into_inner();
     eprintln!(
@@ -131,55 +136,38 @@ fn pins_beyond_the_budget_get_a_typed_error_instead_of_memory() {
     let dir = tempfile::tempdir().unwrap();
     let pool = pool(dir.path(), Duration::from_millis(100));
     let limit = pool.stats().limit_bytes;
-    let handles: Arc<Vec<Handle<Vec<u8>>>> = Arc::new(
-        (0..OBJECTS)
-            .map(|i| pool.insert(object(i as u64, OBJ)).unwrap())
-            .collect(),
-    );
-    let stop = AtomicBool::new(false);
+    let handles: Vec<Handle<Vec<u8>>> = (0..OBJECTS)
+        .map(|i| pool.insert(object(i as u64, OBJ)).unwrap())
+        .collect();
     let refused = AtomicUsize::new(0);
-    let (max, _) = std::thread::scope(|s| {
-        let sampler = s.spawn(|| sample(&pool, &stop));
-        let workers: Vec<_> = (0..WRITERS)
-            .map(|w| {
-                let (pool, handles, stop, refused) = (&pool, handles.clone(), &stop, &refused);
-                s.spawn(move || {
-                    let mut rng = 0x2545_F491_4F6C_DD1D ^ w as u64;
-                    while !stop.load(Ordering::Acquire) {
-                        // Pin up to twice the limit between them, then let go.
-                        let mut guards = Vec::new();
-                        for _ in 0..2 * limit / OBJ / WRITERS + 1 {
-                            let i = next(&mut rng) % OBJECTS;
-                            match handles[i].blocking_load() {
-                                Ok(g) => guards.push(g),
-                                Err(CacheError::OverBudget {
-                                    needed, limit: l, ..
-                                }) => {
-                                    assert_eq!((needed, l), (OBJ, limit));
-                                    refused.fetch_add(1, Ordering::Relaxed);
-                                }
-                                Err(e) => panic!("unexpected: {e}"),
-                            }
-                        }
-                        match pool.insert(object(0, OBJ)) {
-                            Ok(_) => {}
-                            Err(r) => {
-                                assert!(matches!(r.error, CacheError::OverBudget { .. }), "{r}");
-                                assert_eq!(r.value, object(0, OBJ), "the value is given back");
-                                refused.fetch_add(1, Ordering::Relaxed);
-                            }
-                        }
-                        drop(guards);
+    let (max, _) = run_writers(&pool, |w, stop| {
+        let mut rng = 0x2545_F491_4F6C_DD1D ^ w as u64;
+        while !stop.load(Ordering::Acquire) {
+            // Pin up to twice the limit between them, then let go.
+            let mut guards = Vec::new();
+            for _ in 0..2 * limit / OBJ / WRITERS + 1 {
+                let i = next(&mut rng) % OBJECTS;
+                match handles[i].blocking_load() {
+                    Ok(g) => guards.push(g),
+                    Err(CacheError::OverBudget {
+                        needed, limit: l, ..
+                    }) => {
+                        assert_eq!((needed, l), (OBJ, limit));
+                        refused.fetch_add(1, Ordering::Relaxed);
                     }
-                })
-            })
-            .collect();
-        std::thread::sleep(RUN);
-        stop.store(true, Ordering::Release);
-        for w in workers {
-            w.join().unwrap();
+                    Err(e) => panic!("unexpected: {e}"),
+                }
+            }
+            match pool.insert(object(0, OBJ)) {
+                Ok(_) => {}
+                Err(r) => {
+                    assert!(matches!(r.error, CacheError::OverBudget { .. }), "{r}");
+                    assert_eq!(r.value, object(0, OBJ), "the value is given back");
+                    refused.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            drop(guards);
         }
-        sampler.join().unwrap()
     });
     let refused = refused.into_inner();
     eprintln!("{refused} loads and inserts refused; resident at most {max} of {limit}");
