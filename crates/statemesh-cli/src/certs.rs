@@ -95,7 +95,7 @@ pub(crate) fn token(args: &TokenArgs) -> anyhow::Result<()> {
     let mut claims = Claims::new(args.subject.clone(), Duration::from_secs(args.ttl));
     claims.read.clone_from(&args.read);
     claims.write.clone_from(&args.write);
-    outln!("{}", claims.sign(&key));
+    outln!("{}", claims.sign(&key)?);
     Ok(())
 }
 

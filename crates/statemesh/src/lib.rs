@@ -36,26 +36,15 @@
 //! ```
 #![forbid(unsafe_code)]
 
-mod client;
 pub mod collections;
 mod error;
 mod group;
-pub mod hooks;
 mod large;
-pub mod local;
-mod mirror;
 pub mod network;
 mod node;
 pub mod server;
-mod session;
-mod state_machine;
 mod types;
 
-pub use client::{
-    Client, ClientError, ClientOptions, ClusterReport, ClusterStatus, CollectionInfo, MemberReport,
-    Refusal, Remote, RemoteCell, RemoteMap, RemoteOnce, RemotePriorityQueue, RemoteSet, RemoteVec,
-    RemoteWritten, Resync,
-};
 pub use collections::{
     Cell, CellReader, Json, Map, MapReader, Once, OnceReader, PriorityQueue, PriorityQueueReader,
     Reader, Set, SetReader, VecReader, View, Writer,
@@ -66,11 +55,20 @@ pub use group::{
     Versions, When,
 };
 pub use large::{Large, LargeError, LargeValues};
-pub use mirror::{Mirror, MirrorError, MirrorFileError, MirrorOptions, MirrorStats, Update};
 pub use network::{MemoryNetwork, Network, Security, TcpNetwork, TcpOptions, Tls};
 pub use node::{LogStorage, Node, NodeOptions};
 pub use server::{Kinds, Member, MemberRole, Server, ServerError, ServerOptions};
-pub use state_machine::{Changes, Mirrored, Queryable, StateMachine};
 pub use statemesh_cache::PoolStats;
+pub use statemesh_client::local;
+pub use statemesh_client::{
+    Client, ClientError, ClientOptions, ClusterReport, ClusterStatus, CollectionInfo, MemberReport,
+    Refusal, Remote, RemoteCell, RemoteMap, RemoteOnce, RemotePriorityQueue, RemoteSet, RemoteVec,
+    RemoteWritten, Resync,
+};
+pub use statemesh_client::{
+    Mirror, MirrorError, MirrorFileError, MirrorOptions, MirrorStats, Update,
+};
+pub use statemesh_core::hooks;
+pub use statemesh_core::{Changes, Mirrored, Queryable, StateMachine};
 pub use statemesh_wal::SyncPolicy;
 pub use types::{ClusterId, NodeId, TypeConfig};

@@ -9,9 +9,9 @@ use crate::group::{
 };
 use crate::large::{LargeValues, ValueStore};
 use crate::network::{BoxFuture, Handler, Network};
-use crate::state_machine::StateMachine;
 use crate::types::{NodeId, TypeConfig};
 use statemesh_cache::{FsStore, Location, Pool, Raw};
+use statemesh_core::StateMachine;
 use statemesh_wal::{MemoryStorage, RaftLog, SyncPolicy, Wal, WalOptions};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};

@@ -2,95 +2,13 @@
 //! with a mirror.
 
 use crate::error::{ExecuteError, GroupError, QueryError};
-use crate::group::{Consistency, Group, Shared, Versions, When};
-use crate::local::{LocalError, LocalOptions, Publication, Publish};
+use crate::group::{Consistency, Group, When};
 use crate::node::Node;
-use crate::state_machine::StateMachine;
 use crate::types::NodeId;
-use std::sync::Arc;
-
-/// A local copy of a collection's state, read without waiting on anyone:
-/// what a [`Reader`] of a replica and a [`Mirror`](crate::Mirror) read
-/// through (both dereference to one), so both have the same read methods.
-pub struct View<SM> {
-    shared: Arc<Shared<SM>>,
-}
-
-impl<SM> Clone for View<SM> {
-    fn clone(&self) -> Self {
-        Self {
-            shared: Arc::clone(&self.shared),
-        }
-    }
-}
-
-impl<SM> View<SM> {
-    pub(crate) fn new(shared: Arc<Shared<SM>>) -> Self {
-        Self { shared }
-    }
-
-    /// The version (log index of the last applied change) of this copy.
-    #[must_use]
-    pub fn version(&self) -> u64 {
-        self.shared.version.get()
-    }
-
-    /// Futures for this copy's versions. (A [`Reader`]'s `when` also has
-    /// leadership futures.)
-    #[must_use]
-    pub fn when(&self) -> Versions {
-        Versions::new(self.shared.version.subscribe())
-    }
-
-    /// Runs `read` on this copy's state now (for a custom state machine's
-    /// reads; the collections have typed ones).
-    pub fn read_with<R>(&self, read: impl FnOnce(&SM) -> R) -> R {
-        read(&self.shared.sm.read().unwrap_or_else(|e| e.into_inner()))
-    }
-
-    /// Runs `read` on this copy's state now, and returns the version of
-    /// the state it read (exactly: both are read under one lock).
-    pub fn read_versioned<R>(&self, read: impl FnOnce(&SM) -> R) -> (R, u64) {
-        let sm = self.shared.sm.read().unwrap_or_else(|e| e.into_inner());
-        (read(&sm), self.shared.version.get())
-    }
-
-    /// Publishes this copy to shared memory as region `name` (in
-    /// `/dev/shm`), for [`local`](crate::local) readers on this host, until
-    /// the returned [`Publication`] drops.
-    ///
-    /// # Errors
-    ///
-    /// [`LocalError::Open`] if the region cannot be made, or another
-    /// publisher holds it.
-    pub fn publish_local(&self, name: &str) -> Result<Publication, LocalError>
-    where
-        SM: Publish,
-    {
-        self.publish_local_with(name, &LocalOptions::new())
-    }
-
-    /// Like [`View::publish_local`], with options.
-    ///
-    /// # Errors
-    ///
-    /// As [`View::publish_local`].
-    pub fn publish_local_with(
-        &self,
-        name: &str,
-        options: &LocalOptions,
-    ) -> Result<Publication, LocalError>
-    where
-        SM: Publish,
-    {
-        Publication::start(Arc::clone(&self.shared), name, options)
-    }
-
-    /// Reads this copy's state now.
-    pub(crate) fn local<R>(&self, read: impl FnOnce(&SM) -> R) -> R {
-        self.read_with(read)
-    }
-}
+use statemesh_client::View;
+use statemesh_client::local::{Collection, Publish};
+use statemesh_core::StateMachine;
+use statemesh_core::collections::{Executor, wrong_shape_message};
 
 /// A read-only handle on a replicated collection (`SM` is its state). Opened
 /// with [`Reader::open`] it follows the group as a learner: it receives
@@ -251,24 +169,6 @@ impl<SM: StateMachine> std::ops::Deref for Writer<SM> {
     }
 }
 
-/// Whatever runs a collection's commands: a [`Writer`] on a node, or a
-/// [`Remote`](crate::Remote) handle of a client. A collection's write
-/// operations that interpret outcomes are written once, over this.
-pub(crate) trait Executor<SM: StateMachine>: Sync {
-    /// What a failed command is.
-    type Error: Send;
-
-    /// Runs `command`; its response and version.
-    fn run(
-        &self,
-        command: SM::Command,
-    ) -> impl std::future::Future<Output = Result<(SM::Response, u64), Self::Error>> + Send;
-
-    /// The error for a response of the wrong variant (`what`: the
-    /// operation).
-    fn wrong_shape(what: &str) -> Self::Error;
-}
-
 impl<SM: StateMachine> Executor<SM> for Writer<SM> {
     type Error = ExecuteError;
 
@@ -280,14 +180,16 @@ impl<SM: StateMachine> Executor<SM> for Writer<SM> {
     }
 
     fn wrong_shape(what: &str) -> ExecuteError {
-        ExecuteError::Decode(format!("the answer to {what} has the wrong shape"))
+        ExecuteError::Decode(wrong_shape_message(what))
     }
 }
 
-/// Turns a response of the wrong variant into an error. A replica of the
-/// same build never answers so; one of another build could.
-pub(crate) fn mismatched<T>(what: &str) -> Result<T, ExecuteError> {
-    Err(ExecuteError::Decode(format!(
-        "the answer to {what} has the wrong shape"
-    )))
+/// A writer reads, and a local reader opened as `Map<K, V>` reads, what a
+/// `Map<K, V>` published.
+impl<SM: Publish> Collection for Writer<SM> {
+    type State = SM;
+}
+
+impl<SM: Publish> Collection for Reader<SM> {
+    type State = SM;
 }

@@ -1,258 +1,15 @@
 //! `Set<T>`: a replicated ordered set.
 
-use super::handle::{Reader, View, Writer, mismatched};
-use super::{Key, Written};
+use super::handle::{Reader, Writer};
+use super::{Key, Written, set_ops};
 use crate::error::QueryError;
-use crate::state_machine::{Changes, Mirrored, Queryable, StateMachine, merge_keyed};
 use imbl::OrdSet;
-use serde::{Deserialize, Serialize};
+use statemesh_core::collections::SetState;
 
 /// The writer handle of a replicated set.
 pub type Set<T> = Writer<SetState<T>>;
 /// The read-only handle of a replicated set.
 pub type SetReader<T> = Reader<SetState<T>>;
-
-/// The state machine behind a [`Set`]: a persistent ordered set.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SetState<T: Ord + Clone> {
-    set: OrdSet<T>,
-}
-
-impl<T: Ord + Clone> Default for SetState<T> {
-    fn default() -> Self {
-        Self { set: OrdSet::new() }
-    }
-}
-
-impl<T: Ord + Clone> SetState<T> {
-    /// The elements, in order (for reading a copy with
-    /// [`View::read_with`]).
-    #[must_use]
-    pub fn as_set(&self) -> &OrdSet<T> {
-        &self.set
-    }
-}
-
-/// A change to a set.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum SetCommand<T> {
-    /// Adds one element.
-    Insert(T),
-    /// Removes one element.
-    Remove(T),
-    /// Removes several elements.
-    RemoveMany(Vec<T>),
-    /// Adds several elements.
-    Extend(Vec<T>),
-    /// Removes every element.
-    Clear,
-}
-
-/// What a set's mirror applies.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum SetChange<T> {
-    /// The element is now present.
-    Insert(T),
-    /// The element is gone.
-    Remove(T),
-    /// Every element is gone.
-    Clear,
-}
-
-/// What a change to a set did.
-#[derive(Debug, Serialize, Deserialize)]
-pub enum SetOutcome {
-    /// Whether the element was new (insert) or present (remove).
-    Changed(bool),
-    /// How many elements were added or removed.
-    Count(usize),
-}
-
-impl<T: Key> StateMachine for SetState<T> {
-    type Command = SetCommand<T>;
-    type Response = SetOutcome;
-    type Snapshot = OrdSet<T>;
-
-    fn signature(&self) -> String {
-        format!("statemesh::Set<{}>", std::any::type_name::<T>())
-    }
-
-    fn apply(&mut self, command: SetCommand<T>, version: u64) -> SetOutcome {
-        self.apply_recording(command, version, &mut Changes::off())
-    }
-
-    fn snapshot(&self) -> OrdSet<T> {
-        self.set.clone()
-    }
-
-    fn restore(&mut self, snapshot: OrdSet<T>) {
-        self.set = snapshot;
-    }
-
-    fn entries(&self) -> Option<u64> {
-        Some(self.set.len() as u64)
-    }
-}
-
-impl<T: Key> Mirrored for SetState<T> {
-    type Change = SetChange<T>;
-
-    fn apply_recording(
-        &mut self,
-        command: SetCommand<T>,
-        _version: u64,
-        changes: &mut Changes<SetChange<T>>,
-    ) -> SetOutcome {
-        let mut insert = |set: &mut OrdSet<T>, t: T| {
-            let new = !set.contains(&t);
-            if new {
-                changes.record(|| SetChange::Insert(t.clone()));
-                set.insert(t);
-            }
-            new
-        };
-        match command {
-            SetCommand::Insert(t) => SetOutcome::Changed(insert(&mut self.set, t)),
-            SetCommand::Extend(ts) => SetOutcome::Count(
-                ts.into_iter()
-                    .filter(|t| insert(&mut self.set, t.clone()))
-                    .count(),
-            ),
-            SetCommand::Remove(t) => {
-                let present = self.set.remove(&t).is_some();
-                if present {
-                    changes.record(|| SetChange::Remove(t));
-                }
-                SetOutcome::Changed(present)
-            }
-            SetCommand::RemoveMany(ts) => {
-                let mut count = 0;
-                for t in ts {
-                    if self.set.remove(&t).is_some() {
-                        count += 1;
-                        changes.record(|| SetChange::Remove(t));
-                    }
-                }
-                SetOutcome::Count(count)
-            }
-            SetCommand::Clear => {
-                if !self.set.is_empty() {
-                    changes.record(|| SetChange::Clear);
-                }
-                SetOutcome::Count(std::mem::take(&mut self.set).len())
-            }
-        }
-    }
-
-    fn apply_change(&mut self, change: SetChange<T>) {
-        match change {
-            SetChange::Insert(t) => {
-                self.set.insert(t);
-            }
-            SetChange::Remove(t) => {
-                self.set.remove(&t);
-            }
-            SetChange::Clear => self.set.clear(),
-        }
-    }
-
-    fn merge(changes: Vec<SetChange<T>>) -> Vec<SetChange<T>> {
-        merge_keyed(changes, |c| match c {
-            SetChange::Insert(t) | SetChange::Remove(t) => Some(t),
-            SetChange::Clear => None,
-        })
-    }
-}
-
-/// A remote read of a set.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum SetQuery<T> {
-    /// Whether an element is present.
-    Contains(T),
-    /// The number of elements.
-    Len,
-    /// Up to `limit` elements in order, after `after` (from the first if
-    /// `None`).
-    Elements {
-        /// The last element of the previous page.
-        after: Option<T>,
-        /// The most elements to return.
-        limit: usize,
-    },
-}
-
-/// The answer to a [`SetQuery`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum SetAnswer<T> {
-    /// To `Contains`.
-    Contains(bool),
-    /// To `Len`.
-    Len(usize),
-    /// To `Elements`.
-    Elements(Vec<T>),
-}
-
-impl<T: Key> Queryable for SetState<T> {
-    type Query = SetQuery<T>;
-    type Answer = SetAnswer<T>;
-
-    fn answer(&self, query: SetQuery<T>) -> SetAnswer<T> {
-        match query {
-            SetQuery::Contains(v) => SetAnswer::Contains(self.set.contains(&v)),
-            SetQuery::Len => SetAnswer::Len(self.set.len()),
-            SetQuery::Elements { after, limit } => SetAnswer::Elements(match after {
-                Some(a) => self
-                    .set
-                    .range::<_, T>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded))
-                    .take(limit)
-                    .cloned()
-                    .collect(),
-                None => self.set.iter().take(limit).cloned().collect(),
-            }),
-        }
-    }
-}
-
-impl<T: Key> View<SetState<T>> {
-    /// Whether this replica holds `value`.
-    #[must_use]
-    pub fn contains(&self, value: &T) -> bool {
-        self.local(|s| s.set.contains(value))
-    }
-
-    /// How many elements this replica holds.
-    #[must_use]
-    pub fn len(&self) -> usize {
-        self.local(|s| s.set.len())
-    }
-
-    /// Whether this replica holds no element.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Whether every element of this replica is in `other`.
-    #[must_use]
-    pub fn is_subset<'a>(&self, other: impl IntoIterator<Item = &'a T>) -> bool
-    where
-        T: 'a,
-    {
-        let other: OrdSet<T> = other.into_iter().cloned().collect();
-        self.local(|s| s.set.is_subset(&other))
-    }
-
-    /// This replica's elements at this moment (an O(1) snapshot), in order.
-    #[must_use]
-    pub fn snapshot(&self) -> OrdSet<T> {
-        self.local(|s| s.set.clone())
-    }
-
-    /// The elements in order, from an O(1) snapshot.
-    pub fn iter(&self) -> impl Iterator<Item = T> + use<T> {
-        self.snapshot().into_iter()
-    }
-}
 
 impl<T: Key> Reader<SetState<T>> {
     /// The elements as of now, cluster-wide (read index).
@@ -261,7 +18,7 @@ impl<T: Key> Reader<SetState<T>> {
     ///
     /// See [`Group::query`](crate::Group::query).
     pub async fn snapshot_linearizable(&self) -> Result<OrdSet<T>, QueryError> {
-        self.linearizable(|s| s.set.clone()).await
+        self.linearizable(|s| s.as_set().clone()).await
     }
 }
 
@@ -272,7 +29,7 @@ impl<T: Key> Writer<SetState<T>> {
     ///
     /// See [`Group::execute`](crate::Group::execute).
     pub async fn insert(&self, value: T) -> Written<bool> {
-        changed(self.execute(SetCommand::Insert(value)).await?)
+        set_ops::insert(self, value).await
     }
 
     /// Removes `value`; returns whether it was there.
@@ -281,7 +38,7 @@ impl<T: Key> Writer<SetState<T>> {
     ///
     /// See [`Group::execute`](crate::Group::execute).
     pub async fn remove(&self, value: T) -> Written<bool> {
-        changed(self.execute(SetCommand::Remove(value)).await?)
+        set_ops::remove(self, value).await
     }
 
     /// Removes `values` in one change; returns how many were there.
@@ -290,7 +47,7 @@ impl<T: Key> Writer<SetState<T>> {
     ///
     /// See [`Group::execute`](crate::Group::execute).
     pub async fn remove_many(&self, values: Vec<T>) -> Written<usize> {
-        count(self.execute(SetCommand::RemoveMany(values)).await?)
+        set_ops::remove_many(self, values).await
     }
 
     /// Adds `values` in one change; returns how many were new.
@@ -299,7 +56,7 @@ impl<T: Key> Writer<SetState<T>> {
     ///
     /// See [`Group::execute`](crate::Group::execute).
     pub async fn extend(&self, values: Vec<T>) -> Written<usize> {
-        count(self.execute(SetCommand::Extend(values)).await?)
+        set_ops::extend(self, values).await
     }
 
     /// Removes every element; returns how many there were.
@@ -308,20 +65,6 @@ impl<T: Key> Writer<SetState<T>> {
     ///
     /// See [`Group::execute`](crate::Group::execute).
     pub async fn clear(&self) -> Written<usize> {
-        count(self.execute(SetCommand::Clear).await?)
-    }
-}
-
-fn changed(r: (SetOutcome, u64)) -> Written<bool> {
-    match r {
-        (SetOutcome::Changed(b), v) => Ok((b, v)),
-        _ => mismatched("insert or remove"),
-    }
-}
-
-fn count(r: (SetOutcome, u64)) -> Written<usize> {
-    match r {
-        (SetOutcome::Count(n), v) => Ok((n, v)),
-        _ => mismatched("a bulk change"),
+        set_ops::clear(self).await
     }
 }

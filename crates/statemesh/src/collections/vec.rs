@@ -1,328 +1,15 @@
 //! `Vec<T>`: a replicated sequence.
 
-use super::handle::{Reader, View, Writer, mismatched};
-use super::{Value, Written};
+use super::handle::{Reader, Writer};
+use super::{Value, Written, vec_ops};
 use crate::error::QueryError;
-use crate::state_machine::{Changes, Mirrored, Queryable, StateMachine};
 use imbl::Vector;
-use serde::{Deserialize, Serialize};
+use statemesh_core::collections::{OutOfRange, VecState};
 
 /// The writer handle of a replicated sequence.
 pub type Vec<T> = Writer<VecState<T>>;
 /// The read-only handle of a replicated sequence.
 pub type VecReader<T> = Reader<VecState<T>>;
-
-/// An index past the end, reported to the writer (never a panic in
-/// `apply`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-#[error("index {index} is out of range for a sequence of length {len}")]
-pub struct OutOfRange {
-    /// The index asked for.
-    pub index: u64,
-    /// The sequence's length when the change was applied.
-    pub len: u64,
-}
-
-/// The state machine behind a [`Vec`](type@Vec): a persistent RRB vector, so
-/// pushes and pops at both ends, inserts and removes at an index, and
-/// snapshots are cheap.
-#[derive(Debug, Clone, PartialEq)]
-pub struct VecState<T: Clone> {
-    items: Vector<T>,
-}
-
-impl<T: Clone> Default for VecState<T> {
-    fn default() -> Self {
-        Self {
-            items: Vector::new(),
-        }
-    }
-}
-
-impl<T: Clone> VecState<T> {
-    /// The items, in order (for reading a copy with [`View::read_with`]).
-    #[must_use]
-    pub fn as_vector(&self) -> &Vector<T> {
-        &self.items
-    }
-}
-
-/// A change to a sequence.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum VecCommand<T> {
-    /// Appends at the back.
-    PushBack(T),
-    /// Prepends at the front.
-    PushFront(T),
-    /// Removes the last element.
-    PopBack,
-    /// Removes the first element.
-    PopFront,
-    /// Inserts at an index (up to the length).
-    Insert(u64, T),
-    /// Removes at an index.
-    Remove(u64),
-    /// Swaps two elements.
-    Swap(u64, u64),
-    /// Keeps the first `n` elements.
-    Truncate(u64),
-    /// Appends several elements.
-    Extend(std::vec::Vec<T>),
-    /// Removes every element.
-    Clear,
-}
-
-/// What a change to a sequence did.
-#[derive(Debug, Serialize, Deserialize)]
-pub enum VecOutcome<T> {
-    /// The length after the change.
-    Len(u64),
-    /// The element taken, if any.
-    Taken(Option<T>),
-    /// The element removed at an index.
-    Removed(Result<T, OutOfRange>),
-    /// An insert or swap.
-    Done(Result<(), OutOfRange>),
-    /// How many elements were dropped.
-    Dropped(u64),
-}
-
-fn index(i: u64, len: usize, inclusive: bool) -> Result<usize, OutOfRange> {
-    match usize::try_from(i) {
-        Ok(at) if at < len || (inclusive && at == len) => Ok(at),
-        _ => Err(OutOfRange {
-            index: i,
-            len: len as u64,
-        }),
-    }
-}
-
-impl<T: Value> StateMachine for VecState<T> {
-    type Command = VecCommand<T>;
-    type Response = VecOutcome<T>;
-    type Snapshot = Vector<T>;
-
-    fn signature(&self) -> String {
-        format!("statemesh::Vec<{}>", std::any::type_name::<T>())
-    }
-
-    fn apply(&mut self, command: VecCommand<T>, version: u64) -> VecOutcome<T> {
-        self.apply_recording(command, version, &mut Changes::off())
-    }
-
-    fn snapshot(&self) -> Vector<T> {
-        self.items.clone()
-    }
-
-    fn restore(&mut self, snapshot: Vector<T>) {
-        self.items = snapshot;
-    }
-
-    fn entries(&self) -> Option<u64> {
-        Some(self.items.len() as u64)
-    }
-}
-
-/// A sequence's mirror applies the operations that changed it, as
-/// commands (an operation that failed or changed nothing is not sent).
-impl<T: Value> Mirrored for VecState<T> {
-    type Change = VecCommand<T>;
-
-    fn apply_recording(
-        &mut self,
-        command: VecCommand<T>,
-        _version: u64,
-        changes: &mut Changes<VecCommand<T>>,
-    ) -> VecOutcome<T> {
-        // The operation itself is the change: cloned only when recording,
-        // and kept only if it did something.
-        let change = changes.recording().then(|| command.clone());
-        let outcome = self.run(command);
-        let changed = match &outcome {
-            VecOutcome::Len(_) => true,
-            VecOutcome::Taken(t) => t.is_some(),
-            VecOutcome::Removed(r) => r.is_ok(),
-            VecOutcome::Done(r) => r.is_ok(),
-            VecOutcome::Dropped(n) => *n > 0,
-        };
-        if let Some(change) = change.filter(|_| changed) {
-            changes.record(|| change);
-        }
-        outcome
-    }
-
-    fn apply_change(&mut self, change: VecCommand<T>) {
-        self.run(change);
-    }
-
-    fn merge(mut changes: std::vec::Vec<VecCommand<T>>) -> std::vec::Vec<VecCommand<T>> {
-        // Nothing before a clear matters.
-        if let Some(last) = changes.iter().rposition(|c| matches!(c, VecCommand::Clear)) {
-            changes.drain(..last);
-        }
-        changes
-    }
-}
-
-impl<T: Value> VecState<T> {
-    fn run(&mut self, command: VecCommand<T>) -> VecOutcome<T> {
-        let items = &mut self.items;
-        match command {
-            VecCommand::PushBack(t) => {
-                items.push_back(t);
-                VecOutcome::Len(items.len() as u64)
-            }
-            VecCommand::PushFront(t) => {
-                items.push_front(t);
-                VecOutcome::Len(items.len() as u64)
-            }
-            VecCommand::PopBack => VecOutcome::Taken(items.pop_back()),
-            VecCommand::PopFront => VecOutcome::Taken(items.pop_front()),
-            VecCommand::Insert(i, t) => {
-                VecOutcome::Done(index(i, items.len(), true).map(|at| items.insert(at, t)))
-            }
-            VecCommand::Remove(i) => {
-                VecOutcome::Removed(index(i, items.len(), false).map(|at| items.remove(at)))
-            }
-            VecCommand::Swap(a, b) => VecOutcome::Done(
-                index(a, items.len(), false)
-                    .and_then(|a| Ok((a, index(b, items.len(), false)?)))
-                    .map(|(a, b)| items.swap(a, b)),
-            ),
-            VecCommand::Truncate(n) => {
-                let keep = usize::try_from(n).unwrap_or(usize::MAX).min(items.len());
-                let dropped = items.len() - keep;
-                items.truncate(keep);
-                VecOutcome::Dropped(dropped as u64)
-            }
-            VecCommand::Extend(ts) => {
-                items.extend(ts);
-                VecOutcome::Len(items.len() as u64)
-            }
-            VecCommand::Clear => VecOutcome::Dropped(std::mem::take(items).len() as u64),
-        }
-    }
-}
-
-/// A remote read of a sequence.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum VecQuery<T> {
-    /// The element at an index.
-    Get(u64),
-    /// The first element.
-    Front,
-    /// The last element.
-    Back,
-    /// The number of elements.
-    Len,
-    /// The index of the first element equal to a value.
-    IndexOf(T),
-    /// Up to `limit` elements from index `start`.
-    Range {
-        /// The first index.
-        start: u64,
-        /// The most elements to return.
-        limit: usize,
-    },
-}
-
-/// The answer to a [`VecQuery`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum VecAnswer<T> {
-    /// To `Get`, `Front`, `Back`.
-    Item(Option<T>),
-    /// To `Len`.
-    Len(u64),
-    /// To `IndexOf`.
-    Index(Option<u64>),
-    /// To `Range`.
-    Items(std::vec::Vec<T>),
-}
-
-impl<T: Value> Queryable for VecState<T> {
-    type Query = VecQuery<T>;
-    type Answer = VecAnswer<T>;
-
-    fn answer(&self, query: VecQuery<T>) -> VecAnswer<T> {
-        let at = |i: u64| {
-            usize::try_from(i)
-                .ok()
-                .and_then(|i| self.items.get(i))
-                .cloned()
-        };
-        match query {
-            VecQuery::Get(i) => VecAnswer::Item(at(i)),
-            VecQuery::Front => VecAnswer::Item(self.items.front().cloned()),
-            VecQuery::Back => VecAnswer::Item(self.items.back().cloned()),
-            VecQuery::Len => VecAnswer::Len(self.items.len() as u64),
-            VecQuery::IndexOf(v) => VecAnswer::Index(self.items.index_of(&v).map(|i| i as u64)),
-            VecQuery::Range { start, limit } => VecAnswer::Items(
-                self.items
-                    .iter()
-                    .skip(usize::try_from(start).unwrap_or(usize::MAX))
-                    .take(limit)
-                    .cloned()
-                    .collect(),
-            ),
-        }
-    }
-}
-
-impl<T: Value> View<VecState<T>> {
-    /// This replica's element at `index`.
-    #[must_use]
-    pub fn get(&self, index: u64) -> Option<T> {
-        let i = usize::try_from(index).ok()?;
-        self.local(|s| s.items.get(i).cloned())
-    }
-
-    /// This replica's length.
-    #[must_use]
-    pub fn len(&self) -> u64 {
-        self.local(|s| s.items.len() as u64)
-    }
-
-    /// Whether this replica holds no element.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The first element.
-    #[must_use]
-    pub fn front(&self) -> Option<T> {
-        self.local(|s| s.items.front().cloned())
-    }
-
-    /// The last element.
-    #[must_use]
-    pub fn back(&self) -> Option<T> {
-        self.local(|s| s.items.back().cloned())
-    }
-
-    /// Whether some element equals `value`.
-    #[must_use]
-    pub fn contains(&self, value: &T) -> bool {
-        self.local(|s| s.items.contains(value))
-    }
-
-    /// The index of the first element equal to `value`.
-    #[must_use]
-    pub fn index_of(&self, value: &T) -> Option<u64> {
-        self.local(|s| s.items.index_of(value).map(|i| i as u64))
-    }
-
-    /// This replica's elements at this moment (an O(1) snapshot).
-    #[must_use]
-    pub fn snapshot(&self) -> Vector<T> {
-        self.local(|s| s.items.clone())
-    }
-
-    /// The elements in order, from an O(1) snapshot.
-    pub fn iter(&self) -> impl Iterator<Item = T> + use<T> {
-        self.snapshot().into_iter()
-    }
-}
 
 impl<T: Value> Reader<VecState<T>> {
     /// The elements as of now, cluster-wide (read index).
@@ -331,7 +18,7 @@ impl<T: Value> Reader<VecState<T>> {
     ///
     /// See [`Group::query`](crate::Group::query).
     pub async fn snapshot_linearizable(&self) -> Result<Vector<T>, QueryError> {
-        self.linearizable(|s| s.items.clone()).await
+        self.linearizable(|s| s.as_vector().clone()).await
     }
 }
 
@@ -342,7 +29,7 @@ impl<T: Value> Writer<VecState<T>> {
     ///
     /// See [`Group::execute`](crate::Group::execute).
     pub async fn push_back(&self, value: T) -> Written<u64> {
-        len(self.execute(VecCommand::PushBack(value)).await?)
+        vec_ops::push_back(self, value).await
     }
 
     /// Prepends `value`; returns the new length.
@@ -351,7 +38,7 @@ impl<T: Value> Writer<VecState<T>> {
     ///
     /// See [`Group::execute`](crate::Group::execute).
     pub async fn push_front(&self, value: T) -> Written<u64> {
-        len(self.execute(VecCommand::PushFront(value)).await?)
+        vec_ops::push_front(self, value).await
     }
 
     /// Removes and returns the last element.
@@ -360,7 +47,7 @@ impl<T: Value> Writer<VecState<T>> {
     ///
     /// See [`Group::execute`](crate::Group::execute).
     pub async fn pop_back(&self) -> Written<Option<T>> {
-        taken(self.execute(VecCommand::PopBack).await?)
+        vec_ops::pop_back(self).await
     }
 
     /// Removes and returns the first element.
@@ -369,7 +56,7 @@ impl<T: Value> Writer<VecState<T>> {
     ///
     /// See [`Group::execute`](crate::Group::execute).
     pub async fn pop_front(&self) -> Written<Option<T>> {
-        taken(self.execute(VecCommand::PopFront).await?)
+        vec_ops::pop_front(self).await
     }
 
     /// Inserts `value` at `index` (at most the length).
@@ -379,7 +66,7 @@ impl<T: Value> Writer<VecState<T>> {
     /// See [`Group::execute`](crate::Group::execute); an index past the end
     /// is the inner `Err`.
     pub async fn insert(&self, index: u64, value: T) -> Written<Result<(), OutOfRange>> {
-        done(self.execute(VecCommand::Insert(index, value)).await?)
+        vec_ops::insert(self, index, value).await
     }
 
     /// Removes and returns the element at `index`.
@@ -389,10 +76,7 @@ impl<T: Value> Writer<VecState<T>> {
     /// See [`Group::execute`](crate::Group::execute); an index past the end
     /// is the inner `Err`.
     pub async fn remove(&self, index: u64) -> Written<Result<T, OutOfRange>> {
-        match self.execute(VecCommand::Remove(index)).await? {
-            (VecOutcome::Removed(r), v) => Ok((r, v)),
-            _ => mismatched("remove"),
-        }
+        vec_ops::remove(self, index).await
     }
 
     /// Swaps the elements at `a` and `b`.
@@ -402,7 +86,7 @@ impl<T: Value> Writer<VecState<T>> {
     /// See [`Group::execute`](crate::Group::execute); an index past the end
     /// is the inner `Err`.
     pub async fn swap(&self, a: u64, b: u64) -> Written<Result<(), OutOfRange>> {
-        done(self.execute(VecCommand::Swap(a, b)).await?)
+        vec_ops::swap(self, a, b).await
     }
 
     /// Keeps the first `len` elements; returns how many were dropped.
@@ -411,7 +95,7 @@ impl<T: Value> Writer<VecState<T>> {
     ///
     /// See [`Group::execute`](crate::Group::execute).
     pub async fn truncate(&self, len: u64) -> Written<u64> {
-        dropped(self.execute(VecCommand::Truncate(len)).await?)
+        vec_ops::truncate(self, len).await
     }
 
     /// Appends `values` in one change; returns the new length.
@@ -420,7 +104,7 @@ impl<T: Value> Writer<VecState<T>> {
     ///
     /// See [`Group::execute`](crate::Group::execute).
     pub async fn extend(&self, values: std::vec::Vec<T>) -> Written<u64> {
-        len(self.execute(VecCommand::Extend(values)).await?)
+        vec_ops::extend(self, values).await
     }
 
     /// Removes every element; returns how many there were.
@@ -429,34 +113,6 @@ impl<T: Value> Writer<VecState<T>> {
     ///
     /// See [`Group::execute`](crate::Group::execute).
     pub async fn clear(&self) -> Written<u64> {
-        dropped(self.execute(VecCommand::Clear).await?)
-    }
-}
-
-fn len<T>(r: (VecOutcome<T>, u64)) -> Written<u64> {
-    match r {
-        (VecOutcome::Len(n), v) => Ok((n, v)),
-        _ => mismatched("a push"),
-    }
-}
-
-fn taken<T>(r: (VecOutcome<T>, u64)) -> Written<Option<T>> {
-    match r {
-        (VecOutcome::Taken(t), v) => Ok((t, v)),
-        _ => mismatched("a pop"),
-    }
-}
-
-fn done<T>(r: (VecOutcome<T>, u64)) -> Written<Result<(), OutOfRange>> {
-    match r {
-        (VecOutcome::Done(d), v) => Ok((d, v)),
-        _ => mismatched("insert or swap"),
-    }
-}
-
-fn dropped<T>(r: (VecOutcome<T>, u64)) -> Written<u64> {
-    match r {
-        (VecOutcome::Dropped(n), v) => Ok((n, v)),
-        _ => mismatched("truncate or clear"),
+        vec_ops::clear(self).await
     }
 }

@@ -8,8 +8,8 @@ use super::{Group, Redirect, Role};
 use crate::error::ExecuteError;
 use crate::network::{MemoryNetwork, Network};
 use crate::node::{Node, NodeOptions};
-use crate::session::Stamp;
-use crate::state_machine::StateMachine;
+use statemesh_core::StateMachine;
+use statemesh_core::session::Stamp;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -2,7 +2,7 @@
 //! version's changes encoded once, shared by every mirror that needs them,
 //! and bounded by count and bytes.
 
-use crate::state_machine::{Changes, Mirrored, StateMachine};
+use statemesh_core::{Changes, Mirrored, StateMachine};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 

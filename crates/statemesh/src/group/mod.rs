@@ -1,7 +1,6 @@
 //! A group: one Raft instance, its log and its state machine.
 
 mod history;
-mod id;
 mod lease;
 mod proposer;
 mod raft_network;
@@ -10,23 +9,24 @@ mod sessions;
 mod snapshot_file;
 mod snapshot_stream;
 mod store;
-mod version;
 
 #[cfg(test)]
 mod exactly_once_tests;
 
 pub use history::HistoryLimits;
-pub use id::{GroupId, Identity};
 pub use snapshot_stream::SnapshotStream;
+pub(crate) use statemesh_client::protocol::millis;
+pub use statemesh_client::{Consistency, GroupStatus, Role, Versions};
+pub use statemesh_core::{GroupId, Identity};
 
 use crate::error::{ExecuteError, QueryError};
 use crate::network::{Network, NetworkError};
-use crate::session::Sequencer;
-use crate::state_machine::StateMachine;
 use crate::types::{NodeId, Raft};
 use lease::Standing;
 use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
 use rpc::{Envelope, Refused, Reply, Request, Stamped, encode};
+use statemesh_core::StateMachine;
+use statemesh_core::session::Sequencer;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -35,20 +35,9 @@ pub(crate) use history::{History, Item, Recorder, Recording, Since, merge as mer
 pub(crate) use lease::{Contacts, Lease};
 pub(crate) use proposer::Proposer;
 pub(crate) use raft_network::GroupNetwork;
-pub(crate) use store::{LoadError, Shared, SnapshotCloser, Store};
-pub(crate) use version::{VersionReceiver, VersionSender};
-
-/// How fresh a read must be.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Consistency {
-    /// Sees every write acknowledged before the read began, on any replica:
-    /// the leader confirms with a quorum that it still leads and names its
-    /// commit index (openraft's read index), and this replica waits until
-    /// it has applied that far.
-    Linearizable,
-    /// This replica's state now, possibly behind the leader.
-    Local,
-}
+pub(crate) use statemesh_client::Shared;
+pub(crate) use statemesh_client::VersionSender;
+pub(crate) use store::{LoadError, SnapshotCloser, Store};
 
 /// A handle to a group hosted on this node. Cheap to clone.
 pub struct Group<SM: StateMachine> {
@@ -121,11 +110,6 @@ enum Forwarded {
 fn remaining(deadline: Instant) -> Option<Duration> {
     let left = deadline.saturating_duration_since(Instant::now());
     (!left.is_zero()).then_some(left)
-}
-
-/// A duration in whole milliseconds, for the wire.
-pub(crate) fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// The pause between tries: 5 ms, doubling to 100 ms, never past the
@@ -560,97 +544,6 @@ fn decode_reply<SM: StateMachine>(bytes: &[u8]) -> Result<SM::Response, ExecuteE
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(ExecuteError::Decode(e)),
         Err(e) => Err(ExecuteError::Decode(e.to_string())),
-    }
-}
-
-/// What a replica does in its group. Written in lower case, in JSON and
-/// in tables alike.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// It leads: writes go through it.
-    Leader,
-    /// It is asking for votes.
-    Candidate,
-    /// It votes and follows.
-    Follower,
-    /// It follows without voting.
-    Learner,
-}
-
-impl std::fmt::Display for Role {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Leader => "leader",
-            Self::Candidate => "candidate",
-            Self::Follower => "follower",
-            Self::Learner => "learner",
-        })
-    }
-}
-
-/// A replica's view of its group; see [`Group::status`].
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct GroupStatus {
-    /// This replica's node.
-    pub node: NodeId,
-    /// What this replica does.
-    pub role: Role,
-    /// The Raft term it knows of.
-    pub term: u64,
-    /// The leader it knows of.
-    pub leader: Option<NodeId>,
-    /// The index of the last entry in its log (0: empty).
-    pub last_log_index: u64,
-    /// The index of the last change it applied (its version).
-    pub applied: u64,
-    /// The index its latest snapshot covers, if it has one (built here or
-    /// installed from the leader).
-    pub snapshot: Option<u64>,
-    /// The index up to which its log has been purged, if any.
-    pub purged: Option<u64>,
-    /// The voters of the group.
-    pub voters: std::collections::BTreeSet<NodeId>,
-    /// The learners of the group.
-    pub learners: std::collections::BTreeSet<NodeId>,
-    /// When this replica leads but no quorum has acknowledged it within
-    /// an election timeout (it then refuses writes and linearizable
-    /// reads): how many voters did (itself included), and how many there
-    /// are.
-    pub no_quorum: Option<(usize, usize)>,
-}
-
-/// Futures for a copy's versions: a replica's (inside [`When`]) or a
-/// mirror's.
-#[derive(Debug, Clone)]
-pub struct Versions {
-    version: VersionReceiver,
-}
-
-impl Versions {
-    pub(crate) fn new(version: VersionReceiver) -> Self {
-        Self { version }
-    }
-
-    /// Resolves once this copy has applied `version`: a local read then
-    /// sees every write up to it.
-    pub async fn reaches(&mut self, version: u64) {
-        let _ = self.version.wait_for(|v| v >= version).await;
-    }
-
-    /// Resolves once this copy has applied `version` (`true`) or will
-    /// apply nothing more (`false`: it was closed).
-    pub(crate) async fn reached(&mut self, version: u64) -> bool {
-        self.version.wait_for(|v| v >= version).await.is_ok()
-    }
-
-    /// Resolves at the next change this copy applies, with the version
-    /// the copy has then; `None` once it will apply nothing more (it was
-    /// closed), so that a loop over it ends.
-    pub async fn updated(&mut self) -> Option<u64> {
-        self.version.borrow_and_update();
-        self.version.changed().await.ok()?;
-        Some(self.version.borrow_and_update())
     }
 }
 

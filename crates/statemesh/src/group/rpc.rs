@@ -1,7 +1,6 @@
 //! The messages nodes exchange on behalf of their groups.
 
 use super::GroupId;
-use crate::session::Stamp;
 use crate::types::{NodeId, TypeConfig};
 use openraft::error::{InstallSnapshotError, RaftError};
 use openraft::raft::{
@@ -9,6 +8,7 @@ use openraft::raft::{
     VoteRequest, VoteResponse,
 };
 use serde::{Deserialize, Serialize};
+use statemesh_core::session::Stamp;
 
 /// A request to one group on another node.
 #[derive(Serialize, Deserialize)]

@@ -7,8 +7,8 @@
 //! with the log. Its clock is the time the leader wrote into each entry,
 //! never a replica's own, and only moves forward.
 
-use crate::session::Stamp;
 use serde::{Deserialize, Serialize};
+use statemesh_core::session::Stamp;
 use std::collections::BTreeMap;
 
 /// How long a session lives after its last command: a writer's retries

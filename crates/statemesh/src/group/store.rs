@@ -18,7 +18,6 @@ use super::sessions::{Check, Sessions};
 use super::snapshot_file::{self, Loaded, Source};
 use super::snapshot_stream::SnapshotStream;
 use crate::large::{self, Context, ValueStore};
-use crate::state_machine::StateMachine;
 use crate::types::{NodeId, TypeConfig};
 use openraft::storage::{RaftStateMachine, Snapshot, SnapshotMeta};
 use openraft::{
@@ -26,6 +25,8 @@ use openraft::{
     StoredMembership,
 };
 use statemesh_cache::{Key, Location};
+use statemesh_client::Shared;
+use statemesh_core::StateMachine;
 use std::collections::HashSet;
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -39,13 +40,6 @@ pub(crate) type Meta = SnapshotMeta<NodeId, BasicNode>;
 /// Names temporary snapshot files apart (a build and an install may
 /// write at once).
 static TEMPORARY: AtomicU64 = AtomicU64::new(0);
-
-/// What a group's handles share with its store.
-pub(crate) struct Shared<SM> {
-    pub(crate) sm: RwLock<SM>,
-    /// The index of the last applied entry: the state's version.
-    pub(crate) version: VersionSender,
-}
 
 /// What a snapshot holds: the writers' sessions (so that a command retried
 /// after a restart or on a replica that installed the snapshot is still

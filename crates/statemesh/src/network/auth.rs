@@ -11,19 +11,17 @@
 //!   where `*` matches any name and `prefix*` any name with that prefix.
 //!   Writing implies reading.
 //!
-//! Secrets and signatures are compared in constant time: both sides are
-//! hashed (or MACed) first, so neither the content nor the length of the
-//! expected value leaks through timing.
+//! The cluster secret is compared in constant time: both sides are hashed
+//! first, so neither its content nor its length leaks through timing.
+//! JWTs are signed and checked by `jsonwebtoken` with the algorithm pinned
+//! to HS256: a token whose header names any other algorithm (`none`
+//! included) is refused before its claims are looked at.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::{Hmac, Mac};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use subtle::ConstantTimeEq;
-
-type HmacSha256 = Hmac<Sha256>;
 
 /// A shared secret (the cluster secret, or a JWT signing key). Its `Debug`
 /// form never shows it.
@@ -115,25 +113,22 @@ impl Claims {
     }
 
     /// Signs the claims with HS256 under `key`: the token to give a client.
-    #[must_use]
-    pub fn sign(&self, key: &Secret) -> String {
-        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
-        // Claims are plain strings and numbers: serde_json cannot fail here.
-        let claims = URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).unwrap_or_default());
-        let signing_input = format!("{header}.{claims}");
-        let signature =
-            URL_SAFE_NO_PAD.encode(mac(key, signing_input.as_bytes()).finalize().into_bytes());
-        format!("{signing_input}.{signature}")
+    ///
+    /// # Errors
+    ///
+    /// [`EmptyKey`]: a token signed with no key at all would prove nothing.
+    pub fn sign(&self, key: &Secret) -> Result<String, EmptyKey> {
+        let key = EncodingKey::from_secret(key.as_bytes()).map_err(|_| EmptyKey)?;
+        // With a key, HMAC signs, and the claims are plain strings and
+        // numbers: encoding cannot fail.
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), self, &key).map_err(|_| EmptyKey)
     }
 }
 
-fn mac(key: &Secret, input: &[u8]) -> HmacSha256 {
-    // HMAC takes keys of any length.
-    let mut m = <HmacSha256 as Mac>::new_from_slice(key.as_bytes())
-        .unwrap_or_else(|_| unreachable!("HMAC accepts every key length"));
-    m.update(input);
-    m
-}
+/// A JWT signing key that is empty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the JWT signing key is empty")]
+pub struct EmptyKey;
 
 /// Whether a client reads or writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,20 +182,7 @@ fn pattern_matches(pattern: &str, name: &str) -> bool {
     }
 }
 
-/// Why a token was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum AuthError {
-    /// It is neither the cluster secret nor a JWT with a valid signature.
-    #[error("the token is not valid for this cluster")]
-    Invalid,
-    /// A JWT that is not well formed, or uses another algorithm.
-    #[error("malformed token: {0}")]
-    Malformed(String),
-    /// A JWT past its expiry.
-    #[error("the token expired {0:?} ago")]
-    Expired(Duration),
-}
+pub use statemesh_client::network::AuthError;
 
 /// Checks tokens: the cluster secret, and JWTs if a signing key is set.
 #[derive(Debug, Clone)]
@@ -259,46 +241,46 @@ impl Authenticator {
 }
 
 fn verify_jwt(key: &Secret, token: &str) -> Result<Claims, AuthError> {
-    let malformed = |what: &str| AuthError::Malformed(what.to_owned());
-    let (signing_input, signature) = token
-        .rsplit_once('.')
-        .ok_or_else(|| malformed("no signature"))?;
-    let (header, claims) = signing_input
-        .split_once('.')
-        .ok_or_else(|| malformed("no claims"))?;
-    let signature = URL_SAFE_NO_PAD
-        .decode(signature)
-        .map_err(|_| malformed("the signature is not base64url"))?;
-    // The signature is checked before anything else is decoded: nothing
-    // from an unsigned token is parsed past its base64.
-    mac(key, signing_input.as_bytes())
-        .verify_slice(&signature)
-        .map_err(|_| AuthError::Invalid)?;
-    #[derive(Deserialize)]
-    struct Header {
-        alg: String,
+    use jsonwebtoken::errors::ErrorKind;
+    let mut validation = Validation::new(Algorithm::HS256);
+    // The expiry is checked by the caller, to say how long ago it passed
+    // (and with no leeway: a token is good until its `exp`, not after).
+    validation.validate_exp = false;
+    validation.set_required_spec_claims(&["exp", "sub"]);
+    // No token is signed under an empty key (`Claims::sign` refuses one).
+    let key = DecodingKey::from_secret(key.as_bytes()).map_err(|_| AuthError::Invalid)?;
+    match jsonwebtoken::decode::<Claims>(token, &key, &validation) {
+        Ok(data) => Ok(data.claims),
+        Err(e) => Err(match e.kind() {
+            ErrorKind::InvalidSignature => AuthError::Invalid,
+            ErrorKind::InvalidAlgorithm => {
+                AuthError::Malformed("an algorithm other than HS256".to_owned())
+            }
+            ErrorKind::Base64(_) | ErrorKind::Utf8(_) | ErrorKind::InvalidToken => {
+                AuthError::Malformed("not three base64url parts".to_owned())
+            }
+            ErrorKind::Json(_) | ErrorKind::MissingRequiredClaim(_) => AuthError::Malformed(
+                "the header or claims are not JSON with sub and exp".to_owned(),
+            ),
+            _ => AuthError::Malformed(e.to_string()),
+        }),
     }
-    let header: Header = URL_SAFE_NO_PAD
-        .decode(header)
-        .ok()
-        .and_then(|h| serde_json::from_slice(&h).ok())
-        .ok_or_else(|| malformed("the header is not base64url JSON"))?;
-    if header.alg != "HS256" {
-        return Err(AuthError::Malformed(format!(
-            "algorithm {:?} (only HS256 is accepted)",
-            header.alg
-        )));
-    }
-    URL_SAFE_NO_PAD
-        .decode(claims)
-        .ok()
-        .and_then(|c| serde_json::from_slice(&c).ok())
-        .ok_or_else(|| malformed("the claims are not base64url JSON with sub and exp"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use hmac::{Hmac, Mac};
+
+    /// The HS256 signature of `input`, computed without the JWT library:
+    /// how a forger holding the key would sign a header of their choice.
+    fn hs256(key: &[u8], input: &str) -> String {
+        let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap();
+        m.update(input.as_bytes());
+        URL_SAFE_NO_PAD.encode(m.finalize().into_bytes())
+    }
 
     fn auth() -> Authenticator {
         Authenticator::new(Secret::new("s3cret"), Some(Secret::new("jwt-key")))
@@ -320,7 +302,8 @@ mod tests {
             .read("*")
             .write("orders")
             .write("cfg-*")
-            .sign(&key);
+            .sign(&key)
+            .unwrap();
         let g = auth().check(&token).unwrap();
         assert_eq!(g.subject, "alice");
         assert!(g.allows("orders", Access::Write));
@@ -329,7 +312,8 @@ mod tests {
         assert!(g.allows("users", Access::Read));
         let reader = Claims::new("bob", Duration::from_secs(60))
             .read("orders")
-            .sign(&key);
+            .sign(&key)
+            .unwrap();
         let g = auth().check(&reader).unwrap();
         assert!(g.allows("orders", Access::Read));
         assert!(!g.allows("orders", Access::Write));
@@ -342,17 +326,19 @@ mod tests {
         let mut old = Claims::new("carol", Duration::ZERO).write("*");
         old.exp -= 10;
         assert!(matches!(
-            auth().check(&old.sign(&key)),
+            auth().check(&old.sign(&key).unwrap()),
             Err(AuthError::Expired(_))
         ));
         let forged = Claims::new("mallory", Duration::from_secs(60))
             .write("*")
-            .sign(&Secret::new("other-key"));
+            .sign(&Secret::new("other-key"))
+            .unwrap();
         assert_eq!(auth().check(&forged), Err(AuthError::Invalid));
         // A valid signature over a changed claim set is refused.
         let good = Claims::new("dave", Duration::from_secs(60))
             .read("x")
-            .sign(&key);
+            .sign(&key)
+            .unwrap();
         let parts: Vec<&str> = good.split('.').collect();
         let evil = URL_SAFE_NO_PAD.encode(
             serde_json::to_vec(&Claims::new("dave", Duration::from_secs(60)).write("*")).unwrap(),
@@ -366,10 +352,18 @@ mod tests {
         // alg "none" is refused even when "signed" correctly.
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none"}"#);
         let input = format!("{header}.{}", parts[1]);
-        let sig = URL_SAFE_NO_PAD.encode(mac(&key, input.as_bytes()).finalize().into_bytes());
+        let sig = hs256(b"jwt-key", &input);
         assert!(matches!(
             auth().check(&format!("{input}.{sig}")),
             Err(AuthError::Malformed(_))
+        ));
+        // So is another algorithm the library knows, whatever the signature.
+        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS512","typ":"JWT"}"#);
+        let input = format!("{header}.{}", parts[1]);
+        let sig = hs256(b"jwt-key", &input);
+        assert!(matches!(
+            auth().check(&format!("{input}.{sig}")),
+            Err(AuthError::Malformed(m)) if m.contains("HS256")
         ));
     }
 
@@ -378,7 +372,8 @@ mod tests {
         let a = Authenticator::new(Secret::new("s"), None);
         let token = Claims::new("x", Duration::from_secs(60))
             .write("*")
-            .sign(&Secret::new("k"));
+            .sign(&Secret::new("k"))
+            .unwrap();
         assert_eq!(a.check(&token), Err(AuthError::Invalid));
         assert!(a.check("s").is_ok());
     }

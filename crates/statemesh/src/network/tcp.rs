@@ -1,12 +1,12 @@
 //! Nodes on TCP, secured by TLS: the [`Network`] real clusters use.
 
-use super::auth::{Authenticator, Grant};
+use super::Security;
+use super::auth::{AuthError, Authenticator, Grant};
 use super::connection::{BoxStream, CallError, Connection, Outgoing, spawn_writer};
 use super::frame::{self, Kind};
 use super::handshake::{self, Hello, MAX_HANDSHAKE, Peer, Welcome};
 use super::push::{Acks, Pushes};
 use super::reachability::Reachability;
-use super::tls::Security;
 use super::{BoxFuture, ConnectionError, Handler, Limits, Network, NetworkError};
 use crate::types::{ClusterId, NodeId};
 use std::collections::HashMap;
@@ -498,6 +498,9 @@ async fn session(shared: &Arc<Shared>, tcp: TcpStream) -> Result<(), ConnectionE
             cluster_id: *lock(&shared.cluster_id),
         },
         Err(ConnectionError::NotReady(why)) => Welcome::NotReady(why.clone()),
+        Err(ConnectionError::Auth(AuthError::Expired(ago))) => Welcome::Expired {
+            ago_ms: u64::try_from(ago.as_millis()).unwrap_or(u64::MAX),
+        },
         // Said from the side that reads it.
         Err(ConnectionError::Cluster { ours, theirs }) => Welcome::Refused(format!(
             "this node belongs to cluster {ours:?}, not {theirs:?}: give the cluster's name"

@@ -8,14 +8,14 @@
 //! even if it was down when it happened; a collection made again under
 //! the same name is another group, so nothing of the old one comes back.
 
+use super::access::{refusal, require, require_admin, same_identity, user_collection};
 use super::cluster_state::{ClusterCommand, ClusterOutcome};
-use super::service::{refusal, require, require_admin, same_identity, user_collection};
 use super::{SYSTEM_GROUP, ServerInner, lock};
-use crate::client::Refusal;
-use crate::client::protocol::{ClientReply, CollectionInfo, OpenMode, Response};
 use crate::group::Identity;
 use crate::network::{Access, Grant};
 use crate::node::tree_bytes;
+use statemesh_client::Refusal;
+use statemesh_client::protocol::{ClientReply, CollectionInfo, OpenMode, Response};
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 

@@ -2,41 +2,11 @@
 //! listen, and which collections exist.
 
 use crate::group::GroupId;
-use crate::state_machine::{Changes, Mirrored, Queryable, StateMachine};
 use crate::types::NodeId;
 use imbl::{OrdMap, OrdSet};
 use serde::{Deserialize, Serialize};
-
-/// What a member may do. Written in lower case, in JSON and in tables
-/// alike.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MemberRole {
-    /// It may be promoted to voter (it starts as a learner and is promoted
-    /// once caught up, while the cluster has fewer voters than its target).
-    Voter,
-    /// It stays a learner: it follows every change, never votes, never
-    /// leads.
-    Reader,
-}
-
-impl std::fmt::Display for MemberRole {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Voter => "voter",
-            Self::Reader => "reader",
-        })
-    }
-}
-
-/// A node of the cluster, as the cluster records it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Member {
-    /// Where it listens (`host:port`).
-    pub address: String,
-    /// What it may do.
-    pub role: MemberRole,
-}
+use statemesh_client::Member;
+use statemesh_core::{Changes, Mirrored, Queryable, StateMachine};
 
 /// The state of the `_cluster` group.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -121,7 +91,7 @@ impl Mirrored for ClusterState {
 }
 
 /// Published whole, like any state machine without its own layout.
-impl crate::local::Publish for ClusterState {}
+impl statemesh_client::local::Publish for ClusterState {}
 
 impl StateMachine for ClusterState {
     type Command = ClusterCommand;
@@ -200,6 +170,7 @@ impl Queryable for ClusterState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use statemesh_client::MemberRole;
 
     #[test]
     fn members_and_collections() {

@@ -10,14 +10,29 @@
 //! that needs more than a few versions' changes, goes back to its own task,
 //! which catches it up and hands it back here.
 
-use super::kinds::Hosted;
-use super::subscription::{self, Cursor, MERGE_OVER};
-use crate::group::Since;
+use super::cursor::{self, Cursor, MERGE_OVER};
+use crate::group::{Item, Since, When};
 use crate::network::push::TryPush;
 use bytes::Bytes;
+use statemesh_client::Refusal;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::oneshot;
+
+/// What mirrors follow: a hosted collection's history, state and fan-out.
+pub(crate) trait Followed: Send + Sync {
+    /// What a mirror at `from` is missing.
+    fn since(&self, from: u64) -> Since;
+    /// The newest version the mirrors' history knows of.
+    fn history_version(&self) -> u64;
+    /// Pushes new versions to the mirrors that are up to date.
+    fn fanout(&self) -> &Fanout;
+    /// Several versions' changes as one run.
+    fn merge(&self, items: &[Item]) -> Result<Vec<u8>, Refusal>;
+    /// The whole state, encoded, and its version.
+    fn full_state(&self) -> Result<(u64, Vec<u8>), Refusal>;
+    fn when(&self) -> When;
+}
 
 /// A collection's up-to-date mirrors, and whether a task pushes to them.
 #[derive(Default)]
@@ -97,7 +112,7 @@ impl Fanout {
     }
 
     /// Hands the cursor of an up-to-date mirror to `h`'s fan-out.
-    pub(super) fn follow(h: &Arc<dyn Hosted>, cursor: Cursor) -> Follow {
+    pub(super) fn follow(h: &Arc<dyn Followed>, cursor: Cursor) -> Follow {
         let mut f = h.fanout().lock();
         // Checked under the lock the task pushes under: a version the
         // history holds now is not pushed by the task to this cursor, and
@@ -121,7 +136,7 @@ impl Fanout {
 
 /// Pushes each version from `next` on to `h`'s followers, until none is
 /// left or the collection is gone.
-async fn run(h: Arc<dyn Hosted>, mut next: u64) {
+async fn run(h: Arc<dyn Followed>, mut next: u64) {
     let mut when = h.when();
     loop {
         let open = when.reached(next).await;
@@ -150,14 +165,14 @@ async fn run(h: Arc<dyn Hosted>, mut next: u64) {
 /// (it followed a node that is ahead of this one); one that subscribes
 /// later is at the history's version or past it, so waking after the
 /// history's version misses none.
-fn wake_at(h: &dyn Hosted, subscribers: &[Subscriber]) -> u64 {
+fn wake_at(h: &dyn Followed, subscribers: &[Subscriber]) -> u64 {
     let least = subscribers.iter().map(|s| s.cursor.at).min();
     least.unwrap_or(u64::MAX).min(h.history_version()) + 1
 }
 
 /// One pass: every subscriber gets what it misses, if it can take it now,
 /// or goes back to its own task.
-fn push_all(h: &dyn Hosted, subscribers: &mut Vec<Subscriber>) {
+fn push_all(h: &dyn Followed, subscribers: &mut Vec<Subscriber>) {
     // What a mirror at a version gets; nearly always one version, shared.
     let mut made: Vec<(u64, Next)> = Vec::new();
     let mut sent = 0;
@@ -201,11 +216,11 @@ fn push_all(h: &dyn Hosted, subscribers: &mut Vec<Subscriber>) {
     metrics::counter!("statemesh_mirror_pushes_total").increment(sent);
 }
 
-fn next_for(h: &dyn Hosted, at: u64) -> Next {
+fn next_for(h: &dyn Followed, at: u64) -> Next {
     match h.since(at) {
         Since::Current => Next::Stay,
         Since::Changes { to, items } if items.len() <= MERGE_OVER => {
-            match subscription::changes(h, at, to, &items) {
+            match cursor::changes(at, to, &items, |i| h.merge(i)) {
                 Ok(push) => Next::Push(to, push),
                 Err(_) => Next::Back,
             }

@@ -1,8 +1,7 @@
 //! The state machines a server can host, found by signature, and the
 //! type-erased face of a hosted group.
 
-use super::fanout::Fanout;
-use crate::client::Refusal;
+use super::fanout::{Fanout, Followed};
 use crate::collections::{
     CellState, Json, MapState, OnceState, PriorityQueueState, SetState, VecState,
 };
@@ -12,12 +11,13 @@ use crate::group::{
     Consistency, Group, GroupId, GroupStatus, History, HistoryLimits, Identity, Item, Recorder,
     Recording, Redirect, Since, When, merge_history,
 };
-use crate::hooks::{HookError, Hooked, Hooks, JsonEvents};
-use crate::local::{LocalError, Publication, Publish, RegionWriter};
 use crate::node::{Node, Start};
-use crate::state_machine::{Mirrored, Queryable, StateMachine};
 use crate::types::NodeId;
 use crate::types::Raft;
+use statemesh_client::Refusal;
+use statemesh_client::local::{LocalError, Publication, Publish, RegionWriter};
+use statemesh_core::hooks::{HookError, Hooked, Hooks, JsonEvents};
+use statemesh_core::{Mirrored, Queryable, StateMachine};
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -32,19 +32,9 @@ pub trait Hostable: Queryable + Mirrored + Publish {}
 impl<SM: Queryable + Mirrored + Publish> Hostable for SM {}
 
 /// A group as the server sees it: bytes in, bytes out.
-pub(crate) trait Hosted: Send + Sync {
+pub(crate) trait Hosted: Followed {
     fn signature(&self) -> &str;
     fn identity(&self) -> Identity;
-    /// What a mirror at `from` is missing.
-    fn since(&self, from: u64) -> Since;
-    /// The newest version the mirrors' history knows of.
-    fn history_version(&self) -> u64;
-    /// Pushes new versions to the mirrors that are up to date.
-    fn fanout(&self) -> &Fanout;
-    /// Several versions' changes as one run.
-    fn merge(&self, items: &[Item]) -> Result<Vec<u8>, Refusal>;
-    /// The whole state, encoded, and its version.
-    fn full_state(&self) -> Result<(u64, Vec<u8>), Refusal>;
     /// Publishes the collection to shared memory into `region`.
     fn publish_local(&self, region: RegionWriter) -> Result<Publication, LocalError>;
     fn raft(&self) -> &Raft;
@@ -56,7 +46,6 @@ pub(crate) trait Hosted: Send + Sync {
     fn mark_dropped(&self);
     /// Becomes true when the collection is dropped.
     fn dropped(&self) -> tokio::sync::watch::Receiver<bool>;
-    fn when(&self) -> When;
     /// Runs a client's command, answering by `deadline`; a node that
     /// cannot reach a quorum says so at once, so the client tries another.
     fn execute(
@@ -81,15 +70,7 @@ struct HostedGroup<SM: Hostable> {
     dropped: tokio::sync::watch::Sender<bool>,
 }
 
-impl<SM: Hostable> Hosted for HostedGroup<SM> {
-    fn signature(&self) -> &str {
-        &self.signature
-    }
-
-    fn identity(&self) -> Identity {
-        self.identity
-    }
-
+impl<SM: Hostable> Followed for HostedGroup<SM> {
     fn since(&self, from: u64) -> Since {
         self.history.since(from)
     }
@@ -119,6 +100,20 @@ impl<SM: Hostable> Hosted for HostedGroup<SM> {
         Ok((version, bytes))
     }
 
+    fn when(&self) -> When {
+        self.group.when()
+    }
+}
+
+impl<SM: Hostable> Hosted for HostedGroup<SM> {
+    fn signature(&self) -> &str {
+        &self.signature
+    }
+
+    fn identity(&self) -> Identity {
+        self.identity
+    }
+
     fn publish_local(&self, region: RegionWriter) -> Result<Publication, LocalError> {
         Publication::start_with(self.group.shared(), region)
     }
@@ -145,10 +140,6 @@ impl<SM: Hostable> Hosted for HostedGroup<SM> {
 
     fn dropped(&self) -> tokio::sync::watch::Receiver<bool> {
         self.dropped.subscribe()
-    }
-
-    fn when(&self) -> When {
-        self.group.when()
     }
 
     fn execute(
@@ -315,7 +306,7 @@ impl Kinds {
     ///
     /// # Errors
     ///
-    /// What [`Hooks::init`](crate::hooks::Hooks::init) refused: such a
+    /// What [`Hooks::init`](statemesh_core::hooks::Hooks::init) refused: such a
     /// collection could never be created.
     pub fn register_hooks<H: Hooks>(&mut self, hooks: H) -> Result<(), HookError>
     where

@@ -5,8 +5,8 @@
 //! what it returns; the server carries the answer out with openraft's
 //! joint consensus (`change_membership`), one change at a time.
 
-use super::cluster_state::MemberRole;
 use crate::types::NodeId;
+use statemesh_client::MemberRole;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// What the leader of a group sees.

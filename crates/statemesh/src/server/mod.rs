@@ -11,8 +11,10 @@
 //! learner, and drops members that left. All changes go through openraft's
 //! joint consensus.
 
+mod access;
 mod catalog;
 mod cluster_state;
+mod cursor;
 mod data_dir;
 mod fanout;
 mod kinds;
@@ -21,23 +23,23 @@ mod metrics;
 mod service;
 mod subscription;
 
-pub use cluster_state::{Member, MemberRole};
 pub use kinds::Kinds;
+pub use statemesh_client::{Member, MemberRole};
 
 use crate::Consistency;
-use crate::client::{Client, ClientError, ClientOptions, ClusterReport, ClusterStatus, Refusal};
 use crate::error::{GroupError, NodeError};
 use crate::group::rpc::{Envelope, Request, encode};
 use crate::group::{Group, GroupId, HistoryLimits, Redirect, When};
-use crate::local::{LocalError, LocalOptions, Publication, RegionWriter};
 use crate::network::{Network, TcpNetwork, TcpOptions};
 use crate::node::{Node, NodeOptions};
-use crate::state_machine::StateMachine;
 use crate::types::{ClusterId, NodeId};
 use cluster_state::{ClusterCommand, ClusterState, Collection};
 use kinds::Hosted;
 use membership::{Action, View};
 use openraft::{BasicNode, ChangeMembers, ServerState};
+use statemesh_client::local::{LocalError, LocalOptions, Publication, RegionWriter};
+use statemesh_client::{Client, ClientError, ClientOptions, ClusterReport, ClusterStatus, Refusal};
+use statemesh_core::StateMachine;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -730,8 +732,8 @@ impl ServerInner {
         let cluster = self.net.cluster_id().ok_or_else(|| {
             LocalError::Encode("the node has no cluster id yet to name the region by".into())
         })?;
-        let region = crate::local::region_name(cluster, self.id, name);
-        crate::local::reserve(&region, &self.options.local)
+        let region = statemesh_client::local::region_name(cluster, self.id, name);
+        statemesh_client::local::reserve(&region, &self.options.local)
     }
 
     /// Every hosted group, copied out of the lock.

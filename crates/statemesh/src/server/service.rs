@@ -1,17 +1,16 @@
 //! Answers clients: checks what their token allows, then reads, writes or
 //! changes the cluster.
 
+use super::ServerInner;
+use super::access::{refusal, require, require_admin, same_identity, user_collection};
 use super::cluster_state::{ClusterCommand, ClusterOutcome};
 use super::kinds::Hosted;
-use super::{SYSTEM_GROUP, ServerInner};
 use super::{catalog, subscription};
-use crate::client::Refusal;
-use crate::client::protocol::{Call, ClientReply, ClientRequest, Response};
-use crate::error::ExecuteError;
 use crate::group::Consistency;
-use crate::group::Identity;
 use crate::group::rpc::Stamped;
 use crate::network::{Access, BoxFuture, ClientHandler, Grant, Pushes};
+use statemesh_client::Refusal;
+use statemesh_client::protocol::{Call, ClientReply, ClientRequest, Response};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -59,7 +58,7 @@ impl ClientHandler for Service {
                         Ok(h) => {
                             let mut dropped = h.dropped();
                             tokio::select! {
-                                served = subscription::serve(Arc::clone(&h), from, pushes) => served,
+                                served = subscription::serve(Arc::clone(&h) as _, from, pushes) => served,
                                 _ = dropped.wait_for(|d| *d) => Err(Refusal::Dropped(collection)),
                             }
                         }
@@ -100,55 +99,6 @@ impl ClientHandler for Service {
             // Our own reply types always encode.
             postcard::to_allocvec(&response).unwrap_or_default()
         })
-    }
-}
-
-pub(crate) fn refusal(e: ExecuteError) -> Refusal {
-    match e {
-        ExecuteError::NoQuorum { reachable, voters } => Refusal::NoQuorum { reachable, voters },
-        ExecuteError::Timeout { maybe_applied, .. } => Refusal::Timeout { maybe_applied },
-        ExecuteError::Indeterminate(why) => Refusal::Indeterminate(why),
-        ExecuteError::Shutdown => Refusal::Indeterminate("the node shut down".into()),
-        e => Refusal::BadRequest(e.to_string()),
-    }
-}
-
-pub(super) fn require(grant: &Grant, collection: &str, access: Access) -> Result<(), Refusal> {
-    if grant.allows(collection, access) {
-        Ok(())
-    } else {
-        Err(Refusal::Forbidden {
-            collection: collection.to_owned(),
-            access: match access {
-                Access::Read => "read".into(),
-                Access::Write => "write".into(),
-            },
-        })
-    }
-}
-
-/// Administration (membership, snapshots) needs write access to the
-/// cluster's own group: the cluster secret, or a JWT that may write `*`.
-pub(super) fn require_admin(grant: &Grant) -> Result<(), Refusal> {
-    if grant.allows(SYSTEM_GROUP, Access::Write) {
-        Ok(())
-    } else {
-        Err(Refusal::Forbidden {
-            collection: SYSTEM_GROUP.to_owned(),
-            access: "admin".into(),
-        })
-    }
-}
-
-/// Collections are named by users; names starting with `_` are the
-/// cluster's.
-pub(super) fn user_collection(name: &str) -> Result<(), Refusal> {
-    if name.is_empty() || name.starts_with('_') {
-        Err(Refusal::BadRequest(format!(
-            "{name:?} is not a collection name (empty, or reserved: starts with '_')"
-        )))
-    } else {
-        Ok(())
     }
 }
 
@@ -259,23 +209,6 @@ async fn answer(
             let _ = tokio::time::timeout(wait, when.reaches(after.saturating_add(1))).await;
             Ok(ClientReply::Version(h.status().applied))
         }
-    }
-}
-
-/// Refuses a copy whose identity is not the collection's.
-pub(super) fn same_identity(
-    h: &dyn Hosted,
-    collection: &str,
-    ours: Identity,
-) -> Result<(), Refusal> {
-    if h.identity() == ours {
-        Ok(())
-    } else {
-        Err(Refusal::Identity {
-            collection: collection.to_owned(),
-            ours: ours.to_hex(),
-            theirs: h.identity().to_hex(),
-        })
     }
 }
 
