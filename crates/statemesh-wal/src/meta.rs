@@ -19,6 +19,15 @@
 //! returned. Two valid slots with the same sequence and different fields
 //! cannot come from this protocol: the file is then refused.
 //!
+//! **Versions.** Bytes 0 to 20 of a slot (magic, version, `crc`, `len`)
+//! and what `crc` covers are the same in every format version; a later
+//! version may change everything else. So a slot whose magic and checksum
+//! check out but whose version is not this build's was written whole by
+//! another build, not damaged: the file is refused with that version
+//! (`UnsupportedVersion`), even when the other slot is valid, since the
+//! other build's slot may hold the newer vote. Version 1 (no magic, one
+//! slot written per update) is recognised and refused the same way.
+//!
 //! The committed index changes on every commit and is only a hint (a
 //! replica that reads back an older one re-applies a little more after a
 //! restart), so it also has a cheaper home: two hint records, each in its
@@ -208,22 +217,45 @@ struct Slot {
     layout: Layout,
 }
 
+/// What one slot's bytes hold.
+enum SlotRead {
+    /// A valid slot of this format version.
+    Valid(Slot),
+    /// A whole slot of another format version: its frame checks out.
+    Version(u32),
+    /// Nothing to trust: damaged, torn, zeros, or version 1.
+    Invalid,
+}
+
 fn u32_at(b: &[u8], o: usize) -> u32 {
     u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]])
 }
 
-fn decode_slot(buf: &[u8]) -> Option<Slot> {
-    if buf[..8] != MAGIC || u32_at(buf, 8) != FORMAT_VERSION || u32_at(buf, 20) != 0 {
-        return None;
+fn decode_slot(buf: &[u8]) -> SlotRead {
+    if buf[..8] != MAGIC {
+        return SlotRead::Invalid;
     }
     let len = u32_at(buf, 16) as usize;
     if len > MAX_META || slot_crc(buf, len) != u32_at(buf, 12) {
-        return None;
+        return SlotRead::Invalid;
+    }
+    // Checked only once the checksum vouches for it: a flipped version bit
+    // is damage, not another version.
+    let version = u32_at(buf, 8);
+    if version != FORMAT_VERSION {
+        return SlotRead::Version(version);
+    }
+    if u32_at(buf, 20) != 0 {
+        return SlotRead::Invalid;
     }
     let fields = buf[SLOT_HEADER..SLOT_HEADER + len].to_vec();
-    let (meta, layout) = decode_fields(&fields)?;
-    Some(Slot {
-        sequence: u64::from_le_bytes(buf[24..32].try_into().ok()?),
+    let Some((meta, layout)) = decode_fields(&fields) else {
+        return SlotRead::Invalid;
+    };
+    let mut sequence = [0u8; 8];
+    sequence.copy_from_slice(&buf[24..32]);
+    SlotRead::Valid(Slot {
+        sequence: u64::from_le_bytes(sequence),
         fields,
         meta,
         layout,
@@ -281,7 +313,18 @@ pub(crate) fn load<F: StorageFile>(file: &F) -> Result<Loaded, MetaProblem> {
         decode_slot(&buf[..SLOT_LEN]),
         decode_slot(&buf[SLOT_LEN..2 * SLOT_LEN]),
     );
-    let (slot, whole) = match (a, b) {
+    // Another build's slot, whatever the other one holds: that build may
+    // have written the newer value, and this one cannot read it.
+    for slot in [&a, &b] {
+        if let SlotRead::Version(found) = slot {
+            return Err(MetaProblem::Version(*found));
+        }
+    }
+    let valid = |s: SlotRead| match s {
+        SlotRead::Valid(s) => Some(s),
+        SlotRead::Version(_) | SlotRead::Invalid => None,
+    };
+    let (slot, whole) = match (valid(a), valid(b)) {
         (None, None) => {
             if is_version_1(&buf[..SLOT_LEN]) || is_version_1(&buf[SLOT_LEN..2 * SLOT_LEN]) {
                 return Err(MetaProblem::Version(1));
@@ -498,6 +541,43 @@ mod tests {
         old.resize(SLOT_LEN, 0);
         f.write_at(&old, 0).unwrap();
         assert!(matches!(load(&f), Err(MetaProblem::Version(1))));
+    }
+
+    /// A whole slot as a build writing format `version` would frame it.
+    fn slot_of_version(version: u32, sequence: u64) -> Vec<u8> {
+        let (m, l) = sample();
+        let mut slot = encode_slot(sequence, &encode_fields(&m, &l));
+        slot[8..12].copy_from_slice(&version.to_le_bytes());
+        let crc = slot_crc(&slot, slot.len() - SLOT_HEADER);
+        slot[12..16].copy_from_slice(&crc.to_le_bytes());
+        slot
+    }
+
+    #[test]
+    fn a_slot_of_another_version_is_refused_even_beside_a_valid_one() {
+        for version in [3, u32::MAX, 0] {
+            let (_storage, f) = stored();
+            // A newer build updated the first slot and stopped: its value
+            // may be the newest, so the older valid slot is not taken.
+            f.write_at(&slot_of_version(version, 3), 0).unwrap();
+            assert!(
+                matches!(load(&f), Err(MetaProblem::Version(v)) if v == version),
+                "{version}"
+            );
+            f.write_at(&slot_of_version(version, 3), SLOT_LEN as u64)
+                .unwrap();
+            assert!(matches!(load(&f), Err(MetaProblem::Version(v)) if v == version));
+        }
+    }
+
+    #[test]
+    fn a_version_field_that_fails_the_checksum_is_damage() {
+        let (_storage, f) = stored();
+        let mut slot = slot_of_version(3, 3);
+        slot[12] ^= 1;
+        f.write_at(&slot, 0).unwrap();
+        let loaded = load(&f).unwrap();
+        assert_eq!((loaded.meta, loaded.layout), sample());
     }
 
     #[test]
