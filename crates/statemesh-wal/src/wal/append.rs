@@ -135,20 +135,25 @@ pub(crate) fn enqueue<S: Storage>(
         if q.closed {
             return Err(AppendError::Closed);
         }
-        if let Some(at) = at {
-            if q.unanchored {
-                q.next = at;
-            } else if at != q.next {
+        let first = match at {
+            Some(at) if !q.unanchored && at != q.next => {
                 return Err(AppendError::NotContiguous {
                     given: at,
                     expected: q.next,
                 });
             }
-        }
-        let first = q.next;
+            Some(at) => at,
+            None => q.next,
+        };
+        // Checked before the queue changes: `next` must stay a valid index.
+        let Some(end) = first.checked_add(count) else {
+            return Err(AppendError::IndexOverflow { first, count });
+        };
+        // An empty log anchored by an empty `append_at` still moves there.
+        q.next = first;
         if count > 0 {
             q.unanchored = false;
-            q.next += count;
+            q.next = end;
             // Cleared only together with the push it announces: an
             // early return above must leave it set for the next one.
             wake = std::mem::replace(&mut q.writer_sleeping, false);

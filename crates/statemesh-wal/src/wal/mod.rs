@@ -183,8 +183,9 @@ impl<S: Storage> Wal<S> {
     ///
     /// # Errors
     ///
-    /// [`AppendError::TooLarge`], or `Failed`/`Closed` if the log takes no
-    /// more writes.
+    /// [`AppendError::TooLarge`]; [`AppendError::IndexOverflow`] if the
+    /// log has reached the largest index; or `Failed`/`Closed` if the log
+    /// takes no more writes.
     pub fn append(&self, payload: impl Into<Vec<u8>>) -> Result<Append, AppendError> {
         self.enqueue(None, Payloads::One(payload.into()))
     }
@@ -204,7 +205,8 @@ impl<S: Storage> Wal<S> {
     /// # Errors
     ///
     /// [`AppendError::NotContiguous`] if `first` is not the next index (an
-    /// empty log accepts any), otherwise as [`Wal::append`].
+    /// empty log accepts any); [`AppendError::IndexOverflow`] if the entries
+    /// would pass index `u64::MAX - 1`; otherwise as [`Wal::append`].
     pub fn append_at(&self, first: u64, payloads: Vec<Vec<u8>>) -> Result<Append, AppendError> {
         self.enqueue(Some(first), Payloads::Many(payloads))
     }
@@ -305,7 +307,8 @@ impl<S: Storage> Wal<S> {
     /// # Errors
     ///
     /// [`UpdateError::OutOfRange`] if `upto` is before the first index;
-    /// `MetaTooLarge`; `Failed`.
+    /// [`UpdateError::IndexOverflow`] for `u64::MAX`; `MetaTooLarge`;
+    /// `Failed`.
     pub fn purge(&self, upto: u64, id: Vec<u8>) -> Result<(), UpdateError> {
         self.purge_async(upto, id)?.wait()
     }

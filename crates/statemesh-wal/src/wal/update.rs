@@ -88,8 +88,11 @@ pub(crate) fn purge(
                 next: q.next,
             });
         }
+        let Some(next) = upto.checked_add(1) else {
+            return Err(UpdateError::IndexOverflow { index: upto });
+        };
         if upto >= q.next {
-            q.next = upto + 1;
+            q.next = next;
         }
         q.unanchored = false;
         Ok(Op::Purge { upto, id, done })
