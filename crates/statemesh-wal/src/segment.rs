@@ -71,6 +71,13 @@ pub(crate) fn encode_header(header: &Header) -> [u8; SEGMENT_HEADER_LEN as usize
     h
 }
 
+/// The largest capacity a header may claim. The log creates segments of
+/// at most 1 GiB, or the size one entry needs (up to 4 GiB plus headers
+/// and markers), and grows an empty one by a marker per reopen at most: 8
+/// GiB bounds them all. A checksummed header claiming more was not written
+/// by this log, and believing it would have repair zero-fill that much.
+pub(crate) const MAX_CAPACITY: u64 = 8 << 30;
+
 /// What is wrong with a segment header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum HeaderProblem {
@@ -79,6 +86,10 @@ pub(crate) enum HeaderProblem {
     Version(u32),
     Checksum,
     FirstIndex(u64),
+    /// Bytes 40..64 are not zero.
+    Reserved,
+    /// A capacity smaller than the header or larger than [`MAX_CAPACITY`].
+    Capacity(u64),
 }
 
 fn u64_at(h: &[u8], o: usize) -> u64 {
@@ -114,6 +125,11 @@ pub(crate) fn parse_header(h: &[u8], expected_first: u64) -> Result<Header, Head
     if version != FORMAT_VERSION {
         return Err(HeaderProblem::Version(version));
     }
+    // Zero in this version: a header the encoder cannot have written is
+    // refused, not read with some of its bytes ignored.
+    if h[40..SEGMENT_HEADER_LEN as usize].iter().any(|&b| b != 0) {
+        return Err(HeaderProblem::Reserved);
+    }
     let header = Header {
         first: u64_at(h, 16),
         capacity: u64_at(h, 24),
@@ -121,6 +137,9 @@ pub(crate) fn parse_header(h: &[u8], expected_first: u64) -> Result<Header, Head
     };
     if header.first != expected_first {
         return Err(HeaderProblem::FirstIndex(header.first));
+    }
+    if !(SEGMENT_HEADER_LEN..=MAX_CAPACITY).contains(&header.capacity) {
+        return Err(HeaderProblem::Capacity(header.capacity));
     }
     Ok(header)
 }
@@ -309,5 +328,28 @@ mod tests {
         let crc = crc32c::crc32c(&old[..28]);
         old[28..32].copy_from_slice(&crc.to_le_bytes());
         assert_eq!(parse_header(&old, 7), Err(HeaderProblem::Version(1)));
+    }
+
+    /// Found by `tests/fuzz.rs` (`fuzz_segment_header`): a header with a
+    /// reserved byte set, its checksum recomputed, was accepted.
+    #[test]
+    fn a_checksummed_header_with_reserved_bytes_or_an_absurd_capacity_is_refused() {
+        let mut h = encode_header(&header(7));
+        h[40] ^= 1;
+        let crc = header_crc(&h);
+        h[12..16].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(parse_header(&h, 7), Err(HeaderProblem::Reserved));
+        for capacity in [0, SEGMENT_HEADER_LEN - 1, MAX_CAPACITY + 1, u64::MAX] {
+            let h = encode_header(&Header {
+                capacity,
+                ..header(7)
+            });
+            assert_eq!(parse_header(&h, 7), Err(HeaderProblem::Capacity(capacity)));
+        }
+        let h = encode_header(&Header {
+            capacity: MAX_CAPACITY,
+            ..header(7)
+        });
+        assert!(parse_header(&h, 7).is_ok());
     }
 }

@@ -11,15 +11,15 @@ use std::io;
 use std::path::PathBuf;
 
 /// A segment read by recovery.
-pub(super) struct Scanned<F> {
-    pub(super) first: u64,
-    pub(super) name: String,
-    pub(super) file: F,
-    pub(super) capacity: u64,
-    pub(super) salt: Salt,
+pub(crate) struct Scanned<F> {
+    pub(crate) first: u64,
+    pub(crate) name: String,
+    pub(crate) file: F,
+    pub(crate) capacity: u64,
+    pub(crate) salt: Salt,
     /// The file's length when read.
-    pub(super) len: u64,
-    pub(super) scan: Scan,
+    pub(crate) len: u64,
+    pub(crate) scan: Scan,
 }
 
 pub(super) fn io_error<S: Storage>(
@@ -54,6 +54,18 @@ fn header_error(path: PathBuf, problem: HeaderProblem) -> OpenError {
             path,
             detail: format!("header says the segment starts at {found}, its name disagrees"),
         },
+        HeaderProblem::Reserved => OpenError::CorruptHeader {
+            path,
+            detail: "bytes 40..64 of the header are not zero".into(),
+        },
+        HeaderProblem::Capacity(capacity) => OpenError::CorruptHeader {
+            path,
+            detail: format!(
+                "header says the segment was created with {capacity} bytes, outside {}..={}",
+                segment::SEGMENT_HEADER_LEN,
+                segment::MAX_CAPACITY
+            ),
+        },
     }
 }
 
@@ -65,7 +77,7 @@ fn read_all<F: StorageFile>(file: &F, len: u64) -> io::Result<Vec<u8>> {
 }
 
 /// Reads segment `first` whole and scans it.
-pub(super) fn read_segment<S: Storage>(
+pub(crate) fn read_segment<S: Storage>(
     storage: &S,
     first: u64,
 ) -> Result<Scanned<S::File>, OpenError> {
@@ -106,7 +118,7 @@ pub(super) fn evidence<S: Storage>(storage: &S, first: u64) -> Option<u64> {
 }
 
 /// Reads the metadata file; its problems as the open errors naming it.
-pub(super) fn load_meta<F: StorageFile>(file: &F, path: PathBuf) -> Result<Loaded, OpenError> {
+pub(crate) fn load_meta<F: StorageFile>(file: &F, path: PathBuf) -> Result<Loaded, OpenError> {
     meta::load(file).map_err(|p| match p {
         MetaProblem::Io(source) => OpenError::Io { path, source },
         MetaProblem::Corrupt(detail) => OpenError::CorruptMeta {
