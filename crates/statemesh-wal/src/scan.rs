@@ -60,9 +60,15 @@ pub(crate) fn scan(bytes: &[u8], first: u64, salt: Salt) -> Scan {
     while let Some(item) = record::item_at(bytes, off, salt, |i| i == next) {
         match item {
             Item::Record { len, .. } => {
+                // The log's next index would not fit after a record at
+                // u64::MAX, so none is ever written: it ends the chain
+                // like any other bytes that are not the next item.
+                let Some(after) = next.checked_add(1) else {
+                    break;
+                };
                 offsets.push(off as u64);
                 off += len;
-                next += 1;
+                next = after;
                 records_end = off as u64;
             }
             Item::Marker(m) if m.next == next && m.durable <= off as u64 => {
@@ -214,6 +220,24 @@ mod tests {
             panic!("{:?}", s.stop)
         };
         assert_eq!(after, After::default());
+    }
+
+    /// Found by `tests/fuzz.rs` (`fuzz_segment_scan`, a seed at the top of
+    /// the index space): a checksummed record at u64::MAX overflowed `next`.
+    #[test]
+    fn a_record_at_u64_max_ends_the_chain() {
+        let salt = Salt::new(SALT);
+        let first = u64::MAX - 1;
+        let mut seg = encode_header(&header(first)).to_vec();
+        record::encode(salt, first, b"last", &mut seg);
+        let at = seg.len() as u64;
+        record::encode(salt, u64::MAX, b"past the end", &mut seg);
+        let s = scan(&seg, first, salt);
+        assert_eq!((s.offsets.len(), s.end, s.next), (1, at, u64::MAX));
+        let Stop::Garbage(after) = s.stop else {
+            panic!("{:?}", s.stop)
+        };
+        assert_eq!(after.last_index, Some(u64::MAX));
     }
 
     #[test]
