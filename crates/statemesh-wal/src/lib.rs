@@ -31,6 +31,8 @@
 
 mod completion;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod memory;
 mod meta;
 mod options;

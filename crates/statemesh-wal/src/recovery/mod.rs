@@ -27,7 +27,7 @@
 //!   past the end of the log as it would be kept, the open fails with `Lost`
 //!   before anything is cut.
 
-mod read;
+pub(crate) mod read;
 
 use self::read::{Scanned, evidence, io_error, load_meta, read_segment};
 use crate::error::OpenError;
