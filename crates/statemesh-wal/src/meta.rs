@@ -254,8 +254,14 @@ fn decode_slot(buf: &[u8]) -> SlotRead {
     };
     let mut sequence = [0u8; 8];
     sequence.copy_from_slice(&buf[24..32]);
+    let sequence = u64::from_le_bytes(sequence);
+    // The next update writes sequence + 1. This log never reaches u64::MAX
+    // (that many updates), and wrapping to 0 would make the stale slot win.
+    if sequence == u64::MAX {
+        return SlotRead::Invalid;
+    }
     SlotRead::Valid(Slot {
-        sequence: u64::from_le_bytes(sequence),
+        sequence,
         fields,
         meta,
         layout,
@@ -446,7 +452,14 @@ impl<F: StorageFile> MetaFile<F> {
                 format!("metadata of {} bytes exceeds {MAX_META}", fields.len()),
             ));
         }
-        let sequence = self.sequence + 1;
+        // u64::MAX is never written, so that it is never read (see
+        // `decode_slot`); only a file this log did not write gets here.
+        let Some(sequence) = self.sequence.checked_add(1).filter(|&s| s < u64::MAX) else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the metadata's update sequence is exhausted",
+            ));
+        };
         let slot = encode_slot(sequence, &fields);
         for at in [0, SLOT_LEN as u64] {
             self.file.write_at(&slot, at)?;
@@ -568,6 +581,35 @@ mod tests {
                 .unwrap();
             assert!(matches!(load(&f), Err(MetaProblem::Version(v)) if v == version));
         }
+    }
+
+    /// The next store would compute `sequence + 1`: a checksummed slot at
+    /// u64::MAX panicked the open that rewrote the slots.
+    #[test]
+    fn a_slot_whose_sequence_cannot_be_followed_is_invalid() {
+        let (_storage, f) = stored();
+        let (m, l) = sample();
+        let mut other = m.clone();
+        other.vote = Some(b"not this one".to_vec());
+        f.write_at(&encode_slot(u64::MAX, &encode_fields(&other, &l)), 0)
+            .unwrap();
+        let loaded = load(&f).unwrap();
+        assert_eq!((loaded.meta.clone(), loaded.layout), (m, l));
+        let mut file = MetaFile::loaded(f.clone(), loaded);
+        file.store(Meta::default(), Layout::default()).unwrap();
+        f.write_at(
+            &encode_slot(u64::MAX, &encode_fields(&other, &l)),
+            SLOT_LEN as u64,
+        )
+        .unwrap();
+        f.write_at(&encode_slot(u64::MAX, &encode_fields(&other, &l)), 0)
+            .unwrap();
+        assert!(matches!(load(&f), Err(MetaProblem::Corrupt(_))));
+        // One below it loads, and the update after it is refused.
+        f.write_at(&encode_slot(u64::MAX - 1, &encode_fields(&other, &l)), 0)
+            .unwrap();
+        let mut file = MetaFile::loaded(f.clone(), load(&f).unwrap());
+        assert!(file.store(Meta::default(), Layout::default()).is_err());
     }
 
     #[test]
