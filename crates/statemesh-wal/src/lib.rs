@@ -51,5 +51,6 @@ pub use meta::Meta;
 pub use options::{SyncPolicy, WalOptions};
 #[cfg(feature = "openraft")]
 pub use raft::RaftLog;
+pub use recovery::{Cut, Recovery};
 pub use storage::{FsStorage, LOCK_FILE, ReadMap, Storage, StorageFile};
 pub use wal::{Append, AppendFuture, Iter, UpdateFuture, Wal};
