@@ -154,6 +154,15 @@ pub enum AppendError {
         /// The index that would follow.
         expected: u64,
     },
+    /// The entries would need an index past the largest, `u64::MAX - 1`
+    /// (the log keeps one past its last index, which must fit a `u64`).
+    #[error("{count} entries from index {first} would pass the largest index, u64::MAX - 1")]
+    IndexOverflow {
+        /// The index the first entry would get.
+        first: u64,
+        /// How many entries.
+        count: u64,
+    },
     /// The log is closing.
     #[error("the log is closed")]
     Closed,
@@ -197,6 +206,15 @@ pub enum UpdateError {
         first: u64,
         /// The next index to be appended.
         next: u64,
+    },
+    /// A purge up to `u64::MAX`: the next entry would need an index past
+    /// the largest, `u64::MAX - 1`.
+    #[error(
+        "a purge up to {index} leaves no index for the next entry (the largest is u64::MAX - 1)"
+    )]
+    IndexOverflow {
+        /// The index given.
+        index: u64,
     },
     /// The metadata does not fit its slot.
     #[error("metadata of {len} bytes exceeds {max}")]

@@ -31,12 +31,16 @@
 
 mod completion;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod memory;
 mod meta;
+mod options;
 #[cfg(feature = "openraft")]
 mod raft;
 mod record;
 mod recovery;
+mod scan;
 mod segment;
 mod storage;
 mod wal;
@@ -44,7 +48,9 @@ mod wal;
 pub use error::{AppendError, Error, OpenError, ReadError, UpdateError};
 pub use memory::{MemoryFile, MemoryStorage};
 pub use meta::Meta;
+pub use options::{SyncPolicy, WalOptions};
 #[cfg(feature = "openraft")]
 pub use raft::RaftLog;
+pub use recovery::{Cut, Recovery};
 pub use storage::{FsStorage, LOCK_FILE, ReadMap, Storage, StorageFile};
-pub use wal::{Append, AppendFuture, Iter, SyncPolicy, UpdateFuture, Wal, WalOptions};
+pub use wal::{Append, AppendFuture, Iter, UpdateFuture, Wal};

@@ -246,6 +246,54 @@ fn append_at_enforces_contiguity_and_anchors_an_empty_log() {
     assert_eq!(wal.last_index(), Some(2));
 }
 
+/// An index past `u64::MAX - 1` is a typed error, and the log is unchanged
+/// by it: these overflowed `next` (a panic in the caller, holding the
+/// queue's lock).
+#[test]
+fn the_largest_index_is_u64_max_minus_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Wal::open(dir.path(), WalOptions::new()).unwrap();
+    let err = wal.append_at(u64::MAX, vec![b"x".to_vec()]).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            AppendError::IndexOverflow {
+                first: u64::MAX,
+                count: 1
+            }
+        ),
+        "{err}"
+    );
+    let err = wal
+        .append_at(u64::MAX - 1, vec![b"a".to_vec(), b"b".to_vec()])
+        .unwrap_err();
+    assert!(matches!(err, AppendError::IndexOverflow { .. }), "{err}");
+    let err = wal.purge(u64::MAX, b"p".to_vec()).unwrap_err();
+    assert!(
+        matches!(err, UpdateError::IndexOverflow { index: u64::MAX }),
+        "{err}"
+    );
+    // Still empty and unanchored: the largest index itself is fine.
+    let a = wal.append_at(u64::MAX - 1, vec![b"last".to_vec()]).unwrap();
+    a.wait().unwrap();
+    assert_eq!(wal.last_index(), Some(u64::MAX - 1));
+    let err = wal.append(b"one more".to_vec()).unwrap_err();
+    assert!(matches!(err, AppendError::IndexOverflow { .. }), "{err}");
+    // An empty append at the end is no entry, so it fits.
+    wal.append_batch(Vec::new()).unwrap().wait().unwrap();
+    drop(wal);
+    let wal = Wal::open(dir.path(), WalOptions::new()).unwrap();
+    assert_eq!(
+        wal.get(u64::MAX - 1).unwrap().as_deref(),
+        Some(&b"last"[..])
+    );
+    // A new log told to start at the end cannot take an entry either.
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Wal::open(dir.path(), WalOptions::new().first_index(u64::MAX)).unwrap();
+    let err = wal.append(b"x".to_vec()).unwrap_err();
+    assert!(matches!(err, AppendError::IndexOverflow { .. }), "{err}");
+}
+
 #[test]
 fn a_second_open_is_locked_out() {
     let dir = tempfile::tempdir().unwrap();

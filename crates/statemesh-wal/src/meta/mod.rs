@@ -19,6 +19,15 @@
 //! returned. Two valid slots with the same sequence and different fields
 //! cannot come from this protocol: the file is then refused.
 //!
+//! **Versions.** Bytes 0 to 20 of a slot (magic, version, `crc`, `len`)
+//! and what `crc` covers are the same in every format version; a later
+//! version may change everything else. So a slot whose magic and checksum
+//! check out but whose version is not this build's was written whole by
+//! another build, not damaged: the file is refused with that version
+//! (`UnsupportedVersion`), even when the other slot is valid, since the
+//! other build's slot may hold the newer vote. Version 1 (no magic, one
+//! slot written per update) is recognised and refused the same way.
+//!
 //! The committed index changes on every commit and is only a hint (a
 //! replica that reads back an older one re-applies a little more after a
 //! restart), so it also has a cheaper home: two hint records, each in its
@@ -35,6 +44,12 @@
 //! +------+------+-------------+----------------- - -
 //! ```
 
+mod fields;
+
+pub use self::fields::Meta;
+pub(crate) use self::fields::{Layout, encoded_len};
+
+use self::fields::{decode_fields, encode_fields};
 use crate::storage::{Storage, StorageFile};
 use std::io;
 
@@ -55,132 +70,6 @@ const MAX_HINT_ID: usize = 256;
 const HINT_LEN: usize = HINT_HEADER + MAX_HINT_ID;
 /// The size the file is created with: two slots and two hint pages.
 const FILE_LEN: usize = 4 * SLOT_LEN;
-
-/// The log's metadata. Ids are opaque bytes to the log (openraft's `Vote`
-/// and `LogId`, serialised) plus, where the log needs it, an index.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Meta {
-    /// The last vote cast, opaque.
-    pub vote: Option<Vec<u8>>,
-    /// The committed index and its id, opaque.
-    pub committed: Option<(u64, Vec<u8>)>,
-    /// The last purged index and its id, opaque. Entries up to it are gone.
-    pub purged: Option<(u64, Vec<u8>)>,
-}
-
-/// What the metadata records about the segments, so that recovery can tell
-/// a missing segment from one that never existed.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Layout {
-    /// The first index of the first segment ever created, which is where
-    /// the log starts as long as nothing is purged.
-    pub(crate) origin: Option<u64>,
-    /// The first index of the newest segment created. Segments from it on
-    /// may exist beyond it (a creation whose record did not complete), but
-    /// none before it may be missing.
-    pub(crate) last_segment: Option<u64>,
-}
-
-fn encode_fields(meta: &Meta, layout: &Layout) -> Vec<u8> {
-    let mut out = Vec::new();
-    put_bytes(&mut out, None, meta.vote.as_deref());
-    for id in [&meta.committed, &meta.purged] {
-        put_bytes(
-            &mut out,
-            id.as_ref().map(|c| c.0),
-            id.as_ref().map(|c| &c.1[..]),
-        );
-    }
-    for index in [layout.origin, layout.last_segment] {
-        match index {
-            None => out.push(0),
-            Some(i) => {
-                out.push(1);
-                out.extend_from_slice(&i.to_le_bytes());
-            }
-        }
-    }
-    out
-}
-
-fn decode_fields(mut bytes: &[u8]) -> Option<(Meta, Layout)> {
-    let vote = take_bytes(&mut bytes, false)?.map(|(_, b)| b);
-    let committed = take_bytes(&mut bytes, true)?;
-    let purged = take_bytes(&mut bytes, true)?;
-    let origin = take_index(&mut bytes)?;
-    let last_segment = take_index(&mut bytes)?;
-    bytes.is_empty().then_some((
-        Meta {
-            vote,
-            committed,
-            purged,
-        },
-        Layout {
-            origin,
-            last_segment,
-        },
-    ))
-}
-
-/// The encoded size of the metadata with the layout at its largest, to
-/// check it against [`MAX_META`]: metadata that fits now still fits once
-/// the layout records both of its indices.
-pub(crate) fn encoded_len(meta: &Meta) -> usize {
-    let full = Layout {
-        origin: Some(0),
-        last_segment: Some(0),
-    };
-    encode_fields(meta, &full).len()
-}
-
-fn put_bytes(out: &mut Vec<u8>, index: Option<u64>, bytes: Option<&[u8]>) {
-    match bytes {
-        None => out.push(0),
-        Some(b) => {
-            out.push(1);
-            if let Some(i) = index {
-                out.extend_from_slice(&i.to_le_bytes());
-            }
-            out.extend_from_slice(&(b.len() as u32).to_le_bytes());
-            out.extend_from_slice(b);
-        }
-    }
-}
-
-fn take<'a>(bytes: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
-    if bytes.len() < n {
-        return None;
-    }
-    let (head, rest) = bytes.split_at(n);
-    *bytes = rest;
-    Some(head)
-}
-
-fn take_u64(bytes: &mut &[u8]) -> Option<u64> {
-    Some(u64::from_le_bytes(take(bytes, 8)?.try_into().ok()?))
-}
-
-#[allow(clippy::option_option)]
-fn take_bytes(bytes: &mut &[u8], with_index: bool) -> Option<Option<(u64, Vec<u8>)>> {
-    match take(bytes, 1)?[0] {
-        0 => Some(None),
-        1 => {
-            let index = if with_index { take_u64(bytes)? } else { 0 };
-            let len = u32::from_le_bytes(take(bytes, 4)?.try_into().ok()?) as usize;
-            Some(Some((index, take(bytes, len)?.to_vec())))
-        }
-        _ => None,
-    }
-}
-
-#[allow(clippy::option_option)]
-fn take_index(bytes: &mut &[u8]) -> Option<Option<u64>> {
-    match take(bytes, 1)?[0] {
-        0 => Some(None),
-        1 => Some(Some(take_u64(bytes)?)),
-        _ => None,
-    }
-}
 
 fn slot_crc(slot: &[u8], len: usize) -> u32 {
     crc32c::crc32c_append(crc32c::crc32c(&slot[..12]), &slot[16..SLOT_HEADER + len])
@@ -208,22 +97,51 @@ struct Slot {
     layout: Layout,
 }
 
+/// What one slot's bytes hold.
+enum SlotRead {
+    /// A valid slot of this format version.
+    Valid(Slot),
+    /// A whole slot of another format version: its frame checks out.
+    Version(u32),
+    /// Nothing to trust: damaged, torn, zeros, or version 1.
+    Invalid,
+}
+
 fn u32_at(b: &[u8], o: usize) -> u32 {
     u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]])
 }
 
-fn decode_slot(buf: &[u8]) -> Option<Slot> {
-    if buf[..8] != MAGIC || u32_at(buf, 8) != FORMAT_VERSION || u32_at(buf, 20) != 0 {
-        return None;
+fn decode_slot(buf: &[u8]) -> SlotRead {
+    if buf[..8] != MAGIC {
+        return SlotRead::Invalid;
     }
     let len = u32_at(buf, 16) as usize;
     if len > MAX_META || slot_crc(buf, len) != u32_at(buf, 12) {
-        return None;
+        return SlotRead::Invalid;
+    }
+    // Checked only once the checksum vouches for it: a flipped version bit
+    // is damage, not another version.
+    let version = u32_at(buf, 8);
+    if version != FORMAT_VERSION {
+        return SlotRead::Version(version);
+    }
+    if u32_at(buf, 20) != 0 {
+        return SlotRead::Invalid;
     }
     let fields = buf[SLOT_HEADER..SLOT_HEADER + len].to_vec();
-    let (meta, layout) = decode_fields(&fields)?;
-    Some(Slot {
-        sequence: u64::from_le_bytes(buf[24..32].try_into().ok()?),
+    let Some((meta, layout)) = decode_fields(&fields) else {
+        return SlotRead::Invalid;
+    };
+    let mut sequence = [0u8; 8];
+    sequence.copy_from_slice(&buf[24..32]);
+    let sequence = u64::from_le_bytes(sequence);
+    // The next update writes sequence + 1. This log never reaches u64::MAX
+    // (that many updates), and wrapping to 0 would make the stale slot win.
+    if sequence == u64::MAX {
+        return SlotRead::Invalid;
+    }
+    SlotRead::Valid(Slot {
+        sequence,
         fields,
         meta,
         layout,
@@ -281,7 +199,18 @@ pub(crate) fn load<F: StorageFile>(file: &F) -> Result<Loaded, MetaProblem> {
         decode_slot(&buf[..SLOT_LEN]),
         decode_slot(&buf[SLOT_LEN..2 * SLOT_LEN]),
     );
-    let (slot, whole) = match (a, b) {
+    // Another build's slot, whatever the other one holds: that build may
+    // have written the newer value, and this one cannot read it.
+    for slot in [&a, &b] {
+        if let SlotRead::Version(found) = slot {
+            return Err(MetaProblem::Version(*found));
+        }
+    }
+    let valid = |s: SlotRead| match s {
+        SlotRead::Valid(s) => Some(s),
+        SlotRead::Version(_) | SlotRead::Invalid => None,
+    };
+    let (slot, whole) = match (valid(a), valid(b)) {
         (None, None) => {
             if is_version_1(&buf[..SLOT_LEN]) || is_version_1(&buf[SLOT_LEN..2 * SLOT_LEN]) {
                 return Err(MetaProblem::Version(1));
@@ -403,7 +332,14 @@ impl<F: StorageFile> MetaFile<F> {
                 format!("metadata of {} bytes exceeds {MAX_META}", fields.len()),
             ));
         }
-        let sequence = self.sequence + 1;
+        // u64::MAX is never written, so that it is never read (see
+        // `decode_slot`); only a file this log did not write gets here.
+        let Some(sequence) = self.sequence.checked_add(1).filter(|&s| s < u64::MAX) else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the metadata's update sequence is exhausted",
+            ));
+        };
         let slot = encode_slot(sequence, &fields);
         for at in [0, SLOT_LEN as u64] {
             self.file.write_at(&slot, at)?;
@@ -498,6 +434,72 @@ mod tests {
         old.resize(SLOT_LEN, 0);
         f.write_at(&old, 0).unwrap();
         assert!(matches!(load(&f), Err(MetaProblem::Version(1))));
+    }
+
+    /// A whole slot as a build writing format `version` would frame it.
+    fn slot_of_version(version: u32, sequence: u64) -> Vec<u8> {
+        let (m, l) = sample();
+        let mut slot = encode_slot(sequence, &encode_fields(&m, &l));
+        slot[8..12].copy_from_slice(&version.to_le_bytes());
+        let crc = slot_crc(&slot, slot.len() - SLOT_HEADER);
+        slot[12..16].copy_from_slice(&crc.to_le_bytes());
+        slot
+    }
+
+    #[test]
+    fn a_slot_of_another_version_is_refused_even_beside_a_valid_one() {
+        for version in [3, u32::MAX, 0] {
+            let (_storage, f) = stored();
+            // A newer build updated the first slot and stopped: its value
+            // may be the newest, so the older valid slot is not taken.
+            f.write_at(&slot_of_version(version, 3), 0).unwrap();
+            assert!(
+                matches!(load(&f), Err(MetaProblem::Version(v)) if v == version),
+                "{version}"
+            );
+            f.write_at(&slot_of_version(version, 3), SLOT_LEN as u64)
+                .unwrap();
+            assert!(matches!(load(&f), Err(MetaProblem::Version(v)) if v == version));
+        }
+    }
+
+    /// The next store would compute `sequence + 1`: a checksummed slot at
+    /// u64::MAX panicked the open that rewrote the slots.
+    #[test]
+    fn a_slot_whose_sequence_cannot_be_followed_is_invalid() {
+        let (_storage, f) = stored();
+        let (m, l) = sample();
+        let mut other = m.clone();
+        other.vote = Some(b"not this one".to_vec());
+        f.write_at(&encode_slot(u64::MAX, &encode_fields(&other, &l)), 0)
+            .unwrap();
+        let loaded = load(&f).unwrap();
+        assert_eq!((loaded.meta.clone(), loaded.layout), (m, l));
+        let mut file = MetaFile::loaded(f.clone(), loaded);
+        file.store(Meta::default(), Layout::default()).unwrap();
+        f.write_at(
+            &encode_slot(u64::MAX, &encode_fields(&other, &l)),
+            SLOT_LEN as u64,
+        )
+        .unwrap();
+        f.write_at(&encode_slot(u64::MAX, &encode_fields(&other, &l)), 0)
+            .unwrap();
+        assert!(matches!(load(&f), Err(MetaProblem::Corrupt(_))));
+        // One below it loads, and the update after it is refused.
+        f.write_at(&encode_slot(u64::MAX - 1, &encode_fields(&other, &l)), 0)
+            .unwrap();
+        let mut file = MetaFile::loaded(f.clone(), load(&f).unwrap());
+        assert!(file.store(Meta::default(), Layout::default()).is_err());
+    }
+
+    #[test]
+    fn a_version_field_that_fails_the_checksum_is_damage() {
+        let (_storage, f) = stored();
+        let mut slot = slot_of_version(3, 3);
+        slot[12] ^= 1;
+        f.write_at(&slot, 0).unwrap();
+        let loaded = load(&f).unwrap();
+        assert_eq!((loaded.meta, loaded.layout), sample());
     }
 
     #[test]

@@ -27,12 +27,16 @@
 //!   past the end of the log as it would be kept, the open fails with `Lost`
 //!   before anything is cut.
 
+pub(crate) mod read;
+
+use self::read::{Scanned, evidence, io_error, load_meta, read_segment};
 use crate::error::OpenError;
-use crate::meta::{self, Layout, Loaded, META_FILE, Meta, MetaFile, MetaProblem};
-use crate::record::{self, MARKER_LEN, Marker, MarkerKind, Salt};
-use crate::segment::{self, After, HeaderProblem, Scan, Stop};
+use crate::meta::{Layout, Loaded, META_FILE, Meta, MetaFile};
+use crate::options::WalOptions;
+use crate::record::MARKER_LEN;
+use crate::scan::{After, Stop};
+use crate::segment::{self, Segment, cut, fill_zeros};
 use crate::storage::{Storage, StorageFile};
-use crate::wal::{Segment, WalOptions, fill_zeros};
 use std::io;
 use std::path::PathBuf;
 
@@ -80,18 +84,6 @@ pub struct Cut {
     pub to: Option<u64>,
 }
 
-/// A segment read by [`decide`].
-struct Scanned<F> {
-    first: u64,
-    name: String,
-    file: F,
-    capacity: u64,
-    salt: Salt,
-    /// The file's length when read.
-    len: u64,
-    scan: Scan,
-}
-
 /// A cut to make in the last kept segment, at the end of its chain of
 /// valid items.
 struct CutPlan {
@@ -128,83 +120,6 @@ pub(crate) struct Recovered<F> {
     pub(crate) unvouched: bool,
 }
 
-fn io_error<S: Storage>(storage: &S, name: &str) -> impl Fn(io::Error) -> OpenError + use<S> {
-    let path = storage.path_of(name);
-    move |source| OpenError::Io {
-        path: path.clone(),
-        source,
-    }
-}
-
-/// Maps a segment header problem to the open error naming the file.
-fn header_error(path: PathBuf, problem: HeaderProblem) -> OpenError {
-    match problem {
-        HeaderProblem::BadMagic => OpenError::BadMagic { path },
-        HeaderProblem::Version(found) => OpenError::UnsupportedVersion {
-            path,
-            found,
-            supported: segment::FORMAT_VERSION,
-        },
-        HeaderProblem::Short => OpenError::CorruptHeader {
-            path,
-            detail: "shorter than a segment header".into(),
-        },
-        HeaderProblem::Checksum => OpenError::CorruptHeader {
-            path,
-            detail: "header checksum mismatch".into(),
-        },
-        HeaderProblem::FirstIndex(found) => OpenError::CorruptHeader {
-            path,
-            detail: format!("header says the segment starts at {found}, its name disagrees"),
-        },
-    }
-}
-
-fn read_all<F: StorageFile>(file: &F, len: u64) -> io::Result<Vec<u8>> {
-    let len = usize::try_from(len).map_err(|_| io::Error::other("file too large to read"))?;
-    let mut bytes = vec![0u8; len];
-    file.read_at(&mut bytes, 0)?;
-    Ok(bytes)
-}
-
-/// Reads segment `first` whole and scans it.
-fn read_segment<S: Storage>(storage: &S, first: u64) -> Result<Scanned<S::File>, OpenError> {
-    let name = segment::file_name(first);
-    let err = io_error(storage, &name);
-    let file = storage.open(&name, false).map_err(&err)?;
-    let len = file.size().map_err(&err)?;
-    let bytes = read_all(&file, len).map_err(&err)?;
-    let header = segment::parse_header(&bytes, first)
-        .map_err(|p| header_error(storage.path_of(&name), p))?;
-    let salt = Salt::new(header.salt);
-    let scan = segment::scan(&bytes, first, salt);
-    Ok(Scanned {
-        first,
-        name,
-        file,
-        capacity: header.capacity,
-        salt,
-        len,
-        scan,
-    })
-}
-
-/// The highest index segment `first` shows the log held, for reporting what
-/// a repair drops: what its chain and the items after it show, or, if it
-/// cannot be read, the index before it.
-fn evidence<S: Storage>(storage: &S, first: u64) -> Option<u64> {
-    let before = first.checked_sub(1);
-    let Ok(s) = read_segment(storage, first) else {
-        return before;
-    };
-    let chain = s.scan.next.checked_sub(1).filter(|&l| l >= first);
-    let after = match s.scan.stop {
-        Stop::Garbage(a) => a.last_index,
-        Stop::Clean | Stop::End => None,
-    };
-    chain.max(after).max(before)
-}
-
 /// Reads the log and decides what opening it means. Changes nothing.
 pub(crate) fn decide<S: Storage>(
     storage: &S,
@@ -233,21 +148,7 @@ pub(crate) fn decide<S: Storage>(
         }
         Err(e) => return Err(io_error(storage, META_FILE)(e)),
         Ok(file) => {
-            let loaded = meta::load(&file).map_err(|p| match p {
-                MetaProblem::Io(source) => OpenError::Io {
-                    path: meta_path.clone(),
-                    source,
-                },
-                MetaProblem::Corrupt(detail) => OpenError::CorruptMeta {
-                    path: meta_path.clone(),
-                    detail: detail.into(),
-                },
-                MetaProblem::Version(found) => OpenError::UnsupportedVersion {
-                    path: meta_path.clone(),
-                    found,
-                    supported: meta::FORMAT_VERSION,
-                },
-            })?;
+            let loaded = load_meta(&file, meta_path)?;
             Some((file, loaded))
         }
     };
@@ -491,38 +392,6 @@ pub(crate) fn decide<S: Storage>(
         next,
         report,
     })
-}
-
-/// Ends the log at `at` for good: what lies before is made durable, an
-/// `End` marker is written and made durable, and only then are the bytes
-/// after it zeroed, so a crash part way leaves an end recovery recognises.
-pub(crate) fn cut<F: StorageFile + ?Sized>(
-    file: &F,
-    salt: Salt,
-    at: u64,
-    next: u64,
-    dead_end: u64,
-    capacity: u64,
-) -> io::Result<()> {
-    file.sync_data()?;
-    let mut zero_from = at;
-    if at + MARKER_LEN as u64 <= capacity {
-        let mut end = Vec::with_capacity(MARKER_LEN);
-        let marker = Marker {
-            next,
-            durable: at,
-            kind: MarkerKind::End,
-        };
-        record::encode_marker(salt, marker, &mut end);
-        file.write_at(&end, at)?;
-        file.sync_data()?;
-        zero_from = at + MARKER_LEN as u64;
-    }
-    if dead_end > zero_from {
-        fill_zeros(file, zero_from, dead_end)?;
-        file.sync_data()?;
-    }
-    Ok(())
 }
 
 /// Carries out `plan`.
