@@ -1050,7 +1050,11 @@ impl<T: Send + Sync + 'static> Pool<T> {
             next_attempt: AtomicU64::new(0),
             counters: Counters::default(),
         });
-        background.start(Arc::downgrade(&shared), store)?;
+        // Weakly: the evictor must not keep a pool alive that nothing
+        // else uses (the last reference going stops it).
+        let pool = Arc::downgrade(&shared);
+        let evict_round = move || pool.upgrade().map_or(Ok(()), |s| s.evict_to_budget());
+        background.start(evict_round, store)?;
         Ok(Self { shared })
     }
 
@@ -1237,11 +1241,4 @@ impl<T> From<Rejected<T>> for CacheError {
     fn from(r: Rejected<T>) -> Self {
         r.error
     }
-}
-
-/// Used by the background thread.
-pub(crate) fn evict_round<T: Send + Sync + 'static>(
-    shared: &Weak<Shared<T>>,
-) -> Option<Result<(), ()>> {
-    shared.upgrade().map(|s| s.evict_to_budget())
 }
