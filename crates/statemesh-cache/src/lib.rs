@@ -68,9 +68,9 @@ mod store;
 #[cfg(feature = "serde")]
 pub use codec::Postcard;
 pub use codec::{Codec, CodecError, Raw};
-pub use error::{CacheError, StoreError};
+pub use error::{CacheError, Rejected, StoreError};
 pub use fs_store::{FsStore, Startup};
 pub use handle::{Handle, ReadGuard, WriteGuard};
 pub use key::{Key, ParseKeyError};
-pub use pool::{Pool, PoolOptions, PoolStats, Rejected};
+pub use pool::{Pool, PoolOptions, PoolStats};
 pub use store::{Listing, Location, Place, Store};
