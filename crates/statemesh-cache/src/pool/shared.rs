@@ -164,6 +164,11 @@ impl<T: Send + Sync + 'static> Shared<T> {
         let entry = self.new_entry(key, Value::Resident(Arc::new(value)), weight);
         lock(&self.index).insert(key, Arc::downgrade(&entry));
         self.queue(&entry, weight);
+        // Again now that it is queued: a round that `admit` woke may have
+        // run before, found nothing to evict, and left the pool over budget.
+        if self.over_budget() {
+            self.background.request_eviction();
+        }
         Ok(entry)
     }
 
