@@ -23,6 +23,19 @@ pub(crate) fn header(payload: &[u8]) -> [u8; HEADER_LEN] {
     h
 }
 
+/// Recomputes both checksums of a blob file's bytes over what they hold
+/// now, leaving the length field as it is. Bytes shorter than a header are
+/// left as they are.
+pub(crate) fn reseal(file: &mut [u8]) {
+    if file.len() < HEADER_LEN {
+        return;
+    }
+    let payload_crc = crc32c::crc32c(&file[HEADER_LEN..]);
+    file[16..20].copy_from_slice(&payload_crc.to_le_bytes());
+    let crc = crc32c::crc32c(&file[0..20]);
+    file[20..24].copy_from_slice(&crc.to_le_bytes());
+}
+
 /// A valid header's payload length and payload CRC.
 pub(crate) fn parse_header(h: &[u8; HEADER_LEN]) -> Result<(u64, u32), String> {
     if h[0..4] != MAGIC {

@@ -58,6 +58,10 @@ mod codec;
 mod entry;
 mod error;
 mod fs_store;
+/// Hooks for this crate's fuzz targets (`tests/fuzz.rs`). Not a stable
+/// API: hidden from the documentation and free to change in any release.
+#[doc(hidden)]
+pub mod fuzzing;
 mod handle;
 mod key;
 mod policy;
