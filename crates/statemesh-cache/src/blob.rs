@@ -7,6 +7,9 @@
 //! | 8 | 8 | payload length, little endian |
 //! | 16 | 4 | CRC32C of the payload |
 //! | 20 | 4 | CRC32C of bytes 0..20 |
+//!
+//! `FORMAT.md` in this crate has the reasoning: the order of the checks,
+//! what a damaged blob does, and the rule for a later version.
 
 pub(crate) const MAGIC: [u8; 4] = *b"SMCB";
 pub(crate) const VERSION: u32 = 1;
