@@ -8,14 +8,17 @@
 //! holds the pool weakly; the deleter needs only the store. When the pool
 //! goes, the evictor stops and the deleter finishes the deletions it was
 //! given, then stops.
+//!
+//! The evictor is handed a round of eviction to run rather than the pool
+//! itself: the pool imports this module to start the threads, and naming
+//! the pool here would make the two modules import each other.
 
 use crate::error::CacheError;
 use crate::key::Key;
-use crate::pool::{Shared, evict_round};
 use crate::store::{Place, Store};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::{Poll, Waker};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
@@ -93,9 +96,13 @@ impl Background {
         }
     }
 
-    pub(crate) fn start<T: Send + Sync + 'static>(
+    /// Starts the threads: the evictor runs `evict_round` whenever eviction
+    /// is requested, until the pool shuts it down. A round evicts down to
+    /// the budget; `Err` means a spill failed and the round is retried
+    /// after a backoff.
+    pub(crate) fn start(
         self: &Arc<Self>,
-        pool: Weak<Shared<T>>,
+        evict_round: impl Fn() -> Result<(), ()> + Send + 'static,
         store: Arc<dyn Store>,
     ) -> Result<(), CacheError> {
         let spawn = |name: &str, job: Box<dyn FnOnce() + Send>| {
@@ -105,7 +112,10 @@ impl Background {
                 .map_err(|e| CacheError::Spawn(Arc::new(e)))
         };
         let me = self.clone();
-        let evictor = spawn("statemesh-cache-evict", Box::new(move || me.evict(&pool)))?;
+        let evictor = spawn(
+            "statemesh-cache-evict",
+            Box::new(move || me.evict(&evict_round)),
+        )?;
         let me = self.clone();
         let deleter = match spawn(
             "statemesh-cache-delete",
@@ -205,7 +215,7 @@ impl Background {
         }
     }
 
-    fn evict<T: Send + Sync + 'static>(&self, pool: &Weak<Shared<T>>) {
+    fn evict(&self, evict_round: &dyn Fn() -> Result<(), ()>) {
         let mut backoff = FIRST_BACKOFF;
         loop {
             {
@@ -235,7 +245,7 @@ impl Background {
                 work.evict = false;
                 self.requested.store(false, Ordering::Release);
             }
-            let failed = matches!(evict_round(pool), Some(Err(())));
+            let failed = evict_round().is_err();
             let mut work = self.lock();
             work.stalled = failed;
             if failed {

@@ -7,6 +7,9 @@
 //! | 8 | 8 | payload length, little endian |
 //! | 16 | 4 | CRC32C of the payload |
 //! | 20 | 4 | CRC32C of bytes 0..20 |
+//!
+//! `FORMAT.md` in this crate has the reasoning: the order of the checks,
+//! what a damaged blob does, and the rule for a later version.
 
 pub(crate) const MAGIC: [u8; 4] = *b"SMCB";
 pub(crate) const VERSION: u32 = 1;
@@ -21,6 +24,19 @@ pub(crate) fn header(payload: &[u8]) -> [u8; HEADER_LEN] {
     let crc = crc32c::crc32c(&h[0..20]);
     h[20..24].copy_from_slice(&crc.to_le_bytes());
     h
+}
+
+/// Recomputes both checksums of a blob file's bytes over what they hold
+/// now, leaving the length field as it is. Bytes shorter than a header are
+/// left as they are.
+pub(crate) fn reseal(file: &mut [u8]) {
+    if file.len() < HEADER_LEN {
+        return;
+    }
+    let payload_crc = crc32c::crc32c(&file[HEADER_LEN..]);
+    file[16..20].copy_from_slice(&payload_crc.to_le_bytes());
+    let crc = crc32c::crc32c(&file[0..20]);
+    file[20..24].copy_from_slice(&crc.to_le_bytes());
 }
 
 /// A valid header's payload length and payload CRC.

@@ -4,9 +4,9 @@
 //! `make_mut`) is reserved here first. A reservation that would take the
 //! pool past its limit (the budget plus the slack) is refused, and the
 //! caller makes room itself, by spilling, or waits for room (see
-//! `Shared::admit` in the pool); so no write rate can outrun eviction. The
-//! background thread keeps the pool at the budget; the slack is the room
-//! writers have before they must help it.
+//! `Shared::admit` in `pool::shared`); so no write rate can outrun
+//! eviction. The background thread keeps the pool at the budget; the slack
+//! is the room writers have before they must help it.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};

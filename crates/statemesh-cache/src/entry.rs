@@ -90,6 +90,15 @@ impl<T> State<T> {
     }
 }
 
+/// How a caller waits for an object's state to change.
+#[derive(Clone, Copy)]
+pub(crate) enum Waiting<'a> {
+    /// On the entry's condition variable.
+    Block,
+    /// By registering the task's waker and returning `Pending`.
+    Task(&'a Waker),
+}
+
 /// A place a blob of an entry can be read from, owned.
 #[derive(Clone)]
 pub(crate) enum Source {

@@ -1,6 +1,7 @@
 //! Errors.
 
 use crate::key::Key;
+use std::fmt;
 use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -142,4 +143,35 @@ pub enum CacheError {
         /// How long the caller waited.
         waited: std::time::Duration,
     },
+}
+
+/// An insert that found no room: the value, given back, and why.
+pub struct Rejected<T> {
+    /// The value that was not inserted.
+    pub value: T,
+    /// Why ([`CacheError::OverBudget`]).
+    pub error: CacheError,
+}
+
+impl<T> fmt::Debug for Rejected<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Rejected")
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> fmt::Display for Rejected<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "not inserted: {}", self.error)
+    }
+}
+
+// No `source`: the message includes the error already.
+impl<T> std::error::Error for Rejected<T> {}
+
+impl<T> From<Rejected<T>> for CacheError {
+    fn from(r: Rejected<T>) -> Self {
+        r.error
+    }
 }

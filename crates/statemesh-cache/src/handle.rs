@@ -1,10 +1,11 @@
 //! [`Handle`]: a shared reference to one object of a pool, and the guards
 //! that give access to its value.
 
-use crate::entry::Entry;
-use crate::error::CacheError;
+use crate::entry::{Entry, Waiting};
+use crate::error::{CacheError, Rejected};
 use crate::key::Key;
-use crate::pool::{Pool, Shared, Waiter, Waiting};
+use crate::pool::load::Waiter;
+use crate::pool::shared::Shared;
 use crate::run;
 use crate::store::Location;
 use std::fmt;
@@ -14,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::Poll;
 
-/// A reference to an object in a [`Pool`].
+/// A reference to an object in a [`Pool`](crate::Pool).
 ///
 /// Cloning a handle is cheap and shares the object; the object lives while
 /// any handle does, and when the last one drops its spilled blob is deleted
@@ -29,25 +30,26 @@ pub struct Handle<T: Send + Sync + 'static> {
 }
 
 impl<T: Send + Sync + 'static> Handle<T> {
-    /// A handle to a new entry (which counts one handle already).
+    /// A handle to an entry whose handle count includes it already (a new
+    /// entry counts one).
     pub(crate) fn new(shared: Arc<Shared<T>>, entry: Arc<Entry<T>>) -> Self {
         Self { shared, entry }
     }
 
-    /// A handle to an entry whose handle count the caller raised.
-    pub(crate) fn from_registered(shared: Arc<Shared<T>>, entry: Arc<Entry<T>>) -> Self {
-        Self { shared, entry }
+    /// A handle to a new object holding `value`.
+    pub(crate) fn insert(shared: &Arc<Shared<T>>, value: T) -> Result<Self, Rejected<T>> {
+        let entry = shared.insert(value)?;
+        Ok(Self::new(shared.clone(), entry))
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared<T>> {
+        &self.shared
     }
 
     /// The object's key: the name of its blobs. It changes when the object
     /// is written.
     pub fn key(&self) -> Key {
         self.entry.lock().key
-    }
-
-    /// The pool the object belongs to.
-    pub fn pool(&self) -> Pool<T> {
-        Pool::from_shared(self.shared.clone())
     }
 
     /// Whether the value is in memory now.
@@ -259,7 +261,7 @@ impl<T: Send + Sync + 'static> Handle<T> {
     /// may spill objects to make room).
     async fn insert_off_thread(&self, copy: T) -> Result<Handle<T>, CacheError> {
         let shared = self.shared.clone();
-        Ok(run::off_thread(move || shared.insert(copy)).await??)
+        Ok(run::off_thread(move || Handle::insert(&shared, copy)).await??)
     }
 
     /// [`make_mut`](Handle::make_mut) for threads that may block.
@@ -273,13 +275,13 @@ impl<T: Send + Sync + 'static> Handle<T> {
     {
         if self.shared.is_shared(&self.entry) {
             let copy = T::clone(&*self.blocking_load()?);
-            *self = self.shared.insert(copy)?;
+            *self = Handle::insert(&self.shared, copy)?;
         }
         let mut pin = Pin::new(self.blocking_load()?);
         if self.shared.rename(&self.entry).is_err() {
             let copy = T::clone(&*self.blocking_load()?);
             drop(pin);
-            *self = self.shared.insert(copy)?;
+            *self = Handle::insert(&self.shared, copy)?;
             pin = Pin::new(self.blocking_load()?);
             self.shared.rename(&self.entry)?;
         }

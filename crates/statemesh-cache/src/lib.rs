@@ -58,6 +58,10 @@ mod codec;
 mod entry;
 mod error;
 mod fs_store;
+/// Hooks for this crate's fuzz targets (`tests/fuzz.rs`). Not a stable
+/// API: hidden from the documentation and free to change in any release.
+#[doc(hidden)]
+pub mod fuzzing;
 mod handle;
 mod key;
 mod policy;
@@ -68,9 +72,9 @@ mod store;
 #[cfg(feature = "serde")]
 pub use codec::Postcard;
 pub use codec::{Codec, CodecError, Raw};
-pub use error::{CacheError, StoreError};
+pub use error::{CacheError, Rejected, StoreError};
 pub use fs_store::{FsStore, Startup};
 pub use handle::{Handle, ReadGuard, WriteGuard};
 pub use key::{Key, ParseKeyError};
-pub use pool::{Pool, PoolOptions, PoolStats, Rejected};
+pub use pool::{Pool, PoolOptions, PoolStats};
 pub use store::{Listing, Location, Place, Store};

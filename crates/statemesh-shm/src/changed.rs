@@ -6,7 +6,7 @@
 //! stops the helper within its next wake-up (at most 50 ms).
 
 use crate::layout::Control;
-use crate::reader::wait_newer;
+use crate::notify::wait_newer;
 use crate::version::Version;
 use std::future::Future;
 use std::pin::Pin;

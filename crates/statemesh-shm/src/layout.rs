@@ -69,9 +69,18 @@ pub(crate) fn encode_header(geometry: Geometry, region_id: u64) -> [u8; 64] {
     h[OFF_SLOTS..OFF_SLOTS + 4].copy_from_slice(&geometry.slots.to_ne_bytes());
     h[OFF_MAX_BUFFERS..OFF_MAX_BUFFERS + 4].copy_from_slice(&geometry.max_buffers.to_ne_bytes());
     h[OFF_REGION_ID..OFF_REGION_ID + 8].copy_from_slice(&region_id.to_ne_bytes());
+    seal_header(&mut h);
+    h
+}
+
+/// Writes the checksum of a header's checked bytes into its checksum
+/// field. Bytes shorter than a header are left as they are.
+pub(crate) fn seal_header(h: &mut [u8]) {
+    if h.len() < 64 {
+        return;
+    }
     let crc = crc32c::crc32c(&h[..HEADER_CHECKED_LEN]);
     h[OFF_HEADER_CRC..OFF_HEADER_CRC + 4].copy_from_slice(&crc.to_ne_bytes());
-    h
 }
 
 fn u32_at(h: &[u8], off: usize) -> u32 {

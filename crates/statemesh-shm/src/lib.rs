@@ -121,6 +121,10 @@
 #[cfg(feature = "async")]
 mod changed;
 mod error;
+/// Hooks for this crate's fuzz targets (`tests/fuzz.rs`). Not a stable
+/// API: hidden from the documentation and free to change in any release.
+#[doc(hidden)]
+pub mod fuzzing;
 mod layout;
 mod liveness;
 mod notify;

@@ -38,7 +38,14 @@ pub(crate) enum Liveness {
 /// Whether the process that wrote `owner` still runs.
 pub(crate) fn check(owner: u64) -> Liveness {
     let pid = pid_of(owner);
-    let Some(raw) = rustix::process::Pid::from_raw(pid as i32) else {
+    // A pid is a positive `pid_t`. Past `i32::MAX` the word was not written
+    // by a process (a damaged file): cast, it would turn negative, and
+    // `kill(-n, 0)` asks about process group `n` (or, for -1, every process
+    // we may signal), answering for processes the word never named.
+    let Some(raw) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
         return Liveness::Dead;
     };
     match rustix::process::test_kill_process(raw) {
@@ -104,6 +111,14 @@ mod tests {
         let pid = child.id();
         child.wait().unwrap();
         assert_eq!(check(owner_word(pid, 0)), Liveness::Dead);
+    }
+
+    #[test]
+    fn a_pid_outside_a_pid_t_names_no_process() {
+        for pid in [0, 1 << 31, u32::MAX - 1, u32::MAX] {
+            assert_eq!(check(owner_word(pid, 0)), Liveness::Dead, "pid {pid}");
+        }
+        assert_eq!(pid_of(owner_word(u32::MAX, 7)), u32::MAX);
     }
 
     #[test]

@@ -3,9 +3,16 @@
 //! On Linux the reader sleeps in `futex(FUTEX_WAIT)` on the region's notify
 //! word (a shared, not process-private, futex: it lives in a file mapping).
 //! Elsewhere it sleeps in short steps; the API is the same.
+//!
+//! Both kinds of waiter, a blocked `Reader::wait_for_change` and the helper
+//! thread of `Reader::changed`, go through [`wait_newer`]: here, below the
+//! reader and its future, so neither module imports the other.
 
-use std::sync::atomic::AtomicU32;
-use std::time::Duration;
+use crate::error::ReadError;
+use crate::layout::Control;
+use crate::version::{PackedVersion, Version};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
 
 /// Sleeps while `word` still holds `expected`, for at most `timeout`.
 /// May return early (a wake-up for another change, a signal): callers re-check.
@@ -38,5 +45,45 @@ pub(crate) fn wake_all(word: &AtomicU32) {
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
     {
         let _ = word;
+    }
+}
+
+/// Blocks until `control` publishes a version newer than `last`.
+pub(crate) fn wait_newer(
+    control: &Control,
+    last: Option<Version>,
+    timeout: Duration,
+) -> Result<Option<Version>, ReadError> {
+    let newer = || -> Result<Option<Version>, ReadError> {
+        let word = control.current().load(Ordering::SeqCst);
+        if word == 0 {
+            return Ok(None);
+        }
+        let p = PackedVersion::from_word(word).ok_or_else(|| ReadError::Corrupt {
+            path: control.path().to_path_buf(),
+            detail: format!("current version word {word:#x}"),
+        })?;
+        Ok(Some(p.version()).filter(|v| last.is_none_or(|l| *v > l)))
+    };
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = newer()? {
+            return Ok(Some(v));
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Ok(None);
+        }
+        let expected = control.notify().load(Ordering::SeqCst);
+        control.waiters().fetch_add(1, Ordering::SeqCst);
+        // Re-check after announcing: a publish that did not see us waiting
+        // is visible here, and one that did will wake us.
+        let found = newer();
+        if !matches!(found, Ok(None)) {
+            control.waiters().fetch_sub(1, Ordering::SeqCst);
+            return found;
+        }
+        wait(control.notify(), expected, deadline - now);
+        control.waiters().fetch_sub(1, Ordering::SeqCst);
     }
 }

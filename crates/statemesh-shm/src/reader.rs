@@ -242,7 +242,7 @@ impl<T: ?Sized> Reader<T> {
     ///
     /// [`ReadError::Corrupt`] if the region's current-version word is corrupt.
     pub fn wait_for_change(&mut self, timeout: Duration) -> Result<Option<Version>, ReadError> {
-        wait_newer(&self.control, self.last, timeout)
+        notify::wait_newer(&self.control, self.last, timeout)
     }
 
     /// A future that resolves once a version newer than this reader's last
@@ -461,46 +461,6 @@ fn buffer_error(e: ReadBufferError, path: &Path, pinned: PackedVersion, needed: 
             path,
             detail: "buffer file header does not belong to this region".into(),
         },
-    }
-}
-
-/// Blocks until `control` publishes a version newer than `last`.
-pub(crate) fn wait_newer(
-    control: &Control,
-    last: Option<Version>,
-    timeout: Duration,
-) -> Result<Option<Version>, ReadError> {
-    let newer = || -> Result<Option<Version>, ReadError> {
-        let word = control.current().load(Ordering::SeqCst);
-        if word == 0 {
-            return Ok(None);
-        }
-        let p = PackedVersion::from_word(word).ok_or_else(|| ReadError::Corrupt {
-            path: control.path().to_path_buf(),
-            detail: format!("current version word {word:#x}"),
-        })?;
-        Ok(Some(p.version()).filter(|v| last.is_none_or(|l| *v > l)))
-    };
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = newer()? {
-            return Ok(Some(v));
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            return Ok(None);
-        }
-        let expected = control.notify().load(Ordering::SeqCst);
-        control.waiters().fetch_add(1, Ordering::SeqCst);
-        // Re-check after announcing: a publish that did not see us waiting
-        // is visible here, and one that did will wake us.
-        let found = newer();
-        if !matches!(found, Ok(None)) {
-            control.waiters().fetch_sub(1, Ordering::SeqCst);
-            return found;
-        }
-        notify::wait(control.notify(), expected, deadline - now);
-        control.waiters().fetch_sub(1, Ordering::SeqCst);
     }
 }
 
