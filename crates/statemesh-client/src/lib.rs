@@ -40,6 +40,7 @@ pub mod network;
 // reference is PROTOCOL.md, and they are not an API of their own.
 #[doc(hidden)]
 pub mod protocol;
+mod shared;
 mod status;
 mod version;
 mod view;
@@ -52,6 +53,7 @@ pub use client::{
 pub use mirror::{Mirror, MirrorError, MirrorFileError, MirrorOptions, MirrorStats, Update};
 pub use network::{ConnectionError, Limits, Security, Tls, TlsError, TlsFiles};
 pub use protocol::Consistency;
+pub use shared::Shared;
 pub use status::{GroupStatus, Member, MemberRole, Role};
 pub use version::{VersionReceiver, VersionSender, Versions};
-pub use view::{Shared, View};
+pub use view::View;
