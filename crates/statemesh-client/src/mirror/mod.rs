@@ -13,9 +13,9 @@
 //! from it after a restart.
 //!
 //! ```no_run
-//! # async fn example(client: statemesh::Client) -> Result<(), statemesh::MirrorError> {
-//! use statemesh::Mirror;
-//! use statemesh::collections::MapState;
+//! # async fn example(client: statemesh_client::Client) -> Result<(), statemesh_client::MirrorError> {
+//! use statemesh_client::Mirror;
+//! use statemesh_client::collections::MapState;
 //!
 //! let prices = Mirror::<MapState<String, u64>>::open(&client, "prices").await?;
 //! let mut updates = prices.updates();
