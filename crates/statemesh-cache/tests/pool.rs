@@ -8,6 +8,7 @@ use common::{Gate, GatedStore, files_under, object, persisted_path, spill_path};
 use statemesh_cache::{
     CacheError, FsStore, Handle, Key, Location, Pool, PoolOptions, Postcard, Raw, StoreError,
 };
+use statemesh_test_support::eventually;
 use std::path::Path;
 use std::time::Duration;
 
@@ -42,17 +43,6 @@ fn gated_pool(root: &Path) -> (Pool<Vec<u8>>, std::sync::Arc<Gate>) {
 
 fn loc(name: &str) -> Location {
     Location::new(name).unwrap()
-}
-
-/// Waits until `f` holds, for at most ten seconds.
-fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    for _ in 0..1000 {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    panic!("never happened: {what}");
 }
 
 #[test]

@@ -200,6 +200,56 @@ async fn a_node_told_to_stop_leaves_the_cluster_first() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_voter_told_to_stop_leaves_and_the_others_go_on_writing() {
+    let cluster = Cluster::new();
+    let first = cluster.start("n1", "127.0.0.1:0", &[]);
+    let seed = first.address.clone();
+    let mut nodes = [
+        first,
+        cluster.start("n2", "127.0.0.1:0", &["--join", &seed]),
+        cluster.start(
+            "n3",
+            "127.0.0.1:0",
+            &["--join", &seed, "--leave-on-shutdown"],
+        ),
+    ];
+    let id = nodes[2].id;
+    let rest = [nodes[0].address.clone(), nodes[1].address.clone()];
+    let c = cluster.client(&rest).await;
+    until(
+        "three voters, the one that will leave among them",
+        async || {
+            let s = c.status().await.ok()?;
+            let v = &group(&s, "_cluster")?.voters;
+            (v.len() == 3 && v.contains(&id)).then_some(())
+        },
+    )
+    .await;
+    let pid = nodes[2].child.as_ref().unwrap().id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = nodes[2].child.take().unwrap().wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    until("the voter gone from the record and the group", async || {
+        let s = c.status().await.ok()?;
+        let g = group(&s, "_cluster")?;
+        let gone = !s.members.contains_key(&id) && !g.voters.contains(&id);
+        (gone && !g.learners.contains(&id)).then_some(())
+    })
+    .await;
+    // Two voters of two: the cluster still commits.
+    let m = c.map::<String, Json>("after-leave").await.unwrap();
+    m.insert("k".into(), Json(serde_json::json!(1)))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_command_runs_and_bad_credentials_are_refused() {
     let cluster = Cluster::new();
     let nodes = three(&cluster).await;

@@ -18,8 +18,7 @@
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
-//! use statemesh_client::{Client, ClientOptions, Security, Tls};
-//! use statemesh_core::collections::Json;
+//! use statemesh_client::{Client, ClientOptions, Json, Security, Tls};
 //!
 //! let tls = Tls::client(&std::fs::read("certs/ca.pem")?, None)?;
 //! let options = ClientOptions::new("statemesh", Security::Tls(tls.into()));
@@ -40,6 +39,7 @@ pub mod network;
 // reference is PROTOCOL.md, and they are not an API of their own.
 #[doc(hidden)]
 pub mod protocol;
+mod shared;
 mod status;
 mod version;
 mod view;
@@ -52,6 +52,12 @@ pub use client::{
 pub use mirror::{Mirror, MirrorError, MirrorFileError, MirrorOptions, MirrorStats, Update};
 pub use network::{ConnectionError, Limits, Security, Tls, TlsError, TlsFiles};
 pub use protocol::Consistency;
+pub use shared::Shared;
 pub use status::{GroupStatus, Member, MemberRole, Role};
 pub use version::{VersionReceiver, VersionSender, Versions};
-pub use view::{Shared, View};
+pub use view::View;
+
+// The collections' states, commands and value types, so that a client-only
+// program needs no other statemesh crate.
+pub use statemesh_core::collections::Json;
+pub use statemesh_core::{collections, hooks};

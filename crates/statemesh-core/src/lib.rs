@@ -36,13 +36,5 @@ pub mod types;
 
 pub use identity::{GroupId, Identity};
 
-/// `T`'s type name as a signature spells it. Types of this crate are named
-/// by their path in `statemesh`, where they lived when the first data
-/// directories were written: a signature is part of every collection's
-/// [`GroupId`], so the same type must keep the same name across releases.
-#[must_use]
-pub fn type_name<T: ?Sized>() -> String {
-    std::any::type_name::<T>().replace("statemesh_core::", "statemesh::")
-}
-pub use state_machine::{Changes, Mirrored, Queryable, StateMachine};
+pub use state_machine::{Changes, Mirrored, Queryable, StateMachine, type_name};
 pub use types::{ClusterId, NodeId};

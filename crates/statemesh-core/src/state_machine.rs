@@ -27,7 +27,7 @@ pub trait StateMachine: Send + Sync + 'static {
     /// The default is the Rust type name; override it to add parameters
     /// (a capacity, say) that change how commands are applied.
     fn signature(&self) -> String {
-        crate::type_name::<Self>()
+        type_name::<Self>()
     }
 
     /// Applies `command`, committed at log index `version`.
@@ -147,4 +147,13 @@ pub(crate) fn merge_keyed<K: Ord + Clone, C>(
         }
     }
     cleared.into_iter().chain(latest.into_values()).collect()
+}
+
+/// `T`'s type name as a signature spells it. Types of this crate are named
+/// by their path in `statemesh`, where they lived when the first data
+/// directories were written: a signature is part of every collection's
+/// [`GroupId`](crate::GroupId), so the same type must keep the same name across releases.
+#[must_use]
+pub fn type_name<T: ?Sized>() -> String {
+    std::any::type_name::<T>().replace("statemesh_core::", "statemesh::")
 }

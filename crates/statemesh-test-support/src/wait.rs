@@ -24,10 +24,7 @@ pub fn eventually(what: &str, mut check: impl FnMut() -> bool) {
 /// # Panics
 ///
 /// When `check` has not held within 30 s.
-pub async fn eventually_async<F>(what: &str, mut check: impl FnMut() -> F)
-where
-    F: Future<Output = bool>,
-{
+pub async fn eventually_async(what: &str, mut check: impl AsyncFnMut() -> bool) {
     let deadline = Instant::now() + PATIENCE;
     while !check().await {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");

@@ -6,6 +6,7 @@
 use statemesh::{
     GroupError, Large, LargeValues, Map, MapReader, MemoryNetwork, Network, Node, NodeOptions,
 };
+use statemesh_test_support::eventually_async;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -74,17 +75,6 @@ fn snapshot_file(node_dir: &Path) -> PathBuf {
         .path();
     group.join("snapshot")
 }
-
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    for _ in 0..400 {
-        if check() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("{what} did not happen within 10 s");
-}
-
 /// Small inline writes until every replica has a snapshot at or past
 /// `version`, so the files reflect everything written before it.
 async fn snapshot_past(maps: &[Blobs], version: u64) {
@@ -167,7 +157,7 @@ async fn a_map_larger_than_its_memory_budget_replicates_snapshots_and_restarts()
             assert_eq!(got.is_cached(), v.len() > THRESHOLD, "key {k}");
             assert_eq!(&got.load().await.unwrap(), v, "key {k} on node {}", n.id());
         }
-        eventually("the cache shrinking to its budget", || {
+        eventually_async("the cache shrinking to its budget", async || {
             n.large_values_stats().unwrap().resident_bytes <= BUDGET
         })
         .await;
@@ -185,7 +175,7 @@ async fn a_map_larger_than_its_memory_budget_replicates_snapshots_and_restarts()
     let live_large = expected.values().filter(|v| v.len() > THRESHOLD).count();
     for id in voters {
         let node_dir = dir.path().join(format!("n{id}"));
-        eventually("the clean-up of values no snapshot needs", || {
+        eventually_async("the clean-up of values no snapshot needs", async || {
             blob_files(&node_dir.join("values").join("persist")).len() == live_large
         })
         .await;

@@ -11,8 +11,9 @@ use statemesh::{
     Changes, Client, ClientError, HistoryLimits, Kinds, Mirror, MirrorError, MirrorOptions,
     Mirrored, Queryable, Refusal, Resync, StateMachine, Update,
 };
+use statemesh_test_support::eventually_async;
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 type Prices = MapState<String, u64>;
 
@@ -96,15 +97,6 @@ fn small_history() -> HistoryLimits {
         bytes: 1 << 20,
     }
 }
-
-async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// The map as the cluster has it, and the version it was read at.
 async fn truth(client: &Client, name: &str) -> (BTreeMap<String, u64>, u64) {
     let map = client.map::<String, u64>(name).await.unwrap();
@@ -307,7 +299,7 @@ async fn a_mirror_resumes_on_another_node_without_the_whole_state() {
     let ([a, b, c], all) = env.three().await;
     let client = env.client(&all).await;
     let prices = client.map::<String, u64>("prices").await.unwrap();
-    eventually("three voters", async || prices_status(&client).await == 3).await;
+    eventually_async("three voters", async || prices_status(&client).await == 3).await;
     for i in 0..10 {
         prices.insert(format!("k{i}"), i).await.unwrap();
     }
@@ -443,7 +435,7 @@ async fn a_change_a_mirror_cannot_apply_disturbs_nothing_else() {
     let healthy = Mirror::<Prices>::open(&client, "prices").await.unwrap();
 
     counter.execute(UNAPPLIABLE - 5).await.unwrap();
-    eventually("the mirror to ask again", async || {
+    eventually_async("the mirror to ask again", async || {
         fragile.stats().resubscriptions >= 2
     })
     .await;

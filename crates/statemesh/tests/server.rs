@@ -8,8 +8,9 @@ use statemesh::{
     Client, ClientError, ClientOptions, Json, Kinds, MemberRole, Refusal, Role, Security, Server,
     ServerOptions, TcpOptions,
 };
+use statemesh_test_support::eventually_async;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const CLUSTER: &str = "server-test";
 const SECRET: &str = "the-cluster-secret";
@@ -70,15 +71,6 @@ async fn start(env: &Env, name: &str, join: &[String], role: MemberRole) -> Serv
         .unwrap()
 }
 
-/// Waits until `check` holds on the status `server` reports.
-async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 fn voters_of(status: &statemesh::ClusterStatus, group: &str) -> Vec<u64> {
     status
         .groups
@@ -109,7 +101,7 @@ async fn a_cluster_forms_by_joining_and_serves_clients() {
         v.sort_unstable();
         v
     };
-    eventually("three voters in _cluster", async || {
+    eventually_async("three voters in _cluster", async || {
         voters_of(&first.status().await, "_cluster") == voters
     })
     .await;
@@ -128,7 +120,7 @@ async fn a_cluster_forms_by_joining_and_serves_clients() {
     );
     // The collection spreads to every member: three voters, the reader a
     // learner.
-    eventually("the collection on every member", async || {
+    eventually_async("the collection on every member", async || {
         let s = first.status().await;
         voters_of(&s, "config") == voters
     })
@@ -293,13 +285,13 @@ async fn an_unreachable_voter_is_replaced_by_a_learner() {
     let second = start(&env, "b", &seed, MemberRole::Voter).await;
     let third = start(&env, "c", &seed, MemberRole::Voter).await;
     let ids = [first.id(), second.id(), third.id()];
-    eventually("three voters", async || {
+    eventually_async("three voters", async || {
         voters_of(&first.status().await, "_cluster").len() == 3
     })
     .await;
     let spare = start(&env, "d", &seed, MemberRole::Voter).await;
     let spare_id = spare.id();
-    eventually("the spare is a learner", async || {
+    eventually_async("the spare is a learner", async || {
         let s = first.status().await;
         let g = &s.groups[0].1;
         g.learners.contains(&spare_id)
@@ -318,7 +310,7 @@ async fn an_unreachable_voter_is_replaced_by_a_learner() {
             alive.push(s);
         }
     }
-    eventually("the spare replaces the lost voter", async || {
+    eventually_async("the spare replaces the lost voter", async || {
         let v = voters_of(&alive[0].status().await, "_cluster");
         v.contains(&spare_id) && !v.contains(&victim) && v.len() == 3
     })

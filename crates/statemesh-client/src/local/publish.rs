@@ -3,7 +3,7 @@
 
 use super::snapshot::{Snapshot, Span};
 use super::{LocalError, LocalOptions};
-use crate::Shared;
+use crate::shared::Shared;
 use serde::Serialize;
 use statemesh_core::StateMachine;
 use statemesh_core::hooks::{Hooked, Hooks};

@@ -13,9 +13,9 @@
 //! from it after a restart.
 //!
 //! ```no_run
-//! # async fn example(client: statemesh::Client) -> Result<(), statemesh::MirrorError> {
-//! use statemesh::Mirror;
-//! use statemesh::collections::MapState;
+//! # async fn example(client: statemesh_client::Client) -> Result<(), statemesh_client::MirrorError> {
+//! use statemesh_client::Mirror;
+//! use statemesh_client::collections::MapState;
 //!
 //! let prices = Mirror::<MapState<String, u64>>::open(&client, "prices").await?;
 //! let mut updates = prices.updates();
@@ -35,7 +35,8 @@ use crate::client::Remote;
 use crate::client::{Attempt, Client, ClientError, Refusal, Resync};
 use crate::network::push::{self, Handled, Handler, Item, Subscription};
 use crate::protocol::{ClientRequest, Push, Response};
-use crate::{Shared, VersionSender};
+use crate::shared::Shared;
+use crate::version::VersionSender;
 use statemesh_core::Identity;
 use statemesh_core::hooks::{HookError, Hooked, Hooks};
 use statemesh_core::{Mirrored, Queryable};

@@ -2,12 +2,12 @@
 //! by any number of concurrent requests, each matched to its reply by
 //! request id.
 
+pub use super::frame::Outgoing;
 use super::frame::{self, Kind};
 use super::handshake::{self, Hello, MAX_HANDSHAKE, Welcome};
 use super::push::{self, Handler, Item, Subscription};
 use super::tls::Security;
 use super::{AuthError, ConnectionError, Limits};
-use bytes::Bytes;
 use statemesh_core::{ClusterId, NodeId};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,14 +23,6 @@ pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Stream for T {}
 
 pub type BoxStream = Box<dyn Stream>;
-
-/// A frame waiting for the writer.
-pub struct Outgoing {
-    pub id: u64,
-    pub kind: Kind,
-    /// Shared: the same push goes to many subscriptions.
-    pub payload: Bytes,
-}
 
 /// Frames queued per connection before senders wait.
 const OUTBOX: usize = 1024;

@@ -12,8 +12,17 @@
 //! The length is checked against the cap before a byte of the payload is
 //! read or allocated. See `PROTOCOL.md` for the whole protocol.
 
+use bytes::Bytes;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// A frame waiting for the writer.
+pub struct Outgoing {
+    pub id: u64,
+    pub kind: Kind,
+    /// Shared: the same push goes to many subscriptions.
+    pub payload: Bytes,
+}
 
 /// Bytes before the payload.
 pub const HEADER_LEN: usize = 17;

@@ -4,8 +4,7 @@
 //! has applied (the server keeps only a few pushes unacknowledged), or
 //! `Cancel` to end it early.
 
-use super::connection::Outgoing;
-use super::frame::Kind;
+use super::frame::{Kind, Outgoing};
 use bytes::Bytes;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -9,17 +9,9 @@ mod set;
 mod vec;
 
 use crate::local::{LocalError, LocalOptions, Publication, Publish};
-use crate::version::{VersionSender, Versions};
-use std::sync::{Arc, RwLock};
-
-/// What a copy's handles share with whatever applies its changes (a
-/// node's group store, or a mirror's follower): the state and its version.
-pub struct Shared<SM> {
-    /// The state, written by whoever applies changes.
-    pub sm: RwLock<SM>,
-    /// The index of the last applied entry: the state's version.
-    pub version: VersionSender,
-}
+use crate::shared::Shared;
+use crate::version::Versions;
+use std::sync::Arc;
 
 /// A local copy of a collection's state, read without waiting on anyone:
 /// what a `statemesh::Reader` of a replica and a [`Mirror`](crate::Mirror) read

@@ -10,6 +10,7 @@ mod map;
 mod once;
 mod priority_queue;
 mod set;
+mod value;
 mod vec;
 
 pub use cell::{CellCommand, CellOutcome, CellQuery, CellState, ops as cell_ops};
@@ -23,19 +24,8 @@ pub use priority_queue::{
     PriorityQueueQuery, PriorityQueueSnapshot, PriorityQueueState, ops as priority_queue_ops,
 };
 pub use set::{SetAnswer, SetChange, SetCommand, SetOutcome, SetQuery, SetState, ops as set_ops};
+pub use value::{Key, Value};
 pub use vec::{OutOfRange, VecAnswer, VecCommand, VecOutcome, VecQuery, VecState, ops as vec_ops};
-
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-
-/// What a replicated value must be: encodable, comparable, shareable.
-pub trait Value: Serialize + DeserializeOwned + Clone + PartialEq + Send + Sync + 'static {}
-impl<T: Serialize + DeserializeOwned + Clone + PartialEq + Send + Sync + 'static> Value for T {}
-
-/// What a map key or set element must be: a [`Value`] with a total order
-/// (which fixes the iteration order on every replica).
-pub trait Key: Value + Ord {}
-impl<T: Value + Ord> Key for T {}
 
 #[cfg(test)]
 mod tests {

@@ -1,9 +1,9 @@
 //! `Cell<T>`: one replicated value.
 
-use super::handle::{Reader, Writer};
-use super::{Value, Written, cell_ops};
+use super::handle::{Reader, Writer, Written};
 use crate::error::QueryError;
 use statemesh_core::collections::CellState;
+use statemesh_core::collections::{Value, cell_ops};
 
 /// The writer handle of a replicated value.
 pub type Cell<T> = Writer<CellState<T>>;

@@ -10,6 +10,9 @@ use statemesh_client::local::{Collection, Publish};
 use statemesh_core::StateMachine;
 use statemesh_core::collections::{Executor, wrong_shape_message};
 
+/// A write's outcome and the version (log index) it was applied at.
+pub type Written<O> = Result<(O, u64), crate::error::ExecuteError>;
+
 /// A read-only handle on a replicated collection (`SM` is its state). Opened
 /// with [`Reader::open`] it follows the group as a learner: it receives
 /// every change, never leads and never counts toward a quorum. It reads

@@ -1,10 +1,10 @@
 //! `Map<K, V>`: a replicated ordered map.
 
-use super::handle::{Reader, Writer};
-use super::{Key, Value, Written, map_ops};
+use super::handle::{Reader, Writer, Written};
 use crate::error::QueryError;
 use imbl::OrdMap;
 use statemesh_core::collections::MapState;
+use statemesh_core::collections::{Key, Value, map_ops};
 
 /// The writer handle of a replicated map.
 pub type Map<K, V> = Writer<MapState<K, V>>;

@@ -15,7 +15,7 @@ mod set;
 mod vec;
 
 pub use cell::{Cell, CellReader};
-pub use handle::{Reader, Writer};
+pub use handle::{Reader, Writer, Written};
 pub use map::{Map, MapReader};
 pub use once::{Once, OnceReader};
 pub use priority_queue::{PriorityQueue, PriorityQueueReader};
@@ -23,6 +23,3 @@ pub use set::{Set, SetReader};
 pub use statemesh_client::View;
 pub use statemesh_core::collections::*;
 pub use vec::{Vec, VecReader};
-
-/// A write's outcome and the version (log index) it was applied at.
-pub type Written<O> = Result<(O, u64), crate::error::ExecuteError>;

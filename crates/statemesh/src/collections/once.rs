@@ -1,9 +1,9 @@
 //! `Once<T>`: a value set once, by whichever writer is first.
 
-use super::handle::{Reader, Writer};
-use super::{Value, Written, once_ops};
+use super::handle::{Reader, Writer, Written};
 use crate::error::QueryError;
 use statemesh_core::collections::OnceState;
+use statemesh_core::collections::{Value, once_ops};
 
 /// The writer handle of a set-once value.
 pub type Once<T> = Writer<OnceState<T>>;

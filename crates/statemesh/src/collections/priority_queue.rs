@@ -1,10 +1,10 @@
 //! `PriorityQueue<P, K, V>`: replicated entries ordered by priority,
 //! addressed by key, bounded or not.
 
-use super::handle::{Reader, Writer};
-use super::{Key, Value, Written, priority_queue_ops};
+use super::handle::{Reader, Writer, Written};
 use crate::error::QueryError;
 use statemesh_core::collections::{Entry, PriorityQueueSnapshot, PriorityQueueState};
+use statemesh_core::collections::{Key, Value, priority_queue_ops};
 
 use std::ops::RangeBounds;
 

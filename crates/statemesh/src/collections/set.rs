@@ -1,10 +1,10 @@
 //! `Set<T>`: a replicated ordered set.
 
-use super::handle::{Reader, Writer};
-use super::{Key, Written, set_ops};
+use super::handle::{Reader, Writer, Written};
 use crate::error::QueryError;
 use imbl::OrdSet;
 use statemesh_core::collections::SetState;
+use statemesh_core::collections::{Key, set_ops};
 
 /// The writer handle of a replicated set.
 pub type Set<T> = Writer<SetState<T>>;

@@ -1,10 +1,10 @@
 //! `Vec<T>`: a replicated sequence.
 
-use super::handle::{Reader, Writer};
-use super::{Value, Written, vec_ops};
+use super::handle::{Reader, Writer, Written};
 use crate::error::QueryError;
 use imbl::Vector;
 use statemesh_core::collections::{OutOfRange, VecState};
+use statemesh_core::collections::{Value, vec_ops};
 
 /// The writer handle of a replicated sequence.
 pub type Vec<T> = Writer<VecState<T>>;

@@ -19,8 +19,10 @@
 //! refers to them by index, so the receiver has every blob in place before
 //! it decodes the state.
 
-use super::store::Meta;
 use crate::large::{self, Blob, Context, ValueStore};
+use crate::types::NodeId;
+use openraft::BasicNode;
+use openraft::storage::SnapshotMeta;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
@@ -28,6 +30,10 @@ use statemesh_cache::Location;
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+
+/// What openraft records of a snapshot: the last entry it covers and the
+/// membership then. The file's header holds it.
+pub(crate) type Meta = SnapshotMeta<NodeId, BasicNode>;
 
 const MAGIC: &[u8; 8] = b"SMSNAP\0\x03";
 const TRAILER: u64 = 4;

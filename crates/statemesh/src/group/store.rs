@@ -35,7 +35,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 pub(crate) use snapshot_file::LoadError;
 
-pub(crate) type Meta = SnapshotMeta<NodeId, BasicNode>;
+pub(crate) use snapshot_file::Meta;
 
 /// Names temporary snapshot files apart (a build and an install may
 /// write at once).

@@ -17,6 +17,7 @@ mod certs;
 mod memory;
 mod reachability;
 mod tcp;
+mod transport;
 
 pub use auth::{Access, AuthError, Authenticator, Claims, EmptyKey, Grant, Secret};
 pub use certs::DevCertificates;
@@ -28,47 +29,4 @@ pub use statemesh_client::network::{
 };
 pub(crate) use statemesh_client::network::{connection, frame, handshake, push};
 pub use tcp::{ClientHandler, TcpNetwork, TcpOptions};
-
-use crate::types::NodeId;
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::Arc;
-
-/// A boxed, sendable future.
-pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
-
-/// Answers the requests that reach one node.
-pub trait Handler: Send + Sync + 'static {
-    /// Answers `request`, sent by node `from`.
-    fn handle(&self, from: NodeId, request: Vec<u8>) -> BoxFuture<Vec<u8>>;
-}
-
-/// Carries requests between nodes.
-pub trait Network: Send + Sync + 'static {
-    /// Delivers requests addressed to `node` to `handler` from now on,
-    /// replacing any earlier handler of that node.
-    fn serve(&self, node: NodeId, handler: Arc<dyn Handler>);
-
-    /// Stops delivering requests to `node`.
-    fn stop(&self, node: NodeId);
-
-    /// Sends `request` from node `from` to node `to` and returns the reply.
-    fn call(
-        &self,
-        from: NodeId,
-        to: NodeId,
-        request: Vec<u8>,
-    ) -> BoxFuture<Result<Vec<u8>, NetworkError>>;
-}
-
-/// Why a request got no reply.
-#[derive(Debug, Clone, thiserror::Error)]
-#[non_exhaustive]
-pub enum NetworkError {
-    /// The request was not delivered.
-    #[error("node {0} is unreachable")]
-    Unreachable(NodeId),
-    /// The request may have been delivered, but the reply was lost.
-    #[error("the reply from node {0} was lost")]
-    ReplyLost(NodeId),
-}
+pub use transport::{BoxFuture, Handler, Network, NetworkError};
