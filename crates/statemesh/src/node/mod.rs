@@ -1,82 +1,26 @@
 //! A node: one process's membership in any number of groups.
 
+mod options;
+
+pub use options::{LogStorage, NodeOptions};
+
 use crate::error::{GroupError, NodeError};
 use crate::group::Recorder;
 use crate::group::rpc::{Envelope, Hello, Reply, Request, encode};
 use crate::group::{
-    Contacts, Endpoint, Group, GroupId, GroupNetwork, Lease, LoadError, Proposer, SnapshotCloser,
-    Store,
+    Contacts, Endpoint, Group, GroupId, GroupNetwork, Lease, LoadError, Proposer, Shared,
+    SnapshotCloser, Store,
 };
-use crate::large::{LargeValues, ValueStore};
+use crate::large::ValueStore;
 use crate::network::{BoxFuture, Handler, Network};
 use crate::types::{NodeId, TypeConfig};
 use statemesh_cache::{FsStore, Location, Pool, Raw};
 use statemesh_core::StateMachine;
-use statemesh_wal::{MemoryStorage, RaftLog, SyncPolicy, Wal, WalOptions};
+use statemesh_wal::{MemoryStorage, RaftLog, Wal, WalOptions};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-
-/// Raft timing and snapshot settings of the groups a node opens.
-#[derive(Debug, Clone)]
-pub struct NodeOptions {
-    /// Heartbeat period (default 50 ms; elections start after 3 to 6
-    /// missed heartbeats).
-    pub heartbeat: Duration,
-    /// Take a snapshot after this many applied entries (default 10,000).
-    pub snapshot_every: u64,
-    /// Entries kept in the log behind a snapshot, for lagging followers
-    /// (default 1,000).
-    pub keep_after_snapshot: u64,
-    /// Where the groups' Raft logs live (default: on disk, synced before
-    /// every acknowledgement).
-    pub log: LogStorage,
-    /// Where [`Large`](crate::Large) values past a threshold go (default:
-    /// 64 KiB threshold, 256 MiB in memory, the rest on disk under the
-    /// node's directory). `None` keeps every value in memory.
-    pub large_values: Option<LargeValues>,
-    /// Size of each group's full log segments (default 8 MiB). A log
-    /// zero-fills its active segment and one spare up front; a group's log
-    /// starts with segments of [`first_segment_size`](Self::first_segment_size)
-    /// and doubles them up to this size, so a collection costs disk in
-    /// proportion to what it holds. (The log's own default of 64 MiB, from
-    /// the first entry, was 128 MiB per collection and dominated the CPU
-    /// of a node whose collections had just been created.)
-    pub segment_size: u64,
-    /// Size of a group's first log segment (default 128 KiB; at most
-    /// `segment_size`): with its spare and the log's metadata, the disk an
-    /// empty collection costs (under 1 MiB).
-    pub first_segment_size: u64,
-}
-
-impl Default for NodeOptions {
-    fn default() -> Self {
-        Self {
-            heartbeat: Duration::from_millis(50),
-            snapshot_every: 10_000,
-            keep_after_snapshot: 1_000,
-            log: LogStorage::Disk(SyncPolicy::Always),
-            large_values: Some(LargeValues::default()),
-            segment_size: 8 << 20,
-            first_segment_size: 128 << 10,
-        }
-    }
-}
-
-/// Where a node keeps its groups' Raft logs (entries and votes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogStorage {
-    /// statemesh-wal segments under the group's directory, synced as the
-    /// policy says. Only [`SyncPolicy::Always`] keeps Raft's promise that an
-    /// acknowledged write survives the power failure of every node.
-    Disk(SyncPolicy),
-    /// In memory, with the same log code minus the disk: for tests, and to
-    /// measure what the disk costs. Nothing survives the node, and a group
-    /// opened this way starts empty (an old snapshot is discarded). A node
-    /// that forgot its votes must not rejoin under the same id.
-    Memory,
-}
 
 /// Starts a group's Raft instance over `wal`, whichever storage it is on.
 async fn start_raft<SM: StateMachine, S: statemesh_wal::Storage>(
@@ -94,6 +38,28 @@ async fn start_raft<SM: StateMachine, S: statemesh_wal::Storage>(
         store,
     )
     .await
+}
+
+/// The openraft settings of a group named `name`: elections after 3 to 6
+/// missed heartbeats, snapshots as the node's options say.
+fn raft_config(name: &str, o: &NodeOptions) -> Result<Arc<openraft::Config>, GroupError> {
+    let heartbeat = u64::try_from(o.heartbeat.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1);
+    let config = openraft::Config {
+        cluster_name: name.to_owned(),
+        heartbeat_interval: heartbeat,
+        election_timeout_min: heartbeat * 3,
+        election_timeout_max: heartbeat * 6,
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(o.snapshot_every),
+        max_in_snapshot_log_to_keep: o.keep_after_snapshot,
+        ..Default::default()
+    };
+    Ok(Arc::new(
+        config
+            .validate()
+            .map_err(|e| GroupError::Raft(e.to_string()))?,
+    ))
 }
 
 /// How a group's membership starts.
@@ -143,7 +109,7 @@ impl NodeInner {
     /// The directories group `id` keeps files in: its own, and its large
     /// values' (if the node keeps those on disk).
     fn group_dirs(&self, id: GroupId) -> Result<Vec<PathBuf>, GroupError> {
-        let mut dirs = vec![self.dir.join("groups").join(id.to_hex())];
+        let mut dirs = vec![self.group_dir(id)];
         if self.values.is_some() {
             dirs.push(FsStore::location_dir(
                 &self.dir.join("values"),
@@ -155,6 +121,162 @@ impl NodeInner {
 
     fn groups(&self) -> MutexGuard<'_, HashMap<GroupId, Arc<Endpoint>>> {
         self.groups.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Asks the other voters whether they know group `id` under another
+    /// type: opening it here anyway would apply their log to the wrong
+    /// state machine. A voter that does not answer is no objection (it
+    /// may be down; Raft sorts out the rest).
+    async fn check_voters_agree(
+        &self,
+        id: GroupId,
+        name: &str,
+        signature: &str,
+        voters: &[NodeId],
+    ) -> Result<(), GroupError> {
+        for &peer in voters.iter().filter(|&&p| p != self.id) {
+            let hello = encode(&Envelope {
+                group: id,
+                request: Request::Hello {
+                    name: name.to_owned(),
+                    signature: signature.to_owned(),
+                },
+            });
+            if let Ok(reply) = self.network.call(self.id, peer, hello).await
+                && let Ok(Reply::Hello(Hello::Mismatch(theirs))) = postcard::from_bytes(&reply)
+            {
+                return Err(GroupError::Mismatch {
+                    name: name.to_owned(),
+                    peer,
+                    ours: signature.to_owned(),
+                    theirs,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The directory group `id` keeps its snapshot and log in.
+    fn group_dir(&self, id: GroupId) -> PathBuf {
+        self.dir.join("groups").join(id.to_hex())
+    }
+
+    /// Makes group `id`'s directory `dir` and opens its state from the
+    /// snapshot there; returns the store and the state its handles read.
+    fn open_store<SM: StateMachine>(
+        &self,
+        id: GroupId,
+        dir: &Path,
+        sm: SM,
+        recorder: Option<Arc<dyn Recorder<SM>>>,
+    ) -> Result<(Store<SM>, Arc<Shared<SM>>), GroupError> {
+        std::fs::create_dir_all(dir).map_err(|source| GroupError::Io {
+            path: dir.to_owned(),
+            source,
+        })?;
+        let snapshot_path = dir.join("snapshot");
+        if self.options.log == LogStorage::Memory {
+            // The state must not outlive the log it was built from.
+            match std::fs::remove_file(&snapshot_path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(GroupError::Io {
+                        path: snapshot_path,
+                        source: e,
+                    });
+                }
+                _ => {}
+            }
+        }
+        let location = self.values_location(id)?;
+        let (store, shared) = Store::open(
+            sm,
+            snapshot_path.clone(),
+            self.values.clone(),
+            location,
+            recorder,
+        )
+        .map_err(|e| match e {
+            LoadError::Io(source) => GroupError::Io {
+                path: snapshot_path.clone(),
+                source,
+            },
+            LoadError::Corrupt(reason) => GroupError::CorruptSnapshot {
+                path: snapshot_path.clone(),
+                reason,
+            },
+        })?;
+        Ok((store, shared))
+    }
+
+    /// Opens the group's log where the node's options keep logs (on disk
+    /// under `dir`, or in memory) and starts Raft over it.
+    async fn start_raft_on_log<SM: StateMachine>(
+        &self,
+        dir: &Path,
+        config: Arc<openraft::Config>,
+        network: GroupNetwork,
+        store: Store<SM>,
+    ) -> Result<crate::types::Raft, GroupError> {
+        let o = &self.options;
+        let options = WalOptions::new()
+            .segment_size(o.segment_size)
+            .first_segment_size(o.first_segment_size.min(o.segment_size));
+        match o.log {
+            LogStorage::Disk(sync) => {
+                let wal = Wal::open(dir.join("log"), options.sync(sync))?;
+                start_raft(self.id, config, network, wal, store).await
+            }
+            LogStorage::Memory => {
+                // Small segments: each is allocated in full, in memory.
+                let options = options
+                    .segment_size(4 << 20)
+                    .first_segment_size(o.first_segment_size.min(4 << 20));
+                let wal = Wal::open_with(MemoryStorage::new(), options)?;
+                start_raft(self.id, config, network, wal, store).await
+            }
+        }
+        .map_err(|e| GroupError::Raft(e.to_string()))
+    }
+
+    /// Makes this node a member of a group it opened with `voters`: a
+    /// voter initializes the group (if no log exists yet), anyone else
+    /// joins as a learner through them unless it already belongs.
+    async fn enter_membership<SM: StateMachine>(
+        &self,
+        group: &Group<SM>,
+        raft: &crate::types::Raft,
+        voters: &[NodeId],
+    ) -> Result<(), GroupError> {
+        if voters.contains(&self.id) {
+            let initialized = raft
+                .is_initialized()
+                .await
+                .map_err(|e| GroupError::Raft(e.to_string()))?;
+            if !initialized {
+                let members: BTreeMap<NodeId, openraft::BasicNode> = voters
+                    .iter()
+                    .map(|&v| (v, openraft::BasicNode::default()))
+                    .collect();
+                // Every voter initializes with the same membership; openraft
+                // accepts that, and refuses once a log exists.
+                if let Err(e) = raft.initialize(members).await {
+                    tracing::debug!(group = %group.id(), "initialize: {e}");
+                }
+            }
+        } else if raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .get_node(&self.id)
+            .is_none()
+        {
+            group
+                .join_as_learner(voters)
+                .await
+                .map_err(|e| GroupError::Raft(format!("joining as a learner: {e}")))?;
+        }
+        Ok(())
     }
 }
 
@@ -293,83 +415,12 @@ impl Node {
         if node.groups().values().any(|e| e.name == name) {
             return Err(GroupError::AlreadyOpen(name.to_owned()));
         }
-        for &peer in voters.iter().filter(|&&p| p != node.id) {
-            let hello = encode(&Envelope {
-                group: id,
-                request: Request::Hello {
-                    name: name.to_owned(),
-                    signature: signature.clone(),
-                },
-            });
-            if let Ok(reply) = node.network.call(node.id, peer, hello).await
-                && let Ok(Reply::Hello(Hello::Mismatch(theirs))) = postcard::from_bytes(&reply)
-            {
-                return Err(GroupError::Mismatch {
-                    name: name.to_owned(),
-                    peer,
-                    ours: signature,
-                    theirs,
-                });
-            }
-        }
-        let dir = node.dir.join("groups").join(id.to_hex());
-        std::fs::create_dir_all(&dir).map_err(|source| GroupError::Io {
-            path: dir.clone(),
-            source,
-        })?;
-        let snapshot_path = dir.join("snapshot");
-        if node.options.log == LogStorage::Memory {
-            // The state must not outlive the log it was built from.
-            match std::fs::remove_file(&snapshot_path) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(GroupError::Io {
-                        path: snapshot_path,
-                        source: e,
-                    });
-                }
-                _ => {}
-            }
-        }
-        let location = node.values_location(id)?;
-        let (store, shared) = Store::open(
-            sm,
-            snapshot_path.clone(),
-            node.values.clone(),
-            location,
-            recorder,
-        )
-        .map_err(|e| match e {
-            LoadError::Io(source) => GroupError::Io {
-                path: snapshot_path.clone(),
-                source,
-            },
-            LoadError::Corrupt(reason) => GroupError::CorruptSnapshot {
-                path: snapshot_path.clone(),
-                reason,
-            },
-        })?;
+        node.check_voters_agree(id, name, &signature, voters)
+            .await?;
+        let dir = node.group_dir(id);
+        let (store, shared) = node.open_store(id, &dir, sm, recorder)?;
         let closer = store.closer();
-        let o = &node.options;
-        let options = WalOptions::new()
-            .segment_size(o.segment_size)
-            .first_segment_size(o.first_segment_size.min(o.segment_size));
-        let heartbeat = u64::try_from(o.heartbeat.as_millis())
-            .unwrap_or(u64::MAX)
-            .max(1);
-        let config = openraft::Config {
-            cluster_name: name.to_owned(),
-            heartbeat_interval: heartbeat,
-            election_timeout_min: heartbeat * 3,
-            election_timeout_max: heartbeat * 6,
-            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(o.snapshot_every),
-            max_in_snapshot_log_to_keep: o.keep_after_snapshot,
-            ..Default::default()
-        };
-        let config = Arc::new(
-            config
-                .validate()
-                .map_err(|e| GroupError::Raft(e.to_string()))?,
-        );
+        let config = raft_config(name, &node.options)?;
         let contacts = Arc::new(Contacts::default());
         let network = GroupNetwork {
             group: id,
@@ -378,21 +429,7 @@ impl Node {
             contacts: Arc::clone(&contacts),
         };
         let lease_length = Duration::from_millis(config.election_timeout_max);
-        let raft = match node.options.log {
-            LogStorage::Disk(sync) => {
-                let wal = Wal::open(dir.join("log"), options.sync(sync))?;
-                start_raft(node.id, config, network, wal, store).await
-            }
-            LogStorage::Memory => {
-                // Small segments: each is allocated in full, in memory.
-                let options = options
-                    .segment_size(4 << 20)
-                    .first_segment_size(o.first_segment_size.min(4 << 20));
-                let wal = Wal::open_with(MemoryStorage::new(), options)?;
-                start_raft(node.id, config, network, wal, store).await
-            }
-        }
-        .map_err(|e| GroupError::Raft(e.to_string()))?;
+        let raft = node.start_raft_on_log(&dir, config, network, store).await?;
         let proposer = Proposer::start(raft.clone());
         let lease = Arc::new(Lease {
             node: node.id,
@@ -422,36 +459,10 @@ impl Node {
             Arc::clone(&node.network),
             lease,
         );
-        if matches!(start, Start::Resume(_)) {
-            // Membership is someone else's business (the server's policy).
-        } else if voters.contains(&node.id) {
-            let initialized = raft
-                .is_initialized()
-                .await
-                .map_err(|e| GroupError::Raft(e.to_string()))?;
-            if !initialized {
-                let members: BTreeMap<NodeId, openraft::BasicNode> = voters
-                    .iter()
-                    .map(|&v| (v, openraft::BasicNode::default()))
-                    .collect();
-                // Every voter initializes with the same membership; openraft
-                // accepts that, and refuses once a log exists.
-                if let Err(e) = raft.initialize(members).await {
-                    tracing::debug!(group = %id, "initialize: {e}");
-                }
-            }
-        } else if raft
-            .metrics()
-            .borrow()
-            .membership_config
-            .membership()
-            .get_node(&node.id)
-            .is_none()
-        {
-            group
-                .join_as_learner(voters)
-                .await
-                .map_err(|e| GroupError::Raft(format!("joining as a learner: {e}")))?;
+        if !matches!(start, Start::Resume(_)) {
+            // On resume, membership is someone else's business (the
+            // server's policy).
+            node.enter_membership(&group, &raft, voters).await?;
         }
         Ok(group)
     }
