@@ -13,6 +13,10 @@
 //! (SIGSTOP, then SIGCONT) or `isolate` (iptables in the leader's
 //! namespace drops every packet to and from its peers, then flushed);
 //! default all six.
+//!
+//! One file of about 850 lines on purpose: it is one benchmark scenario
+//! (start, fault, heal, measure, report) that reads top to bottom, built by
+//! the benchmark script alone and by no crate a user depends on.
 
 use crate::EtcdTarget;
 use crate::target::StatemeshTarget;
