@@ -156,7 +156,7 @@ impl DevCertificates {
 }
 
 /// Creates `path` (failing if it exists), owner-only if `secret`.
-pub(crate) fn write_new(path: &Path, content: &[u8], secret: bool) -> std::io::Result<()> {
+fn write_new(path: &Path, content: &[u8], secret: bool) -> std::io::Result<()> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);

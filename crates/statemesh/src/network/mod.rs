@@ -21,7 +21,6 @@ mod transport;
 
 pub use auth::{Access, AuthError, Authenticator, Claims, EmptyKey, Grant, Secret};
 pub use certs::DevCertificates;
-pub(crate) use certs::write_new;
 pub use memory::MemoryNetwork;
 pub use statemesh_client::network::{
     ConnectionError, FrameError, Limits, PROTOCOL_VERSION, Pushes, Security, Tls, TlsError,

@@ -156,7 +156,11 @@ impl DataDir {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 Err(self.io(REMOVED, e.to_string()))
             }
-            _ => Ok(()),
+            Err(_) => Ok(()),
+            // Synced, so a crash cannot bring the note back.
+            Ok(()) => std::fs::File::open(&self.path)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| self.io(REMOVED, e.to_string())),
         }
     }
 
@@ -191,8 +195,7 @@ impl DataDir {
     }
 
     fn write(&self, name: &str, text: &str) -> Result<(), ServerError> {
-        crate::network::write_new(&self.path.join(name), text.as_bytes(), false)
-            .map_err(|e| self.io(name, e.to_string()))
+        write_whole(&self.path, name, text.as_bytes()).map_err(|e| self.io(name, e.to_string()))
     }
 
     fn io(&self, name: &str, error: String) -> ServerError {
@@ -205,8 +208,35 @@ impl DataDir {
 
 /// Notes in the data directory at `path` that its node was removed from
 /// the cluster, so a restart does not serve stale data as if a member.
+/// Synced: a note lost to a crash would let the node start as a member.
 pub(crate) fn mark_removed(path: &Path) -> std::io::Result<()> {
-    std::fs::write(path.join(REMOVED), b"")
+    match write_whole(path, REMOVED, b"") {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        other => other,
+    }
+}
+
+/// Creates file `name` in `dir` with `content`, whole or not at all, and
+/// fails if it exists. The content goes to a temporary file that is synced
+/// and then linked into place, and the directory is synced: a crash leaves
+/// no file or the whole one, never an empty one (which a next start would
+/// refuse as "not a node id").
+fn write_whole(dir: &Path, name: &str, content: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let temporary = dir.join(format!(".{name}.new"));
+    // Left by a crash before the link: never the file itself.
+    let _ = std::fs::remove_file(&temporary);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&temporary)?;
+    f.write_all(content)?;
+    f.sync_all()?;
+    drop(f);
+    let linked = std::fs::hard_link(&temporary, dir.join(name));
+    let _ = std::fs::remove_file(&temporary);
+    linked?;
+    std::fs::File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]
@@ -227,6 +257,27 @@ mod tests {
         let cluster = ClusterId::random().unwrap();
         first.set_cluster_id(cluster).unwrap();
         assert_eq!(first.cluster_id().unwrap(), Some(cluster));
+    }
+
+    #[test]
+    fn an_interrupted_write_leaves_no_file_and_a_leftover_does_not_matter() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("d");
+        // What a crash between creating and linking the temporary leaves.
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(".node-id.new"), b"").unwrap();
+        let d = DataDir::open(&dir).unwrap();
+        let id = d.node_id().unwrap();
+        assert!(!dir.join(".node-id.new").exists());
+        assert_eq!(
+            std::fs::read_to_string(dir.join(NODE_ID)).unwrap(),
+            format!("{id}\n")
+        );
+        mark_removed(&dir).unwrap();
+        mark_removed(&dir).unwrap();
+        assert!(d.was_removed());
+        d.clear_removed().unwrap();
+        assert!(!d.was_removed());
     }
 
     #[test]
