@@ -26,7 +26,7 @@
 //! # }
 //! ```
 
-mod file;
+pub(crate) mod file;
 
 pub use file::MirrorFileError;
 
@@ -490,7 +490,7 @@ async fn subscribe(
 
 /// The refusal or error a subscription's closing reply carries.
 fn ended(reply: &[u8]) -> ClientError {
-    match postcard::from_bytes::<Response>(reply) {
+    match statemesh_core::decode::from_bytes::<Response>(reply) {
         Ok(Err(refusal)) => ClientError::Refused(refusal),
         Ok(Ok(_)) => ClientError::Refused(Refusal::Unavailable(
             "the node ended the subscription".into(),
@@ -536,8 +536,8 @@ impl<SM: Mirrored> Follower<SM> {
     /// With `wait` false, nothing is applied (`None`) if the state is held
     /// (a reader is reading it): the caller must not wait for it.
     fn apply(&self, bytes: &[u8], wait: bool) -> Result<Option<u64>, MirrorError> {
-        let push: Push =
-            postcard::from_bytes(bytes).map_err(|e| MirrorError::Decode(e.to_string()))?;
+        let push: Push = statemesh_core::decode::from_bytes(bytes)
+            .map_err(|e| MirrorError::Decode(e.to_string()))?;
         let decode = |e: postcard::Error| MirrorError::Decode(e.to_string());
         match push {
             Push::Full {
@@ -545,7 +545,8 @@ impl<SM: Mirrored> Follower<SM> {
                 reason,
                 state,
             } => {
-                let state: SM::Snapshot = postcard::from_bytes(state).map_err(decode)?;
+                let state: SM::Snapshot =
+                    statemesh_core::decode::from_bytes(state).map_err(decode)?;
                 {
                     let Some(mut sm) = self.state(wait) else {
                         return Ok(None);
@@ -574,14 +575,19 @@ impl<SM: Mirrored> Follower<SM> {
                 // nothing.
                 let mut changes = Vec::new();
                 for part in &parts {
-                    changes.extend(postcard::from_bytes::<Vec<SM::Change>>(part).map_err(decode)?);
+                    changes.extend(
+                        statemesh_core::decode::from_bytes::<Vec<SM::Change>>(part)
+                            .map_err(decode)?,
+                    );
                 }
                 let watched = self.counters.watched.load(Ordering::Acquire);
                 let copy = if watched {
                     let mut again = Vec::with_capacity(changes.len());
                     for part in &parts {
-                        again
-                            .extend(postcard::from_bytes::<Vec<SM::Change>>(part).map_err(decode)?);
+                        again.extend(
+                            statemesh_core::decode::from_bytes::<Vec<SM::Change>>(part)
+                                .map_err(decode)?,
+                        );
                     }
                     Some(again)
                 } else {

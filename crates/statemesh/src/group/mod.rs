@@ -506,7 +506,7 @@ impl<SM: StateMachine> Group<SM> {
             request,
         });
         let reply = self.inner.network.call(self.inner.node, to, bytes).await?;
-        postcard::from_bytes(&reply).map_err(|_| NetworkError::ReplyLost(to))
+        statemesh_core::decode::from_bytes(&reply).map_err(|_| NetworkError::ReplyLost(to))
     }
 
     /// Adds this node to the group as a learner, asking the voters until the
@@ -540,7 +540,7 @@ impl<SM: StateMachine> Group<SM> {
 }
 
 fn decode_reply<SM: StateMachine>(bytes: &[u8]) -> Result<SM::Response, ExecuteError> {
-    match postcard::from_bytes::<Result<SM::Response, String>>(bytes) {
+    match statemesh_core::decode::from_bytes::<Result<SM::Response, String>>(bytes) {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(ExecuteError::Decode(e)),
         Err(e) => Err(ExecuteError::Decode(e.to_string())),

@@ -489,7 +489,7 @@ fn apply_batch<SM: StateMachine>(
     index: u64,
     recorder: Option<&dyn Recorder<SM>>,
 ) -> Vec<u8> {
-    let outcomes: Applied = match postcard::from_bytes::<Batch>(bytes) {
+    let outcomes: Applied = match statemesh_core::decode::from_bytes::<Batch>(bytes) {
         Ok(batch) => {
             sessions.tick(batch.time_ms);
             batch
@@ -499,7 +499,9 @@ fn apply_batch<SM: StateMachine>(
                     Check::Done(kept) => Some((kept.reply, kept.index)),
                     Check::Expired => None,
                     Check::Apply => {
-                        let out = reply(&match postcard::from_bytes::<SM::Command>(&c.command) {
+                        let out = reply(&match statemesh_core::decode::from_bytes::<SM::Command>(
+                            &c.command,
+                        ) {
                             Ok(cmd) => Ok(match recorder {
                                 Some(r) => r.apply(sm, cmd, index),
                                 None => sm.apply(cmd, index),
