@@ -395,7 +395,7 @@ fn decode_push(bytes: &[u8]) {
     let Some((tag, push)) = bytes.split_first() else {
         return;
     };
-    if tag % 2 == 0 {
+    if tag & 1 == 0 {
         match fuzzing::decode_push::<Orders>(push) {
             Ok(DecodedPush::Full { state, .. }) => round_trips(&state),
             Ok(DecodedPush::Diff { changes, .. }) => round_trips(&changes),

@@ -1,5 +1,8 @@
 //! A group: one Raft instance, its log and its state machine.
 
+/// What the crate's fuzzing hooks reach inside a group (see
+/// `crate::fuzzing`).
+pub(crate) mod fuzzing;
 mod history;
 mod lease;
 mod proposer;

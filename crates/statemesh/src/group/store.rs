@@ -45,9 +45,9 @@ static TEMPORARY: AtomicU64 = AtomicU64::new(0);
 /// after a restart or on a replica that installed the snapshot is still
 /// applied once) and the state machine's state.
 #[derive(serde::Serialize, serde::Deserialize)]
-struct Persisted<S> {
-    sessions: Sessions,
-    state: S,
+pub(super) struct Persisted<S> {
+    pub(super) sessions: Sessions,
+    pub(super) state: S,
 }
 
 /// The snapshot on disk: its metadata and the cache keys it refers to.
