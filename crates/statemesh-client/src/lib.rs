@@ -32,6 +32,10 @@
 #![forbid(unsafe_code)]
 
 mod client;
+/// Hooks for this crate's fuzz targets (`tests/fuzz.rs`). Not a stable
+/// API: hidden from the documentation and free to change in any release.
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod local;
 mod mirror;
 pub mod network;

@@ -28,6 +28,7 @@
 #![forbid(unsafe_code)]
 
 pub mod collections;
+pub mod decode;
 pub mod hooks;
 mod identity;
 pub mod session;

@@ -218,7 +218,7 @@ impl<T> Large<T> {
 }
 
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, LargeError> {
-    postcard::from_bytes(bytes).map_err(|source| LargeError::Decode {
+    statemesh_core::decode::from_bytes(bytes).map_err(|source| LargeError::Decode {
         type_name: std::any::type_name::<T>(),
         source,
     })
@@ -557,7 +557,7 @@ mod tests {
     fn on_the_wire_it_is_its_bytes() {
         let a = Large::new(&"hello".to_owned()).unwrap();
         let wire = postcard::to_allocvec(&a).unwrap();
-        let back: Large<String> = postcard::from_bytes(&wire).unwrap();
+        let back: Large<String> = statemesh_core::decode::from_bytes(&wire).unwrap();
         assert_eq!(back, a);
         assert!(!back.is_cached());
         assert_eq!(back.blocking_load().unwrap(), "hello");
@@ -574,7 +574,7 @@ mod tests {
         let blob = postcard::to_allocvec(&Repr::Blob { index: 0 }).unwrap();
         for bytes in [stored, blob] {
             let done = with_context(Context::Apply(None), || {
-                postcard::from_bytes::<Large<u8>>(&bytes)
+                statemesh_core::decode::from_bytes::<Large<u8>>(&bytes)
             });
             assert!(done.result.is_err());
             let why = done.failure.unwrap();

@@ -38,6 +38,10 @@
 
 pub mod collections;
 mod error;
+/// Hooks for this crate's fuzz targets (`tests/fuzz.rs`). Not a stable
+/// API: hidden from the documentation and free to change in any release.
+#[doc(hidden)]
+pub mod fuzzing;
 mod group;
 mod large;
 pub mod network;

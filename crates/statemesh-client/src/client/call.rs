@@ -428,7 +428,7 @@ impl Client {
             let frame = call_bytes(millis(time), &bytes);
             let sent = tokio::time::timeout(time + ANSWER_GRACE, c.call(frame)).await;
             let retry = match sent {
-                Ok(Ok(reply)) => match postcard::from_bytes::<Response>(&reply) {
+                Ok(Ok(reply)) => match statemesh_core::decode::from_bytes::<Response>(&reply) {
                     Ok(Ok(r)) => return Ok((r, at_preferred)),
                     Ok(Err(refusal)) => {
                         tries.answered = true;

@@ -171,7 +171,7 @@ impl Client {
                         .call(call_bytes(millis(ASK_TIME), &request))
                         .await
                         .map_err(|_| "the connection closed".to_owned())?;
-                    match postcard::from_bytes::<Response>(&reply) {
+                    match statemesh_core::decode::from_bytes::<Response>(&reply) {
                         Ok(Ok(ClientReply::Status(s))) => Ok(s),
                         Ok(Err(refusal)) => Err(refusal.to_string()),
                         Ok(Ok(_)) | Err(_) => Err("an answer that is not a status".to_owned()),

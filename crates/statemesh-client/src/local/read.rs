@@ -226,7 +226,7 @@ fn with_encoded<K: Serialize + ?Sized, R>(
 }
 
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, LocalError> {
-    postcard::from_bytes(bytes).map_err(|e| LocalError::Decode(e.to_string()))
+    statemesh_core::decode::from_bytes(bytes).map_err(|e| LocalError::Decode(e.to_string()))
 }
 
 impl<SM> LocalRead<'_, SM> {

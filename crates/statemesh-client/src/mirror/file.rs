@@ -57,13 +57,13 @@ pub enum MirrorFileError {
 }
 
 /// The file in `dir` a mirror keeps its copy in.
-pub(super) fn path(dir: &Path) -> PathBuf {
+pub(crate) fn path(dir: &Path) -> PathBuf {
     dir.join(NAME)
 }
 
 /// Reads the copy in `dir` of the collection `identity`: its version and
 /// state, or `None` if there is none yet.
-pub(super) fn load<S: DeserializeOwned>(
+pub(crate) fn load<S: DeserializeOwned>(
     dir: &Path,
     identity: Identity,
 ) -> Result<Option<(u64, S)>, MirrorFileError> {
@@ -101,8 +101,8 @@ pub(super) fn load<S: DeserializeOwned>(
     if crc32c::crc32c(payload) != word(12) {
         return Err(corrupt("checksum mismatch".into()));
     }
-    let (theirs, version, state): (Identity, u64, S) =
-        postcard::from_bytes(payload).map_err(|e| corrupt(format!("undecodable: {e}")))?;
+    let (theirs, version, state): (Identity, u64, S) = statemesh_core::decode::from_bytes(payload)
+        .map_err(|e| corrupt(format!("undecodable: {e}")))?;
     if theirs != identity {
         return Err(MirrorFileError::Identity {
             path,
@@ -114,7 +114,7 @@ pub(super) fn load<S: DeserializeOwned>(
 }
 
 /// Replaces the copy in `dir` with `state` at `version`.
-pub(super) fn store<S: Serialize>(
+pub(crate) fn store<S: Serialize>(
     dir: &Path,
     identity: Identity,
     version: u64,

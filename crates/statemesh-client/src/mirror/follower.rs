@@ -48,8 +48,8 @@ impl<SM: Mirrored> Follower<SM> {
     /// With `wait` false, nothing is applied (`None`) if the state is held
     /// (a reader is reading it): the caller must not wait for it.
     pub(super) fn apply(&self, bytes: &[u8], wait: bool) -> Result<Option<u64>, MirrorError> {
-        let push: Push =
-            postcard::from_bytes(bytes).map_err(|e| MirrorError::Decode(e.to_string()))?;
+        let push: Push = statemesh_core::decode::from_bytes(bytes)
+            .map_err(|e| MirrorError::Decode(e.to_string()))?;
         let decode = |e: postcard::Error| MirrorError::Decode(e.to_string());
         match push {
             Push::Full {
@@ -57,7 +57,8 @@ impl<SM: Mirrored> Follower<SM> {
                 reason,
                 state,
             } => {
-                let state: SM::Snapshot = postcard::from_bytes(state).map_err(decode)?;
+                let state: SM::Snapshot =
+                    statemesh_core::decode::from_bytes(state).map_err(decode)?;
                 {
                     let Some(mut sm) = self.state(wait) else {
                         return Ok(None);
@@ -86,14 +87,19 @@ impl<SM: Mirrored> Follower<SM> {
                 // nothing.
                 let mut changes = Vec::new();
                 for part in &parts {
-                    changes.extend(postcard::from_bytes::<Vec<SM::Change>>(part).map_err(decode)?);
+                    changes.extend(
+                        statemesh_core::decode::from_bytes::<Vec<SM::Change>>(part)
+                            .map_err(decode)?,
+                    );
                 }
                 let watched = self.counters.watched.load(Ordering::Acquire);
                 let copy = if watched {
                     let mut again = Vec::with_capacity(changes.len());
                     for part in &parts {
-                        again
-                            .extend(postcard::from_bytes::<Vec<SM::Change>>(part).map_err(decode)?);
+                        again.extend(
+                            statemesh_core::decode::from_bytes::<Vec<SM::Change>>(part)
+                                .map_err(decode)?,
+                        );
                     }
                     Some(again)
                 } else {

@@ -31,7 +31,7 @@
 //! writer; this file only declares them and re-exports the public types.
 
 mod error;
-mod file;
+pub(crate) mod file;
 mod follower;
 mod handle;
 mod options;

@@ -38,7 +38,7 @@ pub(super) async fn subscribe(
 
 /// The refusal or error a subscription's closing reply carries.
 pub(super) fn ended(reply: &[u8]) -> ClientError {
-    match postcard::from_bytes::<Response>(reply) {
+    match statemesh_core::decode::from_bytes::<Response>(reply) {
         Ok(Err(refusal)) => ClientError::Refused(refusal),
         Ok(Ok(_)) => ClientError::Refused(Refusal::Unavailable(
             "the node ended the subscription".into(),

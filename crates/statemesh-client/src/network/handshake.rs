@@ -106,7 +106,7 @@ pub fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T, ConnectionError>
             theirs,
         });
     }
-    postcard::from_bytes(body).map_err(|e| ConnectionError::Handshake(e.to_string()))
+    statemesh_core::decode::from_bytes(body).map_err(|e| ConnectionError::Handshake(e.to_string()))
 }
 
 #[cfg(test)]

@@ -51,7 +51,7 @@ fn add(session: u128, seq: u64, amount: u64) -> Stamped {
 }
 
 fn total(reply: &[u8]) -> u64 {
-    postcard::from_bytes::<Result<u64, String>>(reply)
+    statemesh_core::decode::from_bytes::<Result<u64, String>>(reply)
         .unwrap()
         .unwrap()
 }

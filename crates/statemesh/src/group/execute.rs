@@ -163,7 +163,7 @@ impl<SM: StateMachine> Group<SM> {
 }
 
 fn decode_reply<SM: StateMachine>(bytes: &[u8]) -> Result<SM::Response, ExecuteError> {
-    match postcard::from_bytes::<Result<SM::Response, String>>(bytes) {
+    match statemesh_core::decode::from_bytes::<Result<SM::Response, String>>(bytes) {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(ExecuteError::Decode(e)),
         Err(e) => Err(ExecuteError::Decode(e.to_string())),

@@ -76,7 +76,7 @@ impl<SM: StateMachine> Group<SM> {
             request,
         });
         let reply = self.inner.network.call(self.inner.node, to, bytes).await?;
-        postcard::from_bytes(&reply).map_err(|_| NetworkError::ReplyLost(to))
+        statemesh_core::decode::from_bytes(&reply).map_err(|_| NetworkError::ReplyLost(to))
     }
 
     /// Adds this node to the group as a learner, asking the voters until the

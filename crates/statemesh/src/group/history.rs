@@ -206,7 +206,9 @@ impl<SM: Mirrored> Recorder<SM> for Recording<SM> {
 pub(crate) fn merge<SM: Mirrored>(items: &[Item]) -> Result<Vec<u8>, postcard::Error> {
     let mut all = Vec::new();
     for item in items {
-        all.extend(postcard::from_bytes::<Vec<SM::Change>>(&item.changes)?);
+        all.extend(statemesh_core::decode::from_bytes::<Vec<SM::Change>>(
+            &item.changes,
+        )?);
     }
     postcard::to_allocvec(&SM::merge(all))
 }

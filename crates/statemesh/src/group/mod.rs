@@ -8,6 +8,9 @@
 mod endpoint;
 mod execute;
 mod forward;
+/// What the crate's fuzzing hooks reach inside a group (see
+/// `crate::fuzzing`).
+pub(crate) mod fuzzing;
 mod handle;
 mod history;
 mod lease;

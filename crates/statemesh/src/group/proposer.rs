@@ -102,7 +102,7 @@ async fn propose(raft: &Raft, commands: Vec<Stamped>) -> Vec<Outcome> {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
     let entry = super::rpc::encode(&Batch { time_ms, commands });
     match raft.client_write(entry).await {
-        Ok(r) => match postcard::from_bytes::<Applied>(&r.data) {
+        Ok(r) => match statemesh_core::decode::from_bytes::<Applied>(&r.data) {
             Ok(replies) if replies.len() == count => replies
                 .into_iter()
                 .map(|reply| reply.ok_or(Refused::Expired))

@@ -68,7 +68,7 @@ impl PeerClient {
         match self.network.call(self.from, self.target, bytes).await {
             Ok(reply) => {
                 self.contacts.answered(self.target);
-                postcard::from_bytes(&reply)
+                statemesh_core::decode::from_bytes(&reply)
                     .map_err(|e| RPCError::Network(RaftNetworkError::new(&e)))
             }
             Err(e @ NetworkError::Unreachable(_)) => {

@@ -181,7 +181,7 @@ pub(crate) fn read<S: DeserializeOwned>(
         ));
     }
     let meta_len = u64::from(input.u32()?);
-    let meta: Meta = postcard::from_bytes(&input.bytes(meta_len)?)
+    let meta: Meta = statemesh_core::decode::from_bytes(&input.bytes(meta_len)?)
         .map_err(|e| LoadError::Corrupt(format!("metadata does not decode: {e}")))?;
     let (store, location, local) = match *source {
         Source::Local { store, location } => (store, location, true),
@@ -237,7 +237,7 @@ pub(crate) fn read<S: DeserializeOwned>(
             blobs,
         }
     };
-    let done = large::with_context(context, || postcard::from_bytes::<S>(&state));
+    let done = large::with_context(context, || statemesh_core::decode::from_bytes::<S>(&state));
     let state = done.result.map_err(|e| {
         LoadError::Corrupt(format!(
             "state does not decode: {}",

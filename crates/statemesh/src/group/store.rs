@@ -45,9 +45,9 @@ static TEMPORARY: AtomicU64 = AtomicU64::new(0);
 /// after a restart or on a replica that installed the snapshot is still
 /// applied once) and the state machine's state.
 #[derive(serde::Serialize, serde::Deserialize)]
-struct Persisted<S> {
-    sessions: Sessions,
-    state: S,
+pub(super) struct Persisted<S> {
+    pub(super) sessions: Sessions,
+    pub(super) state: S,
 }
 
 /// The snapshot on disk: its metadata and the cache keys it refers to.
@@ -489,7 +489,7 @@ fn apply_batch<SM: StateMachine>(
     index: u64,
     recorder: Option<&dyn Recorder<SM>>,
 ) -> Vec<u8> {
-    let outcomes: Applied = match postcard::from_bytes::<Batch>(bytes) {
+    let outcomes: Applied = match statemesh_core::decode::from_bytes::<Batch>(bytes) {
         Ok(batch) => {
             sessions.tick(batch.time_ms);
             batch
@@ -499,7 +499,9 @@ fn apply_batch<SM: StateMachine>(
                     Check::Done(kept) => Some((kept.reply, kept.index)),
                     Check::Expired => None,
                     Check::Apply => {
-                        let out = reply(&match postcard::from_bytes::<SM::Command>(&c.command) {
+                        let out = reply(&match statemesh_core::decode::from_bytes::<SM::Command>(
+                            &c.command,
+                        ) {
                             Ok(cmd) => Ok(match recorder {
                                 Some(r) => r.apply(sm, cmd, index),
                                 None => sm.apply(cmd, index),

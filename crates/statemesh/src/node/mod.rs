@@ -143,7 +143,8 @@ impl NodeInner {
                 },
             });
             if let Ok(reply) = self.network.call(self.id, peer, hello).await
-                && let Ok(Reply::Hello(Hello::Mismatch(theirs))) = postcard::from_bytes(&reply)
+                && let Ok(Reply::Hello(Hello::Mismatch(theirs))) =
+                    statemesh_core::decode::from_bytes(&reply)
             {
                 return Err(GroupError::Mismatch {
                     name: name.to_owned(),
@@ -290,7 +291,7 @@ impl Handler for NodeHandler {
             let Some(node) = node else {
                 return encode(&Reply::NoSuchGroup);
             };
-            let envelope: Envelope = match postcard::from_bytes(&request) {
+            let envelope: Envelope = match statemesh_core::decode::from_bytes(&request) {
                 Ok(e) => e,
                 Err(e) => return encode(&Reply::BadRequest(e.to_string())),
             };

@@ -157,7 +157,7 @@ impl<SM: Hostable> Hosted for HostedGroup<SM> {
         deadline: Instant,
     ) -> LocalFuture<'_, Result<(Vec<u8>, u64), Refusal>> {
         Box::pin(async move {
-            let query: SM::Query = postcard::from_bytes(&query)
+            let query: SM::Query = statemesh_core::decode::from_bytes(&query)
                 .map_err(|e| Refusal::BadRequest(format!("query: {e}")))?;
             if consistency == Consistency::Linearizable {
                 // Waits for the read index; the read itself is below.

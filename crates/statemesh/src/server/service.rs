@@ -27,8 +27,10 @@ impl ClientHandler for Service {
     fn subscribe(&self, grant: Arc<Grant>, request: Vec<u8>, pushes: Pushes) -> BoxFuture<Vec<u8>> {
         let inner = self.0.upgrade();
         Box::pin(async move {
-            let response: Response = match (inner, postcard::from_bytes::<ClientRequest>(&request))
-            {
+            let response: Response = match (
+                inner,
+                statemesh_core::decode::from_bytes::<ClientRequest>(&request),
+            ) {
                 (None, _) => Err(Refusal::Unavailable("the node is shutting down".into())),
                 (_, Err(e)) => Err(Refusal::BadRequest(e.to_string())),
                 (
@@ -76,26 +78,27 @@ impl ClientHandler for Service {
     fn handle(&self, grant: Arc<Grant>, request: Vec<u8>) -> BoxFuture<Vec<u8>> {
         let inner = self.0.upgrade();
         Box::pin(async move {
-            let response: Response = match (inner, postcard::from_bytes::<Call>(&request)) {
-                (None, _) => Err(Refusal::Unavailable("the node is shutting down".into())),
-                (_, Err(e)) => Err(Refusal::BadRequest(e.to_string())),
-                (Some(inner), Ok(call)) => {
-                    let wait = Duration::from_millis(call.timeout_ms).min(MAX_CALL);
-                    // Whatever the request, the node answers by the time the
-                    // client gave it; a write cut short may still apply.
-                    let changes = call.request.changes();
-                    let deadline = Instant::now() + wait;
-                    let answer = answer(&inner, &grant, call.request, deadline);
-                    // The request's own deadline comes first, with what it
-                    // knows (no quorum, or whether a leader took it); this
-                    // only stops what does not watch the deadline.
-                    tokio::time::timeout(wait + LAST_RESORT, answer)
-                        .await
-                        .unwrap_or(Err(Refusal::Timeout {
-                            maybe_applied: changes,
-                        }))
-                }
-            };
+            let response: Response =
+                match (inner, statemesh_core::decode::from_bytes::<Call>(&request)) {
+                    (None, _) => Err(Refusal::Unavailable("the node is shutting down".into())),
+                    (_, Err(e)) => Err(Refusal::BadRequest(e.to_string())),
+                    (Some(inner), Ok(call)) => {
+                        let wait = Duration::from_millis(call.timeout_ms).min(MAX_CALL);
+                        // Whatever the request, the node answers by the time the
+                        // client gave it; a write cut short may still apply.
+                        let changes = call.request.changes();
+                        let deadline = Instant::now() + wait;
+                        let answer = answer(&inner, &grant, call.request, deadline);
+                        // The request's own deadline comes first, with what it
+                        // knows (no quorum, or whether a leader took it); this
+                        // only stops what does not watch the deadline.
+                        tokio::time::timeout(wait + LAST_RESORT, answer)
+                            .await
+                            .unwrap_or(Err(Refusal::Timeout {
+                                maybe_applied: changes,
+                            }))
+                    }
+                };
             // Our own reply types always encode.
             postcard::to_allocvec(&response).unwrap_or_default()
         })

@@ -151,7 +151,7 @@ impl<SM: Queryable> Remote<SM> {
         if leader.is_some() || !from_leader {
             *self.leader.lock().unwrap_or_else(|e| e.into_inner()) = leader;
         }
-        match postcard::from_bytes::<Result<SM::Response, String>>(&reply) {
+        match statemesh_core::decode::from_bytes::<Result<SM::Response, String>>(&reply) {
             Ok(Ok(r)) => Ok((r, version)),
             // The leader could not decode the command: another build.
             Ok(Err(e)) => Err(ClientError::Decode(e)),
@@ -180,7 +180,7 @@ impl<SM: Queryable> Remote<SM> {
         let ClientReply::Answered { answer, version } = reply else {
             return Err(unexpected(&reply));
         };
-        postcard::from_bytes(&answer)
+        statemesh_core::decode::from_bytes(&answer)
             .map(|a| (a, version))
             .map_err(|e| ClientError::Decode(e.to_string()))
     }
