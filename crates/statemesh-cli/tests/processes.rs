@@ -179,15 +179,7 @@ async fn a_node_told_to_stop_leaves_the_cluster_first() {
         group(&s, "_cluster")?.learners.contains(&id).then_some(())
     })
     .await;
-    let pid = fourth.child.as_ref().unwrap().id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let status = fourth.child.take().unwrap().wait().unwrap();
+    let status = fourth.terminate();
     assert!(status.success(), "{status:?}");
     let s = c.status().await.unwrap();
     assert!(!s.members.contains_key(&id), "the record stays");
@@ -225,15 +217,7 @@ async fn a_voter_told_to_stop_leaves_and_the_others_go_on_writing() {
         },
     )
     .await;
-    let pid = nodes[2].child.as_ref().unwrap().id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let status = nodes[2].child.take().unwrap().wait().unwrap();
+    let status = nodes[2].terminate();
     assert!(status.success(), "{status:?}");
     until("the voter gone from the record and the group", async || {
         let s = c.status().await.ok()?;

@@ -33,6 +33,15 @@ impl Node {
             let _ = c.wait();
         }
     }
+
+    /// SIGTERM (what an operator's stop sends), and its exit status.
+    pub(crate) fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("the node is running");
+        let pid = child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(sent.success(), "kill -TERM {pid}: {sent:?}");
+        child.wait().unwrap()
+    }
 }
 
 pub(crate) struct Cluster {

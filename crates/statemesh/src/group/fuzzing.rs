@@ -267,13 +267,7 @@ impl Snapshots {
             sessions.record(&stamp(seq), &[seq as u8; 3], 40 + seq);
         }
         let persisted = Persisted { sessions, state };
-        let mut file = std::fs::File::options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&self.scratch)
-            .map_err(|e| e.to_string())?;
+        let mut file = self.open_scratch().map_err(|e| e.to_string())?;
         match kind {
             SnapshotKind::Local => {
                 let (bytes, _) = snapshot_file::encode_local(&persisted, &self.location)
@@ -293,6 +287,16 @@ impl Snapshots {
         Ok(bytes)
     }
 
+    /// The scratch file, emptied, for writing and reading back.
+    fn open_scratch(&self) -> std::io::Result<std::fs::File> {
+        std::fs::File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&self.scratch)
+    }
+
     /// Writes `bytes` to the scratch file and reads it as the group does,
     /// then reads every value the state holds. Returns how many values
     /// read back.
@@ -302,13 +306,7 @@ impl Snapshots {
     /// Why the snapshot was refused (an I/O error is reported apart, as
     /// `Err(Err(..))`).
     pub fn read(&self, kind: SnapshotKind, bytes: &[u8]) -> Result<usize, Result<String, String>> {
-        let mut file = std::fs::File::options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&self.scratch)
-            .map_err(|e| Err(e.to_string()))?;
+        let mut file = self.open_scratch().map_err(|e| Err(e.to_string()))?;
         file.write_all(bytes).map_err(|e| Err(e.to_string()))?;
         let source = match kind {
             SnapshotKind::Local => Source::Local {
