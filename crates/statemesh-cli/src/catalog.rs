@@ -8,9 +8,10 @@ use crate::output::outln;
 use crate::report::Output;
 use clap::Subcommand;
 use serde_json::json;
-use statemesh::collections::{CellState, MapState, describe};
-use statemesh::hooks::{Hooked, JsonEvents};
+use statemesh::collections::{CellState, MapState};
+use statemesh::hooks::Hooked;
 use statemesh::{Client, ClientError, CollectionInfo, Json, Refusal, StateMachine};
+use statemesh_cli::kinds::{JsonEvents, describe};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum CatalogCommand {

@@ -7,8 +7,9 @@ use anyhow::{Context, bail};
 use clap::Subcommand;
 use statemesh::Json;
 use statemesh::collections::{CellState, MapState};
-use statemesh::hooks::{Hooked, JsonEvents};
+use statemesh::hooks::Hooked;
 use statemesh::local::{Local, LocalOptions, LocalRead, Publish};
+use statemesh_cli::kinds::JsonEvents;
 use std::path::PathBuf;
 use std::time::Duration;
 

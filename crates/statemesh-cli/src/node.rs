@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use statemesh::local::LocalOptions;
 use statemesh::network::Authenticator;
-use statemesh::{Kinds, MemberRole, Server, ServerOptions, TcpOptions};
+use statemesh::{MemberRole, Server, ServerOptions, TcpOptions};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -283,7 +283,8 @@ pub(crate) async fn run(args: NodeArgs) -> anyhow::Result<()> {
         )),
         None => None,
     };
-    let server = std::sync::Arc::new(Server::start(options, Kinds::standard()).await?);
+    let server =
+        std::sync::Arc::new(Server::start(options, statemesh_cli::kinds::standard()).await?);
     let endpoint = match http {
         Some((listener, metrics)) => {
             outln!("operations endpoint on http://{}", listener.local_addr()?);

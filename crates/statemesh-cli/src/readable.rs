@@ -4,8 +4,9 @@
 //! types of keys and values differ, so the reading is written once.
 
 use statemesh::collections::{MapAnswer, MapQuery, MapState};
-use statemesh::hooks::{Hooked, JsonEvents};
+use statemesh::hooks::Hooked;
 use statemesh::{Client, ClientError, Consistency, Json, Queryable, Refusal, Remote, StateMachine};
+use statemesh_cli::kinds::JsonEvents;
 
 /// A map of any readable kind.
 pub(crate) enum ReadableMap {

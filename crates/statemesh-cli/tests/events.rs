@@ -7,8 +7,9 @@ mod common;
 
 use common::{BIN, Cluster, stderr, stdout, three, until};
 use statemesh::collections::{MapAnswer, MapQuery};
-use statemesh::hooks::{Hooked, JsonEvents};
+use statemesh::hooks::Hooked;
 use statemesh::{Consistency, Json};
+use statemesh_cli::kinds::JsonEvents;
 use std::process::Command;
 
 const SENDERS: i64 = 8;

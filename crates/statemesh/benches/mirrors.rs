@@ -403,9 +403,9 @@ async fn cluster(nodes: &[Handle], dir: &std::path::Path, shm: &std::path::Path)
     first.local = LocalOptions::new().dir(shm);
     let start = |node: &Handle, options: ServerOptions| {
         node.spawn(async move {
-            Server::start(options, Kinds::standard())
-                .await
-                .expect("a node")
+            let mut kinds = Kinds::new();
+            kinds.register(Bytes::default);
+            Server::start(options, kinds).await.expect("a node")
         })
     };
     let first = start(&nodes[0], first).await.expect("first node");

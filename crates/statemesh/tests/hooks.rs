@@ -78,7 +78,7 @@ impl Hooks for Broken {
 }
 
 fn kinds() -> Kinds {
-    let mut kinds = Kinds::standard();
+    let mut kinds = Kinds::new();
     kinds.register_hooks(Bank).unwrap();
     kinds
 }
@@ -194,7 +194,7 @@ async fn refusals_and_panics_reach_the_sender_and_change_nothing() {
 fn an_init_hook_that_fails_creates_nothing() {
     let err = Hooked::new(Broken).err().unwrap();
     assert_eq!(err, HookError::new("no opening balance"));
-    let mut kinds = Kinds::standard();
+    let mut kinds = Kinds::new();
     assert_eq!(
         kinds.register_hooks(Broken),
         Err(HookError::new("no opening balance"))

@@ -82,10 +82,9 @@ impl Queryable for Counter {
     }
 }
 
-/// What the test servers host: the standard kinds, the counter and maps
-/// of numbers.
+/// What the test servers host: the counter and maps of numbers.
 fn kinds() -> Kinds {
-    let mut kinds = Kinds::standard();
+    let mut kinds = Kinds::new();
     kinds.register(Counter::default);
     kinds.register(Prices::default);
     kinds

@@ -1,6 +1,9 @@
 //! Servers on loopback in one process: a cluster formed by joining, the
 //! membership policy, clients and their tokens.
 
+use statemesh::collections::{
+    CellState, MapState, OnceState, PriorityQueueState, SetState, VecState,
+};
 use statemesh::network::{
     AuthError, Authenticator, Claims, ConnectionError, DevCertificates, Secret, Tls,
 };
@@ -65,8 +68,20 @@ impl Env {
     }
 }
 
+/// The JSON collections these tests open.
+fn kinds() -> Kinds {
+    let mut k = Kinds::new();
+    k.register(MapState::<String, Json>::default);
+    k.register(CellState::<Json>::default);
+    k.register(OnceState::<Json>::default);
+    k.register(SetState::<String>::default);
+    k.register(VecState::<Json>::default);
+    k.register(PriorityQueueState::<i64, String, Json>::unbounded);
+    k
+}
+
 async fn start(env: &Env, name: &str, join: &[String], role: MemberRole) -> Server {
-    Server::start(env.options(name, join, role), Kinds::standard())
+    Server::start(env.options(name, join, role), kinds())
         .await
         .unwrap()
 }
@@ -323,7 +338,6 @@ async fn an_unreachable_voter_is_replaced_by_a_learner() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn remote_handles_of_every_collection() {
-    use statemesh::collections::{OnceState, PriorityQueueState, SetState, VecState};
     let env = Env::new();
     let server = start(&env, "a", &[], MemberRole::Voter).await;
     let at = vec![server.address().to_owned()];
@@ -432,7 +446,7 @@ async fn a_collection_just_made_is_found_on_every_member() {
     let first = start(&env, "a", &[], MemberRole::Voter).await;
     let seed = vec![first.address().to_owned()];
     let maker = env.client(&seed, SECRET).await.unwrap();
-    type M = statemesh::collections::MapState<String, Json>;
+    type M = MapState<String, Json>;
     for i in 0..20 {
         maker.create::<M>(&format!("early{i}")).await.unwrap();
     }

@@ -8,8 +8,9 @@ use crate::connect::ConnectArgs;
 use crate::output::outln;
 use anyhow::{Context, bail};
 use statemesh::collections::{CellState, MapState};
-use statemesh::hooks::{Hooked, JsonEvents};
+use statemesh::hooks::Hooked;
 use statemesh::{Client, Json, Mirror, MirrorOptions, Mirrored, Resync, Update};
+use statemesh_cli::kinds::JsonEvents;
 use tokio::sync::broadcast;
 
 pub(super) struct Follow<'a> {

@@ -3,8 +3,9 @@
 
 use super::json::show;
 use statemesh::collections::{CellState, MapChange, MapState};
-use statemesh::hooks::{Hooked, JsonEvents};
+use statemesh::hooks::Hooked;
 use statemesh::{Json, Mirrored};
+use statemesh_cli::kinds::JsonEvents;
 
 /// How a collection the command line follows prints: the body of each JSON
 /// line (without braces and version).

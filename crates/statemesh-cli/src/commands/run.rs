@@ -9,8 +9,9 @@ use crate::output::outln;
 use crate::readable::ReadableMap;
 use crate::report;
 use anyhow::bail;
-use statemesh::hooks::{Hooked, JsonEvents};
+use statemesh::hooks::Hooked;
 use statemesh::{Consistency, Json, Member, MemberRole, RemoteMap};
+use statemesh_cli::kinds::JsonEvents;
 
 async fn map(connect: &ConnectArgs, name: &str) -> anyhow::Result<RemoteMap<String, Json>> {
     let client = connect.client().await?;

@@ -2,7 +2,8 @@
 //! error messages say instead of Rust type paths.
 
 /// `statemesh::Map<alloc::string::String, statemesh::collections::json::Json>`
-/// reads "a map (string → JSON)"; a kind without a plain name reads as its
+/// reads "a map (string → JSON)"; a collection changed by hooks reads as
+/// its state and the hooks' name; a kind without a plain name reads as its
 /// signature without module paths (`a Set<u64>`).
 #[must_use]
 pub fn describe(signature: &str) -> String {
@@ -11,11 +12,19 @@ pub fn describe(signature: &str) -> String {
         "Map<String, Json>" => "a map (string → JSON)".to_owned(),
         "Map<Vec<u8>, Vec<u8>>" => "a map (bytes → bytes)".to_owned(),
         "Cell<Json>" => "a cell (JSON)".to_owned(),
-        s if s.starts_with("Hooked<Map<String, Json>>(statemesh.json-events") => {
-            "a map changed by JSON events (string → JSON)".to_owned()
-        }
-        s => format!("a {s}"),
+        s => match hooked(signature) {
+            Some((state, hooks)) => format!("{} changed by the hooks {hooks:?}", describe(state)),
+            None => format!("a {s}"),
+        },
     }
+}
+
+/// `statemesh::Hooked<STATE>(NAME)` as its state's signature and the hooks'
+/// name.
+fn hooked(signature: &str) -> Option<(&str, &str)> {
+    let rest = signature.strip_prefix("statemesh::Hooked<")?;
+    let (state, name) = rest.rsplit_once(">(")?;
+    Some((state, name.strip_suffix(')')?))
 }
 
 /// `a::b::C<d::E>` as `C<E>`.
@@ -48,12 +57,10 @@ mod tests {
         assert_eq!(describe(&map), "a map (string → JSON)");
         let cell = CellState::<Json>::default().signature();
         assert_eq!(describe(&cell), "a cell (JSON)");
-        let events = crate::hooks::Hooked::new(crate::hooks::JsonEvents)
-            .unwrap()
-            .signature();
+        let events = format!("statemesh::Hooked<{map}>(bank/1)");
         assert_eq!(
             describe(&events),
-            "a map changed by JSON events (string → JSON)"
+            "a map (string → JSON) changed by the hooks \"bank/1\""
         );
         let set = SetState::<u64>::default().signature();
         assert_eq!(describe(&set), "a Set<u64>");

@@ -51,8 +51,6 @@
 
 mod hook;
 mod hooked;
-mod json_events;
 
 pub use hook::{Edit, HookError, Hooks};
 pub use hooked::{Event, Hooked};
-pub use json_events::JsonEvents;

@@ -2,9 +2,6 @@
 //! type-erased face of a hosted group.
 
 use super::fanout::{Fanout, Followed};
-use crate::collections::{
-    CellState, Json, MapState, OnceState, PriorityQueueState, SetState, VecState,
-};
 use crate::error::{ExecuteError, GroupError, QueryError};
 use crate::group::rpc::Stamped;
 use crate::group::{
@@ -16,7 +13,7 @@ use crate::types::NodeId;
 use crate::types::Raft;
 use statemesh_client::Refusal;
 use statemesh_client::local::{LocalError, Publication, Publish, RegionWriter};
-use statemesh_core::hooks::{HookError, Hooked, Hooks, JsonEvents};
+use statemesh_core::hooks::{HookError, Hooked, Hooks};
 use statemesh_core::{Mirrored, Queryable, StateMachine};
 use std::collections::HashMap;
 use std::future::Future;
@@ -273,27 +270,6 @@ impl Kinds {
     #[must_use]
     pub fn new() -> Self {
         Self::default()
-    }
-
-    /// What the `statemesh` node hosts: JSON collections of every kind
-    /// (`Map<String, Json>`, `Cell<Json>`, `Once<Json>`, `Set<String>`,
-    /// `Vec<Json>`, `PriorityQueue<i64, String, Json>` unbounded) and
-    /// `Map<Vec<u8>, Vec<u8>>` for raw bytes (what `statemesh bench`
-    /// writes), and maps changed by JSON events ([`JsonEvents`], what
-    /// `statemesh event` sends).
-    #[must_use]
-    pub fn standard() -> Self {
-        let mut k = Self::new();
-        k.register(MapState::<String, Json>::default);
-        k.register(MapState::<Vec<u8>, Vec<u8>>::default);
-        k.register(CellState::<Json>::default);
-        k.register(OnceState::<Json>::default);
-        k.register(SetState::<String>::default);
-        k.register(VecState::<Json>::default);
-        k.register(PriorityQueueState::<i64, String, Json>::unbounded);
-        // Its init hook is the default one, which cannot fail.
-        let _ = k.register_hooks(JsonEvents);
-        k
     }
 
     /// Hosts state machines made empty by `make` (its signature is the key).

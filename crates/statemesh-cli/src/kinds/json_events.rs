@@ -1,9 +1,12 @@
 //! The hooks of the command line's event collections: a map of JSON values
 //! changed by JSON events.
+//!
+//! The hooks' name, `statemesh.json-events/1`, is part of every event
+//! map's signature: changing it would orphan the groups already created.
 
-use super::{Edit, HookError, Hooks};
-use crate::collections::{Json, MapCommand, MapState};
 use serde_json::Value;
+use statemesh::collections::{Json, MapCommand, MapOutcome, MapState};
+use statemesh::hooks::{Edit, HookError, Hooks};
 
 /// Hooks over a `Map<String, Json>` whose events are JSON objects, what
 /// `statemesh event NAME JSON` sends (every `statemesh` node hosts them):
@@ -49,9 +52,9 @@ fn held(state: &Edit<'_, MapState<String, Json>>, key: &str) -> Result<i64, Hook
     }
 }
 
-fn previous(outcome: crate::collections::MapOutcome<String, Json>) -> Json {
+fn previous(outcome: MapOutcome<String, Json>) -> Json {
     match outcome {
-        crate::collections::MapOutcome::Previous(Some(v)) => v,
+        MapOutcome::Previous(Some(v)) => v,
         _ => Json(Value::Null),
     }
 }
@@ -118,8 +121,8 @@ impl Hooks for JsonEvents {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hooks::{Event, Hooked};
-    use crate::state_machine::StateMachine;
+    use statemesh::StateMachine;
+    use statemesh::hooks::{Event, Hooked};
 
     fn send(h: &mut Hooked<JsonEvents>, event: &str, version: u64) -> Result<Json, HookError> {
         h.apply(Event(event.parse().unwrap()), version)
