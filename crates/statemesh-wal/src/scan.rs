@@ -137,17 +137,8 @@ fn search(bytes: &[u8], from: usize, next: u64, salt: Salt) -> After {
 mod tests {
     use super::*;
     use crate::record::{MARKER_LEN, Marker};
-    use crate::segment::{Header, encode_header};
-
-    const SALT: u64 = 99;
-
-    fn header(first: u64) -> Header {
-        Header {
-            first,
-            capacity: 4096,
-            salt: SALT,
-        }
-    }
+    use crate::segment::encode_header;
+    use crate::segment::tests::{SALT, header};
 
     /// A segment holding `batches` (each a list of payloads, each followed
     /// by a batch marker vouching for the batches before it).

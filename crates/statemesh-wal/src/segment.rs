@@ -284,12 +284,14 @@ pub(crate) fn cut<F: StorageFile + ?Sized>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    const SALT: u64 = 99;
+    /// The salt of every test segment.
+    pub(crate) const SALT: u64 = 99;
 
-    fn header(first: u64) -> Header {
+    /// A test segment's header: 4 KiB, starting at `first`.
+    pub(crate) fn header(first: u64) -> Header {
         Header {
             first,
             capacity: 4096,

@@ -1,25 +1,14 @@
 //! In-process clusters: replication, forwarding, leader failure, restart,
 //! and refusal of a mismatched type.
 
+mod common;
+
+use common::memory::open_nodes;
 use statemesh::{
     Cell, CellReader, GroupError, LogStorage, MemoryNetwork, Network, Node, NodeOptions,
 };
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-
-fn options() -> NodeOptions {
-    NodeOptions::default()
-}
-
-fn open_nodes(net: &Arc<MemoryNetwork>, root: &Path, ids: &[u64]) -> Vec<Node> {
-    ids.iter()
-        .map(|&id| {
-            let n: Arc<dyn Network> = net.clone();
-            Node::open(id, root.join(format!("n{id}")), n, options()).unwrap()
-        })
-        .collect()
-}
 
 async fn open_cells(nodes: &[Node], name: &str, voters: &[u64]) -> Vec<Cell<u64>> {
     let mut cells = Vec::new();

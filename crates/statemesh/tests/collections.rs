@@ -3,12 +3,14 @@
 //! leader), each outcome is compared with the model's, and at the end every
 //! replica, the learner included, holds the model's state.
 
+mod common;
+
+use common::memory::open_nodes;
 use proptest::prelude::*;
 use statemesh::collections::{Entry, OutOfRange, PriorityQueueState};
-use statemesh::{MemoryNetwork, Network, Node, NodeOptions};
+use statemesh::{MemoryNetwork, Node};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::ops::{Bound, RangeBounds};
-use std::sync::Arc;
 
 struct Cluster {
     nodes: Vec<Node>,
@@ -19,18 +21,8 @@ impl Cluster {
     fn new(count: u64) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let net = MemoryNetwork::new();
-        let nodes = (1..=count)
-            .map(|id| {
-                let n: Arc<dyn Network> = net.clone();
-                Node::open(
-                    id,
-                    dir.path().join(id.to_string()),
-                    n,
-                    NodeOptions::default(),
-                )
-                .unwrap()
-            })
-            .collect();
+        let ids: Vec<u64> = (1..=count).collect();
+        let nodes = open_nodes(&net, dir.path(), &ids);
         Self { nodes, _dir: dir }
     }
 

@@ -3,17 +3,14 @@
 //! load through the followers, and a learner that can only catch up by
 //! snapshot while writes go on.
 
-use statemesh::{ExecuteError, Map, MapReader, MemoryNetwork, Network, Node, NodeOptions, Role};
+mod common;
+
+use common::memory::open_node;
+use statemesh::{ExecuteError, Map, MapReader, MemoryNetwork, Node, NodeOptions, Role};
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-fn open_node(net: &Arc<MemoryNetwork>, root: &Path, id: u64, options: NodeOptions) -> Node {
-    let n: Arc<dyn Network> = net.clone();
-    Node::open(id, root.join(format!("n{id}")), n, options).unwrap()
-}
 
 async fn open_maps(nodes: &[Node], voters: &[u64]) -> Vec<Map<u32, u32>> {
     let mut maps = Vec::new();

@@ -3,12 +3,12 @@
 //! key, a learner receives them inside a snapshot, and a damaged snapshot
 //! or a missing value is a typed error.
 
-use statemesh::{
-    GroupError, Large, LargeValues, Map, MapReader, MemoryNetwork, Network, Node, NodeOptions,
-};
+mod common;
+
+use common::memory::open_node;
+use statemesh::{GroupError, Large, LargeValues, Map, MapReader, MemoryNetwork, NodeOptions};
 use statemesh_test_support::eventually_async;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 const THRESHOLD: usize = 1 << 10;
@@ -27,11 +27,6 @@ fn options() -> NodeOptions {
         }),
         ..NodeOptions::default()
     }
-}
-
-fn open_node(net: &Arc<MemoryNetwork>, root: &Path, id: u64, options: NodeOptions) -> Node {
-    let n: Arc<dyn Network> = net.clone();
-    Node::open(id, root.join(format!("n{id}")), n, options).unwrap()
 }
 
 /// A value of `len` bytes that says which key and generation it is.

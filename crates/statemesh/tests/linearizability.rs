@@ -4,7 +4,10 @@
 //! then checked for linearizability against a register (Wing and Gong's
 //! search with Lowe's memoization).
 
-use statemesh::{Cell, MemoryNetwork, Network, Node, NodeOptions};
+mod common;
+
+use common::memory::open_nodes;
+use statemesh::{Cell, MemoryNetwork};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -141,19 +144,7 @@ async fn reads_stay_linearizable_across_leader_changes() {
     let dir = tempfile::tempdir().unwrap();
     let net = MemoryNetwork::new();
     let voters = [1, 2, 3];
-    let nodes: Vec<Node> = voters
-        .iter()
-        .map(|&id| {
-            let n: Arc<dyn Network> = net.clone();
-            Node::open(
-                id,
-                dir.path().join(id.to_string()),
-                n,
-                NodeOptions::default(),
-            )
-            .unwrap()
-        })
-        .collect();
+    let nodes = open_nodes(&net, dir.path(), &voters);
     let mut cells = Vec::new();
     for n in &nodes {
         cells.push(Cell::<u64>::open(n, "register", &voters).await.unwrap());

@@ -2,6 +2,8 @@
 //! a cluster over TCP.
 #![allow(dead_code)]
 
+pub(crate) mod memory;
+
 use statemesh::network::{Authenticator, Secret};
 use statemesh::{
     Client, ClientOptions, HistoryLimits, Kinds, MemberRole, Security, Server, ServerOptions,
