@@ -240,7 +240,42 @@ pub fn reseal_mirror_file(bytes: &mut [u8]) {
     if bytes.len() < 24 {
         return;
     }
-    let (header, payload) = bytes.split_at_mut(24);
-    header[12..16].copy_from_slice(&crc32c::crc32c(payload).to_le_bytes());
-    header[16..24].copy_from_slice(&(payload.len() as u64).to_le_bytes());
+    let len = bytes.len() as u64 - 24;
+    bytes[16..24].copy_from_slice(&len.to_le_bytes());
+    let crc = mirror_file::checksum(bytes);
+    bytes[12..16].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// `state` at `version` as a node publishes it to shared memory for local
+/// readers: the archive a reader in another process validates.
+///
+/// # Errors
+///
+/// What publishing would refuse (a key published twice, over 4 GiB).
+pub fn encode_published<SM: crate::local::Publish>(
+    state: &SM::Snapshot,
+    version: u64,
+) -> Result<Vec<u8>, crate::local::LocalError> {
+    crate::local::archived::<SM>(state, version, "fuzzed")
+}
+
+/// Reads a published archive as a local reader does: validation, the
+/// entry checks, a lookup of every key, and every key and value decoded
+/// as `K` and `V` (the way [`crate::local::LocalRead`] decodes them).
+///
+/// # Errors
+///
+/// The first check or decode that failed, in words.
+pub fn read_published<K: DeserializeOwned, V: DeserializeOwned>(
+    bytes: &[u8],
+) -> Result<(u64, Vec<(K, V)>), String> {
+    let (version, entries) = crate::local::read_archived(bytes)?;
+    fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+        statemesh_core::decode::from_bytes(bytes).map_err(|e| e.to_string())
+    }
+    let entries = entries
+        .iter()
+        .map(|(k, v)| Ok((decode(k)?, decode(v)?)))
+        .collect::<Result<_, String>>()?;
+    Ok((version, entries))
 }

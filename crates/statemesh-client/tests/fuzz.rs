@@ -490,3 +490,30 @@ fn a_mirror_file_announcing_a_huge_map_is_refused() {
         "{loaded:?}"
     );
 }
+
+/// A collection published to shared memory, as a reader in another process
+/// finds it: the archive validated, its entries checked and looked up, each
+/// key and value decoded. There is no checksum: bytecheck and the entry
+/// checks are all that stand between a damaged region and a reader.
+#[test]
+fn fuzz_local_read() {
+    type Prices = MapState<String, u64>;
+    let mut seeds = Vec::new();
+    for n in [0u64, 1, 3, 40] {
+        let map: OrdMap<String, u64> = (0..n).map(|i| (format!("k{i}"), i << 29)).collect();
+        seeds.push(fuzzing::encode_published::<Prices>(&map, n + 1).unwrap());
+    }
+    let runs = fuzz::run("client-local-read", &seeds, |bytes| {
+        if let Ok((version, entries)) = fuzzing::read_published::<String, u64>(bytes) {
+            // What reads cleanly is a state a publisher could have written.
+            let map: OrdMap<String, u64> = entries.into_iter().collect();
+            let again = fuzzing::encode_published::<Prices>(&map, version).unwrap();
+            let (v, back) = fuzzing::read_published::<String, u64>(&again).unwrap();
+            assert_eq!(
+                (v, back.into_iter().collect::<OrdMap<_, _>>()),
+                (version, map)
+            );
+        }
+    });
+    assert!(runs > 0);
+}

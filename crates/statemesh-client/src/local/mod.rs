@@ -51,6 +51,9 @@ mod read;
 mod region;
 mod snapshot;
 
+pub(crate) use publish::archived;
+pub(crate) use snapshot::read_archived;
+
 pub use error::LocalError;
 pub use open::{Collection, open, open_with};
 pub use publish::{Entries, Publication, Publish};

@@ -403,3 +403,16 @@ where
         <H::State as crate::local::Publish>::publish(state, entries)
     }
 }
+
+/// `state` at `version`, laid out and archived as a publisher writes it to
+/// its region. For the fuzz target of local reads.
+pub(crate) fn archived<SM: Publish>(
+    state: &SM::Snapshot,
+    version: u64,
+    signature: &str,
+) -> Result<Vec<u8>, LocalError> {
+    let snapshot = snapshot_of::<SM>(state, version, signature.to_owned())?;
+    rkyv::to_bytes::<rkyv::rancor::Error>(&snapshot)
+        .map(|bytes| bytes.to_vec())
+        .map_err(|e| LocalError::Encode(e.to_string()))
+}

@@ -80,3 +80,30 @@ impl ArchivedSnapshot {
         None
     }
 }
+
+/// Keys and values as their encoded bytes.
+pub(crate) type EncodedEntries = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// A published snapshot's bytes as a reader in another process gets them:
+/// validated as an archive, its entries checked, then every entry (key and
+/// value bytes) as a lookup by its key finds it. What the fuzz target of
+/// local reads drives.
+pub(crate) fn read_archived(bytes: &[u8]) -> Result<(u64, EncodedEntries), String> {
+    // Shared memory hands readers aligned bytes; so does this copy.
+    let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(bytes.len());
+    aligned.extend_from_slice(bytes);
+    let archived = rkyv::access::<ArchivedSnapshot, rkyv::rancor::Error>(&aligned)
+        .map_err(|e| e.to_string())?;
+    archived.check()?;
+    let mut entries = Vec::with_capacity(archived.spans.len());
+    for i in 0..archived.spans.len() {
+        let (key, value) = archived
+            .entry(i)
+            .ok_or("checked, yet an entry is outside")?;
+        if archived.find(key) != Some(i) {
+            return Err(format!("checked, yet entry {i} is not found by its key"));
+        }
+        entries.push((key.to_vec(), value.to_vec()));
+    }
+    Ok((archived.version.to_native(), entries))
+}

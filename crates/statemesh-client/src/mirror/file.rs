@@ -8,7 +8,10 @@
 //! payload = postcard (identity, version, the state's snapshot)
 //! ```
 //!
-//! `crc` is the CRC32C of the payload. The file is written whole under a
+//! `crc` is the CRC32C of every other byte: the header without it, then
+//! the payload, so a damaged format or length reads as damage, never as
+//! another format. Format 1 (checksum over the payload only) is still
+//! read. The file is written whole under a
 //! temporary name, synced and renamed over the old one, so a crash leaves
 //! the old copy or the new one, never a mix.
 
@@ -19,7 +22,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 8] = b"STMMIRR\0";
-const FORMAT: u32 = 1;
+/// What this build writes.
+const FORMAT: u32 = 2;
+/// The first format, whose checksum covers the payload only: still read.
+const FORMAT_PAYLOAD_CRC: u32 = 1;
 const HEADER: usize = 24;
 const NAME: &str = "mirror.state";
 
@@ -82,9 +88,12 @@ pub(crate) fn load<S: DeserializeOwned>(
     }
     let word =
         |at: usize| u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
-    if word(8) != FORMAT {
+    if checksum(&bytes) != word(12) {
+        return Err(corrupt("checksum mismatch".into()));
+    }
+    if word(8) != FORMAT && word(8) != FORMAT_PAYLOAD_CRC {
         return Err(corrupt(format!(
-            "format {} (this build reads {FORMAT})",
+            "format {} (this build reads {FORMAT_PAYLOAD_CRC} and {FORMAT})",
             word(8)
         )));
     }
@@ -98,9 +107,6 @@ pub(crate) fn load<S: DeserializeOwned>(
             payload.len()
         )));
     }
-    if crc32c::crc32c(payload) != word(12) {
-        return Err(corrupt("checksum mismatch".into()));
-    }
     let (theirs, version, state): (Identity, u64, S) = statemesh_core::decode::from_bytes(payload)
         .map_err(|e| corrupt(format!("undecodable: {e}")))?;
     if theirs != identity {
@@ -111,6 +117,18 @@ pub(crate) fn load<S: DeserializeOwned>(
         });
     }
     Ok(Some((version, state)))
+}
+
+/// The checksum a file's header should hold: over the payload in format
+/// 1, over the rest of the header and the payload since.
+pub(crate) fn checksum(file: &[u8]) -> u32 {
+    let (header, payload) = file.split_at(HEADER.min(file.len()));
+    if header.get(8..12) == Some(FORMAT_PAYLOAD_CRC.to_le_bytes().as_slice()) {
+        return crc32c::crc32c(payload);
+    }
+    let head = crc32c::crc32c(header.get(..12).unwrap_or(header));
+    let head = crc32c::crc32c_append(head, header.get(16..).unwrap_or_default());
+    crc32c::crc32c_append(head, payload)
 }
 
 /// Replaces the copy in `dir` with `state` at `version`.
@@ -133,9 +151,11 @@ pub(crate) fn store<S: Serialize>(
     let mut bytes = Vec::with_capacity(HEADER + payload.len());
     bytes.extend_from_slice(MAGIC);
     bytes.extend_from_slice(&FORMAT.to_le_bytes());
-    bytes.extend_from_slice(&crc32c::crc32c(&payload).to_le_bytes());
+    bytes.extend_from_slice(&[0; 4]);
     bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
     bytes.extend_from_slice(&payload);
+    let crc = checksum(&bytes);
+    bytes[12..16].copy_from_slice(&crc.to_le_bytes());
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let tmp = dir.join(format!("{NAME}.tmp"));
     let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
@@ -152,6 +172,20 @@ pub(crate) fn store<S: Serialize>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn files_of_the_first_format_still_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = Identity::new("m", "Map", b"");
+        let payload = postcard::to_allocvec(&(id, 9u64, vec![4u32])).unwrap();
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend_from_slice(&1u32.to_le_bytes());
+        bytes.extend_from_slice(&crc32c::crc32c(&payload).to_le_bytes());
+        bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(&payload);
+        std::fs::write(path(dir.path()), &bytes).unwrap();
+        assert_eq!(load(dir.path(), id).unwrap(), Some((9, vec![4u32])));
+    }
 
     #[test]
     fn round_trip_and_damage() {
@@ -177,6 +211,15 @@ mod tests {
             load::<Vec<u32>>(dir.path(), id),
             Err(MirrorFileError::Corrupt { .. })
         ));
+        // A damaged format or length is damage, not another format.
+        for at in [8, 17] {
+            let mut header = bytes.clone();
+            header[last] ^= 1;
+            header[at] ^= 1;
+            std::fs::write(&file, &header).unwrap();
+            let e = load::<Vec<u32>>(dir.path(), id).unwrap_err().to_string();
+            assert!(e.contains("checksum mismatch"), "{e}");
+        }
         std::fs::write(&file, &bytes[..30]).unwrap();
         assert!(matches!(
             load::<Vec<u32>>(dir.path(), id),
