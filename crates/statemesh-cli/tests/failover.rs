@@ -188,6 +188,11 @@ async fn with_two_of_three_voters_stopped_writes_and_reads_fail_with_no_quorum_i
         .await
         .unwrap();
     on_three_voters(&admin, "m").await;
+    let local_k = || cluster.command(&addresses[0], &["get", "m", "k", "--local"]);
+    until("the first member to apply k", async || {
+        (stdout(&local_k()).trim() == "1").then_some(())
+    })
+    .await;
     signal(&nodes[1], "-STOP");
     signal(&nodes[2], "-STOP");
     // Past an election timeout: a write sent at the very moment of the
@@ -211,6 +216,10 @@ async fn with_two_of_three_voters_stopped_writes_and_reads_fail_with_no_quorum_i
             let err = stderr(&out);
             assert_eq!(out.status.code(), Some(4), "{args:?} at {at}: {err}");
             assert!(err.contains("no quorum: 1 of 3 voters"), "{err}");
+            if args[0] == "get" {
+                // A read that needs the leader says what reads without.
+                assert!(err.contains("--local reads"), "{err}");
+            }
             assert_eq!(err.lines().count(), 1, "one line: {err}");
             assert!(
                 took <= timeout + Duration::from_secs(1),
@@ -218,6 +227,9 @@ async fn with_two_of_three_voters_stopped_writes_and_reads_fail_with_no_quorum_i
             );
         }
     }
+    // And that read works, from the member's own copy.
+    let out = local_k();
+    assert_eq!(stdout(&out).trim(), "1", "{}", stderr(&out));
     // Listing collections reads the record: without a leader to ask, the
     // node answers with its own copy, in time.
     let out = cluster.command(&addresses[0], &["collections", "--timeout", "2s"]);

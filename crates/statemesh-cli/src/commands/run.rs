@@ -10,7 +10,7 @@ use crate::readable::ReadableMap;
 use crate::report;
 use anyhow::bail;
 use statemesh::hooks::Hooked;
-use statemesh::{Consistency, Json, Member, MemberRole, RemoteMap};
+use statemesh::{ClientError, Consistency, Json, Member, MemberRole, RemoteMap};
 use statemesh_cli::kinds::JsonEvents;
 
 async fn map(connect: &ConnectArgs, name: &str) -> anyhow::Result<RemoteMap<String, Json>> {
@@ -41,7 +41,17 @@ pub(crate) async fn run(command: ClientCommand) -> anyhow::Result<()> {
             };
             let client = connect.client().await?;
             let m = ReadableMap::open(&client, &name, consistency).await?;
-            match m.get(&key).await? {
+            let got = m.get(&key).await.map_err(|e| {
+                if matches!(e.downcast_ref(), Some(ClientError::NoQuorum { .. })) {
+                    e.context(
+                        "a read through the leader needs a quorum (--local reads the \
+                         answering node's copy, possibly stale)",
+                    )
+                } else {
+                    e
+                }
+            })?;
+            match got {
                 Some(v) => outln!("{v}"),
                 None => bail!("map {name:?} has no key {key:?}"),
             }
