@@ -88,6 +88,18 @@ pub(crate) fn load<S: DeserializeOwned>(
     }
     let word =
         |at: usize| u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+    let mut len = [0u8; 8];
+    len.copy_from_slice(&bytes[16..24]);
+    let len = u64::from_le_bytes(len);
+    let payload = &bytes[HEADER..];
+    // A torn file says so; any other damage fails the checksum, which
+    // covers the format, so an unknown format is a real one.
+    if payload.len() as u64 != len {
+        return Err(corrupt(format!(
+            "{} bytes of payload where the header says {len}",
+            payload.len()
+        )));
+    }
     if checksum(&bytes) != word(12) {
         return Err(corrupt("checksum mismatch".into()));
     }
@@ -95,16 +107,6 @@ pub(crate) fn load<S: DeserializeOwned>(
         return Err(corrupt(format!(
             "format {} (this build reads {FORMAT_PAYLOAD_CRC} and {FORMAT})",
             word(8)
-        )));
-    }
-    let mut len = [0u8; 8];
-    len.copy_from_slice(&bytes[16..24]);
-    let len = u64::from_le_bytes(len);
-    let payload = &bytes[HEADER..];
-    if payload.len() as u64 != len {
-        return Err(corrupt(format!(
-            "{} bytes of payload where the header says {len}",
-            payload.len()
         )));
     }
     let (theirs, version, state): (Identity, u64, S) = statemesh_core::decode::from_bytes(payload)
@@ -211,14 +213,15 @@ mod tests {
             load::<Vec<u32>>(dir.path(), id),
             Err(MirrorFileError::Corrupt { .. })
         ));
-        // A damaged format or length is damage, not another format.
-        for at in [8, 17] {
+        // A damaged format is damage, not another format; a damaged
+        // length, a torn file.
+        for (at, says) in [(8, "checksum mismatch"), (17, "where the header says")] {
             let mut header = bytes.clone();
             header[last] ^= 1;
             header[at] ^= 1;
             std::fs::write(&file, &header).unwrap();
             let e = load::<Vec<u32>>(dir.path(), id).unwrap_err().to_string();
-            assert!(e.contains("checksum mismatch"), "{e}");
+            assert!(e.contains(says), "{e}");
         }
         std::fs::write(&file, &bytes[..30]).unwrap();
         assert!(matches!(
