@@ -6,10 +6,13 @@
 # Usage: bench/before-after.sh [REV]    (default f3fef0a: the last tree
 #                                        before the crates were split)
 #
-# Criterion runs the earlier build first and saves it as the baseline
-# "before"; this tree's run is compared with it and criterion prints the
-# change with its confidence interval ("No change in performance
-# detected", "Performance has improved", ...). The mirror benchmark has
+# Criterion runs the builds in the order earlier, this, this, earlier:
+# this tree's first run is compared with the earlier build's first (saved
+# as baseline "before"), and the earlier build's second run with this
+# tree's second (baseline "after"), each change with its confidence
+# interval. A real difference shows in both comparisons with opposite
+# signs; a difference that only follows the order is the machine. The
+# mirror benchmark has
 # no baseline of its own: each build runs it once, back to back, and its
 # table shows each figure's range over three rounds, the noise to compare
 # the difference against.
@@ -31,26 +34,35 @@ if ! command -v redis-server >/dev/null 2>&1; then
 fi
 
 git worktree add --quiet --detach "$before" "$rev"
-# One target directory for both: the dependencies build once.
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$here/target}"
+# A target directory for each build: sharing one made cargo rebuild the
+# other tree's crates at every switch.
+target="${CARGO_TARGET_DIR:-$here/target}"
 export CRITERION_HOME="$work/criterion"
+old() { (cd "$before" && CARGO_TARGET_DIR="$target/before-after" cargo bench -p statemesh "$@"); }
+new() { CARGO_TARGET_DIR="$target" cargo bench -p statemesh "$@"; }
 
 echo "== building $rev and this tree ($(git rev-parse --short HEAD))"
-(cd "$before" && cargo bench -p statemesh --no-run --quiet)
-cargo bench -p statemesh --no-run --quiet
+old --no-run --quiet
+new --no-run --quiet
 
 for bench in commits local; do
     echo
     echo "== $bench: $rev"
-    (cd "$before" && cargo bench -p statemesh --bench "$bench" -- --save-baseline before)
+    old --bench "$bench" -- --save-baseline before
     echo
-    echo "== $bench: this tree, against $rev"
-    cargo bench -p statemesh --bench "$bench" -- --baseline before
+    echo "== $bench: this tree, against $rev's first run"
+    new --bench "$bench" -- --baseline before
+    echo
+    echo "== $bench: this tree again"
+    new --bench "$bench" -- --save-baseline after
+    echo
+    echo "== $bench: $rev again, against this tree's second run"
+    old --bench "$bench" -- --baseline after
 done
 
 echo
 echo "== mirrors: $rev"
-(cd "$before" && cargo bench -p statemesh --bench mirrors)
+old --bench mirrors
 echo
 echo "== mirrors: this tree"
-cargo bench -p statemesh --bench mirrors
+new --bench mirrors
