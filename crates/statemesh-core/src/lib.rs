@@ -31,6 +31,7 @@ pub mod collections;
 pub mod decode;
 pub mod hooks;
 mod identity;
+pub mod pattern;
 pub mod session;
 mod state_machine;
 pub mod types;

@@ -20,6 +20,7 @@
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use statemesh_core::pattern::any_matches;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use subtle::ConstantTimeEq;
 
@@ -164,21 +165,13 @@ impl Grant {
     /// Whether it allows `access` to collection `name`.
     #[must_use]
     pub fn allows(&self, name: &str, access: Access) -> bool {
-        let matches = |patterns: &[String]| patterns.iter().any(|p| pattern_matches(p, name));
-        matches(&self.write) || (access == Access::Read && matches(&self.read))
+        any_matches(&self.write, name) || (access == Access::Read && any_matches(&self.read, name))
     }
 
     /// Whether it has expired.
     #[must_use]
     pub fn expired(&self) -> bool {
         self.expires.is_some_and(|e| e <= SystemTime::now())
-    }
-}
-
-fn pattern_matches(pattern: &str, name: &str) -> bool {
-    match pattern.strip_suffix('*') {
-        Some(prefix) => name.starts_with(prefix),
-        None => pattern == name,
     }
 }
 
