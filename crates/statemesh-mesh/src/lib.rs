@@ -31,6 +31,7 @@
 #![forbid(unsafe_code)]
 
 pub mod catalog;
+pub mod gossip;
 pub mod pass;
 pub mod peer;
 pub mod stream;
