@@ -264,6 +264,12 @@ fn fuzz_hello() {
                 cluster_id: None,
             },
         },
+        Hello {
+            cluster: "prod".into(),
+            peer: Peer::Mesh {
+                pass: vec![0xA5; 120],
+            },
+        },
     ]
     .iter()
     .map(fuzzing::encode_handshake)
@@ -291,6 +297,9 @@ fn fuzz_welcome() {
         Welcome::Refused("the token does not match".into()),
         Welcome::NotReady("starting".into()),
         Welcome::Expired { ago_ms: 61_000 },
+        Welcome::Mesh {
+            pass: vec![0x5A; 120],
+        },
     ]
     .iter()
     .map(fuzzing::encode_handshake)

@@ -135,6 +135,16 @@ impl PassVerifier {
     }
 }
 
+/// What admits a process to the mesh: its pass, and the cluster's key
+/// that checks everyone else's.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    /// This process's pass.
+    pub pass: Pass,
+    /// Checks the passes of the peers it meets.
+    pub verifier: PassVerifier,
+}
+
 /// Issues passes: held by nodes, derived from the cluster secret.
 pub struct PassIssuer {
     cluster: ClusterId,
@@ -172,6 +182,22 @@ impl PassIssuer {
         }
     }
 
+    /// Signs `grant` as given: the fuzz targets sign edited grants, so
+    /// that their edits reach the grant's decoder behind the signature.
+    #[doc(hidden)]
+    #[must_use]
+    pub fn sign_bytes(&self, grant: Vec<u8>) -> Pass {
+        let signature = self.key.sign(&grant).as_ref().to_vec();
+        Pass { grant, signature }
+    }
+
+    /// The signed bytes of `pass` (for the fuzz targets).
+    #[doc(hidden)]
+    #[must_use]
+    pub fn grant_bytes(pass: &Pass) -> &[u8] {
+        &pass.grant
+    }
+
     /// A pass for `peer`, good for `ttl`, to produce and consume what the
     /// patterns allow.
     #[must_use]
@@ -193,9 +219,7 @@ impl PassIssuer {
             consume,
         };
         // A grant of ids, numbers and strings always encodes.
-        let grant = postcard::to_allocvec(&grant).unwrap_or_default();
-        let signature = self.key.sign(&grant).as_ref().to_vec();
-        Pass { grant, signature }
+        self.sign_bytes(postcard::to_allocvec(&grant).unwrap_or_default())
     }
 }
 

@@ -66,12 +66,14 @@ pub fn spawn_writer(
 }
 
 /// Who accepted a connection.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Accepted {
-    /// The node's id.
+    /// The node's id (0 for a mesh peer).
     pub node: NodeId,
     /// Its cluster's id, if it has one yet.
     pub cluster_id: Option<ClusterId>,
+    /// A mesh peer's pass, for the mesh to check.
+    pub mesh_pass: Option<Vec<u8>>,
 }
 
 /// Opens a TCP connection to `address`, secures it as `security` says and
@@ -117,7 +119,24 @@ pub async fn dial(
             )));
         }
         match handshake::decode::<Welcome>(&reply.payload)? {
-            Welcome::Accepted { node, cluster_id } => Ok((r, w, Accepted { node, cluster_id })),
+            Welcome::Accepted { node, cluster_id } => Ok((
+                r,
+                w,
+                Accepted {
+                    node,
+                    cluster_id,
+                    mesh_pass: None,
+                },
+            )),
+            Welcome::Mesh { pass } => Ok((
+                r,
+                w,
+                Accepted {
+                    node: 0,
+                    cluster_id: None,
+                    mesh_pass: Some(pass),
+                },
+            )),
             Welcome::Refused(why) => Err(ConnectionError::Refused(why)),
             Welcome::Expired { ago_ms } => Err(ConnectionError::Auth(AuthError::Expired(
                 Duration::from_millis(ago_ms),
@@ -184,6 +203,8 @@ pub struct Connection {
     pub node: NodeId,
     /// Its cluster's id, if it has one.
     pub cluster_id: Option<ClusterId>,
+    /// The accepting mesh peer's pass, if a mesh peer accepted.
+    pub mesh_pass: Option<Vec<u8>>,
 }
 
 fn lock(p: &Mutex<Pending>) -> MutexGuard<'_, Pending> {
@@ -288,6 +309,7 @@ impl Connection {
             tasks: [reader, writer],
             node: accepted.node,
             cluster_id: accepted.cluster_id,
+            mesh_pass: accepted.mesh_pass,
         })
     }
 

@@ -47,6 +47,12 @@ pub enum Peer {
     },
     /// A client, with its token.
     Client { token: String },
+    /// A peer of the cluster's mesh (statemesh-mesh), with its pass: the
+    /// postcard bytes of a signed mesh pass, which only mesh peers read.
+    Mesh {
+        #[serde(with = "serde_bytes")]
+        pass: Vec<u8>,
+    },
 }
 
 impl std::fmt::Debug for Peer {
@@ -54,6 +60,7 @@ impl std::fmt::Debug for Peer {
         match self {
             Self::Node { id, .. } => write!(f, "node {id}"),
             Self::Client { .. } => f.write_str("client"),
+            Self::Mesh { .. } => f.write_str("mesh peer"),
         }
     }
 }
@@ -73,6 +80,11 @@ pub enum Welcome {
     /// The client's token expired this many milliseconds ago: a new token
     /// is needed, not another try.
     Expired { ago_ms: u64 },
+    /// Accepted by a mesh peer, which proves itself with its own pass.
+    Mesh {
+        #[serde(with = "serde_bytes")]
+        pass: Vec<u8>,
+    },
 }
 
 /// Encodes a handshake body under this build's version.

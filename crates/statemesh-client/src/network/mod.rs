@@ -7,6 +7,8 @@
 // Framing, the handshake and connections are public for the node's
 // listener, which speaks the same protocol; PROTOCOL.md is their reference.
 #[doc(hidden)]
+pub mod accept;
+#[doc(hidden)]
 pub mod connection;
 mod error;
 #[doc(hidden)]

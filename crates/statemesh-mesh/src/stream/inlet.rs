@@ -19,19 +19,28 @@ pub enum Received {
 #[derive(Debug, Clone)]
 pub struct Inlet {
     position: Option<Position>,
-    taken: u32,
-    ack_every: u32,
+    /// Items taken in the current subscription, and how many of them the
+    /// producer has been told about.
+    taken: u64,
+    acked: u64,
+    ack_every: u64,
+    /// Half the producer's window.
+    window_ack: u64,
 }
 
 impl Inlet {
     /// A consumer new to the producer, acknowledging every `ack_every`
-    /// items (half its window keeps the producer from waiting).
+    /// items, or every half window of the producer's if that is less
+    /// (so the producer never waits for an acknowledgement that is not
+    /// coming).
     #[must_use]
     pub fn new(ack_every: u32) -> Self {
         Self {
             position: None,
             taken: 0,
-            ack_every: ack_every.max(1),
+            acked: 0,
+            ack_every: u64::from(ack_every.max(1)),
+            window_ack: u64::MAX,
         }
     }
 
@@ -42,19 +51,34 @@ impl Inlet {
     }
 
     /// The producer answered a subscription: items are numbered in
-    /// `epoch` from `from` on.
-    pub fn started(&mut self, epoch: u64, from: u64) {
+    /// `epoch` from `from` on, and it sends `window` ahead of
+    /// acknowledgements.
+    pub fn started(&mut self, epoch: u64, from: u64, window: u32) {
         self.position = Some(Position { epoch, seq: from });
         self.taken = 0;
+        self.acked = 0;
+        self.window_ack = u64::from((window / 2).max(1));
     }
 
     /// Takes one delivery: what to hand the user, if anything.
     pub fn receive(&mut self, delivery: Delivery) -> Option<Received> {
+        if let Delivery::Opened {
+            epoch,
+            next,
+            window,
+        } = delivery
+        {
+            self.started(epoch, next, window);
+            return None;
+        }
         let position = self.position.get_or_insert(Position { epoch: 0, seq: 0 });
         match delivery {
+            Delivery::Opened { .. } => None,
             Delivery::Item { seq, payload } => {
-                position.seq = seq + 1;
-                self.taken += 1;
+                // A producer never numbers this far; a damaged or hostile
+                // one may say it did.
+                position.seq = seq.saturating_add(1);
+                self.taken = self.taken.saturating_add(1);
                 Some(Received::Item(payload))
             }
             Delivery::Lagged { missed, next } => {
@@ -68,10 +92,13 @@ impl Inlet {
         }
     }
 
-    /// Items to acknowledge now, if enough were taken since the last
-    /// acknowledgement.
-    pub fn ack(&mut self) -> Option<u32> {
-        (self.taken >= self.ack_every).then(|| std::mem::take(&mut self.taken))
+    /// The acknowledgement to send now, if enough items were taken since
+    /// the last: the number taken in this subscription so far.
+    pub fn ack(&mut self) -> Option<u64> {
+        (self.taken - self.acked >= self.ack_every.min(self.window_ack)).then(|| {
+            self.acked = self.taken;
+            self.taken
+        })
     }
 }
 
@@ -83,7 +110,12 @@ mod tests {
     fn the_position_follows_items_losses_and_progress() {
         let mut inlet = Inlet::new(2);
         assert_eq!(inlet.position(), None);
-        inlet.started(9, 4);
+        let opened = Delivery::Opened {
+            epoch: 9,
+            next: 4,
+            window: 100,
+        };
+        assert_eq!(inlet.receive(opened), None);
         let item = |seq| Delivery::Item {
             seq,
             payload: Bytes::from_static(b"x"),
@@ -92,7 +124,11 @@ mod tests {
         assert_eq!(inlet.ack(), None);
         assert!(inlet.receive(item(6)).is_some());
         assert_eq!(inlet.ack(), Some(2));
-        assert_eq!(inlet.position(), Some(Position { epoch: 9, seq: 7 }));
+        assert_eq!(inlet.ack(), None);
+        assert!(inlet.receive(item(7)).is_some());
+        assert!(inlet.receive(item(8)).is_some());
+        assert_eq!(inlet.ack(), Some(4));
+        assert_eq!(inlet.position(), Some(Position { epoch: 9, seq: 9 }));
         let lagged = Delivery::Lagged {
             missed: Missed::Exactly(3),
             next: 10,

@@ -1,11 +1,11 @@
 //! A producer's side of a stream with no I/O: the ring, one cursor per
 //! consumer, and what to send each one next.
 //!
-//! The network layer admits consumers, publishes items, credits a
-//! consumer when it acknowledges, and calls [`Outlet::pump`], which
-//! says what to send to whom and which consumers to drop. A consumer
-//! is sent at most its window of items beyond what it acknowledged, so a
-//! consumer that never reads holds the producer's memory to the shared
+//! The network side admits consumers, publishes items (each encoded once
+//! as the delivery every consumer is sent), records each consumer's
+//! acknowledgements, and asks [`Outlet::pump`] what to send a consumer
+//! now. A consumer is sent at most its window of items beyond what it has
+//! acknowledged, so one that never reads costs the producer the shared
 //! ring plus its window.
 
 use super::ring::{Missed, Position, Resume, Ring};
@@ -18,6 +18,17 @@ use std::collections::BTreeMap;
 /// What a producer sends a consumer, in order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Delivery {
+    /// The first push of a subscription: the producer's epoch and the
+    /// number of the first item the consumer will get.
+    Opened {
+        /// The producer's run.
+        epoch: u64,
+        /// The next item's number.
+        next: u64,
+        /// Items it sends ahead of the consumer's acknowledgements: the
+        /// consumer acknowledges at least every half window.
+        window: u32,
+    },
     /// Item `seq` of the producer's epoch.
     Item {
         /// Its number.
@@ -71,12 +82,23 @@ struct Cursor {
     next: u64,
     /// Key patterns it wants (empty: everything).
     filter: Vec<String>,
-    /// Items it may still be sent before it acknowledges more.
-    credits: u32,
+    /// Items sent to it, and items it said it has taken: the difference
+    /// is what is in flight, at most the window.
+    sent: u64,
+    taken: u64,
     /// A loss to tell it before anything else.
     lagged: Option<Missed>,
     /// Whether items were skipped by its filter since its last delivery.
     skipped: bool,
+    /// The subscription's first push, until it is sent.
+    opened: Option<Bytes>,
+}
+
+/// A consumer the ring has left behind, under [`LagPolicy::Disconnect`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lagging {
+    /// Items dropped from the ring before it was sent them.
+    pub missed: u64,
 }
 
 /// The producer's side of one stream.
@@ -89,19 +111,9 @@ pub struct Outlet {
     policy: LagPolicy,
 }
 
-/// What one [`Outlet::pump`] decided.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Pumped {
-    /// Deliveries, in order per consumer.
-    pub send: Vec<(u64, Delivery)>,
-    /// Consumers dropped for lagging ([`LagPolicy::Disconnect`]), with how
-    /// many items they would have missed.
-    pub dropped: Vec<(u64, u64)>,
-}
-
 impl Outlet {
     /// A stream over `ring`, sending each consumer at most `window` items
-    /// ahead of its acknowledgements, to at most `max_consumers`.
+    /// ahead of what it has taken, to at most `max_consumers`.
     #[must_use]
     pub fn new(ring: Ring, window: u32, max_consumers: usize, policy: LagPolicy) -> Self {
         Self {
@@ -136,15 +148,22 @@ impl Outlet {
             return Err(Refusal::Full(self.max_consumers));
         }
         let resume = self.ring.resume(from);
+        let opened = encode(&Delivery::Opened {
+            epoch: self.ring.epoch(),
+            next: resume.from,
+            window: self.window,
+        });
         self.consumers.insert(
             id,
             Cursor {
                 peer,
                 next: resume.from,
                 filter,
-                credits: self.window,
+                sent: 0,
+                taken: 0,
                 lagged: resume.missed,
                 skipped: false,
+                opened: Some(opened),
             },
         );
         Ok(resume)
@@ -172,85 +191,88 @@ impl Outlet {
         self.consumers.is_empty()
     }
 
-    /// Buffers an item; returns its number.
-    pub fn publish(&mut self, key: Option<String>, payload: Bytes) -> u64 {
-        self.ring.push(key, payload)
+    /// Buffers an item (its encoded value), encoded once as the delivery
+    /// every consumer is sent; returns its number.
+    pub fn publish(&mut self, key: Option<String>, value: &[u8]) -> u64 {
+        let seq = self.ring.next_seq();
+        let delivery = encode(&Delivery::Item {
+            seq,
+            payload: Bytes::copy_from_slice(value),
+        });
+        self.ring.push(key, delivery)
     }
 
-    /// Consumer `id` has taken `items` more items: it may be sent as many
-    /// again.
-    pub fn credit(&mut self, id: u64, items: u32) {
+    /// Consumer `id` has taken `total` items since it was admitted (a
+    /// running count, so a repeated or reordered acknowledgement is
+    /// harmless).
+    pub fn acknowledge(&mut self, id: u64, total: u64) {
         if let Some(c) = self.consumers.get_mut(&id) {
-            c.credits = c.credits.saturating_add(items).min(self.window);
+            c.taken = c.taken.max(total.min(c.sent));
         }
     }
 
-    /// What to send now: for each consumer, any loss to report, then the
-    /// items it is owed, as far as its credits go.
-    pub fn pump(&mut self) -> Pumped {
-        let mut out = Pumped::default();
+    /// What to send consumer `id` now, encoded, in order: any loss to
+    /// report, then the items it is owed, as far as its window goes.
+    ///
+    /// # Errors
+    ///
+    /// [`Lagging`]: the ring dropped items it had not been sent, and the
+    /// policy is to disconnect it; it has been removed.
+    pub fn pump(&mut self, id: u64) -> Result<Vec<Bytes>, Lagging> {
+        let mut out = Vec::new();
+        let Some(c) = self.consumers.get_mut(&id) else {
+            return Ok(out);
+        };
         let next_seq = self.ring.next_seq();
-        for (&id, c) in &mut self.consumers {
-            if let Some(behind) = self.ring.behind(c.next) {
-                match self.policy {
-                    LagPolicy::Disconnect => {
-                        out.dropped.push((id, behind));
-                        continue;
-                    }
-                    LagPolicy::DropOldest => {
-                        let missed = match c.lagged {
-                            Some(Missed::Exactly(before)) => Missed::Exactly(before + behind),
-                            Some(Missed::Unknown) => Missed::Unknown,
-                            None => Missed::Exactly(behind),
-                        };
-                        c.lagged = Some(missed);
-                        c.next = self.ring.first_seq();
-                    }
-                }
+        if let Some(behind) = self.ring.behind(c.next) {
+            if self.policy == LagPolicy::Disconnect {
+                self.consumers.remove(&id);
+                return Err(Lagging { missed: behind });
             }
-            if let Some(missed) = c.lagged.take() {
-                out.send.push((
-                    id,
-                    Delivery::Lagged {
-                        missed,
-                        next: c.next,
-                    },
-                ));
-            }
-            while c.credits > 0 && c.next < next_seq {
-                let Some(item) = self.ring.get(c.next) else {
-                    break;
-                };
-                c.next += 1;
-                let wanted = c.filter.is_empty()
-                    || item
-                        .key
-                        .as_deref()
-                        .is_some_and(|k| any_matches(&c.filter, k));
-                if wanted {
-                    c.credits -= 1;
-                    c.skipped = false;
-                    out.send.push((
-                        id,
-                        Delivery::Item {
-                            seq: item.seq,
-                            payload: item.payload.clone(),
-                        },
-                    ));
-                } else {
-                    c.skipped = true;
-                }
-            }
-            if c.skipped && c.next == next_seq {
+            c.lagged = Some(match c.lagged {
+                Some(Missed::Exactly(before)) => Missed::Exactly(before + behind),
+                Some(Missed::Unknown) => Missed::Unknown,
+                None => Missed::Exactly(behind),
+            });
+            c.next = self.ring.first_seq();
+        }
+        out.extend(c.opened.take());
+        if let Some(missed) = c.lagged.take() {
+            out.push(encode(&Delivery::Lagged {
+                missed,
+                next: c.next,
+            }));
+        }
+        let window = u64::from(self.window);
+        while c.sent - c.taken < window && c.next < next_seq {
+            let Some(item) = self.ring.get(c.next) else {
+                break;
+            };
+            c.next += 1;
+            let wanted = c.filter.is_empty()
+                || item
+                    .key
+                    .as_deref()
+                    .is_some_and(|k| any_matches(&c.filter, k));
+            if wanted {
+                c.sent += 1;
                 c.skipped = false;
-                out.send.push((id, Delivery::Progress { next: c.next }));
+                out.push(item.payload.clone());
+            } else {
+                c.skipped = true;
             }
         }
-        for (id, _) in &out.dropped {
-            self.consumers.remove(id);
+        if c.skipped && c.next == next_seq {
+            c.skipped = false;
+            out.push(encode(&Delivery::Progress { next: c.next }));
         }
-        out
+        Ok(out)
     }
+}
+
+fn encode(delivery: &Delivery) -> Bytes {
+    // Numbers and bytes always encode.
+    Bytes::from(postcard::to_allocvec(delivery).unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -282,32 +304,58 @@ mod tests {
     }
 
     fn publish(o: &mut Outlet, key: &str) -> u64 {
-        o.publish(Some(key.to_owned()), Bytes::from(key.to_owned()))
+        o.publish(Some(key.to_owned()), key.as_bytes())
     }
 
-    fn seqs(p: &Pumped, id: u64) -> Vec<u64> {
-        p.send
-            .iter()
-            .filter(|(to, _)| *to == id)
-            .filter_map(|(_, d)| match d {
-                Delivery::Item { seq, .. } => Some(*seq),
+    fn decode(sent: &[Bytes]) -> Vec<Delivery> {
+        sent.iter()
+            .map(|b| postcard::from_bytes(b).unwrap())
+            .collect()
+    }
+
+    fn seqs(sent: &[Bytes]) -> Vec<u64> {
+        decode(sent)
+            .into_iter()
+            .filter_map(|d| match d {
+                Delivery::Item { seq, .. } => Some(seq),
                 _ => None,
             })
             .collect()
     }
 
     #[test]
-    fn each_consumer_gets_its_window_then_waits_for_credit() {
+    fn each_consumer_gets_its_window_then_waits_for_acknowledgements() {
         let mut o = outlet(100, 2, LagPolicy::Disconnect);
         o.admit(1, peer(1), None, vec![]).unwrap();
         for k in ["a", "b", "c"] {
             publish(&mut o, k);
         }
-        let p = o.pump();
-        assert_eq!(seqs(&p, 1), [0, 1]);
-        assert!(o.pump().send.is_empty());
-        o.credit(1, 5);
-        assert_eq!(seqs(&o.pump(), 1), [2]);
+        let sent = o.pump(1).unwrap();
+        assert_eq!(seqs(&sent), [0, 1]);
+        assert_eq!(
+            decode(&sent)[0],
+            Delivery::Opened {
+                epoch: 5,
+                next: 0,
+                window: 2
+            }
+        );
+        assert_eq!(
+            decode(&sent)[1],
+            Delivery::Item {
+                seq: 0,
+                payload: Bytes::from_static(b"a")
+            }
+        );
+        assert!(o.pump(1).unwrap().is_empty());
+        o.acknowledge(1, 1);
+        assert_eq!(seqs(&o.pump(1).unwrap()), [2]);
+        // A consumer that claims more than it was sent gains nothing.
+        o.acknowledge(1, 99);
+        publish(&mut o, "d");
+        publish(&mut o, "e");
+        publish(&mut o, "f");
+        assert_eq!(seqs(&o.pump(1).unwrap()), [3, 4]);
     }
 
     #[test]
@@ -327,9 +375,9 @@ mod tests {
         for k in ["eu/a", "us/b", "eu/c", "us/d"] {
             publish(&mut o, k);
         }
-        let p = o.pump();
-        assert_eq!(seqs(&p, 1), [0, 2]);
-        assert_eq!(p.send.last(), Some(&(1, Delivery::Progress { next: 4 })));
+        let sent = o.pump(1).unwrap();
+        assert_eq!(seqs(&sent), [0, 2]);
+        assert_eq!(decode(&sent).last(), Some(&Delivery::Progress { next: 4 }));
     }
 
     #[test]
@@ -340,19 +388,20 @@ mod tests {
             for k in ["a", "b", "c", "d", "e", "f"] {
                 publish(&mut o, k);
             }
-            let p = o.pump();
+            let pumped = o.pump(1);
             match policy {
                 LagPolicy::Disconnect => {
-                    assert_eq!(p.dropped, [(1, 3)]);
+                    assert_eq!(pumped, Err(Lagging { missed: 3 }));
                     assert!(o.is_empty());
                 }
                 LagPolicy::DropOldest => {
+                    let sent = pumped.unwrap();
                     let lagged = Delivery::Lagged {
                         missed: Missed::Exactly(3),
                         next: 3,
                     };
-                    assert_eq!(p.send.first(), Some(&(1, lagged)));
-                    assert_eq!(seqs(&p, 1), [3]);
+                    assert_eq!(decode(&sent).get(1), Some(&lagged));
+                    assert_eq!(seqs(&sent), [3]);
                 }
             }
         }
@@ -366,12 +415,12 @@ mod tests {
         }
         o.admit(1, peer(1), Some(Position { epoch: 5, seq: 1 }), vec![])
             .unwrap();
-        let p = o.pump();
+        let sent = o.pump(1).unwrap();
         let lagged = Delivery::Lagged {
             missed: Missed::Exactly(1),
             next: 2,
         };
-        assert_eq!(p.send.first(), Some(&(1, lagged)));
-        assert_eq!(seqs(&p, 1), [2, 3]);
+        assert_eq!(decode(&sent).get(1), Some(&lagged));
+        assert_eq!(seqs(&sent), [2, 3]);
     }
 }

@@ -1,15 +1,16 @@
-//! Accepting connections: the loop, the TLS-or-plaintext sniff, and the
-//! handshake that ends in admission or a refusal the other side can read.
+//! Accepting connections: the loop, and the handshake that ends in
+//! admission or a refusal the other side can read (the TLS-or-plaintext
+//! sniff and the hello itself are `statemesh-client`'s `accept`, shared
+//! with mesh peers).
 
 use super::admit::admit;
 use super::serve::serve_requests;
 use super::shared::{Shared, lock};
 use crate::network::{
-    ConnectionError, FrameError, Security,
+    ConnectionError, FrameError,
+    accept::{self, Incoming},
     auth::AuthError,
-    connection::BoxStream,
-    frame::{self, Kind},
-    handshake::{self, MAX_HANDSHAKE, Welcome},
+    handshake::Welcome,
 };
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -78,60 +79,13 @@ fn log_session_end(remote: SocketAddr, e: &ConnectionError) {
 
 /// Serves one accepted connection until it closes or misbehaves.
 async fn session(shared: &Arc<Shared>, tcp: TcpStream) -> Result<(), ConnectionError> {
-    let _ = tcp.set_nodelay(true);
     let limits = shared.options.limits;
-    // A client of the other kind is told what to change, in a form it
-    // can read, instead of failing a handshake it cannot make sense of.
-    let tls_hello = starts_tls(&tcp, limits.connect_timeout).await?;
-    let tls = matches!(shared.options.security, Security::Tls(_));
-    if tls_hello != tls {
-        let why = if tls {
-            "this node speaks TLS: connect with TLS (drop --plaintext)"
-        } else {
-            "this node speaks plaintext: connect without TLS (--plaintext)"
-        };
-        let mut tcp = tcp;
-        let refusal = handshake::encode(&Welcome::Refused(why.into()));
-        let _ = frame::write(&mut tcp, 0, Kind::Handshake, &refusal).await;
-        return Err(ConnectionError::Refused(format!(
-            "a {} client: {why}",
-            if tls_hello { "TLS" } else { "plaintext" }
-        )));
-    }
-    let stream: BoxStream = match &shared.options.security {
-        Security::Tls(tls) => {
-            let acceptor = tls
-                .acceptor()
-                .ok_or_else(|| ConnectionError::Handshake("no server certificate".into()))?;
-            let accept = acceptor.accept(tcp);
-            Box::new(
-                tokio::time::timeout(limits.connect_timeout, accept)
-                    .await
-                    .map_err(|_| ConnectionError::Timeout(limits.connect_timeout))?
-                    .map_err(|error| ConnectionError::Tls {
-                        error,
-                        ca: tls.ca_source(),
-                    })?,
-            )
-        }
-        Security::Plaintext => Box::new(tcp),
-    };
-    let (mut r, mut w) = tokio::io::split(stream);
-    let first = tokio::time::timeout(
-        limits.connect_timeout,
-        frame::read(&mut r, MAX_HANDSHAKE, limits.stall_timeout),
-    )
-    .await
-    .map_err(|_| ConnectionError::Timeout(limits.connect_timeout))??;
-    if first.kind != Kind::Handshake {
-        return Err(ConnectionError::Handshake(format!(
-            "expected a handshake, got a {:?} frame",
-            first.kind
-        )));
-    }
-    let admitted = admit(shared, &first.payload);
-    // A refusal goes out under our version too, so a peer of another
-    // version learns what we speak.
+    let Incoming {
+        reader,
+        mut writer,
+        hello,
+    } = accept::accept(tcp, &shared.options.security, limits, "node").await?;
+    let admitted = admit(shared, &hello);
     let welcome = match &admitted {
         Ok((_, node)) => Welcome::Accepted {
             node: *node,
@@ -152,35 +106,7 @@ async fn session(shared: &Arc<Shared>, tcp: TcpStream) -> Result<(), ConnectionE
         )),
         Err(e) => Welcome::Refused(e.to_string()),
     };
-    frame::write(&mut w, 0, Kind::Handshake, &handshake::encode(&welcome))
-        .await
-        .map_err(|e| ConnectionError::Frame(e.into()))?;
+    accept::answer(&mut writer, &welcome).await?;
     let (session, _) = admitted?;
-    serve_requests(session, r, w, limits).await
-}
-
-/// Whether the first bytes from a new connection begin a TLS handshake
-/// rather than statemesh's own plaintext one. A TLS client opens with a
-/// handshake record: type 22, then a protocol version 3.x with x > 0. A
-/// statemesh frame opens with its length (u32, little endian), whose third
-/// byte is 0 for any handshake (they are capped far below 64 KiB).
-async fn starts_tls(tcp: &TcpStream, within: Duration) -> Result<bool, ConnectionError> {
-    let deadline = tokio::time::Instant::now() + within;
-    let mut first = [0u8; 3];
-    loop {
-        let n = tokio::time::timeout_at(deadline, tcp.peek(&mut first))
-            .await
-            .map_err(|_| ConnectionError::Timeout(within))?
-            .map_err(|e| ConnectionError::Frame(e.into()))?;
-        match n {
-            0 => return Err(ConnectionError::Frame(FrameError::Closed)),
-            3.. => return Ok(first[0] == 0x16 && first[1] == 0x03 && first[2] != 0),
-            // The rest is on its way (peek returns at once while anything
-            // is buffered, so wait a little rather than spin).
-            _ => tokio::time::sleep(Duration::from_millis(1)).await,
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(ConnectionError::Timeout(within));
-        }
-    }
+    serve_requests(session, reader, writer, limits).await
 }

@@ -55,5 +55,8 @@ pub(super) fn admit(shared: &Shared, payload: &[u8]) -> Result<(Session, NodeId)
             })?;
             Ok((Session::Client(Arc::new(grant), clients), node))
         }
+        Peer::Mesh { .. } => Err(ConnectionError::Refused(
+            "this is a node's address: mesh peers connect to each other's mesh addresses".into(),
+        )),
     }
 }

@@ -1,0 +1,132 @@
+//! The task that runs this peer's gossip: timers, joining through seeds,
+//! and sending what the engine asks for over the gossip links.
+
+use super::error::MeshError;
+use super::shared::Shared;
+use crate::gossip::Event;
+use crate::wire::MeshRequest;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How often a peer that knows nobody announces itself to its seeds again.
+const ANNOUNCE_AGAIN: Duration = Duration::from_secs(1);
+
+/// Runs gossip until the mesh is dropped.
+pub(super) async fn drive(shared: Arc<Shared>, seeds: Vec<String>) {
+    let seeds: Vec<String> = seeds.into_iter().filter(|s| *s != shared.address).collect();
+    let mut announce_at = Instant::now();
+    loop {
+        let now = Instant::now();
+        let (next, alone) = {
+            let mut gossip = shared.gossip();
+            // A peer alone (started before its seeds, or cut off from
+            // them) keeps announcing itself until someone answers.
+            let alone = gossip.catalog().is_empty() && !seeds.is_empty();
+            if alone && now >= announce_at {
+                for seed in &seeds {
+                    if let Err(e) = gossip.join(seed, now) {
+                        tracing::debug!(%seed, error = %e, "announce failed");
+                    }
+                }
+                announce_at = now + ANNOUNCE_AGAIN;
+            }
+            (gossip.tick(now), alone)
+        };
+        dispatch(&shared);
+        let mut until = next.unwrap_or(now + ANNOUNCE_AGAIN);
+        if alone {
+            until = until.min(announce_at);
+        }
+        tokio::select! {
+            () = tokio::time::sleep_until(until.into()) => {}
+            () = shared.wake.notified() => {}
+        }
+    }
+}
+
+/// Sends what the gossip engine has queued, each message on a task of
+/// its own (a dead peer's send waits for its dial; nothing else does), and
+/// publishes the catalog if it changed.
+pub(super) fn dispatch(shared: &Arc<Shared>) {
+    for (address, payload) in take(shared) {
+        let shared = Arc::clone(shared);
+        tokio::spawn(async move { send(&shared, &address, payload).await });
+    }
+}
+
+/// Sends what is queued now and waits (a bounded time) for it to leave.
+pub(super) async fn flush_now(shared: &Arc<Shared>) {
+    let sends = take(shared)
+        .into_iter()
+        .map(|(address, payload)| {
+            let shared = Arc::clone(shared);
+            tokio::spawn(async move { send(&shared, &address, payload).await })
+        })
+        .collect::<Vec<_>>();
+    for send in sends {
+        let _ = send.await;
+    }
+}
+
+/// The messages queued, encoded, by address; applies catalog changes.
+fn take(shared: &Shared) -> Vec<(String, Vec<u8>)> {
+    let mut gossip = shared.gossip();
+    let from = gossip.member().clone();
+    let out = gossip
+        .take_outgoing()
+        .into_iter()
+        .map(|(to, message)| {
+            let request = MeshRequest::Gossip {
+                from: from.clone(),
+                message,
+            };
+            // Gossip messages are ids, strings and bytes: they encode.
+            (
+                to.address,
+                postcard::to_allocvec(&request).unwrap_or_default(),
+            )
+        })
+        .collect();
+    let events = gossip.take_events();
+    if !events.is_empty() {
+        let before = shared.catalog.borrow().clone();
+        for event in &events {
+            match event {
+                Event::Joined(id) => {
+                    if let Some(entry) = gossip.catalog().get(*id) {
+                        tracing::info!(peer = %id, address = %entry.info.address, tags = %entry.info.tags, "peer joined the mesh");
+                    }
+                }
+                Event::Updated(id) => tracing::debug!(peer = %id, "peer entry changed"),
+                Event::Left(id) => {
+                    if let Some(entry) = before.get(*id) {
+                        tracing::info!(peer = %id, address = %entry.info.address, "peer left the mesh");
+                        shared.gossip_links.forget(&entry.info.address);
+                    }
+                }
+            }
+        }
+        shared
+            .catalog
+            .send_replace(Arc::new(gossip.catalog().clone()));
+    }
+    out
+}
+
+async fn send(shared: &Shared, address: &str, payload: Vec<u8>) {
+    let timeout = shared.dialer.limits.connect_timeout;
+    let attempt = async {
+        let link = shared.gossip_links.get(&shared.dialer, address).await?;
+        link.connection
+            .call(payload)
+            .await
+            .map_err(|e| MeshError::Config(format!("{e:?}")))
+    };
+    match tokio::time::timeout(timeout, attempt).await {
+        Ok(Ok(_)) => {}
+        // A peer that does not answer is the failure detector's to judge:
+        // logged quietly, once per message, never retried here.
+        Ok(Err(e)) => tracing::debug!(%address, error = %e, "gossip not delivered"),
+        Err(_) => tracing::debug!(%address, "gossip not delivered in {timeout:?}"),
+    }
+}

@@ -1,0 +1,298 @@
+//! A process's place in the mesh: its listener, its gossip, its links to
+//! other peers, and the streams it produces and consumes.
+
+mod consumer;
+mod discovery;
+mod error;
+mod links;
+mod producer;
+mod server;
+mod serving;
+mod shared;
+
+pub use consumer::{ConsumeError, Consumer, ConsumerBuilder};
+pub use error::MeshError;
+pub use producer::{ProduceError, Producer, ProducerBuilder};
+
+use crate::catalog::Catalog;
+use crate::gossip::{Gossip, Timing};
+use crate::pass::Credentials;
+use crate::peer::{PeerId, PeerInfo, Role, Tags};
+use links::{Dialer, Links};
+use shared::{Running, Shared};
+use statemesh_client::network::{Limits, Security};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::{Notify, watch};
+
+/// How to join: the settings of [`Mesh::builder`].
+#[derive(Debug)]
+pub struct MeshBuilder {
+    cluster: String,
+    security: Security,
+    credentials: Credentials,
+    listen: String,
+    advertise: Option<String>,
+    tags: Tags,
+    seeds: Vec<String>,
+    timing: Timing,
+    limits: Limits,
+    role: Role,
+}
+
+impl MeshBuilder {
+    /// Where to accept mesh connections (default `127.0.0.1:0`: a free
+    /// port on loopback).
+    #[must_use]
+    pub fn listen(mut self, address: impl Into<String>) -> Self {
+        self.listen = address.into();
+        self
+    }
+
+    /// The address other peers dial (default: the one bound, which is
+    /// right unless the listener binds a wildcard address or sits behind
+    /// a translation).
+    #[must_use]
+    pub fn advertise(mut self, address: impl Into<String>) -> Self {
+        self.advertise = Some(address.into());
+        self
+    }
+
+    /// Adds a tag others can select this peer by (`role=validator`).
+    #[must_use]
+    pub fn tag(mut self, tag: impl Into<String>) -> Self {
+        self.tags = self.tags.with(tag);
+        self
+    }
+
+    /// Adds a peer to join through: any peer of the mesh will do.
+    #[must_use]
+    pub fn seed(mut self, address: impl Into<String>) -> Self {
+        self.seeds.push(address.into());
+        self
+    }
+
+    /// Failure detection's timing (default: [`Timing::default`]).
+    #[must_use]
+    pub fn timing(mut self, timing: Timing) -> Self {
+        self.timing = timing;
+        self
+    }
+
+    /// Caps and timeouts of its connections.
+    #[must_use]
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Marks this peer as node `id` of the cluster (nodes call this).
+    #[must_use]
+    pub fn node(mut self, id: u64) -> Self {
+        self.role = Role::Node(id);
+        self
+    }
+
+    /// Binds the listener, starts gossip and joins through the seeds.
+    ///
+    /// A seed that cannot be reached is not an error: the peer keeps
+    /// announcing itself to its seeds until one answers, and others that
+    /// know it will find it.
+    ///
+    /// # Errors
+    ///
+    /// [`MeshError`]: the pass is not good for this cluster or has
+    /// expired, the address does not bind, or a TLS mesh peer has no
+    /// certificate to accept connections with.
+    pub async fn start(self) -> Result<Mesh, MeshError> {
+        let grant = self.credentials.verifier.verify(&self.credentials.pass)?;
+        if let Security::Tls(tls) = &self.security
+            && tls.acceptor().is_none()
+        {
+            return Err(MeshError::Config(
+                "a mesh peer of a TLS cluster accepts connections, so it needs a certificate \
+                 and key signed by the cluster's CA (like a node's)"
+                    .into(),
+            ));
+        }
+        let listener = tokio::net::TcpListener::bind(&self.listen)
+            .await
+            .map_err(|source| MeshError::Bind {
+                address: self.listen.clone(),
+                source,
+            })?;
+        let address = match self.advertise {
+            Some(a) => a,
+            None => listener
+                .local_addr()
+                .map_err(|source| MeshError::Bind {
+                    address: self.listen.clone(),
+                    source,
+                })?
+                .to_string(),
+        };
+        let me = PeerInfo {
+            id: grant.peer,
+            address: address.clone(),
+            tags: self.tags,
+            streams: Vec::new(),
+            role: self.role,
+            revision: 0,
+        };
+        // Later starts of the same peer must look newer to the mesh.
+        let bump = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(1, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let mut seed = [0u8; 8];
+        getrandom::fill(&mut seed).map_err(|e| MeshError::Config(format!("no randomness: {e}")))?;
+        let gossip = Gossip::new(me, bump, self.timing, u64::from_le_bytes(seed));
+        let (catalog, _) = watch::channel(Arc::new(Catalog::new()));
+        let shared = Arc::new(Shared {
+            dialer: Dialer {
+                cluster: self.cluster,
+                security: self.security,
+                limits: self.limits,
+                credentials: self.credentials,
+            },
+            grant,
+            address,
+            gossip: Mutex::new(gossip),
+            wake: Notify::new(),
+            catalog,
+            gossip_links: Links::default(),
+            stream_links: Links::default(),
+            producers: Mutex::new(HashMap::new()),
+        });
+        let tasks = vec![
+            tokio::spawn(server::accept_loop(Arc::clone(&shared), listener)),
+            tokio::spawn(discovery::drive(Arc::clone(&shared), self.seeds)),
+        ];
+        Ok(Mesh {
+            shared,
+            running: Arc::new(Running(tasks)),
+        })
+    }
+}
+
+/// This process in the mesh. Cheap to clone; the mesh's tasks stop when
+/// the last clone (and every producer and consumer made from it) is
+/// dropped, or at [`Mesh::leave`].
+#[derive(Clone)]
+pub struct Mesh {
+    shared: Arc<Shared>,
+    running: Arc<Running>,
+}
+
+impl std::fmt::Debug for Mesh {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mesh")
+            .field("id", &self.id())
+            .field("address", &self.shared.address)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Mesh {
+    /// Settings to join the mesh of cluster `cluster` (its name), with
+    /// connections protected as `security` says and this process admitted
+    /// by `credentials`.
+    #[must_use]
+    pub fn builder(
+        cluster: impl Into<String>,
+        security: Security,
+        credentials: Credentials,
+    ) -> MeshBuilder {
+        MeshBuilder {
+            cluster: cluster.into(),
+            security,
+            credentials,
+            listen: "127.0.0.1:0".into(),
+            advertise: None,
+            tags: Tags::new(),
+            seeds: Vec::new(),
+            timing: Timing::default(),
+            limits: Limits::default(),
+            role: Role::Process,
+        }
+    }
+
+    /// This peer's id (the one its pass names).
+    #[must_use]
+    pub fn id(&self) -> PeerId {
+        self.shared.grant.peer
+    }
+
+    /// Where others dial it.
+    #[must_use]
+    pub fn address(&self) -> &str {
+        &self.shared.address
+    }
+
+    /// This peer's entry, as the mesh learns it.
+    #[must_use]
+    pub fn me(&self) -> PeerInfo {
+        self.shared.me()
+    }
+
+    /// The other peers known to be up, as of now.
+    #[must_use]
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.shared.catalog.borrow().clone()
+    }
+
+    /// The catalog, each time it changes.
+    #[must_use]
+    pub fn watch(&self) -> watch::Receiver<Arc<Catalog>> {
+        self.shared.catalog.subscribe()
+    }
+
+    /// Streams: produce and consume typed items.
+    #[must_use]
+    pub fn streams(&self) -> Streams<'_> {
+        Streams { mesh: self }
+    }
+
+    /// Tells the other peers this one is leaving, so they drop it at once
+    /// rather than after the failure detection time, and waits a moment
+    /// for the message to go out.
+    pub async fn leave(&self) {
+        self.shared.gossip().leave(Instant::now());
+        self.shared.wake.notify_one();
+        discovery::flush_now(&self.shared).await;
+    }
+}
+
+/// Makes producers and consumers; from [`Mesh::streams`].
+#[derive(Debug, Clone, Copy)]
+pub struct Streams<'a> {
+    mesh: &'a Mesh,
+}
+
+impl Streams<'_> {
+    /// A producer of stream `name` whose items are `T`s.
+    #[must_use]
+    pub fn produce<T: serde::Serialize + Send + 'static>(
+        &self,
+        name: impl Into<String>,
+    ) -> ProducerBuilder<T> {
+        ProducerBuilder::new(
+            Arc::clone(&self.mesh.shared),
+            Arc::clone(&self.mesh.running),
+            name.into(),
+        )
+    }
+
+    /// A consumer of stream `name` whose items are `T`s.
+    #[must_use]
+    pub fn consume<T: serde::de::DeserializeOwned + Send + 'static>(
+        &self,
+        name: impl Into<String>,
+    ) -> ConsumerBuilder<T> {
+        ConsumerBuilder::new(
+            Arc::clone(&self.mesh.shared),
+            Arc::clone(&self.mesh.running),
+            name.into(),
+        )
+    }
+}

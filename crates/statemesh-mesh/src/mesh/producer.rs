@@ -1,0 +1,347 @@
+//! Producing a stream: the typed handle a program sends through, and the
+//! task per consumer that sends it what it is owed.
+
+use super::error::MeshError;
+use super::serving::ProducerCore;
+use super::shared::{Running, Shared, lock};
+use crate::peer::PeerInfo;
+use crate::stream::{LagPolicy, Online, Outlet, Require, Ring, RingLimits, StreamId};
+use serde::Serialize;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use tokio::sync::watch;
+
+/// Why an item was not sent.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProduceError {
+    /// The producer is offline (its online condition does not hold) and
+    /// the item was offered without waiting.
+    #[error("the producer is offline: its online condition does not hold")]
+    Offline,
+    /// The item did not encode.
+    #[error("the item did not encode: {0}")]
+    Encode(String),
+    /// The item is larger than a frame may carry.
+    #[error("an item of {len} bytes is over the {max}-byte frame cap")]
+    TooLarge {
+        /// Its encoded size.
+        len: usize,
+        /// The cap.
+        max: usize,
+    },
+}
+
+/// Settings of a producer; from [`Streams::produce`](super::Streams::produce).
+pub struct ProducerBuilder<T> {
+    shared: Arc<Shared>,
+    running: Arc<Running>,
+    name: String,
+    require: Option<Require>,
+    online: Online,
+    ring: RingLimits,
+    window: u32,
+    max_consumers: usize,
+    policy: LagPolicy,
+    key: Option<KeyFn<T>>,
+    _items: PhantomData<fn(T)>,
+}
+
+type KeyFn<T> = Arc<dyn Fn(&T) -> String + Send + Sync>;
+
+impl<T> std::fmt::Debug for ProducerBuilder<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProducerBuilder")
+            .field("name", &self.name)
+            .field("online", &self.online)
+            .field("ring", &self.ring)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Serialize + Send + 'static> ProducerBuilder<T> {
+    pub(super) fn new(shared: Arc<Shared>, running: Arc<Running>, name: String) -> Self {
+        Self {
+            shared,
+            running,
+            name,
+            require: None,
+            online: Online::default(),
+            ring: RingLimits::default(),
+            window: 256,
+            max_consumers: 1024,
+            policy: LagPolicy::default(),
+            key: None,
+            _items: PhantomData,
+        }
+    }
+
+    /// Accepts only consumers whose entry passes `test` (by their tags,
+    /// say).
+    #[must_use]
+    pub fn require(mut self, test: impl Fn(&PeerInfo) -> bool + Send + Sync + 'static) -> Self {
+        self.require = Some(Arc::new(test));
+        self
+    }
+
+    /// When the producer is online (default: one consumer of any tags):
+    /// `online_when(|c| c.minimum_of(2).with_tags(["role=validator"]))`.
+    #[must_use]
+    pub fn online_when(mut self, condition: impl FnOnce(Online) -> Online) -> Self {
+        self.online = condition(Online::default());
+        self
+    }
+
+    /// How many items, and bytes, the replay buffer keeps (default 1,024
+    /// items, 16 MiB). A consumer that reconnects within it misses
+    /// nothing; every consumer's memory on this side is bounded by it.
+    #[must_use]
+    pub fn buffer(mut self, items: usize, bytes: usize) -> Self {
+        self.ring = RingLimits { items, bytes };
+        self
+    }
+
+    /// Items sent to a consumer ahead of its acknowledgements (default
+    /// 256).
+    #[must_use]
+    pub fn window(mut self, items: u32) -> Self {
+        self.window = items;
+        self
+    }
+
+    /// Consumers accepted at most (default 1,024).
+    #[must_use]
+    pub fn max_consumers(mut self, n: usize) -> Self {
+        self.max_consumers = n;
+        self
+    }
+
+    /// What happens to a consumer the buffer leaves behind (default:
+    /// disconnect it).
+    #[must_use]
+    pub fn on_lag(mut self, policy: LagPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Gives each item a key that consumers' filters match (`eu/prices`
+    /// matched by `eu/*`). Without one, a consumer with a filter gets
+    /// nothing.
+    #[must_use]
+    pub fn key(mut self, key: impl Fn(&T) -> String + Send + Sync + 'static) -> Self {
+        self.key = Some(Arc::new(key));
+        self
+    }
+
+    /// Starts producing: the stream appears in this peer's catalog entry.
+    ///
+    /// # Errors
+    ///
+    /// [`MeshError::NotPermitted`] if this process's pass does not allow
+    /// producing the stream; [`MeshError::AlreadyProduced`] if this
+    /// process produces it already; [`MeshError::TypeMismatch`] if
+    /// another peer produces it as another type.
+    pub fn start(self) -> Result<Producer<T>, MeshError> {
+        let shared = &self.shared;
+        if !shared.grant.may_produce(&self.name) {
+            return Err(MeshError::NotPermitted(self.name));
+        }
+        let stream = StreamId::of::<T>(self.name.clone());
+        for (_, theirs) in shared.catalog.borrow().producers_of(&self.name) {
+            theirs.accepts(&stream)?;
+        }
+        let mut epoch = [0u8; 8];
+        getrandom::fill(&mut epoch)
+            .map_err(|e| MeshError::Config(format!("no randomness: {e}")))?;
+        let ring = Ring::new(u64::from_le_bytes(epoch), self.ring);
+        let (published, _) = watch::channel(0);
+        let online_now = self.online.holds(std::iter::empty());
+        let core = Arc::new(ProducerCore {
+            stream: stream.clone(),
+            outlet: Mutex::new(Outlet::new(
+                ring,
+                self.window,
+                self.max_consumers,
+                self.policy,
+            )),
+            published,
+            require: self.require,
+            online_when: self.online,
+            online: watch::channel(online_now).0,
+            closed: watch::channel(false).0,
+            next_consumer: AtomicU64::new(1),
+            max_item: shared.dialer.limits.max_frame.saturating_sub(64),
+        });
+        {
+            let mut producers = lock(&shared.producers);
+            if producers.contains_key(&self.name) {
+                return Err(MeshError::AlreadyProduced(self.name));
+            }
+            producers.insert(self.name.clone(), Arc::clone(&core));
+        }
+        shared.update_entry(|me| me.streams.push(stream));
+        let online = core.online.subscribe();
+        Ok(Producer {
+            core,
+            shared: self.shared,
+            _running: self.running,
+            key: self.key,
+            online,
+            ready: None,
+            _items: PhantomData,
+        })
+    }
+}
+
+type Waiting = Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// Sends items of type `T` to every accepted consumer of its stream.
+///
+/// Items are numbered and kept in a bounded replay buffer; each consumer
+/// gets them in order. [`Producer::send`] (and the [`futures_sink::Sink`]
+/// implementation) waits while the producer is offline; [`Producer::try_send`]
+/// does not. Dropping the producer ends its consumers' subscriptions and
+/// removes the stream from this peer's entry.
+pub struct Producer<T> {
+    core: Arc<ProducerCore>,
+    shared: Arc<Shared>,
+    /// Keeps the mesh running while the producer is.
+    _running: Arc<Running>,
+    key: Option<KeyFn<T>>,
+    online: watch::Receiver<bool>,
+    /// `poll_ready`'s wait for the producer to come online.
+    ready: Option<Waiting>,
+    _items: PhantomData<fn(T)>,
+}
+
+impl<T> std::fmt::Debug for Producer<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Producer")
+            .field("stream", &self.core.stream)
+            .field("consumers", &self.consumers())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> Producer<T> {
+    /// The stream.
+    #[must_use]
+    pub fn stream(&self) -> &StreamId {
+        &self.core.stream
+    }
+
+    /// How many consumers it sends to now.
+    #[must_use]
+    pub fn consumers(&self) -> usize {
+        self.core.outlet().len()
+    }
+
+    /// Whether its online condition holds now.
+    #[must_use]
+    pub fn is_online(&self) -> bool {
+        *self.online.borrow()
+    }
+
+    /// Waits until the producer is online.
+    pub async fn online(&self) {
+        let mut online = self.online.clone();
+        // The sender lives as long as the producer.
+        let _ = online.wait_for(|o| *o).await;
+    }
+
+    /// Waits until the producer is offline.
+    pub async fn offline(&self) {
+        let mut online = self.online.clone();
+        let _ = online.wait_for(|o| !*o).await;
+    }
+}
+
+impl<T: Serialize> Producer<T> {
+    /// Sends `item` once the producer is online; returns its sequence
+    /// number.
+    ///
+    /// # Errors
+    ///
+    /// [`ProduceError`]: the item did not encode or is too large.
+    pub async fn send(&self, item: &T) -> Result<u64, ProduceError> {
+        self.online().await;
+        self.publish(item)
+    }
+
+    /// Sends `item` now, if the producer is online.
+    ///
+    /// # Errors
+    ///
+    /// [`ProduceError::Offline`], or the item did not encode or is too
+    /// large.
+    pub fn try_send(&self, item: &T) -> Result<u64, ProduceError> {
+        if !self.is_online() {
+            return Err(ProduceError::Offline);
+        }
+        self.publish(item)
+    }
+
+    fn publish(&self, item: &T) -> Result<u64, ProduceError> {
+        let value = postcard::to_allocvec(item).map_err(|e| ProduceError::Encode(e.to_string()))?;
+        if value.len() > self.core.max_item {
+            return Err(ProduceError::TooLarge {
+                len: value.len(),
+                max: self.core.max_item,
+            });
+        }
+        let key = self.key.as_ref().map(|k| k(item));
+        let seq = self.core.outlet().publish(key, &value);
+        self.core.published.send_replace(seq + 1);
+        Ok(seq)
+    }
+}
+
+impl<T: Serialize> futures_sink::Sink<T> for Producer<T> {
+    type Error = ProduceError;
+
+    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        if self.is_online() {
+            self.ready = None;
+            return Poll::Ready(Ok(()));
+        }
+        let mut online = self.online.clone();
+        let wait = self.ready.get_or_insert_with(|| {
+            Box::pin(async move {
+                let _ = online.wait_for(|o| *o).await;
+            })
+        });
+        match wait.as_mut().poll(cx) {
+            Poll::Ready(()) => {
+                self.ready = None;
+                Poll::Ready(Ok(()))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn start_send(self: Pin<&mut Self>, item: T) -> Result<(), Self::Error> {
+        self.publish(&item).map(|_| ())
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // Items are in the replay buffer once sent: nothing is held back.
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<T> Drop for Producer<T> {
+    fn drop(&mut self) {
+        lock(&self.shared.producers).remove(&self.core.stream.name);
+        self.core.closed.send_replace(true);
+        let stream = self.core.stream.clone();
+        self.shared
+            .update_entry(|me| me.streams.retain(|s| *s != stream));
+    }
+}

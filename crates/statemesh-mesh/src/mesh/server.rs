@@ -1,0 +1,255 @@
+//! Accepting mesh connections: the handshake that checks a peer's pass,
+//! then its gossip and its subscriptions to this process's streams.
+
+use super::discovery;
+use super::error::MeshError;
+use super::serving::{self, Request};
+use super::shared::{Shared, lock};
+use crate::pass::{Grant, Pass, PassError};
+use crate::wire::{End, MeshRequest};
+use bytes::Bytes;
+use statemesh_client::network::accept::{self, Incoming};
+use statemesh_client::network::connection::{Outgoing, spawn_writer};
+use statemesh_client::network::frame::{FrameReader, Kind};
+use statemesh_client::network::handshake::{self, Hello, Peer, Welcome};
+use statemesh_client::network::push::Acks;
+use statemesh_client::network::{ConnectionError, FrameError};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio::task::{JoinHandle, JoinSet};
+
+/// Frames queued per accepted connection before its tasks wait.
+const OUTBOX: usize = 1024;
+
+pub(super) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
+    let mut sessions = JoinSet::new();
+    loop {
+        while sessions.try_join_next().is_some() {}
+        match listener.accept().await {
+            Ok((tcp, remote)) => {
+                let shared = Arc::clone(&shared);
+                sessions.spawn(async move {
+                    match session(&shared, tcp).await {
+                        Ok(()) | Err(MeshError::Connection(ConnectionError::Frame(FrameError::Closed))) => {
+                            tracing::debug!(%remote, "mesh connection closed");
+                        }
+                        Err(e) => tracing::warn!(%remote, error = %e, "mesh connection refused or closed"),
+                    }
+                });
+            }
+            Err(e) => {
+                // Out of file descriptors, say: wait rather than spin.
+                tracing::warn!(error = %e, "mesh accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn session(shared: &Arc<Shared>, tcp: TcpStream) -> Result<(), MeshError> {
+    let Incoming {
+        reader,
+        mut writer,
+        hello,
+    } = accept::accept(
+        tcp,
+        &shared.dialer.security,
+        shared.dialer.limits,
+        "mesh peer",
+    )
+    .await?;
+    let admitted = admit(shared, &hello);
+    let welcome = match &admitted {
+        Ok(_) => Welcome::Mesh {
+            pass: postcard::to_allocvec(&shared.dialer.credentials.pass).unwrap_or_default(),
+        },
+        Err(MeshError::PeerPass {
+            error: PassError::Expired(ago),
+            ..
+        }) => Welcome::Expired {
+            ago_ms: u64::try_from(ago.as_millis()).unwrap_or(u64::MAX),
+        },
+        Err(e) => Welcome::Refused(e.to_string()),
+    };
+    accept::answer(&mut writer, &welcome).await?;
+    let grant = admitted?;
+    serve(shared, grant, FrameReader::new(reader), writer).await
+}
+
+/// Who the connecting peer is, if its pass admits it.
+fn admit(shared: &Shared, hello: &[u8]) -> Result<Grant, MeshError> {
+    let hello: Hello = handshake::decode(hello)?;
+    if hello.cluster != shared.dialer.cluster {
+        return Err(MeshError::Config(format!(
+            "this mesh peer belongs to cluster {:?}, not {:?}",
+            shared.dialer.cluster, hello.cluster
+        )));
+    }
+    let Peer::Mesh { pass } = hello.peer else {
+        return Err(MeshError::Config(
+            "this address is a mesh peer's: only mesh peers connect here (clients connect to a node)"
+                .into(),
+        ));
+    };
+    let peer_pass = |error| MeshError::PeerPass {
+        address: "the connecting peer".into(),
+        error,
+    };
+    let pass: Pass = statemesh_core::decode::from_bytes(&pass)
+        .map_err(|e| peer_pass(PassError::Malformed(e.to_string())))?;
+    shared
+        .dialer
+        .credentials
+        .verifier
+        .verify(&pass)
+        .map_err(peer_pass)
+}
+
+/// One subscription served on this connection.
+struct Serving {
+    acks: Arc<Acks>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn serve(
+    shared: &Arc<Shared>,
+    grant: Grant,
+    mut reader: FrameReader<tokio::io::ReadHalf<statemesh_client::network::connection::BoxStream>>,
+    writer: tokio::io::WriteHalf<statemesh_client::network::connection::BoxStream>,
+) -> Result<(), MeshError> {
+    let (outbox, rx) = mpsc::channel(OUTBOX);
+    let writer = spawn_writer(writer, rx);
+    let mut serving: HashMap<u64, Serving> = HashMap::new();
+    let limits = shared.dialer.limits;
+    let result = loop {
+        let frame = match reader
+            .next_ref(limits.max_frame, limits.stall_timeout)
+            .await
+        {
+            Ok(frame) => frame,
+            Err(FrameError::Closed) => break Ok(()),
+            Err(e) => break Err(ConnectionError::Frame(e).into()),
+        };
+        let id = frame.id;
+        match frame.kind {
+            Kind::Request => {
+                let request: MeshRequest = match statemesh_core::decode::from_bytes(frame.payload) {
+                    Ok(r) => r,
+                    Err(e) => break Err(protocol(format!("a request that does not decode: {e}"))),
+                };
+                let MeshRequest::Gossip { from, message } = request else {
+                    break Err(protocol("a subscription sent as a plain request".into()));
+                };
+                if from.id != grant.peer {
+                    break Err(protocol(format!(
+                        "gossip from {} on the connection of {}",
+                        from.id, grant.peer
+                    )));
+                }
+                let received = shared.gossip().receive(&from, message, Instant::now());
+                if let Err(e) = received {
+                    // Stale or foreign packets are normal around a
+                    // restart; the failure detector copes.
+                    tracing::debug!(peer = %from.id, error = %e, "gossip not taken");
+                }
+                discovery::dispatch(shared);
+                let reply = Outgoing {
+                    id,
+                    kind: Kind::Reply,
+                    payload: Bytes::new(),
+                };
+                if outbox.send(reply).await.is_err() {
+                    break Ok(());
+                }
+            }
+            Kind::Subscribe => {
+                let request: MeshRequest = match statemesh_core::decode::from_bytes(frame.payload) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        break Err(protocol(format!(
+                            "a subscription that does not decode: {e}"
+                        )));
+                    }
+                };
+                let MeshRequest::Consume {
+                    stream,
+                    from,
+                    filter,
+                    consumer,
+                } = request
+                else {
+                    break Err(protocol("gossip sent as a subscription".into()));
+                };
+                let acks = Arc::new(Acks::default());
+                let core = lock(&shared.producers).get(&stream.name).cloned();
+                let opened = match core {
+                    _ if consumer.id != grant.peer => Err(End::NotAccepted),
+                    None => Err(End::NoSuchStream(stream.name)),
+                    Some(core) => {
+                        let request = Request {
+                            stream,
+                            from,
+                            filter,
+                            consumer,
+                        };
+                        serving::serve_consumer(
+                            core,
+                            &grant,
+                            id,
+                            request,
+                            outbox.clone(),
+                            Arc::clone(&acks),
+                        )
+                    }
+                };
+                match opened {
+                    Ok(task) => {
+                        serving.insert(id, Serving { acks, task });
+                    }
+                    Err(end) => {
+                        let reply = Outgoing {
+                            id,
+                            kind: Kind::Reply,
+                            payload: postcard::to_allocvec(&end).unwrap_or_default().into(),
+                        };
+                        if outbox.send(reply).await.is_err() {
+                            break Ok(());
+                        }
+                    }
+                }
+            }
+            Kind::Ack => {
+                let Ok(total) = <[u8; 8]>::try_from(frame.payload) else {
+                    break Err(protocol(format!(
+                        "an ack of {} bytes, not 8",
+                        frame.payload.len()
+                    )));
+                };
+                if let Some(s) = serving.get(&id) {
+                    s.acks.record(u64::from_le_bytes(total));
+                }
+            }
+            Kind::Cancel => {
+                serving.remove(&id);
+            }
+            other => break Err(protocol(format!("a {other:?} frame from a mesh peer"))),
+        }
+    };
+    drop(serving);
+    drop(outbox);
+    let _ = writer.await;
+    result
+}
+
+fn protocol(why: String) -> MeshError {
+    MeshError::Connection(ConnectionError::Handshake(why))
+}

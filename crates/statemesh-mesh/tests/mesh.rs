@@ -1,0 +1,259 @@
+//! Meshes in one process over loopback: discovery, and streams from
+//! producer to consumer with their refusals.
+
+use statemesh_client::network::Security;
+use statemesh_core::ClusterId;
+use statemesh_mesh::pass::{Credentials, PassIssuer};
+use statemesh_mesh::peer::PeerId;
+use statemesh_mesh::stream::{LagPolicy, Missed};
+use statemesh_mesh::wire::End;
+use statemesh_mesh::{ConsumeError, Mesh, MeshError};
+use std::time::Duration;
+
+const CLUSTER: &str = "mesh-test";
+
+fn cluster_id() -> ClusterId {
+    "0000000000000000000000000000c1c1".parse().unwrap()
+}
+
+fn credentials(secret: &[u8], name: &str, produce: &[&str], consume: &[&str]) -> Credentials {
+    let issuer = PassIssuer::new(secret, cluster_id());
+    let owned = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect();
+    Credentials {
+        pass: issuer.issue(
+            PeerId::from_name(name),
+            Duration::from_secs(600),
+            owned(produce),
+            owned(consume),
+        ),
+        verifier: issuer.verifier(),
+    }
+}
+
+async fn peer(name: &str, tags: &[&str], seed: Option<&Mesh>) -> Mesh {
+    peer_with(credentials(b"secret", name, &["*"], &["*"]), tags, seed).await
+}
+
+async fn peer_with(credentials: Credentials, tags: &[&str], seed: Option<&Mesh>) -> Mesh {
+    let mut builder = Mesh::builder(CLUSTER, Security::Plaintext, credentials);
+    for tag in tags {
+        builder = builder.tag(*tag);
+    }
+    if let Some(seed) = seed {
+        builder = builder.seed(seed.address());
+    }
+    builder.start().await.unwrap()
+}
+
+/// Waits (up to 10 s) until `test` holds.
+async fn until(what: &str, mut test: impl FnMut() -> bool) {
+    for _ in 0..1000 {
+        if test() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("not within 10 s: {what}");
+}
+
+async fn next<T: serde::de::DeserializeOwned>(
+    c: &mut statemesh_mesh::Consumer<T>,
+) -> Result<T, ConsumeError> {
+    tokio::time::timeout(Duration::from_secs(10), c.next())
+        .await
+        .expect("an item within 10 s")
+        .expect("the stream goes on")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_find_each_other_from_one_seed() {
+    let seed = peer("seed", &["role=seed"], None).await;
+    let mut others = Vec::new();
+    for n in 0..4 {
+        others.push(peer(&format!("p{n}"), &["role=validator"], Some(&seed)).await);
+    }
+    until("every peer knows the four others", || {
+        seed.catalog().len() == 4 && others.iter().all(|m| m.catalog().len() == 4)
+    })
+    .await;
+    let validators = others[0].catalog().with_tags(&["role=validator"]).count();
+    assert_eq!(validators, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_started_first_gets_everything_once_the_producer_appears() {
+    let a = peer("consumer", &[], None).await;
+    let mut consumer = a.streams().consume::<u64>("numbers").start().unwrap();
+    let b = peer("producer", &[], Some(&a)).await;
+    let producer = b.streams().produce::<u64>("numbers").start().unwrap();
+    assert!(!producer.is_online(), "no consumer yet");
+    for n in 0..100u64 {
+        // Waits until the consumer has subscribed (the default online
+        // condition: one consumer).
+        producer.send(&n).await.unwrap();
+    }
+    for n in 0..100u64 {
+        assert_eq!(next(&mut consumer).await.unwrap(), n);
+    }
+    assert!(consumer.is_online());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_producer_that_requires_two_validators_waits_for_both() {
+    let p = peer("producer", &[], None).await;
+    let producer = p
+        .streams()
+        .produce::<String>("blocks")
+        .online_when(|c| c.minimum_of(2).with_tags(["role=validator"]))
+        .start()
+        .unwrap();
+    let observer = peer("observer", &["role=observer"], Some(&p)).await;
+    let _o = observer
+        .streams()
+        .consume::<String>("blocks")
+        .start()
+        .unwrap();
+    let v1 = peer("v1", &["role=validator"], Some(&p)).await;
+    let _c1 = v1.streams().consume::<String>("blocks").start().unwrap();
+    until("two consumers subscribed", || producer.consumers() == 2).await;
+    assert!(
+        !producer.is_online(),
+        "one validator and one observer are not enough"
+    );
+    assert!(matches!(
+        producer.try_send(&"early".to_owned()),
+        Err(statemesh_mesh::ProduceError::Offline)
+    ));
+    let v2 = peer("v2", &["role=validator"], Some(&p)).await;
+    let mut c2 = v2.streams().consume::<String>("blocks").start().unwrap();
+    tokio::time::timeout(Duration::from_secs(10), producer.online())
+        .await
+        .expect("online with two validators");
+    producer.send(&"block 1".to_owned()).await.unwrap();
+    assert_eq!(next(&mut c2).await.unwrap(), "block 1");
+}
+
+#[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+struct Price {
+    region: String,
+    cents: u64,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_filter_keeps_unwanted_items_from_the_consumer() {
+    let p = peer("producer", &[], None).await;
+    let producer = p
+        .streams()
+        .produce::<Price>("prices")
+        .key(|price| format!("{}/price", price.region))
+        .start()
+        .unwrap();
+    let c = peer("consumer", &[], Some(&p)).await;
+    let mut eu = c
+        .streams()
+        .consume::<Price>("prices")
+        .filter(["eu/*"])
+        .start()
+        .unwrap();
+    producer.online().await;
+    for (n, region) in ["us", "eu", "us", "eu", "asia"].iter().enumerate() {
+        let price = Price {
+            region: (*region).to_owned(),
+            cents: n as u64,
+        };
+        producer.send(&price).await.unwrap();
+    }
+    assert_eq!(next(&mut eu).await.unwrap().cents, 1);
+    assert_eq!(next(&mut eu).await.unwrap().cents, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_of_another_type_is_refused_naming_both() {
+    let p = peer("producer", &[], None).await;
+    let _producer = p.streams().produce::<u64>("numbers").start().unwrap();
+    let c = peer("consumer", &[], Some(&p)).await;
+    let mut wrong = c.streams().consume::<String>("numbers").start().unwrap();
+    match next(&mut wrong).await {
+        Err(ConsumeError::Refused {
+            reason: End::TypeMismatch(m),
+            ..
+        }) => {
+            assert_eq!(m.produced, "u64");
+            assert_eq!(m.consumed, "alloc::string::String");
+        }
+        other => panic!("expected a type mismatch, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pass_without_the_stream_is_refused() {
+    let p = peer("producer", &[], None).await;
+    let _producer = p
+        .streams()
+        .produce::<u64>("secret-numbers")
+        .start()
+        .unwrap();
+    let limited = credentials(b"secret", "limited", &[], &["public/*"]);
+    let c = peer_with(limited, &[], Some(&p)).await;
+    let refused = c.streams().consume::<u64>("secret-numbers").start();
+    assert!(matches!(refused, Err(MeshError::NotPermitted(_))));
+    let producing = c.streams().produce::<u64>("public/x").start();
+    assert!(matches!(producing, Err(MeshError::NotPermitted(_))));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_of_another_cluster_is_refused() {
+    let ours = peer("ours", &[], None).await;
+    let theirs = peer_with(
+        credentials(b"another secret", "theirs", &["*"], &["*"]),
+        &[],
+        Some(&ours),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(ours.catalog().is_empty(), "{:?}", ours.catalog());
+    assert!(theirs.catalog().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_that_does_not_read_is_told_what_it_lost() {
+    let p = peer("producer", &[], None).await;
+    let producer = p
+        .streams()
+        .produce::<u64>("fast")
+        .buffer(16, 1 << 20)
+        .window(4)
+        .on_lag(LagPolicy::DropOldest)
+        .start()
+        .unwrap();
+    let c = peer("consumer", &[], Some(&p)).await;
+    let mut slow = c
+        .streams()
+        .consume::<u64>("fast")
+        .buffer(1)
+        .start()
+        .unwrap();
+    producer.online().await;
+    for n in 0..1000u64 {
+        producer.send(&n).await.unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut lost = 0;
+    while seen.last() != Some(&999) {
+        match next(&mut slow).await {
+            Ok(n) => seen.push(n),
+            Err(ConsumeError::Lagged {
+                missed: Missed::Exactly(n),
+                ..
+            }) => lost += n,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(lost > 0, "a consumer that did not read lost items");
+    assert_eq!(
+        seen.len() as u64 + lost,
+        1000,
+        "every item is either received or counted lost"
+    );
+    assert!(seen.windows(2).all(|w| w[0] < w[1]), "in order");
+}
