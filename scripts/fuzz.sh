@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Long fuzzing runs: every fuzz target of every crate (the `fuzz` test of
-# statemesh-wal, -shm, -cache, -client and statemesh), each for SECONDS
+# statemesh-wal, -shm, -cache, -client, -mesh and statemesh), each for SECONDS
 # (default 600), one at a time, printing how many inputs each ran. CI runs
 # the same targets for one second each as part of `cargo test`.
 #
@@ -20,7 +20,7 @@ secs=${1:-600}
 shift || true
 crates=("$@")
 if [ ${#crates[@]} -eq 0 ]; then
-    crates=(statemesh-wal statemesh-shm statemesh-cache statemesh-client statemesh)
+    crates=(statemesh-wal statemesh-shm statemesh-cache statemesh-client statemesh-mesh statemesh)
 fi
 
 log=$(mktemp)
