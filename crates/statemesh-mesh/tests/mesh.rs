@@ -257,3 +257,61 @@ async fn a_consumer_that_does_not_read_is_told_what_it_lost() {
     );
     assert!(seen.windows(2).all(|w| w[0] < w[1]), "in order");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_peer_leaves_the_catalog_in_the_documented_time() {
+    let seed = peer("seed", &[], None).await;
+    let a = peer("a", &[], Some(&seed)).await;
+    let b = peer("b", &[], Some(&seed)).await;
+    until("all three know each other", || {
+        seed.catalog().len() == 2 && a.catalog().len() == 2 && b.catalog().len() == 2
+    })
+    .await;
+    let gone = b.id();
+    drop(b);
+    let bound = statemesh_mesh::gossip::Timing::default().detection_bound();
+    // The bound is the failure detector's; allow as much again for a
+    // loaded test machine's scheduling.
+    let deadline = std::time::Instant::now() + bound * 2;
+    while seed.catalog().get(gone).is_some() || a.catalog().get(gone).is_some() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a stopped peer still listed after {:?}",
+            bound * 2
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_of_a_restarted_producer_hears_of_an_unknown_loss_then_goes_on() {
+    let c = peer("consumer", &[], None).await;
+    let mut consumer = c.streams().consume::<u64>("numbers").start().unwrap();
+    let p = peer("producer", &[], Some(&c)).await;
+    let producer = p.streams().produce::<u64>("numbers").start().unwrap();
+    for n in 0..5u64 {
+        producer.send(&n).await.unwrap();
+    }
+    for n in 0..5u64 {
+        assert_eq!(next(&mut consumer).await.unwrap(), n);
+    }
+    // The same peer (same pass id) starts again, elsewhere, with a new
+    // replay buffer.
+    drop(producer);
+    drop(p);
+    let p = peer("producer", &[], Some(&c)).await;
+    let producer = p.streams().produce::<u64>("numbers").start().unwrap();
+    for n in 100..103u64 {
+        producer.send(&n).await.unwrap();
+    }
+    match next(&mut consumer).await {
+        Err(ConsumeError::Lagged {
+            missed: Missed::Unknown,
+            producer: from,
+        }) => assert_eq!(from, p.id()),
+        other => panic!("expected an unknown loss first, got {other:?}"),
+    }
+    for n in 100..103u64 {
+        assert_eq!(next(&mut consumer).await.unwrap(), n);
+    }
+}

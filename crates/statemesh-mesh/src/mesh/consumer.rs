@@ -266,7 +266,10 @@ impl<T: DeserializeOwned> futures_core::Stream for Consumer<T> {
 /// producer of the stream.
 async fn follow(shared: Arc<Shared>, spec: Arc<Spec>) {
     let mut catalog = shared.catalog.subscribe();
-    let mut links: HashMap<PeerId, JoinHandle<()>> = HashMap::new();
+    // One subscription task per producer, with the address it dials: a
+    // producer that comes back elsewhere (restarted on another port) gets
+    // a new task.
+    let mut links: HashMap<PeerId, (String, JoinHandle<()>)> = HashMap::new();
     // Kept across a producer's absence: it resumes where it stopped.
     let mut inlets: HashMap<PeerId, Arc<Mutex<Inlet>>> = HashMap::new();
     let mut refused: HashSet<PeerId> = HashSet::new();
@@ -290,8 +293,11 @@ async fn follow(shared: Arc<Shared>, spec: Arc<Spec>) {
                 let _ = spec.tx.send((producer.id, Err(refusal))).await;
                 continue;
             }
-            if links.get(&producer.id).is_some_and(|t| !t.is_finished()) {
-                continue;
+            if let Some((address, task)) = links.get(&producer.id) {
+                if *address == producer.address && !task.is_finished() {
+                    continue;
+                }
+                task.abort();
             }
             let inlet = Arc::clone(
                 inlets
@@ -304,11 +310,11 @@ async fn follow(shared: Arc<Shared>, spec: Arc<Spec>) {
                 producer.clone(),
                 inlet,
             ));
-            links.insert(producer.id, task);
+            links.insert(producer.id, (producer.address.clone(), task));
         }
         // A producer gone from the catalog: its subscription is dropped
         // (its task would only retry a dead address).
-        links.retain(|id, task| {
+        links.retain(|id, (_, task)| {
             let keep = present.contains(id);
             if !keep {
                 task.abort();

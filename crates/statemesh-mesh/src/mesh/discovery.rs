@@ -2,19 +2,23 @@
 //! and sending what the engine asks for over the gossip links.
 
 use super::error::MeshError;
-use super::shared::Shared;
+use super::shared::{Shared, lock};
 use crate::gossip::Event;
 use crate::wire::MeshRequest;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// How often a peer that knows nobody announces itself to its seeds again.
+/// How soon a peer that knows nobody announces itself to its seeds again;
+/// the wait doubles up to [`ANNOUNCE_AT_MOST`] while nobody answers, so a
+/// seed that refuses it (another cluster) is not asked every second.
 const ANNOUNCE_AGAIN: Duration = Duration::from_secs(1);
+const ANNOUNCE_AT_MOST: Duration = Duration::from_secs(30);
 
 /// Runs gossip until the mesh is dropped.
-pub(super) async fn drive(shared: Arc<Shared>, seeds: Vec<String>) {
-    let seeds: Vec<String> = seeds.into_iter().filter(|s| *s != shared.address).collect();
+pub(super) async fn drive(shared: Arc<Shared>) {
+    let seeds = &shared.seeds;
     let mut announce_at = Instant::now();
+    let mut announce_every = ANNOUNCE_AGAIN;
     loop {
         let now = Instant::now();
         let (next, alone) = {
@@ -23,12 +27,15 @@ pub(super) async fn drive(shared: Arc<Shared>, seeds: Vec<String>) {
             // them) keeps announcing itself until someone answers.
             let alone = gossip.catalog().is_empty() && !seeds.is_empty();
             if alone && now >= announce_at {
-                for seed in &seeds {
+                for seed in seeds {
                     if let Err(e) = gossip.join(seed, now) {
                         tracing::debug!(%seed, error = %e, "announce failed");
                     }
                 }
-                announce_at = now + ANNOUNCE_AGAIN;
+                announce_at = now + announce_every;
+                announce_every = (announce_every * 2).min(ANNOUNCE_AT_MOST);
+            } else if !alone {
+                announce_every = ANNOUNCE_AGAIN;
             }
             (gossip.tick(now), alone)
         };
@@ -122,11 +129,29 @@ async fn send(shared: &Shared, address: &str, payload: Vec<u8>) {
             .await
             .map_err(|e| MeshError::Config(format!("{e:?}")))
     };
-    match tokio::time::timeout(timeout, attempt).await {
-        Ok(Ok(_)) => {}
-        // A peer that does not answer is the failure detector's to judge:
-        // logged quietly, once per message, never retried here.
-        Ok(Err(e)) => tracing::debug!(%address, error = %e, "gossip not delivered"),
-        Err(_) => tracing::debug!(%address, "gossip not delivered in {timeout:?}"),
+    let failed = match tokio::time::timeout(timeout, attempt).await {
+        Ok(Ok(_)) => None,
+        Ok(Err(e)) => Some(e.to_string()),
+        Err(_) => Some(format!("no answer within {timeout:?}")),
+    };
+    // A peer that does not answer is the failure detector's to judge:
+    // logged quietly, never retried here. A seed is different: a process
+    // that cannot reach its seeds is alone, so that is said once, and
+    // again only when the reason changes or it is reached.
+    let seed = shared.seeds.contains(&address.to_owned());
+    let mut said = lock(&shared.seed_errors);
+    match failed {
+        Some(why) if seed => {
+            if said.get(address) != Some(&why) {
+                tracing::warn!(%address, error = %why, "cannot reach the seed");
+                said.insert(address.to_owned(), why);
+            }
+        }
+        Some(why) => tracing::debug!(%address, error = %why, "gossip not delivered"),
+        None => {
+            if said.remove(address).is_some() {
+                tracing::info!(%address, "reached the seed");
+            }
+        }
     }
 }

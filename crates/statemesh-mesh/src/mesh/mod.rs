@@ -148,6 +148,7 @@ impl MeshBuilder {
         getrandom::fill(&mut seed).map_err(|e| MeshError::Config(format!("no randomness: {e}")))?;
         let gossip = Gossip::new(me, bump, self.timing, u64::from_le_bytes(seed));
         let (catalog, _) = watch::channel(Arc::new(Catalog::new()));
+        let seeds = self.seeds.into_iter().filter(|s| *s != address).collect();
         let shared = Arc::new(Shared {
             dialer: Dialer {
                 cluster: self.cluster,
@@ -162,11 +163,13 @@ impl MeshBuilder {
             catalog,
             gossip_links: Links::default(),
             stream_links: Links::default(),
+            seeds,
+            seed_errors: Mutex::new(HashMap::new()),
             producers: Mutex::new(HashMap::new()),
         });
         let tasks = vec![
             tokio::spawn(server::accept_loop(Arc::clone(&shared), listener)),
-            tokio::spawn(discovery::drive(Arc::clone(&shared), self.seeds)),
+            tokio::spawn(discovery::drive(Arc::clone(&shared))),
         ];
         Ok(Mesh {
             shared,

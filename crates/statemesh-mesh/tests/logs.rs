@@ -1,0 +1,92 @@
+//! What a misconfigured peer puts in the logs: one line on each side that
+//! says why, not one per announce.
+
+use statemesh_client::network::Security;
+use statemesh_mesh::Mesh;
+use statemesh_mesh::pass::{Credentials, PassIssuer};
+use statemesh_mesh::peer::PeerId;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tracing::field::{Field, Visit};
+use tracing_subscriber::Layer;
+use tracing_subscriber::layer::{Context, SubscriberExt};
+
+/// Counts warnings by message.
+#[derive(Clone, Default)]
+struct Warnings(Arc<Mutex<HashMap<String, usize>>>);
+
+struct Message(String);
+
+impl Visit for Message {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.0 = format!("{value:?}");
+        }
+    }
+}
+
+impl<S: tracing::Subscriber> Layer<S> for Warnings {
+    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+        if *event.metadata().level() == tracing::Level::WARN {
+            let mut message = Message(String::new());
+            event.record(&mut message);
+            *self.0.lock().unwrap().entry(message.0).or_default() += 1;
+        }
+    }
+}
+
+fn credentials(secret: &[u8], name: &str) -> Credentials {
+    let cluster = "0000000000000000000000000000c1c1".parse().unwrap();
+    let issuer = PassIssuer::new(secret, cluster);
+    Credentials {
+        pass: issuer.issue(
+            PeerId::from_name(name),
+            Duration::from_secs(600),
+            vec!["*".into()],
+            vec!["*".into()],
+        ),
+        verifier: issuer.verifier(),
+    }
+}
+
+#[test]
+fn a_peer_of_another_cluster_is_reported_once_not_at_every_announce() {
+    let warnings = Warnings::default();
+    let subscriber = tracing_subscriber::registry().with(warnings.clone());
+    // One thread, so that the scoped subscriber sees every task's events.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    tracing::subscriber::with_default(subscriber, || {
+        runtime.block_on(async {
+            let ours = Mesh::builder("c", Security::Plaintext, credentials(b"ours", "ours"))
+                .start()
+                .await
+                .unwrap();
+            let _theirs = Mesh::builder("c", Security::Plaintext, credentials(b"theirs", "theirs"))
+                .seed(ours.address())
+                .start()
+                .await
+                .unwrap();
+            // Announces at 0, 1, 3 and 7 s: four attempts in 8 s.
+            tokio::time::sleep(Duration::from_secs(8)).await;
+            assert!(ours.catalog().is_empty());
+        });
+    });
+    let warnings = warnings.0.lock().unwrap().clone();
+    assert_eq!(
+        warnings.get("cannot reach the seed"),
+        Some(&1),
+        "the refused peer says so once: {warnings:?}"
+    );
+    let refused = warnings
+        .get("mesh connection refused or closed")
+        .copied()
+        .unwrap_or_default();
+    assert!(
+        (1..=4).contains(&refused),
+        "the seed logs each refused attempt, and attempts back off: {warnings:?}"
+    );
+}
