@@ -414,3 +414,40 @@ async fn a_filter_keeps_unwanted_items_off_the_wire() {
         "{sent} bytes crossed for 500 of 1,000 items of 4 KiB ({all} bytes in all)"
     );
 }
+
+#[test]
+fn a_durable_producer_killed_and_restarted_is_resumed_without_a_gap() {
+    let dir = tempfile::tempdir().unwrap();
+    let durable = dir.path().to_str().unwrap().to_owned();
+    let mut consumer = Peer::start("consumer", &[]);
+    let seed = consumer.address.clone();
+    let args = ["--seed", seed.as_str(), "--durable", durable.as_str()];
+    let mut producer = Peer::start("producer", &args);
+    // Online with no consumer: it goes on while the consumer is stopped.
+    producer.say("produce numbers 100 drop 0");
+    producer.expect("producing");
+    consumer.say("consume numbers");
+    producer.say("wait numbers 1");
+    producer.expect("consumers numbers 1");
+    producer.say("send numbers 0 10 0");
+    producer.expect("sent numbers 9");
+    assert_eq!(
+        read_until(&mut consumer, "numbers", 9).0,
+        (0..10).collect::<Vec<_>>()
+    );
+    // The consumer stops; 20 more are sent (and written), then the
+    // producer is killed before it could send them.
+    consumer.signal("STOP");
+    producer.say("send numbers 10 20 0");
+    producer.expect("sent numbers 29");
+    drop(producer); // SIGKILL
+    let mut producer = Peer::start("producer", &args);
+    producer.say("produce numbers 100 drop 0");
+    producer.expect("producing");
+    consumer.signal("CONT");
+    producer.say("send numbers 30 10 0");
+    producer.expect("sent numbers 39");
+    let (items, losses) = read_until(&mut consumer, "numbers", 39);
+    assert!(losses.is_empty(), "{losses:?}");
+    assert_eq!(items, (10..40).collect::<Vec<_>>());
+}

@@ -3,7 +3,7 @@
 //! (`tests/processes.rs`); not a tool for users.
 //!
 //! ```text
-//! statemesh-mesh-peer NAME SECRET [--seed ADDR] [--tag TAG]... [--listen ADDR] [--advertise ADDR]
+//! statemesh-mesh-peer NAME SECRET [--seed ADDR] [--tag TAG]... [--listen ADDR] [--advertise ADDR] [--durable DIR]
 //! ```
 //!
 //! It joins cluster `test` with a pass for peer `NAME` signed under
@@ -13,7 +13,8 @@
 //! - `produce STREAM ITEMS POLICY MINIMUM`: produces `STREAM` with a
 //!   replay buffer of `ITEMS` (and 64 MiB), lag policy `drop` or
 //!   `disconnect`, online with `MINIMUM` consumers, items keyed `even` or
-//!   `odd`; prints `producing STREAM`.
+//!   `odd`, its buffer in `DIR/STREAM` with `--durable`; prints
+//!   `producing STREAM`.
 //! - `wait STREAM N`: waits until `N` consumers are subscribed; prints
 //!   `consumers STREAM N`.
 //! - `send STREAM FROM COUNT PAD`: sends items `FROM..FROM+COUNT`, each
@@ -46,7 +47,7 @@ struct Item {
 }
 
 const USAGE: &str = "usage: statemesh-mesh-peer NAME SECRET [--seed ADDR] [--tag TAG]... \
-                     [--listen ADDR] [--advertise ADDR]";
+                     [--listen ADDR] [--advertise ADDR] [--durable DIR]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -80,6 +81,7 @@ struct Options {
     tags: Vec<String>,
     listen: Option<String>,
     advertise: Option<String>,
+    durable: Option<String>,
 }
 
 fn parse(args: &[String]) -> Option<(&str, &str, Options)> {
@@ -94,6 +96,7 @@ fn parse(args: &[String]) -> Option<(&str, &str, Options)> {
             "--seed" => options.seeds.push(value),
             "--tag" => options.tags.push(value),
             "--listen" => options.listen = Some(value),
+            "--durable" => options.durable = Some(value),
             "--advertise" => options.advertise = Some(value),
             _ => return None,
         }
@@ -126,6 +129,7 @@ async fn run(name: &str, secret: &str, options: Options) -> Result<(), Box<dyn s
     if let Some(address) = options.advertise {
         builder = builder.advertise(address);
     }
+    let durable = options.durable;
     let mesh = builder.start().await?;
     println!("ready {} {}", mesh.id(), mesh.me().address);
     let mut producers: HashMap<String, Producer<Item>> = HashMap::new();
@@ -141,14 +145,20 @@ async fn run(name: &str, secret: &str, options: Options) -> Result<(), Box<dyn s
                 } else {
                     LagPolicy::Disconnect
                 };
-                let producer = mesh
+                let mut builder = mesh
                     .streams()
                     .produce::<Item>(stream)
                     .buffer(items.parse()?, 64 << 20)
                     .on_lag(policy)
                     .online_when(|c| c.minimum_of(minimum))
-                    .key(|item| if item.n % 2 == 0 { "even" } else { "odd" }.to_owned())
-                    .start()?;
+                    .key(|item| if item.n % 2 == 0 { "even" } else { "odd" }.to_owned());
+                if let Some(dir) = &durable {
+                    builder = builder.durable(
+                        std::path::Path::new(dir).join(stream),
+                        statemesh_wal::SyncPolicy::Never,
+                    );
+                }
+                let producer = builder.start()?;
                 producers.insert(stream.to_owned(), producer);
                 println!("producing {stream}");
             }

@@ -3,6 +3,8 @@
 
 mod consumer;
 mod discovery;
+#[cfg(feature = "durable")]
+mod durable;
 mod error;
 mod links;
 mod producer;

@@ -14,6 +14,14 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use tokio::sync::watch;
 
+/// A ring in an epoch drawn at random: a producer that keeps nothing on
+/// disk starts a new numbering each run.
+fn random_ring(limits: RingLimits) -> Result<Ring, MeshError> {
+    let mut epoch = [0u8; 8];
+    getrandom::fill(&mut epoch).map_err(|e| MeshError::Config(format!("no randomness: {e}")))?;
+    Ok(Ring::new(u64::from_le_bytes(epoch), limits))
+}
+
 /// Why an item was not sent.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -25,6 +33,9 @@ pub enum ProduceError {
     /// The item did not encode.
     #[error("the item did not encode: {0}")]
     Encode(String),
+    /// The durable producer's log refused the item.
+    #[error("{0}")]
+    Log(String),
     /// The item is larger than a frame may carry.
     #[error("an item of {len} bytes is over the {max}-byte frame cap")]
     TooLarge {
@@ -47,6 +58,8 @@ pub struct ProducerBuilder<T> {
     max_consumers: usize,
     policy: LagPolicy,
     key: Option<KeyFn<T>>,
+    #[cfg(feature = "durable")]
+    durable: Option<(std::path::PathBuf, statemesh_wal::SyncPolicy)>,
     _items: PhantomData<fn(T)>,
 }
 
@@ -75,8 +88,27 @@ impl<T: Serialize + Send + 'static> ProducerBuilder<T> {
             max_consumers: 1024,
             policy: LagPolicy::default(),
             key: None,
+            #[cfg(feature = "durable")]
+            durable: None,
             _items: PhantomData,
         }
+    }
+
+    /// Keeps the replay buffer on disk in `dir` (feature `durable`): a
+    /// producer that restarts with the same peer id and directory keeps its
+    /// numbering and what it buffered, so its consumers resume with no gap.
+    /// Items are sent once the log has them under `sync`: with
+    /// `SyncPolicy::Never` or `Interval`, a killed process loses nothing
+    /// sent; with `Always`, a power failure loses nothing either.
+    #[cfg(feature = "durable")]
+    #[must_use]
+    pub fn durable(
+        mut self,
+        dir: impl Into<std::path::PathBuf>,
+        sync: statemesh_wal::SyncPolicy,
+    ) -> Self {
+        self.durable = Some((dir.into(), sync));
+        self
     }
 
     /// Accepts only consumers whose entry passes `test` (by their tags,
@@ -153,25 +185,37 @@ impl<T: Serialize + Send + 'static> ProducerBuilder<T> {
         for (_, theirs) in shared.catalog.borrow().producers_of(&self.name) {
             theirs.accepts(&stream)?;
         }
-        let mut epoch = [0u8; 8];
-        getrandom::fill(&mut epoch)
-            .map_err(|e| MeshError::Config(format!("no randomness: {e}")))?;
-        let ring = Ring::new(u64::from_le_bytes(epoch), self.ring);
+        #[cfg(feature = "durable")]
+        let (log, ring) = match &self.durable {
+            Some((dir, sync)) => {
+                let (log, ring) = super::durable::DurableLog::open(dir, self.ring, *sync)?;
+                (Some(log), ring)
+            }
+            None => (None, random_ring(self.ring)?),
+        };
+        #[cfg(not(feature = "durable"))]
+        let ring = random_ring(self.ring)?;
+        #[cfg_attr(not(feature = "durable"), allow(unused_mut))]
+        let mut outlet = Outlet::new(ring, self.window, self.max_consumers, self.policy);
+        #[cfg(feature = "durable")]
+        if log.is_some() {
+            outlet = outlet.gated();
+            // What the log held is written: it may be sent.
+            let next = outlet.ring().next_seq();
+            outlet.written(next);
+        }
         let (published, _) = watch::channel(0);
         let online_now = self.online.holds(std::iter::empty());
         let core = Arc::new(ProducerCore {
             stream: stream.clone(),
-            outlet: Mutex::new(Outlet::new(
-                ring,
-                self.window,
-                self.max_consumers,
-                self.policy,
-            )),
+            outlet: Mutex::new(outlet),
             published,
             require: self.require,
             online_when: self.online,
             online: watch::channel(online_now).0,
             closed: watch::channel(false).0,
+            #[cfg(feature = "durable")]
+            log,
             next_consumer: AtomicU64::new(1),
             max_item: shared.dialer.limits.max_frame.saturating_sub(64),
         });
@@ -261,14 +305,21 @@ impl<T> Producer<T> {
 
 impl<T: Serialize> Producer<T> {
     /// Sends `item` once the producer is online; returns its sequence
-    /// number.
+    /// number (for a durable producer, once its log has the item).
     ///
     /// # Errors
     ///
     /// [`ProduceError`]: the item did not encode or is too large.
     pub async fn send(&self, item: &T) -> Result<u64, ProduceError> {
         self.online().await;
-        self.publish(item)
+        let seq = self.publish(item)?;
+        // A durable producer's item counts as sent once its log has it.
+        #[cfg(feature = "durable")]
+        if self.core.log.is_some() {
+            let mut written = self.core.published.subscribe();
+            let _ = written.wait_for(|next| *next > seq).await;
+        }
+        Ok(seq)
     }
 
     /// Sends `item` now, if the producer is online.
@@ -293,7 +344,29 @@ impl<T: Serialize> Producer<T> {
             });
         }
         let key = self.key.as_ref().map(|k| k(item));
-        let seq = self.core.outlet().publish(key, &value);
+        let mut outlet = self.core.outlet();
+        #[cfg(feature = "durable")]
+        if let Some(log) = &self.core.log {
+            // The log's order must be the ring's: appended under the lock.
+            let seq = outlet.publish(key.clone(), &value);
+            let delivery = outlet
+                .ring()
+                .get(seq)
+                .map(|i| i.payload.clone())
+                .unwrap_or_default();
+            log.purge_before(outlet.ring().first_seq());
+            let core = Arc::downgrade(&self.core);
+            log.append(seq, key, &delivery, move || {
+                if let Some(core) = core.upgrade() {
+                    core.outlet().written(seq + 1);
+                    core.published.send_replace(seq + 1);
+                }
+            })
+            .map_err(|e| ProduceError::Log(e.to_string()))?;
+            return Ok(seq);
+        }
+        let seq = outlet.publish(key, &value);
+        drop(outlet);
         self.core.published.send_replace(seq + 1);
         Ok(seq)
     }

@@ -27,6 +27,9 @@ pub(crate) struct ProducerCore {
     pub(crate) online: watch::Sender<bool>,
     /// Set when the producer is dropped: its consumers are told.
     pub(crate) closed: watch::Sender<bool>,
+    /// The log behind the ring, for a durable producer.
+    #[cfg(feature = "durable")]
+    pub(crate) log: Option<super::durable::DurableLog>,
     pub(crate) next_consumer: AtomicU64,
     pub(crate) max_item: usize,
 }

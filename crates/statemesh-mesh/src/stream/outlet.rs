@@ -105,6 +105,11 @@ pub struct Lagging {
 #[derive(Debug)]
 pub struct Outlet {
     ring: Ring,
+    /// Items before this number may be sent (a producer that keeps its
+    /// ring on disk sends an item only once it is written there).
+    sendable: u64,
+    /// Whether items become sendable only through [`Outlet::written`].
+    gated: bool,
     consumers: BTreeMap<u64, Cursor>,
     window: u32,
     max_consumers: usize,
@@ -117,6 +122,8 @@ impl Outlet {
     #[must_use]
     pub fn new(ring: Ring, window: u32, max_consumers: usize, policy: LagPolicy) -> Self {
         Self {
+            sendable: ring.next_seq(),
+            gated: false,
             ring,
             consumers: BTreeMap::new(),
             window: window.max(1),
@@ -129,6 +136,20 @@ impl Outlet {
     #[must_use]
     pub fn ring(&self) -> &Ring {
         &self.ring
+    }
+
+    /// Sends items only once [`Outlet::written`] says they are (a producer
+    /// whose ring is on disk, so that a consumer never holds an item the
+    /// producer could forget in a crash and number again).
+    #[must_use]
+    pub fn gated(mut self) -> Self {
+        self.gated = true;
+        self
+    }
+
+    /// Items before `upto` are written: they may be sent.
+    pub fn written(&mut self, upto: u64) {
+        self.sendable = self.sendable.max(upto.min(self.ring.next_seq()));
     }
 
     /// Admits consumer `id` (`peer`), resuming from `from`, wanting only
@@ -199,7 +220,11 @@ impl Outlet {
             seq,
             payload: Bytes::copy_from_slice(value),
         });
-        self.ring.push(key, delivery)
+        let seq = self.ring.push(key, delivery);
+        if !self.gated {
+            self.sendable = seq + 1;
+        }
+        seq
     }
 
     /// Consumer `id` has taken `total` items since it was admitted (a
@@ -223,7 +248,7 @@ impl Outlet {
         let Some(c) = self.consumers.get_mut(&id) else {
             return Ok(out);
         };
-        let next_seq = self.ring.next_seq();
+        let next_seq = self.sendable;
         if let Some(behind) = self.ring.behind(c.next) {
             if self.policy == LagPolicy::Disconnect {
                 self.consumers.remove(&id);
@@ -422,5 +447,35 @@ mod tests {
         };
         assert_eq!(decode(&sent).get(1), Some(&lagged));
         assert_eq!(seqs(&sent), [2, 3]);
+    }
+}
+
+#[cfg(test)]
+mod gate_tests {
+    use super::*;
+    use crate::peer::{PeerId, Role, Tags};
+    use crate::stream::RingLimits;
+
+    #[test]
+    fn a_gated_outlet_sends_only_what_is_written() {
+        let ring = Ring::new(1, RingLimits::default());
+        let mut o = Outlet::new(ring, 100, 1, LagPolicy::Disconnect).gated();
+        let peer = PeerInfo {
+            id: PeerId::from(1),
+            address: String::new(),
+            tags: Tags::new(),
+            streams: Vec::new(),
+            role: Role::Process,
+            revision: 0,
+        };
+        o.admit(7, peer, None, vec![]).unwrap();
+        for v in [b"a", b"b", b"c"] {
+            o.publish(None, v);
+        }
+        assert_eq!(o.pump(7).unwrap().len(), 1, "only the opening");
+        o.written(2);
+        assert_eq!(o.pump(7).unwrap().len(), 2);
+        o.written(99);
+        assert_eq!(o.pump(7).unwrap().len(), 1);
     }
 }
