@@ -315,3 +315,35 @@ async fn a_consumer_of_a_restarted_producer_hears_of_an_unknown_loss_then_goes_o
         assert_eq!(next(&mut consumer).await.unwrap(), n);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_ends_when_the_peers_pass_expires() {
+    let p = peer("producer", &[], None).await;
+    let producer = p
+        .streams()
+        .produce::<u64>("numbers")
+        .online_when(|c| c.minimum_of(0))
+        .start()
+        .unwrap();
+    // A pass good for 2 s: its subscription ends with it, and a new one
+    // is refused.
+    let issuer = PassIssuer::new(b"secret", cluster_id());
+    let short = Credentials {
+        pass: issuer.issue(
+            PeerId::from_name("short"),
+            Duration::from_secs(2),
+            vec![],
+            vec!["*".into()],
+        ),
+        verifier: issuer.verifier(),
+    };
+    let c = peer_with(short, &[], Some(&p)).await;
+    let _consumer = c.streams().consume::<u64>("numbers").start().unwrap();
+    until("subscribed", || producer.consumers() == 1).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        producer.consumers(),
+        0,
+        "the expired pass's subscription ended"
+    );
+}

@@ -10,6 +10,7 @@ use crate::wire::{End, MeshRequest};
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use statemesh_client::network::push::{self, Handled, Item};
+use statemesh_client::network::{AuthError, ConnectionError};
 use std::collections::{HashMap, HashSet};
 use std::marker::PhantomData;
 use std::pin::Pin;
@@ -42,6 +43,13 @@ pub enum ConsumeError {
         producer: PeerId,
         /// Why.
         reason: End,
+    },
+    /// This process's mesh pass expired (this long ago): producers refuse
+    /// it until it joins with a new one.
+    #[error("this process's mesh pass expired {ago:?} ago: join with a new pass")]
+    Expired {
+        /// How long ago.
+        ago: Duration,
     },
     /// An item did not decode as this consumer's type.
     #[error("an item from producer {producer} did not decode: {error}")]
@@ -352,6 +360,13 @@ async fn link(shared: Arc<Shared>, spec: Arc<Spec>, producer: PeerInfo, inlet: A
                 if delivered {
                     retry = FIRST_RETRY;
                 }
+            }
+            Err(MeshError::Connection(ConnectionError::Auth(AuthError::Expired(ago)))) => {
+                // Nothing this consumer does will work again until the
+                // process has a new pass: said once, not retried.
+                let expired = ConsumeError::Expired { ago };
+                let _ = spec.tx.send((producer.id, Err(expired))).await;
+                return;
             }
             Err(e) => tracing::debug!(producer = %producer.id, error = %e, "subscription failed"),
         }

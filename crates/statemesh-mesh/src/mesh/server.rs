@@ -16,7 +16,7 @@ use statemesh_client::network::push::Acks;
 use statemesh_client::network::{ConnectionError, FrameError};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
@@ -130,11 +130,23 @@ async fn serve(
     let writer = spawn_writer(writer, rx);
     let mut serving: HashMap<u64, Serving> = HashMap::new();
     let limits = shared.dialer.limits;
+    // The connection lasts as long as the peer's pass: like a client's
+    // token, a pass that expires ends what it opened.
+    let expires = UNIX_EPOCH + Duration::from_secs(grant.expires);
+    let left = expires
+        .duration_since(SystemTime::now())
+        .unwrap_or(Duration::ZERO);
+    let expiry = tokio::time::sleep(left);
+    tokio::pin!(expiry);
     let result = loop {
-        let frame = match reader
-            .next_ref(limits.max_frame, limits.stall_timeout)
-            .await
-        {
+        let next = tokio::select! {
+            next = reader.next_ref(limits.max_frame, limits.stall_timeout) => next,
+            () = &mut expiry => break Err(MeshError::PeerPass {
+                address: format!("peer {}", grant.peer),
+                error: PassError::Expired(Duration::ZERO),
+            }),
+        };
+        let frame = match next {
             Ok(frame) => frame,
             Err(FrameError::Closed) => break Ok(()),
             Err(e) => break Err(ConnectionError::Frame(e).into()),
