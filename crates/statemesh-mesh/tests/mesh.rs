@@ -196,9 +196,9 @@ async fn a_pass_without_the_stream_is_refused() {
     let limited = credentials(b"secret", "limited", &[], &["public/*"]);
     let c = peer_with(limited, &[], Some(&p)).await;
     let refused = c.streams().consume::<u64>("secret-numbers").start();
-    assert!(matches!(refused, Err(MeshError::NotPermitted(_))));
+    assert!(matches!(refused, Err(MeshError::MayNotConsume(_))));
     let producing = c.streams().produce::<u64>("public/x").start();
-    assert!(matches!(producing, Err(MeshError::NotPermitted(_))));
+    assert!(matches!(producing, Err(MeshError::MayNotProduce(_))));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

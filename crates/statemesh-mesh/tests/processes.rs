@@ -26,9 +26,15 @@ struct Peer {
 
 impl Peer {
     fn start(name: &str, args: &[&str]) -> Self {
+        Self::start_with(name, "secret", args)
+    }
+
+    /// A peer whose pass is signed under `secret` (another secret: another
+    /// cluster).
+    fn start_with(name: &str, secret: &str, args: &[&str]) -> Self {
         let mut child = Command::new(PEER)
             .arg(name)
-            .arg("secret")
+            .arg(secret)
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -450,4 +456,65 @@ fn a_durable_producer_killed_and_restarted_is_resumed_without_a_gap() {
     let (items, losses) = read_until(&mut consumer, "numbers", 39);
     assert!(losses.is_empty(), "{losses:?}");
     assert_eq!(items, (10..40).collect::<Vec<_>>());
+}
+
+#[test]
+fn refusals_across_processes_another_type_a_pass_without_the_stream_another_cluster() {
+    let mut producer = Peer::start("producer", &[]);
+    let seed = producer.address.clone();
+    producer.say("produce numbers 100 drop 1");
+    producer.expect("producing");
+
+    // A consumer of another type is told, naming both types.
+    let mut text = Peer::start("text", &["--seed", &seed]);
+    text.say("consume-as-text numbers");
+    let refused = text.next_of("numbers");
+    assert!(refused.starts_with("refused numbers"), "{refused}");
+    assert!(refused.contains("alloc::string::String"), "{refused}");
+    assert!(refused.contains("Item"), "{refused}");
+
+    // A pass that allows only `public/*` may not consume `numbers`.
+    let mut limited = Peer::start(
+        "limited",
+        &["--seed", &seed, "--consume", "public/*", "--produce", ""],
+    );
+    limited.say("consume numbers");
+    let error = limited.expect("error");
+    assert!(
+        error.contains("does not allow consuming stream \"numbers\""),
+        "{error}"
+    );
+    limited.say("produce mine 10 drop 0");
+    let error = limited.expect("error");
+    assert!(error.contains("does not allow producing"), "{error}");
+
+    // A peer of another cluster (another secret) is never listed, and
+    // lists no one.
+    let mut stranger = Peer::start_with("stranger", "another secret", &["--seed", &seed]);
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(!producer.catalog().contains(&stranger.id));
+    assert!(stranger.catalog().is_empty());
+}
+
+#[test]
+fn a_producer_that_requires_two_validators_stays_offline_until_both_exist() {
+    let mut producer = Peer::start("producer", &[]);
+    let seed = producer.address.clone();
+    producer.say("produce-for-validators blocks 2");
+    producer.expect("producing");
+    let mut observer = Peer::start("observer", &["--seed", &seed, "--tag", "role=observer"]);
+    observer.say("consume blocks");
+    let mut v1 = Peer::start("v1", &["--seed", &seed, "--tag", "role=validator"]);
+    v1.say("consume blocks");
+    producer.say("wait blocks 2");
+    producer.expect("consumers blocks 2");
+    producer.say("online blocks");
+    assert_eq!(producer.expect("online"), "online blocks false");
+    let mut v2 = Peer::start("v2", &["--seed", &seed, "--tag", "role=validator"]);
+    v2.say("consume blocks");
+    producer.say("send blocks 1 1 0");
+    producer.expect("sent blocks 1");
+    assert_eq!(v2.next_of("blocks"), "item blocks 1");
+    producer.say("online blocks");
+    assert_eq!(producer.expect("online"), "online blocks true");
 }

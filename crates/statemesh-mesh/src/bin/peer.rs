@@ -3,18 +3,24 @@
 //! (`tests/processes.rs`); not a tool for users.
 //!
 //! ```text
-//! statemesh-mesh-peer NAME SECRET [--seed ADDR] [--tag TAG]... [--listen ADDR] [--advertise ADDR] [--durable DIR]
+//! statemesh-mesh-peer NAME SECRET [--seed ADDR] [--tag TAG]... [--listen ADDR] [--advertise ADDR]
+//!                     [--durable DIR] [--produce PATTERNS] [--consume PATTERNS]
 //! ```
 //!
 //! It joins cluster `test` with a pass for peer `NAME` signed under
-//! `SECRET` (so a restarted peer is the same peer), prints
-//! `ready ID ADDRESS`, then takes commands:
+//! `SECRET` (so a restarted peer is the same peer), allowing the streams
+//! the comma-separated `PATTERNS` name (default `*`), prints
+//! `ready ID ADDRESS`, then takes commands (one that fails prints
+//! `error WHY`):
 //!
 //! - `produce STREAM ITEMS POLICY MINIMUM`: produces `STREAM` with a
 //!   replay buffer of `ITEMS` (and 64 MiB), lag policy `drop` or
 //!   `disconnect`, online with `MINIMUM` consumers, items keyed `even` or
 //!   `odd`, its buffer in `DIR/STREAM` with `--durable`; prints
 //!   `producing STREAM`.
+//! - `produce-for-validators STREAM N`: produces `STREAM`, online with
+//!   `N` consumers tagged `role=validator`; prints `producing STREAM`.
+//! - `online STREAM`: prints `online STREAM true|false`.
 //! - `wait STREAM N`: waits until `N` consumers are subscribed; prints
 //!   `consumers STREAM N`.
 //! - `send STREAM FROM COUNT PAD`: sends items `FROM..FROM+COUNT`, each
@@ -23,6 +29,8 @@
 //! - `consume STREAM [FILTER]`: consumes `STREAM`; prints `item STREAM N`
 //!   for each item, `lagged STREAM COUNT|unknown` for each loss and
 //!   `refused STREAM REASON`.
+//! - `consume-as-text STREAM`: consumes `STREAM` as strings (another type
+//!   than the producer's), printing as `consume` does.
 //! - `catalog`: prints `catalog ID,ID,...` (the other peers' ids, sorted).
 //! - `memory`: prints `memory RSS_KIB`.
 //!
@@ -47,7 +55,8 @@ struct Item {
 }
 
 const USAGE: &str = "usage: statemesh-mesh-peer NAME SECRET [--seed ADDR] [--tag TAG]... \
-                     [--listen ADDR] [--advertise ADDR] [--durable DIR]";
+                     [--listen ADDR] [--advertise ADDR] [--durable DIR] \
+                     [--produce PATTERNS] [--consume PATTERNS]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -82,13 +91,20 @@ struct Options {
     listen: Option<String>,
     advertise: Option<String>,
     durable: Option<String>,
+    /// Stream patterns the pass allows producing and consuming.
+    produce: Vec<String>,
+    consume: Vec<String>,
 }
 
 fn parse(args: &[String]) -> Option<(&str, &str, Options)> {
     let [name, secret, rest @ ..] = args else {
         return None;
     };
-    let mut options = Options::default();
+    let mut options = Options {
+        produce: vec!["*".into()],
+        consume: vec!["*".into()],
+        ..Options::default()
+    };
     let mut rest = rest.iter();
     while let Some(flag) = rest.next() {
         let value = rest.next()?.clone();
@@ -97,6 +113,20 @@ fn parse(args: &[String]) -> Option<(&str, &str, Options)> {
             "--tag" => options.tags.push(value),
             "--listen" => options.listen = Some(value),
             "--durable" => options.durable = Some(value),
+            "--produce" => {
+                options.produce = value
+                    .split(',')
+                    .filter(|p| !p.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            }
+            "--consume" => {
+                options.consume = value
+                    .split(',')
+                    .filter(|p| !p.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            }
             "--advertise" => options.advertise = Some(value),
             _ => return None,
         }
@@ -111,8 +141,8 @@ async fn run(name: &str, secret: &str, options: Options) -> Result<(), Box<dyn s
         pass: issuer.issue(
             PeerId::from_name(name),
             Duration::from_secs(3600),
-            vec!["*".into()],
-            vec!["*".into()],
+            options.produce.clone(),
+            options.consume.clone(),
         ),
         verifier: issuer.verifier(),
     };
@@ -132,10 +162,39 @@ async fn run(name: &str, secret: &str, options: Options) -> Result<(), Box<dyn s
     let durable = options.durable;
     let mesh = builder.start().await?;
     println!("ready {} {}", mesh.id(), mesh.me().address);
-    let mut producers: HashMap<String, Producer<Item>> = HashMap::new();
-    let mut consumers = Vec::new();
+    let mut state = State {
+        mesh,
+        durable,
+        producers: HashMap::new(),
+        consumers: Vec::new(),
+    };
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     while let Some(line) = lines.next_line().await? {
+        // A command that fails says why and the peer goes on, as a
+        // program would after a refused call.
+        if let Err(e) = state.handle(&line).await {
+            println!("error {e}");
+        }
+    }
+    Ok(())
+}
+
+/// What the commands work on.
+struct State {
+    mesh: Mesh,
+    durable: Option<String>,
+    producers: HashMap<String, Producer<Item>>,
+    consumers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl State {
+    async fn handle(&mut self, line: &str) -> Result<(), Box<dyn std::error::Error>> {
+        let (mesh, durable, producers, consumers) = (
+            &self.mesh,
+            &self.durable,
+            &mut self.producers,
+            &mut self.consumers,
+        );
         let words: Vec<&str> = line.split_whitespace().collect();
         match words[..] {
             ["produce", stream, items, policy, minimum] => {
@@ -195,6 +254,20 @@ async fn run(name: &str, secret: &str, options: Options) -> Result<(), Box<dyn s
                     }
                 }));
             }
+            ["produce-for-validators", stream, n] => {
+                let n: usize = n.parse()?;
+                let producer = mesh
+                    .streams()
+                    .produce::<Item>(stream)
+                    .online_when(|c| c.minimum_of(n).with_tags(["role=validator"]))
+                    .start()?;
+                producers.insert(stream.to_owned(), producer);
+                println!("producing {stream}");
+            }
+            ["online", stream] => {
+                let producer = producers.get(stream).ok_or("no such producer")?;
+                println!("online {stream} {}", producer.is_online());
+            }
             ["wait", stream, n] => {
                 let producer = producers.get(stream).ok_or("no such producer")?;
                 let n: usize = n.parse()?;
@@ -221,8 +294,20 @@ async fn run(name: &str, secret: &str, options: Options) -> Result<(), Box<dyn s
                     .unwrap_or_default();
                 println!("memory {rss}");
             }
-            _ => eprintln!("statemesh-mesh-peer: unknown command {line:?}"),
+            ["consume-as-text", stream] => {
+                let mut consumer = mesh.streams().consume::<String>(stream).start()?;
+                let stream = stream.to_owned();
+                consumers.push(tokio::spawn(async move {
+                    while let Some(next) = consumer.next().await {
+                        match next {
+                            Ok(text) => println!("item {stream} {text}"),
+                            Err(e) => println!("refused {stream} {e}"),
+                        }
+                    }
+                }));
+            }
+            _ => return Err(format!("unknown command {line:?}").into()),
         }
+        Ok(())
     }
-    Ok(())
 }

@@ -130,11 +130,11 @@ impl<T: DeserializeOwned + Send + 'static> ConsumerBuilder<T> {
     ///
     /// # Errors
     ///
-    /// [`MeshError::NotPermitted`] if this process's pass does not allow
+    /// [`MeshError::MayNotConsume`] if this process's pass does not allow
     /// consuming the stream.
     pub fn start(self) -> Result<Consumer<T>, MeshError> {
         if !self.shared.grant.may_consume(&self.name) {
-            return Err(MeshError::NotPermitted(self.name));
+            return Err(MeshError::MayNotConsume(self.name));
         }
         let (tx, rx) = mpsc::channel(self.buffer);
         let (online, online_rx) = watch::channel(self.online.holds(std::iter::empty()));

@@ -42,7 +42,10 @@ pub enum MeshError {
     AlreadyProduced(String),
     /// This process's pass does not allow producing the stream.
     #[error("this process's pass does not allow producing stream {0:?}")]
-    NotPermitted(String),
+    MayNotProduce(String),
+    /// This process's pass does not allow consuming the stream.
+    #[error("this process's pass does not allow consuming stream {0:?}")]
+    MayNotConsume(String),
     /// The stream is produced elsewhere as another type.
     #[error(transparent)]
     TypeMismatch(#[from] TypeMismatch),

@@ -172,14 +172,14 @@ impl<T: Serialize + Send + 'static> ProducerBuilder<T> {
     ///
     /// # Errors
     ///
-    /// [`MeshError::NotPermitted`] if this process's pass does not allow
+    /// [`MeshError::MayNotProduce`] if this process's pass does not allow
     /// producing the stream; [`MeshError::AlreadyProduced`] if this
     /// process produces it already; [`MeshError::TypeMismatch`] if
     /// another peer produces it as another type.
     pub fn start(self) -> Result<Producer<T>, MeshError> {
         let shared = &self.shared;
         if !shared.grant.may_produce(&self.name) {
-            return Err(MeshError::NotPermitted(self.name));
+            return Err(MeshError::MayNotProduce(self.name));
         }
         let stream = StreamId::of::<T>(self.name.clone());
         for (_, theirs) in shared.catalog.borrow().producers_of(&self.name) {
