@@ -69,3 +69,9 @@ pub use mesh::{
     ProducerBuilder, Streams,
 };
 pub use statemesh_client::network::{Limits, Security, Tls};
+
+// The README's example compiles (it runs against no cluster, so it is not
+// run).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExample;
