@@ -225,6 +225,10 @@ async fn serve(
                 };
                 match opened {
                     Ok(task) => {
+                        // Subscriptions that ended on their own (lagged
+                        // out, producer gone) leave the table here, so a
+                        // long-lived connection does not collect them.
+                        serving.retain(|_, s| !s.task.is_finished());
                         serving.insert(id, Serving { acks, task });
                     }
                     Err(end) => {
