@@ -347,3 +347,36 @@ async fn a_connection_ends_when_the_peers_pass_expires() {
         "the expired pass's subscription ended"
     );
 }
+
+/// A durable producer's log may complete an append before its callback is
+/// even registered, calling it at once, inside the append: that path must
+/// not wait for anything the producer holds (it once took the ring's lock,
+/// held around the append, and hung).
+#[cfg(feature = "durable")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_durable_producer_sends_thousands_without_waiting_on_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = peer("producer", &[], None).await;
+    let producer = p
+        .streams()
+        .produce::<u64>("numbers")
+        .durable(dir.path(), statemesh_wal::SyncPolicy::Never)
+        .buffer(4096, 16 << 20)
+        .online_when(|c| c.minimum_of(0))
+        .start()
+        .unwrap();
+    let c = peer("consumer", &[], Some(&p)).await;
+    let mut consumer = c.streams().consume::<u64>("numbers").start().unwrap();
+    until("subscribed", || producer.consumers() == 1).await;
+    let sending = async {
+        for n in 0..3000u64 {
+            producer.send(&n).await.unwrap();
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), sending)
+        .await
+        .expect("3,000 durable sends within 30 s");
+    for n in 0..3000u64 {
+        assert_eq!(next(&mut consumer).await.unwrap(), n);
+    }
+}

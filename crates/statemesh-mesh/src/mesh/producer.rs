@@ -14,6 +14,12 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use tokio::sync::watch;
 
+/// Raises `published` to `next` (never lowers it: items published or
+/// written at once may report out of order).
+fn raise(published: &watch::Sender<u64>, next: u64) {
+    published.send_modify(|now| *now = (*now).max(next));
+}
+
 /// A ring in an epoch drawn at random: a producer that keeps nothing on
 /// disk starts a new numbering each run.
 fn random_ring(limits: RingLimits) -> Result<Ring, MeshError> {
@@ -204,12 +210,13 @@ impl<T: Serialize + Send + 'static> ProducerBuilder<T> {
             let next = outlet.ring().next_seq();
             outlet.written(next);
         }
-        let (published, _) = watch::channel(0);
+        let published = Arc::new(watch::channel(0).0);
         let online_now = self.online.holds(std::iter::empty());
         let core = Arc::new(ProducerCore {
             stream: stream.clone(),
             outlet: Mutex::new(outlet),
             published,
+            written: Arc::new(AtomicU64::new(0)),
             require: self.require,
             online_when: self.online,
             online: watch::channel(online_now).0,
@@ -355,19 +362,20 @@ impl<T: Serialize> Producer<T> {
                 .map(|i| i.payload.clone())
                 .unwrap_or_default();
             log.purge_before(outlet.ring().first_seq());
-            let core = Arc::downgrade(&self.core);
+            let (written, published) = (
+                Arc::clone(&self.core.written),
+                Arc::clone(&self.core.published),
+            );
             log.append(seq, key, &delivery, move || {
-                if let Some(core) = core.upgrade() {
-                    core.outlet().written(seq + 1);
-                    core.published.send_replace(seq + 1);
-                }
+                written.fetch_max(seq + 1, std::sync::atomic::Ordering::Release);
+                raise(&published, seq + 1);
             })
             .map_err(|e| ProduceError::Log(e.to_string()))?;
             return Ok(seq);
         }
         let seq = outlet.publish(key, &value);
         drop(outlet);
-        self.core.published.send_replace(seq + 1);
+        raise(&self.core.published, seq + 1);
         Ok(seq)
     }
 }

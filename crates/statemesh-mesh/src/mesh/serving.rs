@@ -19,9 +19,16 @@ use tokio::task::JoinHandle;
 pub(crate) struct ProducerCore {
     pub(crate) stream: StreamId,
     pub(crate) outlet: Mutex<Outlet>,
-    /// The next sequence number, raised at each item: wakes the consumer
-    /// tasks.
-    pub(crate) published: watch::Sender<u64>,
+    /// The next sequence number, raised at each item (for a durable
+    /// producer, at each item written): wakes the consumer tasks and a
+    /// durable producer's senders. Shared with the log's callbacks, which
+    /// must not hold the core (its last reference could then drop the log
+    /// on the log's own thread).
+    pub(crate) published: Arc<watch::Sender<u64>>,
+    /// Items before this number are in the log (a durable producer): set
+    /// by the log's callbacks, which must not take the outlet's lock (a
+    /// callback may run at once, inside the append, under that lock).
+    pub(crate) written: Arc<AtomicU64>,
     pub(crate) require: Option<Require>,
     pub(crate) online_when: Online,
     pub(crate) online: watch::Sender<bool>,
@@ -129,6 +136,7 @@ async fn feed(core: &ProducerCore, key: u64, mut pushes: Pushes) -> Option<End> 
     loop {
         let batch: Result<Vec<Bytes>, Lagging> = {
             let mut outlet = core.outlet();
+            outlet.written(core.written.load(Ordering::Acquire));
             outlet.acknowledge(key, pushes.acked());
             outlet.pump(key)
         };
