@@ -7,9 +7,36 @@ use super::connection::BoxStream;
 use super::frame::{self, Kind};
 use super::handshake::{self, MAX_HANDSHAKE, Welcome};
 use super::{ConnectionError, FrameError, Limits, Security};
+use std::future::Future;
+use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{ReadHalf, WriteHalf};
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+
+/// Accepts connections on `listener` for ever, each served by
+/// `session(tcp, remote)` on a task of its own. A failed accept (out of
+/// file descriptors, say) is logged as `what` and waited out rather than
+/// spun on.
+pub async fn accept_loop<F, S>(listener: TcpListener, what: &str, mut session: F)
+where
+    F: FnMut(TcpStream, SocketAddr) -> S,
+    S: Future<Output = ()> + Send + 'static,
+{
+    let mut sessions = JoinSet::new();
+    loop {
+        while sessions.try_join_next().is_some() {}
+        match listener.accept().await {
+            Ok((tcp, remote)) => {
+                sessions.spawn(session(tcp, remote));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "{what} failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
 
 /// An accepted connection whose other side has said hello.
 pub struct Incoming {

@@ -19,34 +19,24 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 
 /// Frames queued per accepted connection before its tasks wait.
 const OUTBOX: usize = 1024;
 
 pub(super) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
-    let mut sessions = JoinSet::new();
-    loop {
-        while sessions.try_join_next().is_some() {}
-        match listener.accept().await {
-            Ok((tcp, remote)) => {
-                let shared = Arc::clone(&shared);
-                sessions.spawn(async move {
-                    match session(&shared, tcp).await {
-                        Ok(()) | Err(MeshError::Connection(ConnectionError::Frame(FrameError::Closed))) => {
-                            tracing::debug!(%remote, "mesh connection closed");
-                        }
-                        Err(e) => tracing::warn!(%remote, error = %e, "mesh connection refused or closed"),
-                    }
-                });
-            }
-            Err(e) => {
-                // Out of file descriptors, say: wait rather than spin.
-                tracing::warn!(error = %e, "mesh accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+    accept::accept_loop(listener, "mesh accept", |tcp, remote| {
+        let shared = Arc::clone(&shared);
+        async move {
+            match session(&shared, tcp).await {
+                Ok(()) | Err(MeshError::Connection(ConnectionError::Frame(FrameError::Closed))) => {
+                    tracing::debug!(%remote, "mesh connection closed");
+                }
+                Err(e) => tracing::warn!(%remote, error = %e, "mesh connection refused or closed"),
             }
         }
-    }
+    })
+    .await;
 }
 
 async fn session(shared: &Arc<Shared>, tcp: TcpStream) -> Result<(), MeshError> {

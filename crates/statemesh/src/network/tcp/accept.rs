@@ -14,31 +14,19 @@ use crate::network::{
 };
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinSet;
 
 pub(super) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
-    let mut sessions = JoinSet::new();
-    loop {
-        while sessions.try_join_next().is_some() {}
-        match listener.accept().await {
-            Ok((tcp, remote)) => {
-                let shared = Arc::clone(&shared);
-                sessions.spawn(async move {
-                    let _open = OpenConnection::new();
-                    if let Err(e) = session(&shared, tcp).await {
-                        log_session_end(remote, &e);
-                    }
-                });
-            }
-            Err(e) => {
-                // Out of file descriptors, say: wait rather than spin.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+    accept::accept_loop(listener, "accept", |tcp, remote| {
+        let shared = Arc::clone(&shared);
+        async move {
+            let _open = OpenConnection::new();
+            if let Err(e) = session(&shared, tcp).await {
+                log_session_end(remote, &e);
             }
         }
-    }
+    })
+    .await;
 }
 
 /// Counts an accepted connection while it is open, however its task ends.
