@@ -66,7 +66,7 @@ pub mod wire;
 
 pub use mesh::{
     ConsumeError, Consumer, ConsumerBuilder, Mesh, MeshBuilder, MeshError, ProduceError, Producer,
-    ProducerBuilder, Streams,
+    ProducerBuilder, Streams, When,
 };
 pub use statemesh_client::network::{Limits, Security, Tls};
 

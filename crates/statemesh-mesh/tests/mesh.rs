@@ -86,7 +86,7 @@ async fn a_consumer_started_first_gets_everything_once_the_producer_appears() {
     let mut consumer = a.streams().consume::<u64>("numbers").start().unwrap();
     let b = peer("producer", &[], Some(&a)).await;
     let producer = b.streams().produce::<u64>("numbers").start().unwrap();
-    assert!(!producer.is_online(), "no consumer yet");
+    assert!(!producer.when().is_online(), "no consumer yet");
     for n in 0..100u64 {
         // Waits until the consumer has subscribed (the default online
         // condition: one consumer).
@@ -95,7 +95,7 @@ async fn a_consumer_started_first_gets_everything_once_the_producer_appears() {
     for n in 0..100u64 {
         assert_eq!(next(&mut consumer).await.unwrap(), n);
     }
-    assert!(consumer.is_online());
+    assert!(consumer.when().is_online());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -117,7 +117,7 @@ async fn a_producer_that_requires_two_validators_waits_for_both() {
     let _c1 = v1.streams().consume::<String>("blocks").start().unwrap();
     until("two consumers subscribed", || producer.consumers() == 2).await;
     assert!(
-        !producer.is_online(),
+        !producer.when().is_online(),
         "one validator and one observer are not enough"
     );
     assert!(matches!(
@@ -126,11 +126,22 @@ async fn a_producer_that_requires_two_validators_waits_for_both() {
     ));
     let v2 = peer("v2", &["role=validator"], Some(&p)).await;
     let mut c2 = v2.streams().consume::<String>("blocks").start().unwrap();
-    tokio::time::timeout(Duration::from_secs(10), producer.online())
+    let when = producer.when();
+    tokio::time::timeout(Duration::from_secs(10), when.online())
         .await
         .expect("online with two validators");
     producer.send(&"block 1".to_owned()).await.unwrap();
     assert_eq!(next(&mut c2).await.unwrap(), "block 1");
+    assert!(c2.when().is_online());
+    // A validator that stops consuming takes the producer offline again.
+    drop(c2);
+    tokio::time::timeout(Duration::from_secs(10), when.offline())
+        .await
+        .expect("offline with one validator left");
+    assert!(matches!(
+        producer.try_send(&"late".to_owned()),
+        Err(statemesh_mesh::ProduceError::Offline)
+    ));
 }
 
 #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
@@ -155,7 +166,7 @@ async fn a_filter_keeps_unwanted_items_from_the_consumer() {
         .filter(["eu/*"])
         .start()
         .unwrap();
-    producer.online().await;
+    producer.when().online().await;
     for (n, region) in ["us", "eu", "us", "eu", "asia"].iter().enumerate() {
         let price = Price {
             region: (*region).to_owned(),
@@ -233,7 +244,7 @@ async fn a_consumer_that_does_not_read_is_told_what_it_lost() {
         .buffer(1)
         .start()
         .unwrap();
-    producer.online().await;
+    producer.when().online().await;
     for n in 0..1000u64 {
         producer.send(&n).await.unwrap();
     }

@@ -266,7 +266,7 @@ impl State {
             }
             ["online", stream] => {
                 let producer = producers.get(stream).ok_or("no such producer")?;
-                println!("online {stream} {}", producer.is_online());
+                println!("online {stream} {}", producer.when().is_online());
             }
             ["wait", stream, n] => {
                 let producer = producers.get(stream).ok_or("no such producer")?;

@@ -4,6 +4,7 @@
 
 use super::error::MeshError;
 use super::shared::{Running, Shared, lock};
+use super::when::When;
 use crate::peer::{PeerId, PeerInfo};
 use crate::stream::{Delivery, Inlet, Missed, Online, Received, Require, StreamId};
 use crate::wire::{End, MeshRequest};
@@ -230,22 +231,10 @@ impl<T: DeserializeOwned> Consumer<T> {
         Some(decode(producer, item))
     }
 
-    /// Whether its online condition holds now.
+    /// Its online state, to test or wait on.
     #[must_use]
-    pub fn is_online(&self) -> bool {
-        *self.online.borrow()
-    }
-
-    /// Waits until the consumer is online.
-    pub async fn online(&self) {
-        let mut online = self.online.clone();
-        let _ = online.wait_for(|o| *o).await;
-    }
-
-    /// Waits until the consumer is offline.
-    pub async fn offline(&self) {
-        let mut online = self.online.clone();
-        let _ = online.wait_for(|o| !*o).await;
+    pub fn when(&self) -> When {
+        When::new(self.online.clone())
     }
 }
 
@@ -277,7 +266,7 @@ async fn follow(shared: Arc<Shared>, spec: Arc<Spec>) {
     // One subscription task per producer, with the address it dials: a
     // producer that comes back elsewhere (restarted on another port) gets
     // a new task.
-    let mut links: HashMap<PeerId, (String, JoinHandle<()>)> = HashMap::new();
+    let mut links = Links::default();
     // Kept across a producer's absence: it resumes where it stopped.
     let mut inlets: HashMap<PeerId, Arc<Mutex<Inlet>>> = HashMap::new();
     let mut refused: HashSet<PeerId> = HashSet::new();
@@ -301,7 +290,7 @@ async fn follow(shared: Arc<Shared>, spec: Arc<Spec>) {
                 let _ = spec.tx.send((producer.id, Err(refusal))).await;
                 continue;
             }
-            if let Some((address, task)) = links.get(&producer.id) {
+            if let Some((address, task)) = links.0.get(&producer.id) {
                 if *address == producer.address && !task.is_finished() {
                     continue;
                 }
@@ -318,11 +307,13 @@ async fn follow(shared: Arc<Shared>, spec: Arc<Spec>) {
                 producer.clone(),
                 inlet,
             ));
-            links.insert(producer.id, (producer.address.clone(), task));
+            links
+                .0
+                .insert(producer.id, (producer.address.clone(), task));
         }
         // A producer gone from the catalog: its subscription is dropped
         // (its task would only retry a dead address).
-        links.retain(|id, (_, task)| {
+        links.0.retain(|id, (_, task)| {
             let keep = present.contains(id);
             if !keep {
                 task.abort();
@@ -332,6 +323,20 @@ async fn follow(shared: Arc<Shared>, spec: Arc<Spec>) {
         spec.retain(&present);
         if catalog.changed().await.is_err() {
             return;
+        }
+    }
+}
+
+/// The subscription task of each producer followed, with the address it
+/// dials. Dropped with the consumer's task, it ends them all, so their
+/// subscriptions are cancelled and producers stop counting this consumer.
+#[derive(Default)]
+struct Links(HashMap<PeerId, (String, JoinHandle<()>)>);
+
+impl Drop for Links {
+    fn drop(&mut self) {
+        for (_, task) in self.0.values() {
+            task.abort();
         }
     }
 }

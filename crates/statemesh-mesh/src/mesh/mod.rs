@@ -11,10 +11,12 @@ mod producer;
 mod server;
 mod serving;
 mod shared;
+mod when;
 
 pub use consumer::{ConsumeError, Consumer, ConsumerBuilder};
 pub use error::MeshError;
 pub use producer::{ProduceError, Producer, ProducerBuilder};
+pub use when::When;
 
 use crate::catalog::Catalog;
 use crate::gossip::{Gossip, Timing};

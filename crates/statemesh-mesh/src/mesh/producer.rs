@@ -4,6 +4,7 @@
 use super::error::MeshError;
 use super::serving::ProducerCore;
 use super::shared::{Running, Shared, lock};
+use super::when::When;
 use crate::peer::PeerInfo;
 use crate::stream::{LagPolicy, Online, Outlet, Require, Ring, RingLimits, StreamId};
 use serde::Serialize;
@@ -290,23 +291,10 @@ impl<T> Producer<T> {
         self.core.outlet().len()
     }
 
-    /// Whether its online condition holds now.
+    /// Its online state, to test or wait on.
     #[must_use]
-    pub fn is_online(&self) -> bool {
-        *self.online.borrow()
-    }
-
-    /// Waits until the producer is online.
-    pub async fn online(&self) {
-        let mut online = self.online.clone();
-        // The sender lives as long as the producer.
-        let _ = online.wait_for(|o| *o).await;
-    }
-
-    /// Waits until the producer is offline.
-    pub async fn offline(&self) {
-        let mut online = self.online.clone();
-        let _ = online.wait_for(|o| !*o).await;
+    pub fn when(&self) -> When {
+        When::new(self.online.clone())
     }
 }
 
@@ -318,7 +306,7 @@ impl<T: Serialize> Producer<T> {
     ///
     /// [`ProduceError`]: the item did not encode or is too large.
     pub async fn send(&self, item: &T) -> Result<u64, ProduceError> {
-        self.online().await;
+        self.when().online().await;
         let seq = self.publish(item)?;
         // A durable producer's item counts as sent once its log has it.
         #[cfg(feature = "durable")]
@@ -336,7 +324,7 @@ impl<T: Serialize> Producer<T> {
     /// [`ProduceError::Offline`], or the item did not encode or is too
     /// large.
     pub fn try_send(&self, item: &T) -> Result<u64, ProduceError> {
-        if !self.is_online() {
+        if !*self.online.borrow() {
             return Err(ProduceError::Offline);
         }
         self.publish(item)
@@ -384,16 +372,14 @@ impl<T: Serialize> futures_sink::Sink<T> for Producer<T> {
     type Error = ProduceError;
 
     fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        if self.is_online() {
+        if *self.online.borrow() {
             self.ready = None;
             return Poll::Ready(Ok(()));
         }
-        let mut online = self.online.clone();
-        let wait = self.ready.get_or_insert_with(|| {
-            Box::pin(async move {
-                let _ = online.wait_for(|o| *o).await;
-            })
-        });
+        let when = self.when();
+        let wait = self
+            .ready
+            .get_or_insert_with(|| Box::pin(async move { when.online().await }));
         match wait.as_mut().poll(cx) {
             Poll::Ready(()) => {
                 self.ready = None;
