@@ -102,6 +102,10 @@ pub enum ClientRequest {
         identity: Identity,
         from: u64,
     },
+    /// A pass into the cluster's mesh for the peer named `name` (unique
+    /// among the token holder's peers), good for `ttl_secs` at most;
+    /// answers [`ClientReply::MeshPass`].
+    MeshPass { name: String, ttl_secs: u64 },
 }
 
 impl ClientRequest {
@@ -115,6 +119,7 @@ impl ClientRequest {
                 | Self::Query { .. }
                 | Self::WaitVersion { .. }
                 | Self::Subscribe { .. }
+                | Self::MeshPass { .. }
         )
     }
 }
@@ -189,6 +194,17 @@ pub enum ClientReply {
         created: bool,
     },
     Collections(Vec<CollectionInfo>),
+    /// A mesh pass (`statemesh-mesh`'s `Pass`, postcard), the key that
+    /// checks every peer's pass (`PassVerifier`, postcard), and the
+    /// members' addresses, which are also their mesh addresses: the
+    /// seeds to join through.
+    MeshPass {
+        #[serde(with = "serde_bytes")]
+        pass: Vec<u8>,
+        #[serde(with = "serde_bytes")]
+        verifier: Vec<u8>,
+        seeds: Vec<String>,
+    },
 }
 
 /// A collection, as `statemesh collections` lists it.

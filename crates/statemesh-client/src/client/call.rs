@@ -503,6 +503,12 @@ impl Client {
         }
     }
 
+    /// How it reaches the cluster: its name, TLS settings and timeouts.
+    #[must_use]
+    pub fn options(&self) -> &ClientOptions {
+        &self.inner.options
+    }
+
     /// The answering node's view of the cluster: members, and each group's
     /// leader, term and indices.
     ///

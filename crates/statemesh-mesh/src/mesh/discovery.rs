@@ -8,40 +8,46 @@ use crate::wire::MeshRequest;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// How soon a peer that knows nobody announces itself to its seeds again;
-/// the wait doubles up to [`ANNOUNCE_AT_MOST`] while nobody answers, so a
-/// seed that refuses it (another cluster) is not asked every second.
+/// How soon a peer announces itself again to seeds it has not met; the
+/// wait doubles up to [`ANNOUNCE_AT_MOST`] while some stay unmet, so a
+/// seed that is down or refuses it (another cluster) is not asked every
+/// second.
 const ANNOUNCE_AGAIN: Duration = Duration::from_secs(1);
 const ANNOUNCE_AT_MOST: Duration = Duration::from_secs(30);
 
 /// Runs gossip until the mesh is dropped.
 pub(super) async fn drive(shared: Arc<Shared>) {
-    let seeds = &shared.seeds;
     let mut announce_at = Instant::now();
     let mut announce_every = ANNOUNCE_AGAIN;
     loop {
         let now = Instant::now();
-        let (next, alone) = {
+        let (next, unmet) = {
             let mut gossip = shared.gossip();
-            // A peer alone (started before its seeds, or cut off from
-            // them) keeps announcing itself until someone answers.
-            let alone = gossip.catalog().is_empty() && !seeds.is_empty();
-            if alone && now >= announce_at {
-                for seed in seeds {
+            // Seeds not in the catalog: this peer started before them, was
+            // cut off from them, or two groups formed apart (nodes that
+            // restart together). Announcing to them joins the groups;
+            // SWIM alone never would.
+            let unmet: Vec<String> = lock(&shared.seeds)
+                .iter()
+                .filter(|seed| !gossip.catalog().iter().any(|e| e.info.address == **seed))
+                .cloned()
+                .collect();
+            if !unmet.is_empty() && now >= announce_at {
+                for seed in &unmet {
                     if let Err(e) = gossip.join(seed, now) {
                         tracing::debug!(%seed, error = %e, "announce failed");
                     }
                 }
                 announce_at = now + announce_every;
                 announce_every = (announce_every * 2).min(ANNOUNCE_AT_MOST);
-            } else if !alone {
+            } else if unmet.is_empty() {
                 announce_every = ANNOUNCE_AGAIN;
             }
-            (gossip.tick(now), alone)
+            (gossip.tick(now), !unmet.is_empty())
         };
         dispatch(&shared);
         let mut until = next.unwrap_or(now + ANNOUNCE_AGAIN);
-        if alone {
+        if unmet {
             until = until.min(announce_at);
         }
         tokio::select! {
@@ -136,9 +142,9 @@ async fn send(shared: &Shared, address: &str, payload: Vec<u8>) {
     };
     // A peer that does not answer is the failure detector's to judge:
     // logged quietly, never retried here. A seed is different: a process
-    // that cannot reach its seeds is alone, so that is said once, and
+    // that cannot reach its seeds may be alone, so that is said once, and
     // again only when the reason changes or it is reached.
-    let seed = shared.seeds.contains(&address.to_owned());
+    let seed = lock(&shared.seeds).iter().any(|s| s == address);
     let mut said = lock(&shared.seed_errors);
     match failed {
         Some(why) if seed => {

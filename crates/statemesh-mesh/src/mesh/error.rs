@@ -46,6 +46,9 @@ pub enum MeshError {
     /// This process's pass does not allow consuming the stream.
     #[error("this process's pass does not allow consuming stream {0:?}")]
     MayNotConsume(String),
+    /// The cluster did not give this process a pass.
+    #[error("no mesh pass from the cluster: {0}")]
+    Client(#[from] statemesh_client::ClientError),
     /// The stream is produced elsewhere as another type.
     #[error(transparent)]
     TypeMismatch(#[from] TypeMismatch),

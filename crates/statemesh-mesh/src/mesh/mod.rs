@@ -11,6 +11,7 @@ mod producer;
 mod server;
 mod serving;
 mod shared;
+mod through;
 mod when;
 
 pub use consumer::{ConsumeError, Consumer, ConsumerBuilder};
@@ -24,8 +25,10 @@ use crate::pass::Credentials;
 use crate::peer::{PeerId, PeerInfo, Role, Tags};
 use links::{Dialer, Links};
 use shared::{Running, Shared};
+use statemesh_client::network::accept::Incoming;
 use statemesh_client::network::{Limits, Security};
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{Notify, watch};
@@ -36,7 +39,8 @@ pub struct MeshBuilder {
     cluster: String,
     security: Security,
     credentials: Credentials,
-    listen: String,
+    /// `None`: connections are handed in ([`MeshBuilder::without_listener`]).
+    listen: Option<String>,
     advertise: Option<String>,
     tags: Tags,
     seeds: Vec<String>,
@@ -50,7 +54,17 @@ impl MeshBuilder {
     /// port on loopback).
     #[must_use]
     pub fn listen(mut self, address: impl Into<String>) -> Self {
-        self.listen = address.into();
+        self.listen = Some(address.into());
+        self
+    }
+
+    /// Binds no listener: the program accepts connections itself and
+    /// hands those of mesh peers to [`Mesh::serve`]. A node does this, so
+    /// its mesh shares its port. [`MeshBuilder::advertise`] must then say
+    /// where the connections arrive.
+    #[must_use]
+    pub fn without_listener(mut self) -> Self {
+        self.listen = None;
         self
     }
 
@@ -98,7 +112,8 @@ impl MeshBuilder {
         self
     }
 
-    /// Binds the listener, starts gossip and joins through the seeds.
+    /// Binds the listener (unless there is none), starts gossip and joins
+    /// through the seeds.
     ///
     /// A seed that cannot be reached is not an error: the peer keeps
     /// announcing itself to its seeds until one answers, and others that
@@ -111,30 +126,34 @@ impl MeshBuilder {
     /// certificate to accept connections with.
     pub async fn start(self) -> Result<Mesh, MeshError> {
         let grant = self.credentials.verifier.verify(&self.credentials.pass)?;
-        if let Security::Tls(tls) = &self.security
-            && tls.acceptor().is_none()
-        {
-            return Err(MeshError::Config(
-                "a mesh peer of a TLS cluster accepts connections, so it needs a certificate \
-                 and key signed by the cluster's CA (like a node's)"
-                    .into(),
-            ));
-        }
-        let listener = tokio::net::TcpListener::bind(&self.listen)
-            .await
-            .map_err(|source| MeshError::Bind {
-                address: self.listen.clone(),
-                source,
-            })?;
-        let address = match self.advertise {
-            Some(a) => a,
-            None => listener
-                .local_addr()
-                .map_err(|source| MeshError::Bind {
-                    address: self.listen.clone(),
+        let (listener, address) = match (&self.listen, self.advertise) {
+            (Some(listen), advertise) => {
+                if let Security::Tls(tls) = &self.security
+                    && tls.acceptor().is_none()
+                {
+                    return Err(MeshError::Config(
+                        "a mesh peer of a TLS cluster accepts connections, so it needs a \
+                         certificate and key signed by the cluster's CA (like a node's)"
+                            .into(),
+                    ));
+                }
+                let bind = |source| MeshError::Bind {
+                    address: listen.clone(),
                     source,
-                })?
-                .to_string(),
+                };
+                let listener = tokio::net::TcpListener::bind(listen).await.map_err(bind)?;
+                let address = match advertise {
+                    Some(a) => a,
+                    None => listener.local_addr().map_err(bind)?.to_string(),
+                };
+                (Some(listener), address)
+            }
+            (None, Some(advertise)) => (None, advertise),
+            (None, None) => {
+                return Err(MeshError::Config(
+                    "a mesh without a listener must advertise where its connections arrive".into(),
+                ));
+            }
         };
         let me = PeerInfo {
             id: grant.peer,
@@ -152,7 +171,7 @@ impl MeshBuilder {
         getrandom::fill(&mut seed).map_err(|e| MeshError::Config(format!("no randomness: {e}")))?;
         let gossip = Gossip::new(me, bump, self.timing, u64::from_le_bytes(seed));
         let (catalog, _) = watch::channel(Arc::new(Catalog::new()));
-        let seeds = self.seeds.into_iter().filter(|s| *s != address).collect();
+        let seeds = Mutex::new(self.seeds.into_iter().filter(|s| *s != address).collect());
         let shared = Arc::new(Shared {
             dialer: Dialer {
                 cluster: self.cluster,
@@ -171,10 +190,13 @@ impl MeshBuilder {
             seed_errors: Mutex::new(HashMap::new()),
             producers: Mutex::new(HashMap::new()),
         });
-        let tasks = vec![
-            tokio::spawn(server::accept_loop(Arc::clone(&shared), listener)),
-            tokio::spawn(discovery::drive(Arc::clone(&shared))),
-        ];
+        let mut tasks = vec![tokio::spawn(discovery::drive(Arc::clone(&shared)))];
+        if let Some(listener) = listener {
+            tasks.push(tokio::spawn(server::accept_loop(
+                Arc::clone(&shared),
+                listener,
+            )));
+        }
         Ok(Mesh {
             shared,
             running: Arc::new(Running(tasks)),
@@ -214,7 +236,7 @@ impl Mesh {
             cluster: cluster.into(),
             security,
             credentials,
-            listen: "127.0.0.1:0".into(),
+            listen: Some("127.0.0.1:0".into()),
             advertise: None,
             tags: Tags::new(),
             seeds: Vec::new(),
@@ -252,6 +274,25 @@ impl Mesh {
     #[must_use]
     pub fn watch(&self) -> watch::Receiver<Arc<Catalog>> {
         self.shared.catalog.subscribe()
+    }
+
+    /// Serves a connection accepted elsewhere whose hello names a mesh
+    /// peer (see [`MeshBuilder::without_listener`]): checks its pass,
+    /// answers, and serves it until it closes. How it ended is logged.
+    pub async fn serve(&self, incoming: Incoming, remote: SocketAddr) {
+        server::log_end(remote, server::serve_incoming(&self.shared, incoming).await);
+    }
+
+    /// Replaces the peers this one joins through (a node does this as the
+    /// cluster's members change). Seeds not in the catalog are announced
+    /// to, with backoff, until they are.
+    pub fn set_seeds(&self, seeds: impl IntoIterator<Item = String>) {
+        let seeds = seeds
+            .into_iter()
+            .filter(|s| *s != self.shared.address)
+            .collect();
+        *shared::lock(&self.shared.seeds) = seeds;
+        self.shared.wake.notify_one();
     }
 
     /// Streams: produce and consume typed items.

@@ -15,6 +15,7 @@ use statemesh_client::network::handshake::{self, Hello, Peer, Welcome};
 use statemesh_client::network::push::Acks;
 use statemesh_client::network::{ConnectionError, FrameError};
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::net::{TcpListener, TcpStream};
@@ -27,30 +28,43 @@ const OUTBOX: usize = 1024;
 pub(super) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
     accept::accept_loop(listener, "mesh accept", |tcp, remote| {
         let shared = Arc::clone(&shared);
-        async move {
-            match session(&shared, tcp).await {
-                Ok(()) | Err(MeshError::Connection(ConnectionError::Frame(FrameError::Closed))) => {
-                    tracing::debug!(%remote, "mesh connection closed");
-                }
-                Err(e) => tracing::warn!(%remote, error = %e, "mesh connection refused or closed"),
-            }
-        }
+        async move { log_end(remote, session(&shared, tcp).await) }
     })
     .await;
 }
 
+/// Says how a served connection ended: quietly if the peer closed it.
+pub(super) fn log_end(remote: SocketAddr, result: Result<(), MeshError>) {
+    match result {
+        Ok(()) | Err(MeshError::Connection(ConnectionError::Frame(FrameError::Closed))) => {
+            tracing::debug!(%remote, "mesh connection closed");
+        }
+        Err(e) => tracing::warn!(%remote, error = %e, "mesh connection refused or closed"),
+    }
+}
+
 async fn session(shared: &Arc<Shared>, tcp: TcpStream) -> Result<(), MeshError> {
-    let Incoming {
-        reader,
-        mut writer,
-        hello,
-    } = accept::accept(
+    let incoming = accept::accept(
         tcp,
         &shared.dialer.security,
         shared.dialer.limits,
         "mesh peer",
     )
     .await?;
+    serve_incoming(shared, incoming).await
+}
+
+/// Admits (or refuses) a connection whose hello has been read, and serves
+/// it: from this mesh's listener, or from a node's that shares its port.
+pub(super) async fn serve_incoming(
+    shared: &Arc<Shared>,
+    incoming: Incoming,
+) -> Result<(), MeshError> {
+    let Incoming {
+        reader,
+        mut writer,
+        hello,
+    } = incoming;
     let admitted = admit(shared, &hello);
     let welcome = match &admitted {
         Ok(_) => Welcome::Mesh {

@@ -40,8 +40,9 @@ pub(crate) struct Shared {
     /// data (a probe that waits is a peer wrongly suspected).
     pub(crate) gossip_links: Links,
     pub(crate) stream_links: Links,
-    /// The peers it joins through (never itself).
-    pub(crate) seeds: Vec<String>,
+    /// The peers it joins through (never itself); a node replaces them
+    /// as the cluster's members change.
+    pub(crate) seeds: Mutex<Vec<String>>,
     /// The last failure said about each seed (see `discovery::send`).
     pub(crate) seed_errors: Mutex<HashMap<String, String>>,
     /// The streams this process produces, by name.

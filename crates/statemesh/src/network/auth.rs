@@ -9,7 +9,9 @@
 //!   expiry (`exp`, seconds since the Unix epoch) and the collections the
 //!   holder may read (`read`) and write (`write`), each a list of names
 //!   where `*` matches any name and `prefix*` any name with that prefix.
-//!   Writing implies reading.
+//!   Writing implies reading. `produce` and `consume` list, the same way,
+//!   the mesh streams the holder may produce and consume (in the pass a
+//!   node issues it).
 //!
 //! The cluster secret is compared in constant time: both sides are hashed
 //! first, so neither its content nor its length leaks through timing.
@@ -82,6 +84,12 @@ pub struct Claims {
     /// Collections the holder may read and write.
     #[serde(default)]
     pub write: Vec<String>,
+    /// Mesh streams the holder may produce.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub produce: Vec<String>,
+    /// Mesh streams the holder may consume.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub consume: Vec<String>,
 }
 
 impl Claims {
@@ -96,6 +104,8 @@ impl Claims {
             exp,
             read: Vec::new(),
             write: Vec::new(),
+            produce: Vec::new(),
+            consume: Vec::new(),
         }
     }
 
@@ -110,6 +120,20 @@ impl Claims {
     #[must_use]
     pub fn write(mut self, pattern: impl Into<String>) -> Self {
         self.write.push(pattern.into());
+        self
+    }
+
+    /// Adds mesh streams (names or patterns) the holder may produce.
+    #[must_use]
+    pub fn produce(mut self, pattern: impl Into<String>) -> Self {
+        self.produce.push(pattern.into());
+        self
+    }
+
+    /// Adds mesh streams (names or patterns) the holder may consume.
+    #[must_use]
+    pub fn consume(mut self, pattern: impl Into<String>) -> Self {
+        self.consume.push(pattern.into());
         self
     }
 
@@ -149,6 +173,10 @@ pub struct Grant {
     pub expires: Option<SystemTime>,
     read: Vec<String>,
     write: Vec<String>,
+    /// Mesh streams it may produce (patterns).
+    pub produce: Vec<String>,
+    /// Mesh streams it may consume (patterns).
+    pub consume: Vec<String>,
 }
 
 impl Grant {
@@ -159,6 +187,8 @@ impl Grant {
             expires: None,
             read: Vec::new(),
             write: vec!["*".into()],
+            produce: vec!["*".into()],
+            consume: vec!["*".into()],
         }
     }
 
@@ -229,6 +259,8 @@ impl Authenticator {
             expires: Some(expires),
             read: claims.read,
             write: claims.write,
+            produce: claims.produce,
+            consume: claims.consume,
         })
     }
 }

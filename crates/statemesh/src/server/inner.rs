@@ -55,6 +55,9 @@ pub(crate) struct ServerInner {
     /// Whether it is leaving of its own accord ([`Server::leave`]): its
     /// removal is then no news.
     pub(super) leaving: std::sync::atomic::AtomicBool,
+    /// The node's mesh, once it has joined (after entering its cluster).
+    /// Taken at shutdown, which ends its tasks.
+    pub(super) mesh: Mutex<Option<Arc<super::mesh::NodeMesh>>>,
 }
 
 /// Locks `m`; nothing panics while holding one of the server's locks.
@@ -181,10 +184,13 @@ impl ServerInner {
     /// Points the network at every member's recorded address.
     pub(super) fn learn_addresses(&self) {
         let members = self.system.read_local(|s| s.members.clone());
-        for (id, m) in members {
-            if id != self.id && self.net.address(id).as_deref() != Some(&m.address) {
-                self.net.set_address(id, m.address.clone());
+        for (id, m) in &members {
+            if *id != self.id && self.net.address(*id).as_deref() != Some(&m.address) {
+                self.net.set_address(*id, m.address.clone());
             }
+        }
+        if let Some(node) = &*lock(&self.mesh) {
+            node.mesh.set_seeds(super::mesh::seeds(self));
         }
     }
 

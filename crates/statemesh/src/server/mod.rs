@@ -21,6 +21,7 @@ mod inner;
 mod join;
 mod kinds;
 mod membership;
+mod mesh;
 mod metrics;
 mod options;
 mod service;
@@ -155,6 +156,7 @@ impl Server {
             data: Mutex::new(None),
             removed: tokio::sync::watch::Sender::new(false),
             leaving: std::sync::atomic::AtomicBool::new(false),
+            mesh: Mutex::new(None),
         });
         inner.learn_addresses();
         net.serve_clients(Arc::new(service::Service(Arc::downgrade(&inner))));
@@ -162,10 +164,17 @@ impl Server {
             Ok(()) => inner.reserve_regions().await,
             Err(e) => Err(e),
         };
-        if let Err(e) = entered {
-            net.close();
-            inner.node.close().await;
-            return Err(e);
+        let entered = match entered {
+            Ok(()) => mesh::start(&inner).await,
+            Err(e) => Err(e),
+        };
+        match entered {
+            Ok(node_mesh) => *lock(&inner.mesh) = Some(Arc::new(node_mesh)),
+            Err(e) => {
+                net.close();
+                inner.node.close().await;
+                return Err(e);
+            }
         }
         let tasks = vec![
             tokio::spawn(follow_cluster(Arc::clone(&inner))),
@@ -191,6 +200,13 @@ impl Server {
     #[must_use]
     pub fn address(&self) -> &str {
         &self.inner.address
+    }
+
+    /// This node's place in the mesh: its catalog of peers, and streams
+    /// it produces and consumes. Mesh peers reach it at its own address.
+    #[must_use]
+    pub fn mesh(&self) -> Option<statemesh_mesh::Mesh> {
+        lock(&self.inner.mesh).as_ref().map(|m| m.mesh.clone())
     }
 
     /// Resolves once the node learns it was removed from the cluster
@@ -294,6 +310,11 @@ impl Server {
             let _ = t.await;
         }
         self.inner.reporter.lock().await.take();
+        let mesh = lock(&self.inner.mesh).take();
+        if let Some(node) = mesh {
+            // Peers drop it now rather than after failure detection.
+            node.mesh.leave().await;
+        }
         self.inner.net.close();
         lock(&self.inner.publications).clear();
         self.inner.hosted.lock().await.clear();

@@ -52,6 +52,9 @@ pub struct ServerOptions {
     pub publish: Vec<String>,
     /// Where those regions are.
     pub local: LocalOptions,
+    /// Tags this node shows in the mesh (`region=eu`), for producers and
+    /// consumers that choose peers by tag.
+    pub tags: Vec<String>,
 }
 
 impl ServerOptions {
@@ -75,6 +78,7 @@ impl ServerOptions {
             node: NodeOptions::default(),
             publish: Vec::new(),
             local: LocalOptions::new(),
+            tags: Vec::new(),
         }
     }
 }
@@ -142,6 +146,9 @@ pub enum ServerError {
         /// What to do.
         cure: String,
     },
+    /// The node could not join the mesh.
+    #[error("joining the mesh: {0}")]
+    Mesh(#[from] statemesh_mesh::MeshError),
     /// Joining through the given members failed.
     #[error("joining the cluster: {0}")]
     Join(#[from] ClientError),

@@ -10,7 +10,7 @@ use crate::network::{
     ConnectionError, FrameError,
     accept::{self, Incoming},
     auth::AuthError,
-    handshake::Welcome,
+    handshake::{self, Hello, Peer, Welcome},
 };
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,7 +21,7 @@ pub(super) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         let shared = Arc::clone(&shared);
         async move {
             let _open = OpenConnection::new();
-            if let Err(e) = session(&shared, tcp).await {
+            if let Err(e) = session(&shared, tcp, remote).await {
                 log_session_end(remote, &e);
             }
         }
@@ -66,13 +66,22 @@ fn log_session_end(remote: SocketAddr, e: &ConnectionError) {
 }
 
 /// Serves one accepted connection until it closes or misbehaves.
-async fn session(shared: &Arc<Shared>, tcp: TcpStream) -> Result<(), ConnectionError> {
+async fn session(
+    shared: &Arc<Shared>,
+    tcp: TcpStream,
+    remote: SocketAddr,
+) -> Result<(), ConnectionError> {
     let limits = shared.options.limits;
+    let incoming = accept::accept(tcp, &shared.options.security, limits, "node").await?;
+    if let Some(mesh) = mesh_peer(shared, &incoming.hello) {
+        mesh.serve(incoming, remote).await;
+        return Ok(());
+    }
     let Incoming {
         reader,
         mut writer,
         hello,
-    } = accept::accept(tcp, &shared.options.security, limits, "node").await?;
+    } = incoming;
     let admitted = admit(shared, &hello);
     let welcome = match &admitted {
         Ok((_, node)) => Welcome::Accepted {
@@ -97,4 +106,14 @@ async fn session(shared: &Arc<Shared>, tcp: TcpStream) -> Result<(), ConnectionE
     accept::answer(&mut writer, &welcome).await?;
     let (session, _) = admitted?;
     serve_requests(session, reader, writer, limits).await
+}
+
+/// The node's mesh, if the hello is a mesh peer's of this cluster and the
+/// mesh runs; the mesh checks the peer's pass and answers it.
+fn mesh_peer(shared: &Shared, hello: &[u8]) -> Option<statemesh_mesh::Mesh> {
+    let hello: Hello = handshake::decode(hello).ok()?;
+    if !matches!(hello.peer, Peer::Mesh { .. }) || hello.cluster != shared.options.cluster {
+        return None;
+    }
+    lock(&shared.mesh).clone()
 }

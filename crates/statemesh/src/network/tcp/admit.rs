@@ -55,8 +55,9 @@ pub(super) fn admit(shared: &Shared, payload: &[u8]) -> Result<(Session, NodeId)
             })?;
             Ok((Session::Client(Arc::new(grant), clients), node))
         }
-        Peer::Mesh { .. } => Err(ConnectionError::Refused(
-            "this is a node's address: mesh peers connect to each other's mesh addresses".into(),
+        // Served by the node's mesh once it runs (see `accept::session`).
+        Peer::Mesh { .. } => Err(ConnectionError::NotReady(
+            "this node has not joined the mesh yet".into(),
         )),
     }
 }

@@ -57,6 +57,7 @@ impl TcpNetwork {
             cluster_id: Mutex::new(None),
             local: Mutex::new(None),
             clients: Mutex::new(None),
+            mesh: Mutex::new(None),
             addresses: Mutex::new(HashMap::new()),
             links: Mutex::new(HashMap::new()),
         });
@@ -109,6 +110,7 @@ impl TcpNetwork {
         self.accept.abort();
         *lock(&self.shared.local) = None;
         *lock(&self.shared.clients) = None;
+        *lock(&self.shared.mesh) = None;
         lock(&self.shared.addresses).clear();
         lock(&self.shared.links).clear();
     }
@@ -117,6 +119,13 @@ impl TcpNetwork {
     /// are refused at the handshake.
     pub fn serve_clients(&self, handler: Arc<dyn ClientHandler>) {
         *lock(&self.shared.clients) = Some(handler);
+    }
+
+    /// Hands the connections of mesh peers to `mesh` from now on (the
+    /// node's mesh shares its port). Until then they are told the node is
+    /// not ready.
+    pub fn serve_mesh(&self, mesh: statemesh_mesh::Mesh) {
+        *lock(&self.shared.mesh) = Some(mesh);
     }
 }
 

@@ -22,6 +22,9 @@ pub(super) struct Shared {
     pub(super) cluster_id: Mutex<Option<ClusterId>>,
     pub(super) local: Mutex<Option<(NodeId, Arc<dyn Handler>)>>,
     pub(super) clients: Mutex<Option<Arc<dyn ClientHandler>>>,
+    /// The node's place in the mesh, once started: mesh peers' connections
+    /// go to it.
+    pub(super) mesh: Mutex<Option<statemesh_mesh::Mesh>>,
     pub(super) addresses: Mutex<HashMap<NodeId, String>>,
     pub(super) links: Mutex<HashMap<NodeId, Arc<Link>>>,
 }

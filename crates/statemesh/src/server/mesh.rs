@@ -1,0 +1,113 @@
+//! The node's place in the mesh: it shares the node's port, its seeds are
+//! the cluster's other members, and it issues passes to token holders.
+
+use super::inner::ServerInner;
+use super::options::ServerError;
+use crate::network::Grant;
+use statemesh_client::Refusal;
+use statemesh_client::protocol::ClientReply;
+use statemesh_mesh::Mesh;
+use statemesh_mesh::pass::{Credentials, PassIssuer};
+use statemesh_mesh::peer::PeerId;
+use std::time::{Duration, SystemTime};
+
+/// How long a node's own pass lasts: it issues itself a new one at each
+/// start, and a pass that expired would end its mesh connections.
+const NODE_PASS: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+/// The running mesh of a node, and the key it signs passes with.
+pub(crate) struct NodeMesh {
+    pub(super) mesh: Mesh,
+    issuer: PassIssuer,
+}
+
+/// Joins the mesh once the node knows its cluster's id (every node derives
+/// the same signing key from the cluster secret and that id).
+pub(super) async fn start(inner: &ServerInner) -> Result<NodeMesh, ServerError> {
+    let Some(cluster_id) = inner.net.cluster_id() else {
+        return Err(ServerError::Mesh(statemesh_mesh::MeshError::Config(
+            "the node has no cluster id yet".into(),
+        )));
+    };
+    let options = &inner.options.network;
+    let issuer = PassIssuer::new(options.auth.secret().as_bytes(), cluster_id);
+    let everything = || vec!["*".to_owned()];
+    let credentials = Credentials {
+        pass: issuer.issue(
+            PeerId::from_name(&format!("node {}", inner.id)),
+            NODE_PASS,
+            everything(),
+            everything(),
+        ),
+        verifier: issuer.verifier(),
+    };
+    let mut builder = Mesh::builder(
+        options.cluster.clone(),
+        options.security.clone(),
+        credentials,
+    )
+    .without_listener()
+    .advertise(inner.address.clone())
+    .node(inner.id)
+    .limits(options.limits);
+    for tag in &inner.options.tags {
+        builder = builder.tag(tag.clone());
+    }
+    for seed in seeds(inner) {
+        builder = builder.seed(seed);
+    }
+    let mesh = builder.start().await?;
+    inner.net.serve_mesh(mesh.clone());
+    Ok(NodeMesh { mesh, issuer })
+}
+
+/// The members' addresses: every node's mesh listens on its node's port.
+pub(super) fn seeds(inner: &ServerInner) -> Vec<String> {
+    inner.system.read_local(|s| {
+        s.members
+            .values()
+            .map(|m| m.address.clone())
+            .filter(|a| *a != inner.address)
+            .collect()
+    })
+}
+
+/// A pass for the token holder's peer `name`: the streams its token may
+/// produce and consume, until it expires or `ttl` passes, whichever is
+/// first. The peer's id is made of the token's subject and `name`, so one
+/// holder cannot take another's (or a node's) id.
+pub(super) fn issue(
+    inner: &ServerInner,
+    grant: &Grant,
+    name: &str,
+    ttl: Duration,
+) -> Result<ClientReply, Refusal> {
+    let Some(node) = super::inner::lock(&inner.mesh).clone() else {
+        return Err(Refusal::Unavailable(
+            "this node has not joined the mesh yet".into(),
+        ));
+    };
+    if name.is_empty() || ttl.is_zero() {
+        return Err(Refusal::BadRequest(
+            "a mesh pass needs a peer name and a lifetime".into(),
+        ));
+    }
+    let left = grant.expires.map_or(ttl, |e| {
+        e.duration_since(SystemTime::now()).unwrap_or_default()
+    });
+    let peer = PeerId::from_name(&format!("{}/{name}", grant.subject));
+    let pass = node.issuer.issue(
+        peer,
+        ttl.min(left),
+        grant.produce.clone(),
+        grant.consume.clone(),
+    );
+    let encode = |e: postcard::Error| Refusal::Unavailable(format!("encoding the pass: {e}"));
+    let mut seeds = seeds(inner);
+    seeds.push(inner.address.clone());
+    Ok(ClientReply::MeshPass {
+        pass: postcard::to_allocvec(&pass).map_err(encode)?,
+        verifier: postcard::to_allocvec(&node.issuer.verifier()).map_err(encode)?,
+        seeds,
+    })
+}
