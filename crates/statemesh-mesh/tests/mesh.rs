@@ -391,3 +391,22 @@ async fn a_durable_producer_sends_thousands_without_waiting_on_itself() {
         assert_eq!(next(&mut consumer).await.unwrap(), n);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flushed_producer_can_exit_at_once_without_losing_items() {
+    let a = peer("consumer", &[], None).await;
+    let mut consumer = a.streams().consume::<u64>("last-words").start().unwrap();
+    let b = peer("producer", &[], Some(&a)).await;
+    let producer = b.streams().produce::<u64>("last-words").start().unwrap();
+    // Fewer items than a consumer acknowledges at a time: only the
+    // acknowledgement sent when it has nothing more to read covers them.
+    for n in 0..5u64 {
+        producer.send(&n).await.unwrap();
+    }
+    assert!(producer.flushed(Duration::from_secs(10)).await);
+    drop(producer);
+    drop(b);
+    for n in 0..5u64 {
+        assert_eq!(next(&mut consumer).await.unwrap(), n);
+    }
+}

@@ -421,7 +421,22 @@ async fn subscribe(
         .await
         .map_err(|e| MeshError::Config(format!("{e:?}")))?;
     let mut delivered = false;
-    while let Some(item) = subscription.next().await {
+    loop {
+        let item = match subscription.next_now() {
+            Some(item) => item,
+            None => {
+                // Nothing more has arrived: the producer hears that
+                // everything was taken, so it knows this consumer caught
+                // up (a producer that flushes waits for that).
+                if let Some(total) = lock(inlet).ack_all() {
+                    subscription.acknowledge(total);
+                }
+                match subscription.next().await {
+                    Some(item) => item,
+                    None => break,
+                }
+            }
+        };
         let bytes = match item {
             Item::Push(bytes) => bytes,
             Item::End(bytes) => {

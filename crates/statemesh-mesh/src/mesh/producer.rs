@@ -291,6 +291,27 @@ impl<T> Producer<T> {
         self.core.outlet().len()
     }
 
+    /// Waits until every consumer it sends to has taken every item sent
+    /// so far (a program that sends its last item and exits calls this
+    /// first, so that nothing is left in flight), or until `timeout`
+    /// passes; `true` if they have. Consumers that come or go meanwhile
+    /// count from when they are there.
+    pub async fn flushed(&self, timeout: std::time::Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if self.core.outlet().drained() {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            // Acknowledgements come without a signal the producer side
+            // could wait on here; a short poll is cheap at the end of a
+            // run.
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+
     /// Its online state, to test or wait on.
     #[must_use]
     pub fn when(&self) -> When {

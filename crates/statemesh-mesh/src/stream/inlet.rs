@@ -100,6 +100,17 @@ impl Inlet {
             self.taken
         })
     }
+
+    /// The acknowledgement of everything taken, if any of it is not yet
+    /// acknowledged: sent when nothing more has arrived, so a producer
+    /// learns that its consumer has caught up (what
+    /// `Producer::flushed` waits for).
+    pub fn ack_all(&mut self) -> Option<u64> {
+        (self.taken > self.acked).then(|| {
+            self.acked = self.taken;
+            self.taken
+        })
+    }
 }
 
 #[cfg(test)]

@@ -227,6 +227,15 @@ impl Outlet {
         seq
     }
 
+    /// Whether every consumer has been sent, and has taken, every item
+    /// that may be sent.
+    #[must_use]
+    pub fn drained(&self) -> bool {
+        self.consumers
+            .values()
+            .all(|c| c.next >= self.sendable && c.taken == c.sent && c.lagged.is_none())
+    }
+
     /// Consumer `id` has taken `total` items since it was admitted (a
     /// running count, so a repeated or reordered acknowledgement is
     /// harmless).
