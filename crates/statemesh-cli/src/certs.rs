@@ -77,6 +77,12 @@ pub(crate) struct TokenArgs {
     /// A collection (or pattern) it may read and write; repeatable.
     #[arg(long)]
     write: Vec<String>,
+    /// A mesh stream (or pattern) it may publish; repeatable.
+    #[arg(long)]
+    produce: Vec<String>,
+    /// A mesh stream (or pattern) it may subscribe to; repeatable.
+    #[arg(long)]
+    consume: Vec<String>,
     /// How long it is valid, in seconds (at least 1).
     #[arg(long, default_value_t = 3600)]
     ttl: u64,
@@ -84,8 +90,12 @@ pub(crate) struct TokenArgs {
 
 pub(crate) fn token(args: &TokenArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
-        !args.read.is_empty() || !args.write.is_empty(),
-        "the token would allow nothing: give --read or --write (a collection, prefix* or *)"
+        !(args.read.is_empty()
+            && args.write.is_empty()
+            && args.produce.is_empty()
+            && args.consume.is_empty()),
+        "the token would allow nothing: give --read or --write (a collection, prefix* or *), \
+         or --produce or --consume (a stream, prefix* or *)"
     );
     anyhow::ensure!(
         args.ttl > 0,
@@ -95,6 +105,8 @@ pub(crate) fn token(args: &TokenArgs) -> anyhow::Result<()> {
     let mut claims = Claims::new(args.subject.clone(), Duration::from_secs(args.ttl));
     claims.read.clone_from(&args.read);
     claims.write.clone_from(&args.write);
+    claims.produce.clone_from(&args.produce);
+    claims.consume.clone_from(&args.consume);
     outln!("{}", claims.sign(&key)?);
     Ok(())
 }

@@ -157,7 +157,13 @@ impl ConnectArgs {
     }
 
     pub(crate) async fn client(&self) -> anyhow::Result<Client> {
-        let mut options = ClientOptions::new(self.tls.cluster(), self.tls.client_security()?);
+        self.client_with(self.tls.client_security()?).await
+    }
+
+    /// A client that connects with `security` (a mesh peer's, which also
+    /// serves).
+    pub(crate) async fn client_with(&self, security: Security) -> anyhow::Result<Client> {
+        let mut options = ClientOptions::new(self.tls.cluster(), security);
         options.timeout = self.timeout;
         options.attempt_timeout = options.attempt_timeout.min(self.timeout);
         options.limits.connect_timeout = self.dial_timeout;

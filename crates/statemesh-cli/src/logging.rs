@@ -13,19 +13,19 @@ use tracing_subscriber::EnvFilter;
 
 const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
 
-/// Sets up logging to stderr (coloured only on a terminal). `quiet`
-/// commands log errors only unless `STATEMESH_LOG` says otherwise.
+/// Sets up logging to stderr (coloured only on a terminal), at `level`
+/// unless `STATEMESH_LOG` says otherwise.
 ///
 /// # Errors
 ///
 /// `STATEMESH_LOG` is not a list of `LEVEL` and `TARGET=LEVEL`.
-pub(crate) fn init(quiet: bool) -> Result<(), String> {
+pub(crate) fn init(level: &str) -> Result<(), String> {
     let spec = match std::env::var("STATEMESH_LOG") {
         Ok(s) => {
             check(&s)?;
             s
         }
-        Err(VarError::NotPresent) => (if quiet { "error" } else { "info" }).to_owned(),
+        Err(VarError::NotPresent) => level.to_owned(),
         Err(VarError::NotUnicode(_)) => return Err("STATEMESH_LOG is not UTF-8".into()),
     };
     let mut filter = EnvFilter::builder()

@@ -19,6 +19,7 @@ mod output;
 mod readable;
 mod report;
 mod size;
+mod streams;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -56,6 +57,8 @@ enum Command {
     Client(Box<commands::ClientCommand>),
     #[command(flatten)]
     Catalog(catalog::CatalogCommand),
+    #[command(flatten)]
+    Streams(streams::StreamsCommand),
     /// Reads collections a node on this host publishes to shared memory.
     #[command(subcommand)]
     Local(local::LocalCommand),
@@ -63,8 +66,14 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let quiet = !matches!(cli.command, Command::Node(_));
-    if let Err(e) = logging::init(quiet) {
+    // A node says what it does; a command that joins the mesh says what
+    // goes wrong there (a seed it cannot reach); others only errors.
+    let level = match &cli.command {
+        Command::Node(_) => "info",
+        Command::Streams(s) if !matches!(s, streams::StreamsCommand::Peers { .. }) => "warn",
+        _ => "error",
+    };
+    if let Err(e) = logging::init(level) {
         eprintln!("error: {e}");
         return ExitCode::from(2);
     }
@@ -87,6 +96,7 @@ fn main() -> ExitCode {
             Command::Bench(b) => bench::run(*b).await,
             Command::Client(c) => commands::run(*c).await,
             Command::Catalog(c) => catalog::run(c).await,
+            Command::Streams(s) => streams::run(s).await,
             Command::Local(l) => local::run(l),
         }
     });
@@ -160,6 +170,13 @@ fn exit_code(e: &anyhow::Error) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::one_line;
+
+    /// Every command's arguments are well formed (clap checks this only
+    /// when a command is first used, by panicking).
+    #[test]
+    fn the_command_line_is_well_formed() {
+        <super::Cli as clap::CommandFactory>::command().debug_assert();
+    }
 
     #[test]
     fn each_cause_is_said_once_on_one_line() {

@@ -106,6 +106,9 @@ pub enum ClientRequest {
     /// among the token holder's peers), good for `ttl_secs` at most;
     /// answers [`ClientReply::MeshPass`].
     MeshPass { name: String, ttl_secs: u64 },
+    /// The answering node's mesh catalog, itself first; answers
+    /// [`ClientReply::MeshPeers`].
+    MeshPeers,
 }
 
 impl ClientRequest {
@@ -120,6 +123,7 @@ impl ClientRequest {
                 | Self::WaitVersion { .. }
                 | Self::Subscribe { .. }
                 | Self::MeshPass { .. }
+                | Self::MeshPeers
         )
     }
 }
@@ -205,6 +209,8 @@ pub enum ClientReply {
         verifier: Vec<u8>,
         seeds: Vec<String>,
     },
+    /// The catalog: `statemesh-mesh`'s `Vec<Entry>`, postcard.
+    MeshPeers(#[serde(with = "serde_bytes")] Vec<u8>),
 }
 
 /// A collection, as `statemesh collections` lists it.

@@ -17,7 +17,7 @@ pub enum Liveness {
 }
 
 /// One peer as the catalog holds it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Entry {
     /// What it announced.
     pub info: PeerInfo,

@@ -66,7 +66,7 @@ pub mod wire;
 
 pub use mesh::{
     ConsumeError, Consumer, ConsumerBuilder, Mesh, MeshBuilder, MeshError, ProduceError, Producer,
-    ProducerBuilder, Streams, When,
+    ProducerBuilder, Streams, When, catalog_through,
 };
 pub use statemesh_client::network::{Limits, Security, Tls};
 

@@ -8,6 +8,7 @@ use statemesh_mesh::peer::PeerId;
 use statemesh_mesh::stream::{LagPolicy, Missed};
 use statemesh_mesh::wire::End;
 use statemesh_mesh::{ConsumeError, Mesh, MeshError};
+use std::sync::Arc;
 use std::time::Duration;
 
 const CLUSTER: &str = "mesh-test";
@@ -267,6 +268,48 @@ async fn a_consumer_that_does_not_read_is_told_what_it_lost() {
         "every item is either received or counted lost"
     );
     assert!(seen.windows(2).all(|w| w[0] < w[1]), "in order");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_producer_faster_than_its_consumer_waits_for_it_and_nothing_is_lost() {
+    let p = peer("producer", &[], None).await;
+    let producer = p
+        .streams()
+        .produce::<u64>("paced")
+        .buffer(16, 1 << 20)
+        .window(4)
+        .patience(Duration::from_secs(30))
+        .start()
+        .unwrap();
+    let c = peer("consumer", &[], Some(&p)).await;
+    let mut slow = c
+        .streams()
+        .consume::<u64>("paced")
+        .buffer(1)
+        .start()
+        .unwrap();
+    producer.when().online().await;
+    // Producer and consumer share a runtime, so the producer must not
+    // hold it while it waits: it sends from a task of its own (a
+    // producer is Sync, so `send` can be awaited there).
+    let producer = Arc::new(producer);
+    let sending = tokio::spawn({
+        let producer = Arc::clone(&producer);
+        async move {
+            for n in 0..2000u64 {
+                producer.send(&n).await.unwrap();
+            }
+        }
+    });
+    for n in 0..2000u64 {
+        if n % 100 == 0 {
+            // Slower than the producer: without waiting for the consumer,
+            // a buffer of 16 would push out most of these.
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        assert_eq!(next(&mut slow).await.unwrap(), n, "no loss and no gap");
+    }
+    sending.await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

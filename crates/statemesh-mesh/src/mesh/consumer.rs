@@ -185,12 +185,6 @@ impl Spec {
         self.recheck();
     }
 
-    /// Keeps only the producers in `present`.
-    fn retain(&self, present: &HashSet<PeerId>) {
-        lock(&self.connected).retain(|id, _| present.contains(id));
-        self.recheck();
-    }
-
     fn recheck(&self) {
         let online = self.online_when.holds(lock(&self.connected).values());
         self.online
@@ -311,16 +305,13 @@ async fn follow(shared: Arc<Shared>, spec: Arc<Spec>) {
                 .0
                 .insert(producer.id, (producer.address.clone(), task));
         }
-        // A producer gone from the catalog: its subscription is dropped
-        // (its task would only retry a dead address).
-        links.0.retain(|id, (_, task)| {
-            let keep = present.contains(id);
-            if !keep {
-                task.abort();
-            }
-            keep
-        });
-        spec.retain(&present);
+        // A producer gone from the catalog keeps a subscription that
+        // still works (gossip may wrongly suspect a busy peer; the
+        // connection knows better); its task ends when the subscription
+        // does, rather than retry an address the mesh says is dead.
+        links
+            .0
+            .retain(|id, (_, task)| present.contains(id) || !task.is_finished());
         if catalog.changed().await.is_err() {
             return;
         }
@@ -374,6 +365,10 @@ async fn link(shared: Arc<Shared>, spec: Arc<Spec>, producer: PeerInfo, inlet: A
                 return;
             }
             Err(e) => tracing::debug!(producer = %producer.id, error = %e, "subscription failed"),
+        }
+        if shared.catalog.borrow().get(producer.id).is_none() {
+            // Gone from the mesh: followed again if it comes back.
+            return;
         }
         let jitter = Duration::from_millis(fastrand_millis(retry));
         tokio::time::sleep(retry / 2 + jitter).await;

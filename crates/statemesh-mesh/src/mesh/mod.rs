@@ -17,6 +17,7 @@ mod when;
 pub use consumer::{ConsumeError, Consumer, ConsumerBuilder};
 pub use error::MeshError;
 pub use producer::{ProduceError, Producer, ProducerBuilder};
+pub use through::catalog_through;
 pub use when::When;
 
 use crate::catalog::Catalog;

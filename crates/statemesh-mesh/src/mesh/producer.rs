@@ -10,8 +10,8 @@ use crate::stream::{LagPolicy, Online, Outlet, Require, Ring, RingLimits, Stream
 use serde::Serialize;
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use tokio::sync::watch;
 
@@ -64,6 +64,7 @@ pub struct ProducerBuilder<T> {
     window: u32,
     max_consumers: usize,
     policy: LagPolicy,
+    patience: std::time::Duration,
     key: Option<KeyFn<T>>,
     #[cfg(feature = "durable")]
     durable: Option<(std::path::PathBuf, statemesh_wal::SyncPolicy)>,
@@ -71,6 +72,9 @@ pub struct ProducerBuilder<T> {
 }
 
 type KeyFn<T> = Arc<dyn Fn(&T) -> String + Send + Sync>;
+
+/// How long a send waits for a slow consumer by default.
+const DEFAULT_PATIENCE: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl<T> std::fmt::Debug for ProducerBuilder<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -94,6 +98,7 @@ impl<T: Serialize + Send + 'static> ProducerBuilder<T> {
             window: 256,
             max_consumers: 1024,
             policy: LagPolicy::default(),
+            patience: DEFAULT_PATIENCE,
             key: None,
             #[cfg(feature = "durable")]
             durable: None,
@@ -166,6 +171,19 @@ impl<T: Serialize + Send + 'static> ProducerBuilder<T> {
         self
     }
 
+    /// How long [`Producer::send`] waits for a consumer that has not been
+    /// sent the oldest buffered item, before pushing it out anyway
+    /// (default 1 s). Within it, a producer faster than its consumers is
+    /// slowed to their pace and nobody loses anything; past it, the
+    /// consumer is handled by the lag policy, and the producer does not
+    /// wait for it again until it has caught up. `Duration::ZERO`: never
+    /// wait (the buffer alone decides).
+    #[must_use]
+    pub fn patience(mut self, patience: std::time::Duration) -> Self {
+        self.patience = patience;
+        self
+    }
+
     /// Gives each item a key that consumers' filters match (`eu/prices`
     /// matched by `eu/*`). Without one, a consumer with a filter gets
     /// nothing.
@@ -225,6 +243,9 @@ impl<T: Serialize + Send + 'static> ProducerBuilder<T> {
             #[cfg(feature = "durable")]
             log,
             next_consumer: AtomicU64::new(1),
+            room: tokio::sync::Notify::new(),
+            waiting: AtomicUsize::new(0),
+            patience: self.patience,
             max_item: shared.dialer.limits.max_frame.saturating_sub(64),
         });
         {
@@ -242,7 +263,7 @@ impl<T: Serialize + Send + 'static> ProducerBuilder<T> {
             _running: self.running,
             key: self.key,
             online,
-            ready: None,
+            ready: Mutex::new(None),
             _items: PhantomData,
         })
     }
@@ -264,8 +285,10 @@ pub struct Producer<T> {
     _running: Arc<Running>,
     key: Option<KeyFn<T>>,
     online: watch::Receiver<bool>,
-    /// `poll_ready`'s wait for the producer to come online.
-    ready: Option<Waiting>,
+    /// `poll_ready`'s wait for the producer to come online and have room
+    /// (in a mutex only so that the producer is `Sync`: `poll_ready` has
+    /// it by `&mut`).
+    ready: Mutex<Option<Waiting>>,
     _items: PhantomData<fn(T)>,
 }
 
@@ -320,15 +343,17 @@ impl<T> Producer<T> {
 }
 
 impl<T: Serialize> Producer<T> {
-    /// Sends `item` once the producer is online; returns its sequence
-    /// number (for a durable producer, once its log has the item).
+    /// Sends `item` once the producer is online and its buffer has room
+    /// (see [`ProducerBuilder::patience`]); returns its sequence number
+    /// (for a durable producer, once its log has the item).
     ///
     /// # Errors
     ///
     /// [`ProduceError`]: the item did not encode or is too large.
     pub async fn send(&self, item: &T) -> Result<u64, ProduceError> {
-        self.when().online().await;
-        let seq = self.publish(item)?;
+        let (key, value) = self.encode(item)?;
+        ready(&self.core, &self.when(), value.len()).await;
+        let seq = self.publish(key, &value)?;
         // A durable producer's item counts as sent once its log has it.
         #[cfg(feature = "durable")]
         if self.core.log.is_some() {
@@ -338,7 +363,9 @@ impl<T: Serialize> Producer<T> {
         Ok(seq)
     }
 
-    /// Sends `item` now, if the producer is online.
+    /// Sends `item` now, if the producer is online, without waiting for
+    /// room: consumers that have not been sent the items it pushes out of
+    /// the buffer are handled by the lag policy.
     ///
     /// # Errors
     ///
@@ -348,10 +375,13 @@ impl<T: Serialize> Producer<T> {
         if !*self.online.borrow() {
             return Err(ProduceError::Offline);
         }
-        self.publish(item)
+        let (key, value) = self.encode(item)?;
+        self.core.outlet().give_up_waiting(value.len());
+        self.publish(key, &value)
     }
 
-    fn publish(&self, item: &T) -> Result<u64, ProduceError> {
+    /// The item's key and encoded value.
+    fn encode(&self, item: &T) -> Result<(Option<String>, Vec<u8>), ProduceError> {
         let value = postcard::to_allocvec(item).map_err(|e| ProduceError::Encode(e.to_string()))?;
         if value.len() > self.core.max_item {
             return Err(ProduceError::TooLarge {
@@ -359,12 +389,15 @@ impl<T: Serialize> Producer<T> {
                 max: self.core.max_item,
             });
         }
-        let key = self.key.as_ref().map(|k| k(item));
+        Ok((self.key.as_ref().map(|k| k(item)), value))
+    }
+
+    fn publish(&self, key: Option<String>, value: &[u8]) -> Result<u64, ProduceError> {
         let mut outlet = self.core.outlet();
         #[cfg(feature = "durable")]
         if let Some(log) = &self.core.log {
             // The log's order must be the ring's: appended under the lock.
-            let seq = outlet.publish(key.clone(), &value);
+            let seq = outlet.publish(key.clone(), value);
             let delivery = outlet
                 .ring()
                 .get(seq)
@@ -382,28 +415,55 @@ impl<T: Serialize> Producer<T> {
             .map_err(|e| ProduceError::Log(e.to_string()))?;
             return Ok(seq);
         }
-        let seq = outlet.publish(key, &value);
+        let seq = outlet.publish(key, value);
         drop(outlet);
         raise(&self.core.published, seq + 1);
         Ok(seq)
     }
 }
 
+/// Waits until the producer is online and an item of `len` bytes fits in
+/// its buffer without pushing out one a consumer has not been sent; after
+/// the producer's patience, it stops waiting for those consumers.
+async fn ready(core: &ProducerCore, when: &When, len: usize) {
+    when.online().await;
+    if core.outlet().room_for(len) {
+        return;
+    }
+    let deadline = tokio::time::Instant::now() + core.patience;
+    core.waiting.fetch_add(1, Ordering::SeqCst);
+    loop {
+        let notified = core.room.notified();
+        tokio::pin!(notified);
+        // Registered before the check, so a consumer that makes room in
+        // between still wakes it.
+        notified.as_mut().enable();
+        if core.outlet().room_for(len) {
+            break;
+        }
+        if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            core.outlet().give_up_waiting(len);
+            break;
+        }
+    }
+    core.waiting.fetch_sub(1, Ordering::SeqCst);
+}
+
 impl<T: Serialize> futures_sink::Sink<T> for Producer<T> {
     type Error = ProduceError;
 
     fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        if *self.online.borrow() {
-            self.ready = None;
+        if *self.online.borrow() && self.core.outlet().room_for(0) {
+            *self.ready.get_mut().unwrap_or_else(PoisonError::into_inner) = None;
             return Poll::Ready(Ok(()));
         }
-        let when = self.when();
-        let wait = self
-            .ready
-            .get_or_insert_with(|| Box::pin(async move { when.online().await }));
+        let (core, when) = (Arc::clone(&self.core), self.when());
+        let ready_slot = self.ready.get_mut().unwrap_or_else(PoisonError::into_inner);
+        let wait =
+            ready_slot.get_or_insert_with(|| Box::pin(async move { ready(&core, &when, 0).await }));
         match wait.as_mut().poll(cx) {
             Poll::Ready(()) => {
-                self.ready = None;
+                *ready_slot = None;
                 Poll::Ready(Ok(()))
             }
             Poll::Pending => Poll::Pending,
@@ -411,7 +471,8 @@ impl<T: Serialize> futures_sink::Sink<T> for Producer<T> {
     }
 
     fn start_send(self: Pin<&mut Self>, item: T) -> Result<(), Self::Error> {
-        self.publish(&item).map(|_| ())
+        let (key, value) = self.encode(&item)?;
+        self.publish(key, &value).map(|_| ())
     }
 
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {

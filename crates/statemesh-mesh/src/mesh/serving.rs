@@ -38,6 +38,12 @@ pub(crate) struct ProducerCore {
     #[cfg(feature = "durable")]
     pub(crate) log: Option<super::durable::DurableLog>,
     pub(crate) next_consumer: AtomicU64,
+    /// Wakes senders waiting for room (see `producer::ready`) when a
+    /// consumer moves on or goes; only while `waiting` says one waits, so
+    /// a producer that never waits pays nothing.
+    pub(crate) room: tokio::sync::Notify,
+    pub(crate) waiting: std::sync::atomic::AtomicUsize,
+    pub(crate) patience: std::time::Duration,
     pub(crate) max_item: usize,
 }
 
@@ -45,6 +51,13 @@ impl ProducerCore {
     pub(crate) fn outlet(&self) -> MutexGuard<'_, Outlet> {
         // Nothing panics while holding it.
         self.outlet.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A consumer moved on or went: a sender waiting for room may go.
+    fn made_room(&self) {
+        if self.waiting.load(Ordering::SeqCst) > 0 {
+            self.room.notify_waiters();
+        }
     }
 
     fn recheck_online(&self) {
@@ -124,6 +137,7 @@ struct Admitted {
 impl Drop for Admitted {
     fn drop(&mut self) {
         self.core.outlet().remove(self.key);
+        self.core.made_room();
         self.core.recheck_online();
     }
 }
@@ -140,6 +154,7 @@ async fn feed(core: &ProducerCore, key: u64, mut pushes: Pushes) -> Option<End> 
             outlet.acknowledge(key, pushes.acked());
             outlet.pump(key)
         };
+        core.made_room();
         match batch {
             Err(Lagging { missed }) => return Some(End::Lagging { missed }),
             Ok(batch) if batch.is_empty() => {

@@ -3,6 +3,7 @@
 
 use super::error::MeshError;
 use super::{Mesh, MeshBuilder};
+use crate::catalog::Entry;
 use crate::pass::{Credentials, Pass, PassVerifier};
 use statemesh_client::Client;
 use statemesh_client::protocol::{ClientReply, ClientRequest};
@@ -57,5 +58,23 @@ impl Mesh {
             builder = builder.seed(seed);
         }
         Ok(builder)
+    }
+}
+
+/// The mesh's peers as the node `client` is connected to knows them, that
+/// node first: what `statemesh peers` shows. Needs no pass and no
+/// listener.
+///
+/// # Errors
+///
+/// [`MeshError::Client`] if no node answered; [`MeshError::Config`] if
+/// its answer does not decode.
+pub async fn catalog_through(client: &Client) -> Result<Vec<Entry>, MeshError> {
+    match client.call(&ClientRequest::MeshPeers).await? {
+        ClientReply::MeshPeers(bytes) => statemesh_core::decode::from_bytes(&bytes)
+            .map_err(|e| MeshError::Config(format!("a catalog that does not decode: {e}"))),
+        _ => Err(MeshError::Config(
+            "the node answered a catalog request with something else".into(),
+        )),
     }
 }

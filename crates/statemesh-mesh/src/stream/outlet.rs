@@ -92,6 +92,9 @@ struct Cursor {
     skipped: bool,
     /// The subscription's first push, until it is sent.
     opened: Option<Bytes>,
+    /// The producer stopped waiting for it (see [`Outlet::room_for`])
+    /// and will not wait again until it has caught up.
+    late: bool,
 }
 
 /// A consumer the ring has left behind, under [`LagPolicy::Disconnect`].
@@ -185,6 +188,7 @@ impl Outlet {
                 lagged: resume.missed,
                 skipped: false,
                 opened: Some(opened),
+                late: false,
             },
         );
         Ok(resume)
@@ -210,6 +214,31 @@ impl Outlet {
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self.consumers.is_empty()
+    }
+
+    /// Whether an item of `len` bytes can be buffered without dropping
+    /// one that a consumer has not been sent (consumers the producer has
+    /// given up waiting for do not count).
+    #[must_use]
+    pub fn room_for(&self, len: usize) -> bool {
+        let Some(last) = self.ring.would_drop_through(len + DELIVERY_OVERHEAD) else {
+            return true;
+        };
+        self.consumers.values().all(|c| c.late || c.next > last)
+    }
+
+    /// Stops waiting for the consumers that leave no room for an item of
+    /// `len` bytes: the producer goes on without them (they are then
+    /// disconnected or skipped forward, by the lag policy) until they
+    /// catch up.
+    pub fn give_up_waiting(&mut self, len: usize) {
+        if let Some(last) = self.ring.would_drop_through(len + DELIVERY_OVERHEAD) {
+            for c in self.consumers.values_mut() {
+                if c.next <= last {
+                    c.late = true;
+                }
+            }
+        }
     }
 
     /// Buffers an item (its encoded value), encoded once as the delivery
@@ -296,6 +325,9 @@ impl Outlet {
                 c.skipped = true;
             }
         }
+        if c.next == next_seq {
+            c.late = false;
+        }
         if c.skipped && c.next == next_seq {
             c.skipped = false;
             out.push(encode(&Delivery::Progress { next: c.next }));
@@ -303,6 +335,10 @@ impl Outlet {
         Ok(out)
     }
 }
+
+/// What a delivery adds to an item's encoded value, at most: its variant,
+/// sequence number and length prefix.
+const DELIVERY_OVERHEAD: usize = 1 + 10 + 10;
 
 fn encode(delivery: &Delivery) -> Bytes {
     // Numbers and bytes always encode.

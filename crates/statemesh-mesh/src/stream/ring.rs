@@ -163,6 +163,23 @@ impl Ring {
         seq
     }
 
+    /// The newest number that buffering an item of `len` bytes would
+    /// drop, if it would drop any.
+    #[must_use]
+    pub fn would_drop_through(&self, len: usize) -> Option<u64> {
+        let (mut items, mut bytes) = (self.items.len() + 1, self.bytes + len);
+        let mut last = None;
+        for old in &self.items {
+            if items <= self.limits.items && (bytes <= self.limits.bytes || items <= 1) {
+                break;
+            }
+            items -= 1;
+            bytes -= old.payload.len();
+            last = Some(old.seq);
+        }
+        last
+    }
+
     /// The item numbered `seq`, if still buffered.
     #[must_use]
     pub fn get(&self, seq: u64) -> Option<&Item> {
@@ -249,6 +266,20 @@ mod tests {
         // One item over the byte bound alone is kept: it is the newest.
         push(&mut r, 100);
         assert_eq!((r.first_seq(), r.len(), r.bytes()), (4, 1, 100));
+    }
+
+    #[test]
+    fn what_a_push_would_drop_is_what_it_drops() {
+        for (items, bytes) in [(3, 1000), (100, 25), (4, 40)] {
+            let mut r = ring(items, bytes);
+            for n in [10, 1, 30, 5, 100, 0, 7, 7, 7, 12] {
+                let predicted = r.would_drop_through(n);
+                let first = r.first_seq();
+                push(&mut r, n);
+                let dropped = (r.first_seq() > first).then(|| r.first_seq() - 1);
+                assert_eq!(predicted, dropped, "limits {items}/{bytes}, pushing {n}");
+            }
+        }
     }
 
     #[test]

@@ -7,8 +7,10 @@ use crate::network::Grant;
 use statemesh_client::Refusal;
 use statemesh_client::protocol::ClientReply;
 use statemesh_mesh::Mesh;
+use statemesh_mesh::catalog::{Entry, Liveness};
 use statemesh_mesh::pass::{Credentials, PassIssuer};
 use statemesh_mesh::peer::PeerId;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 /// How long a node's own pass lasts: it issues itself a new one at each
@@ -70,6 +72,27 @@ pub(super) fn seeds(inner: &ServerInner) -> Vec<String> {
             .filter(|a| *a != inner.address)
             .collect()
     })
+}
+
+/// The node's mesh, once it has joined (after entering its cluster).
+fn joined(inner: &ServerInner) -> Result<Arc<NodeMesh>, Refusal> {
+    super::inner::lock(&inner.mesh)
+        .clone()
+        .ok_or_else(|| Refusal::Unavailable("this node has not joined the mesh yet".into()))
+}
+
+/// The node's catalog, itself first (as alive: it answers).
+pub(super) fn peers(inner: &ServerInner) -> Result<ClientReply, Refusal> {
+    let node = joined(inner)?;
+    let catalog = node.mesh.catalog();
+    let mut entries = vec![Entry {
+        info: node.mesh.me(),
+        liveness: Liveness::Alive,
+    }];
+    entries.extend(catalog.iter().cloned());
+    postcard::to_allocvec(&entries)
+        .map(ClientReply::MeshPeers)
+        .map_err(|e| Refusal::Unavailable(format!("encoding the catalog: {e}")))
 }
 
 /// A pass for the token holder's peer `name`: the streams its token may

@@ -202,6 +202,7 @@ async fn answer(
         ClientRequest::MeshPass { name, ttl_secs } => {
             super::mesh::issue(inner, grant, &name, Duration::from_secs(ttl_secs))
         }
+        ClientRequest::MeshPeers => super::mesh::peers(inner),
         ClientRequest::WaitVersion {
             collection,
             after,
