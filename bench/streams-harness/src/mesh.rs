@@ -9,7 +9,7 @@ use serde_bytes::ByteBuf;
 use statemesh_mesh::gossip::Timing;
 use statemesh_mesh::pass::{Credentials, PassIssuer};
 use statemesh_mesh::peer::PeerId;
-use statemesh_mesh::stream::{LagPolicy, Missed};
+use statemesh_mesh::stream::Missed;
 use statemesh_mesh::{ConsumeError, Mesh, Producer, Security};
 use std::time::{Duration, Instant};
 
@@ -53,14 +53,12 @@ pub async fn producers(count: usize, run: u64) -> Result<Producers, String> {
     for p in 0..count {
         let seed = meshes.first().map(|m| m.address().to_owned());
         let mesh = join(&format!("producer-{run}-{p}"), seed.as_deref()).await?;
-        // The producer's policy for a consumer its ring leaves behind:
-        // skip it forward, telling it how many it missed (the default,
-        // disconnecting it, has it resubscribe after a backoff of 50 to
-        // 100 ms; see bench/streams.sh).
+        // The defaults: a send waits (up to a second) for a consumer that
+        // has not been sent the oldest buffered item, so a consumer that
+        // keeps reading loses nothing.
         let producer = mesh
             .streams()
             .produce::<ByteBuf>(SUBJECT)
-            .on_lag(LagPolicy::DropOldest)
             .start()
             .map_err(|e| e.to_string())?;
         meshes.push(mesh);
