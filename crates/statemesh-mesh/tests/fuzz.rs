@@ -116,6 +116,13 @@ fn fuzz_delivery() {
             next: 0,
         },
         Delivery::Progress { next: u64::MAX },
+        Delivery::Batch(vec![
+            Bytes::from(encode(&Delivery::Item {
+                seq: 13,
+                payload: Bytes::from_static(&[8; 12]),
+            })),
+            Bytes::from(encode(&Delivery::Progress { next: 20 })),
+        ]),
     ]
     .iter()
     .map(encode)

@@ -332,6 +332,11 @@ impl Drop for Links {
     }
 }
 
+fn decode_push(bytes: &[u8]) -> Result<Delivery, MeshError> {
+    statemesh_core::decode::from_bytes(bytes)
+        .map_err(|e| MeshError::Config(format!("a push that does not decode: {e}")))
+}
+
 /// Backoff between subscriptions to one producer.
 const FIRST_RETRY: Duration = Duration::from_millis(100);
 const LAST_RETRY: Duration = Duration::from_secs(5);
@@ -441,23 +446,34 @@ async fn subscribe(
             }
             Item::Refused => return Ok((End::Closed, delivered)),
         };
-        let delivery: Delivery = statemesh_core::decode::from_bytes(&bytes)
-            .map_err(|e| MeshError::Config(format!("a push that does not decode: {e}")))?;
-        if matches!(delivery, Delivery::Opened { .. }) {
-            spec.set_connected(producer, true);
-        }
-        let received = lock(inlet).receive(delivery);
-        let out = match received {
-            None => continue,
-            Some(Received::Item(value)) => Ok(value),
-            Some(Received::Lagged(missed)) => Err(ConsumeError::Lagged {
-                producer: producer.id,
-                missed,
-            }),
+        let delivery = decode_push(&bytes)?;
+        let deliveries = match delivery {
+            Delivery::Batch(inner) => inner
+                .iter()
+                .map(|bytes| match decode_push(bytes)? {
+                    Delivery::Batch(_) => Err(MeshError::Config("a batch inside a batch".into())),
+                    one => Ok(one),
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            one => vec![one],
         };
-        delivered = true;
-        if spec.tx.send((producer.id, out)).await.is_err() {
-            return Ok((End::Closed, delivered));
+        for delivery in deliveries {
+            if matches!(delivery, Delivery::Opened { .. }) {
+                spec.set_connected(producer, true);
+            }
+            let received = lock(inlet).receive(delivery);
+            let out = match received {
+                None => continue,
+                Some(Received::Item(value)) => Ok(value),
+                Some(Received::Lagged(missed)) => Err(ConsumeError::Lagged {
+                    producer: producer.id,
+                    missed,
+                }),
+            };
+            delivered = true;
+            if spec.tx.send((producer.id, out)).await.is_err() {
+                return Ok((End::Closed, delivered));
+            }
         }
         if let Some(total) = lock(inlet).ack() {
             subscription.acknowledge(total);

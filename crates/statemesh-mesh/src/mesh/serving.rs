@@ -3,7 +3,7 @@
 
 use crate::pass::Grant;
 use crate::peer::PeerInfo;
-use crate::stream::{Lagging, Online, Outlet, Position, Refusal, Require, StreamId};
+use crate::stream::{Lagging, Online, Outlet, Position, Refusal, Require, StreamId, batched};
 use crate::wire::End;
 use bytes::Bytes;
 use statemesh_client::network::connection::Outgoing;
@@ -128,6 +128,9 @@ pub(crate) fn serve_consumer(
     }))
 }
 
+/// How many bytes of deliveries one push joins at most.
+const BATCH_BYTES: usize = 64 * 1024;
+
 /// Removes a consumer from its producer however its task ends.
 struct Admitted {
     core: Arc<ProducerCore>,
@@ -176,8 +179,8 @@ async fn feed(core: &ProducerCore, key: u64, mut pushes: Pushes) -> Option<End> 
                 }
             }
             Ok(batch) => {
-                for delivery in batch {
-                    if !pushes.push(delivery).await {
+                for push in batched(batch, BATCH_BYTES) {
+                    if !pushes.push(push).await {
                         return None;
                     }
                 }

@@ -89,6 +89,8 @@ impl Inlet {
                 position.seq = next;
                 None
             }
+            // Opened by the caller, which hands each delivery in it here.
+            Delivery::Batch(_) => None,
         }
     }
 
