@@ -21,5 +21,5 @@ mod ring;
 pub use condition::{Online, Require};
 pub use id::{StreamId, TypeMismatch};
 pub use inlet::{Inlet, Received};
-pub use outlet::{Delivery, LagPolicy, Lagging, Outlet, Refusal, batched};
+pub use outlet::{BATCH_ALONE, Delivery, LagPolicy, Lagging, Outlet, Refusal, batched};
 pub use ring::{Item, Missed, Position, Resume, Ring, RingLimits};
