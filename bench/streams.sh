@@ -6,18 +6,18 @@
 #  - throughput: items delivered per second, counted at the consumers and
 #    summed over them (fan-out to 100 counts each of the 100 deliveries),
 #    while the producers publish as fast as their system takes items
-#    (statemesh: the producer's Sink, i.e. Producer::send, which waits
-#    only while the producer is offline; NATS: Client::publish, which
-#    waits when the client's queue is full; Redis: PUBLISH pipelined 64 at
-#    a time, each batch waiting for its replies). None of the three slows
-#    a producer down to its slowest consumer, so deliveries owed and never
-#    made are counted for every system (from sequence numbers in the
-#    items) and printed, with each system's own signals: statemesh's
-#    Lagged, NATS's slow-consumer events and reconnects, Redis's dropped
-#    subscribers (each resubscribes at once). statemesh's producers skip a
-#    consumer their ring (1,024 items) left behind forward, telling it how
-#    many it missed (LagPolicy::DropOldest); the default policy drops its
-#    subscription, and the consumer resubscribes after 50 to 100 ms;
+#    (statemesh: the producer's Sink, i.e. Producer::send, which waits, up
+#    to the producer's patience of 1 s, while a consumer has not been sent
+#    the oldest buffered item; NATS: Client::publish, which waits when the
+#    client's queue is full; Redis: PUBLISH pipelined 64 at a time, each
+#    batch waiting for its replies). NATS and Redis do not slow a producer
+#    down to its slowest consumer, so deliveries owed and never made are
+#    counted for every system (from sequence numbers in the items) and
+#    printed, with each system's own signals: statemesh's Lagged, NATS's
+#    slow-consumer events and reconnects, Redis's dropped subscribers
+#    (each resubscribes at once). statemesh's producers use the defaults
+#    (a buffer of 1,024 items; a consumer left behind past the patience
+#    is disconnected and resubscribes);
 #  - latency: p50 and p99 from publish to delivery, publishing at a fixed
 #    rate, the same for all three and well under the slowest one's
 #    throughput in the cell (40,000 deliveries/s of 64 B, 20,000 of 4 KiB,
@@ -42,7 +42,7 @@
 # and the min-max over the rounds (the machine is noisy).
 #
 # Usage: bench/streams.sh [SECONDS ROUNDS] (defaults 3 and 3: about 11
-# minutes). STREAMS_SYSTEMS=statemesh,nats and STREAMS_CELLS=64:1:100
+# minutes; 2 and 3: about 8). STREAMS_SYSTEMS=statemesh,nats and STREAMS_CELLS=64:1:100
 # (size:producers:consumers, comma-separated) narrow the run;
 # STREAMS_LOG=statemesh_mesh=debug logs the mesh.
 set -euo pipefail

@@ -90,3 +90,52 @@ fn a_peer_of_another_cluster_is_reported_once_not_at_every_announce() {
         "the seed logs each refused attempt, and attempts back off: {warnings:?}"
     );
 }
+
+#[test]
+fn peers_that_give_up_during_the_tls_handshake_are_not_warned_about() {
+    let warnings = Warnings::default();
+    let subscriber = tracing_subscriber::registry().with(warnings.clone());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap()
+        .pem();
+    let tls = statemesh_client::network::Tls::node(
+        cert.as_bytes(),
+        cert.as_bytes(),
+        key.serialize_pem().as_bytes(),
+        false,
+    )
+    .unwrap();
+    tracing::subscriber::with_default(subscriber, || {
+        runtime.block_on(async {
+            let peer = Mesh::builder(
+                "c",
+                Security::Tls(Arc::new(tls)),
+                credentials(b"ours", "ours"),
+            )
+            .start()
+            .await
+            .unwrap();
+            // What a peer that stopped waiting leaves behind: the start of
+            // a TLS record, then nothing.
+            for _ in 0..20 {
+                let mut tcp = tokio::net::TcpStream::connect(peer.address())
+                    .await
+                    .unwrap();
+                tokio::io::AsyncWriteExt::write_all(&mut tcp, &[0x16, 0x03, 0x01, 0x00, 0x40])
+                    .await
+                    .unwrap();
+                drop(tcp);
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        });
+    });
+    let warnings = warnings.0.lock().unwrap().clone();
+    assert!(warnings.is_empty(), "{warnings:?}");
+}

@@ -33,11 +33,18 @@ pub(super) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
     .await;
 }
 
-/// Says how a served connection ended: quietly if the peer closed it.
+/// Says how a served connection ended: quietly if the peer closed it,
+/// even in the middle of the TLS handshake (a peer that gave up dialing
+/// this one while it was paused: dozens of them at once when it resumes).
 pub(super) fn log_end(remote: SocketAddr, result: Result<(), MeshError>) {
     match result {
         Ok(()) | Err(MeshError::Connection(ConnectionError::Frame(FrameError::Closed))) => {
             tracing::debug!(%remote, "mesh connection closed");
+        }
+        Err(MeshError::Connection(ConnectionError::Tls { error, .. }))
+            if error.kind() == std::io::ErrorKind::UnexpectedEof =>
+        {
+            tracing::debug!(%remote, "mesh connection closed during the TLS handshake");
         }
         Err(e) => tracing::warn!(%remote, error = %e, "mesh connection refused or closed"),
     }
