@@ -89,6 +89,11 @@ impl TlsArgs {
                  or --ca, --cert and --key; or --plaintext"
             );
         };
+        if files.cert.as_os_str().is_empty() || files.key.as_os_str().is_empty() {
+            bail!(
+                "no certificate and key: give --cert and --key, or --certs DIR holding node.pem and node.key"
+            );
+        }
         let tls = Tls::node_from_files(&files, mutual).context("loading TLS files")?;
         Ok(Security::Tls(Arc::new(tls)))
     }

@@ -45,9 +45,14 @@ pub(crate) enum StreamsCommand {
         /// Wait for this many consumers before publishing.
         #[arg(long, default_value_t = 1)]
         consumers: usize,
-        /// Items (and bytes) kept for consumers that reconnect.
+        /// Items kept for consumers that reconnect.
         #[arg(long, default_value_t = 1024)]
         buffer: usize,
+        /// How long to wait for consumers, before the first item or when
+        /// none is left; past it, the command fails (exit status 1) saying
+        /// how many lines were published (e.g. 30s, 10m).
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "60s")]
+        wait: Duration,
         #[command(flatten)]
         peer: PeerArgs,
     },
@@ -107,8 +112,7 @@ impl PeerArgs {
         let tls = &self.connect.tls;
         let security = tls.node_security(false).context(
             "a process that joins the mesh of a TLS cluster accepts connections, so it needs a \
-             certificate and key signed by the cluster's CA (--certs DIR with node.pem and \
-             node.key, or --cert and --key)",
+             certificate signed by the cluster's CA, as a node does",
         )?;
         let client = self.connect.client_with(security).await?;
         let name = match &self.name {
@@ -139,8 +143,9 @@ pub(crate) async fn run(command: StreamsCommand) -> anyhow::Result<()> {
             key_field,
             consumers,
             buffer,
+            wait,
             peer,
-        } => publish(&stream, key_field, consumers, buffer, &peer).await,
+        } => publish(&stream, key_field, (consumers, wait), buffer, &peer).await,
         StreamsCommand::Subscribe {
             stream,
             tags,
@@ -226,7 +231,7 @@ fn key_of(value: &Json, field: &str) -> String {
 async fn publish(
     stream: &str,
     key_field: Option<String>,
-    consumers: usize,
+    (consumers, wait): (usize, Duration),
     buffer: usize,
     peer: &PeerArgs,
 ) -> anyhow::Result<()> {
@@ -253,7 +258,7 @@ async fn publish(
         }
     });
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
-    let (mut number, mut bad) = (0u64, 0u64);
+    let (mut number, mut bad, mut published) = (0u64, 0u64, 0u64);
     while let Some(line) = lines.next_line().await.context("reading standard input")? {
         number += 1;
         if line.trim().is_empty() {
@@ -261,7 +266,19 @@ async fn publish(
         }
         match line.parse::<Json>() {
             Ok(value) => {
+                if tokio::time::timeout(wait, producer.when().online())
+                    .await
+                    .is_err()
+                {
+                    waiting.abort();
+                    bail!(
+                        "fewer than {consumers} consumer(s) of {stream} for {}: {published} \
+                         line(s) published, line {number} and after not",
+                        humantime::format_duration(wait),
+                    );
+                }
                 producer.send(&value).await?;
+                published += 1;
             }
             Err(e) => {
                 bad += 1;

@@ -8,21 +8,42 @@ use std::io::{Read, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// A command that is killed if the test ends before it does.
+struct Running(Option<Child>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// A stream command started with the cluster's certificates.
-fn spawn(cluster: &Cluster, address: &str, args: &[&str]) -> Child {
-    Command::new(BIN)
-        .args(args)
-        .args(["--addr", address, "--certs"])
-        .arg(cluster.certs())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+fn spawn(cluster: &Cluster, address: &str, args: &[&str]) -> Running {
+    Running(Some(
+        Command::new(BIN)
+            .args(args)
+            .args(["--addr", address, "--certs"])
+            .arg(cluster.certs())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ))
+}
+
+impl Running {
+    fn stdin(&mut self) -> std::process::ChildStdin {
+        self.0.as_mut().unwrap().stdin.take().unwrap()
+    }
 }
 
 /// Waits (at most 60 s) for `child` to exit: its status, stdout, stderr.
-fn finish(mut child: Child) -> (Option<i32>, String, String) {
+fn finish(mut running: Running) -> (Option<i32>, String, String) {
+    let mut child = running.0.take().unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     while child.try_wait().unwrap().is_none() {
         if Instant::now() > deadline {
@@ -83,9 +104,7 @@ async fn a_subscriber_started_first_gets_every_published_line() {
     // Publishes through another; one line is not JSON.
     let mut publisher = spawn(&cluster, n3, &["publish", "prices", "--tag", "region=eu"]);
     publisher
-        .stdin
-        .take()
-        .unwrap()
+        .stdin()
         .write_all(b"{\"sym\":\"A\",\"cents\":1}\nnot json\n{\"sym\":\"B\",\"cents\":2}\n3\n")
         .unwrap();
     let (code, _, err) = finish(publisher);
@@ -118,7 +137,7 @@ async fn a_filter_and_token_scopes_apply_on_the_command_line() {
         &["subscribe", "trades", "--filter", "eu*", "--count", "2"],
     );
     let mut publisher = spawn(&cluster, n2, &["publish", "trades", "--key-field", "venue"]);
-    let mut input = publisher.stdin.take().unwrap();
+    let mut input = publisher.stdin();
     for (venue, n) in [("eu-1", 1), ("us-1", 2), ("us-2", 3), ("eu-2", 4)] {
         writeln!(input, r#"{{"venue":"{venue}","n":{n}}}"#).unwrap();
     }
@@ -147,7 +166,7 @@ async fn a_filter_and_token_scopes_apply_on_the_command_line() {
     assert!(out.status.success(), "{}", stderr(&out));
     let token = stdout(&out).trim().to_owned();
     let mut refused = spawn(&cluster, n1, &["publish", "trades", "--token", &token]);
-    drop(refused.stdin.take());
+    drop(refused.stdin());
     let (code, _, err) = finish(refused);
     assert_eq!(code, Some(1), "{err}");
     assert!(
@@ -155,4 +174,22 @@ async fn a_filter_and_token_scopes_apply_on_the_command_line() {
         "{err}"
     );
     assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_without_consumers_gives_up_after_its_wait() {
+    let cluster = Cluster::new();
+    let node = cluster.start("n1", "127.0.0.1:0", &[]);
+    let mut publisher = spawn(
+        &cluster,
+        &node.address,
+        &["publish", "nobody-listens", "--wait", "1s"],
+    );
+    writeln!(publisher.stdin(), "1\n2").unwrap();
+    let (code, _, err) = finish(publisher);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("fewer than 1 consumer(s) of nobody-listens for 1s: 0 line(s) published"),
+        "{err}"
+    );
 }
