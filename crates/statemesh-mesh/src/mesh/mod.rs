@@ -247,6 +247,36 @@ impl Mesh {
         }
     }
 
+    /// Settings to join the mesh of the cluster `client` is connected to,
+    /// as the peer named `name`: a node issues the pass (with the streams
+    /// the client's token may produce and consume, for 30 days or until
+    /// the token expires if sooner) and the cluster's members are the
+    /// seeds. When the pass expires, the peer's connections end: join
+    /// again with a fresh token. The peer's id comes from `name` and the
+    /// token's subject, so the same name joins as the same peer after a
+    /// restart, and resumes its streams.
+    ///
+    /// # Errors
+    ///
+    /// [`MeshError::Client`] if no node answered or the token may not
+    /// join; [`MeshError::Pass`] if what came back does not decode.
+    pub async fn through(
+        client: &statemesh_client::Client,
+        name: &str,
+    ) -> Result<MeshBuilder, MeshError> {
+        let (credentials, seeds) = through::pass(client, name).await?;
+        let options = client.options();
+        let mut builder = Mesh::builder(
+            options.cluster.clone(),
+            options.security.clone(),
+            credentials,
+        );
+        for seed in seeds {
+            builder = builder.seed(seed);
+        }
+        Ok(builder)
+    }
+
     /// This peer's id (the one its pass names).
     #[must_use]
     pub fn id(&self) -> PeerId {

@@ -57,7 +57,14 @@ pub(crate) struct ServerInner {
     pub(super) leaving: std::sync::atomic::AtomicBool,
     /// The node's mesh, once it has joined (after entering its cluster).
     /// Taken at shutdown, which ends its tasks.
-    pub(super) mesh: Mutex<Option<Arc<super::mesh::NodeMesh>>>,
+    pub(super) mesh: Mutex<Option<Arc<NodeMesh>>>,
+}
+
+/// The node's place in the mesh (`super::mesh`), and the key it signs
+/// passes with.
+pub(crate) struct NodeMesh {
+    pub(super) mesh: statemesh_mesh::Mesh,
+    pub(super) issuer: statemesh_mesh::pass::PassIssuer,
 }
 
 /// Locks `m`; nothing panics while holding one of the server's locks.
@@ -184,13 +191,10 @@ impl ServerInner {
     /// Points the network at every member's recorded address.
     pub(super) fn learn_addresses(&self) {
         let members = self.system.read_local(|s| s.members.clone());
-        for (id, m) in &members {
-            if *id != self.id && self.net.address(*id).as_deref() != Some(&m.address) {
-                self.net.set_address(*id, m.address.clone());
+        for (id, m) in members {
+            if id != self.id && self.net.address(id).as_deref() != Some(&m.address) {
+                self.net.set_address(id, m.address.clone());
             }
-        }
-        if let Some(node) = &*lock(&self.mesh) {
-            node.mesh.set_seeds(super::mesh::seeds(self));
         }
     }
 

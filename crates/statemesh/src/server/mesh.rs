@@ -1,7 +1,7 @@
 //! The node's place in the mesh: it shares the node's port, its seeds are
 //! the cluster's other members, and it issues passes to token holders.
 
-use super::inner::ServerInner;
+use super::inner::{NodeMesh, ServerInner, lock};
 use super::options::ServerError;
 use crate::network::Grant;
 use statemesh_client::Refusal;
@@ -16,12 +16,6 @@ use std::time::{Duration, SystemTime};
 /// How long a node's own pass lasts: it issues itself a new one at each
 /// start, and a pass that expired would end its mesh connections.
 const NODE_PASS: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
-
-/// The running mesh of a node, and the key it signs passes with.
-pub(crate) struct NodeMesh {
-    pub(super) mesh: Mesh,
-    issuer: PassIssuer,
-}
 
 /// Joins the mesh once the node knows its cluster's id (every node derives
 /// the same signing key from the cluster secret and that id).
@@ -63,6 +57,13 @@ pub(super) async fn start(inner: &ServerInner) -> Result<NodeMesh, ServerError> 
     Ok(NodeMesh { mesh, issuer })
 }
 
+/// Points the node's mesh at the members as they now are.
+pub(super) fn refresh_seeds(inner: &ServerInner) {
+    if let Some(node) = &*lock(&inner.mesh) {
+        node.mesh.set_seeds(seeds(inner));
+    }
+}
+
 /// The members' addresses: every node's mesh listens on its node's port.
 pub(super) fn seeds(inner: &ServerInner) -> Vec<String> {
     inner.system.read_local(|s| {
@@ -76,7 +77,7 @@ pub(super) fn seeds(inner: &ServerInner) -> Vec<String> {
 
 /// The node's mesh, once it has joined (after entering its cluster).
 fn joined(inner: &ServerInner) -> Result<Arc<NodeMesh>, Refusal> {
-    super::inner::lock(&inner.mesh)
+    lock(&inner.mesh)
         .clone()
         .ok_or_else(|| Refusal::Unavailable("this node has not joined the mesh yet".into()))
 }
@@ -105,7 +106,7 @@ pub(super) fn issue(
     name: &str,
     ttl: Duration,
 ) -> Result<ClientReply, Refusal> {
-    let Some(node) = super::inner::lock(&inner.mesh).clone() else {
+    let Some(node) = lock(&inner.mesh).clone() else {
         return Err(Refusal::Unavailable(
             "this node has not joined the mesh yet".into(),
         ));

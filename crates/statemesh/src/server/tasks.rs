@@ -25,6 +25,7 @@ pub(super) async fn follow_cluster(inner: Arc<ServerInner>) {
     let mut was_member = false;
     loop {
         inner.learn_addresses();
+        super::mesh::refresh_seeds(&inner);
         let member = inner
             .system
             .read_local(|s| s.members.contains_key(&inner.id));
