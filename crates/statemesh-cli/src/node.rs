@@ -94,6 +94,11 @@ pub(crate) struct NodeArgs {
     /// The directory of those regions [default: /dev/shm].
     #[arg(long, env = "STATEMESH_PUBLISH_DIR")]
     publish_dir: Option<PathBuf>,
+    /// Tags this node shows in the mesh, for streams that choose peers by
+    /// tag (`region=eu`; comma-separated or repeated).
+    #[arg(long, env = "STATEMESH_TAG", value_delimiter = ',')]
+    #[serde(default)]
+    tag: Vec<String>,
     /// On SIGTERM or Ctrl-C, leave the cluster (the others stop counting
     /// this node) before stopping.
     #[arg(long, env = "STATEMESH_LEAVE_ON_SHUTDOWN")]
@@ -162,6 +167,11 @@ impl NodeArgs {
                 self.publish
             },
             publish_dir: self.publish_dir.or(file.publish_dir),
+            tag: if self.tag.is_empty() {
+                file.tag
+            } else {
+                self.tag
+            },
             address_file: self.address_file.or(file.address_file),
             http: self.http.or(file.http),
             leave_on_shutdown: self.leave_on_shutdown || file.leave_on_shutdown,
@@ -228,6 +238,7 @@ impl NodeArgs {
             o.history.bytes = b.0;
         }
         o.publish.clone_from(&self.publish);
+        o.tags.clone_from(&self.tag);
         if let Some(d) = &self.publish_dir {
             o.local = LocalOptions::new().dir(d);
         }

@@ -177,9 +177,17 @@ async fn a_filter_and_token_scopes_apply_on_the_command_line() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn publish_without_consumers_gives_up_after_its_wait() {
+async fn a_nodes_tags_are_listed_and_publish_gives_up_after_its_wait() {
     let cluster = Cluster::new();
-    let node = cluster.start("n1", "127.0.0.1:0", &[]);
+    let node = cluster.start("n1", "127.0.0.1:0", &["--tag", "region=eu,role=seed"]);
+    let listed = peers(&cluster, &node.address);
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["role"], "node");
+    assert_eq!(
+        listed[0]["tags"],
+        serde_json::json!(["region=eu", "role=seed"]),
+        "a node's --tag reaches the catalog"
+    );
     let mut publisher = spawn(
         &cluster,
         &node.address,

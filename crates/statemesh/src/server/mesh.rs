@@ -106,11 +106,7 @@ pub(super) fn issue(
     name: &str,
     ttl: Duration,
 ) -> Result<ClientReply, Refusal> {
-    let Some(node) = lock(&inner.mesh).clone() else {
-        return Err(Refusal::Unavailable(
-            "this node has not joined the mesh yet".into(),
-        ));
-    };
+    let node = joined(inner)?;
     if name.is_empty() || ttl.is_zero() {
         return Err(Refusal::BadRequest(
             "a mesh pass needs a peer name and a lifetime".into(),
