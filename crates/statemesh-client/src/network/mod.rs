@@ -18,6 +18,8 @@ pub mod handshake;
 mod limits;
 #[doc(hidden)]
 pub mod push;
+#[doc(hidden)]
+pub mod repeats;
 mod tls;
 
 pub use error::{AuthError, ConnectionError};

@@ -27,6 +27,7 @@ use crate::peer::{PeerId, PeerInfo, Role, Tags};
 use links::{Dialer, Links};
 use shared::{Running, Shared};
 use statemesh_client::network::accept::Incoming;
+use statemesh_client::network::repeats::Repeats;
 use statemesh_client::network::{Limits, Security};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -190,6 +191,7 @@ impl MeshBuilder {
             seeds,
             seed_errors: Mutex::new(HashMap::new()),
             producers: Mutex::new(HashMap::new()),
+            repeats: Repeats::default(),
         });
         let mut tasks = vec![tokio::spawn(discovery::drive(Arc::clone(&shared)))];
         if let Some(listener) = listener {
@@ -311,7 +313,11 @@ impl Mesh {
     /// peer (see [`MeshBuilder::without_listener`]): checks its pass,
     /// answers, and serves it until it closes. How it ended is logged.
     pub async fn serve(&self, incoming: Incoming, remote: SocketAddr) {
-        server::log_end(remote, server::serve_incoming(&self.shared, incoming).await);
+        server::log_end(
+            &self.shared,
+            remote,
+            server::serve_incoming(&self.shared, incoming).await,
+        );
     }
 
     /// Replaces the peers this one joins through (a node does this as the

@@ -28,15 +28,16 @@ const OUTBOX: usize = 1024;
 pub(super) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
     accept::accept_loop(listener, "mesh accept", |tcp, remote| {
         let shared = Arc::clone(&shared);
-        async move { log_end(remote, session(&shared, tcp).await) }
+        async move { log_end(&shared, remote, session(&shared, tcp).await) }
     })
     .await;
 }
 
 /// Says how a served connection ended: quietly if the peer closed it,
 /// even in the middle of the TLS handshake (a peer that gave up dialing
-/// this one while it was paused: dozens of them at once when it resumes).
-pub(super) fn log_end(remote: SocketAddr, result: Result<(), MeshError>) {
+/// this one while it was paused: dozens of them at once when it resumes),
+/// and a refusal repeated by the same address once per quiet period.
+pub(super) fn log_end(shared: &Shared, remote: SocketAddr, result: Result<(), MeshError>) {
     match result {
         Ok(()) | Err(MeshError::Connection(ConnectionError::Frame(FrameError::Closed))) => {
             tracing::debug!(%remote, "mesh connection closed");
@@ -46,7 +47,9 @@ pub(super) fn log_end(remote: SocketAddr, result: Result<(), MeshError>) {
         {
             tracing::debug!(%remote, "mesh connection closed during the TLS handshake");
         }
-        Err(e) => tracing::warn!(%remote, error = %e, "mesh connection refused or closed"),
+        Err(e) => shared
+            .repeats
+            .warn(remote, &e, "mesh connection refused or closed"),
     }
 }
 

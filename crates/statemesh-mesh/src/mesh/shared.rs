@@ -6,6 +6,7 @@ use crate::catalog::Catalog;
 use crate::gossip::Gossip;
 use crate::pass::Grant;
 use crate::peer::PeerInfo;
+use statemesh_client::network::repeats::Repeats;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
@@ -47,6 +48,8 @@ pub(crate) struct Shared {
     pub(crate) seed_errors: Mutex<HashMap<String, String>>,
     /// The streams this process produces, by name.
     pub(crate) producers: Mutex<HashMap<String, Arc<ProducerCore>>>,
+    /// Refusals logged lately, so a peer that keeps retrying is one line.
+    pub(crate) repeats: Repeats,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -26,6 +26,6 @@ pub use statemesh_client::network::{
     ConnectionError, FrameError, Limits, PROTOCOL_VERSION, Pushes, Security, Tls, TlsError,
     TlsFiles,
 };
-pub(crate) use statemesh_client::network::{accept, connection, frame, handshake, push};
+pub(crate) use statemesh_client::network::{accept, connection, frame, handshake, push, repeats};
 pub use tcp::{ClientHandler, TcpNetwork, TcpOptions};
 pub use transport::{BoxFuture, Handler, Network, NetworkError};

@@ -22,7 +22,7 @@ pub(super) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         async move {
             let _open = OpenConnection::new();
             if let Err(e) = session(&shared, tcp, remote).await {
-                log_session_end(remote, &e);
+                log_session_end(&shared, remote, &e);
             }
         }
     })
@@ -46,7 +46,7 @@ impl Drop for OpenConnection {
     }
 }
 
-fn log_session_end(remote: SocketAddr, e: &ConnectionError) {
+fn log_session_end(shared: &Shared, remote: SocketAddr, e: &ConnectionError) {
     if !matches!(e, ConnectionError::Frame(FrameError::Closed)) {
         metrics::counter!("statemesh_connections_refused_total").increment(1);
     }
@@ -61,7 +61,9 @@ fn log_session_end(remote: SocketAddr, e: &ConnectionError) {
         {
             tracing::debug!(%remote, "connection closed during the TLS handshake");
         }
-        _ => tracing::warn!(%remote, error = %e, "connection refused or closed"),
+        _ => shared
+            .repeats
+            .warn(remote, e, "connection refused or closed"),
     }
 }
 

@@ -5,6 +5,7 @@ use super::accept::accept_loop;
 use super::handler::ClientHandler;
 use super::options::TcpOptions;
 use super::shared::{Link, Outcome, Shared, lock};
+use crate::network::repeats::Repeats;
 use crate::network::{
     BoxFuture, Handler, Network, NetworkError, connection::CallError, reachability::Reachability,
 };
@@ -60,6 +61,7 @@ impl TcpNetwork {
             mesh: Mutex::new(None),
             addresses: Mutex::new(HashMap::new()),
             links: Mutex::new(HashMap::new()),
+            repeats: Repeats::default(),
         });
         let accept = tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
         Ok(Arc::new(Self {

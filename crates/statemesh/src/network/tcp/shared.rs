@@ -10,6 +10,7 @@ use crate::network::{
     connection::Connection,
     handshake::{Hello, Peer},
     reachability::Reachability,
+    repeats::Repeats,
 };
 use crate::types::{ClusterId, NodeId};
 use std::collections::HashMap;
@@ -27,6 +28,8 @@ pub(super) struct Shared {
     pub(super) mesh: Mutex<Option<statemesh_mesh::Mesh>>,
     pub(super) addresses: Mutex<HashMap<NodeId, String>>,
     pub(super) links: Mutex<HashMap<NodeId, Arc<Link>>>,
+    /// Refusals logged lately, so a peer that keeps retrying is one line.
+    pub(super) repeats: Repeats,
 }
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
