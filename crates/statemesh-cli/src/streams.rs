@@ -107,14 +107,9 @@ pub(crate) struct PeerArgs {
 impl PeerArgs {
     /// Joins the mesh through the cluster: a node issues the pass.
     async fn join(&self) -> anyhow::Result<Mesh> {
-        // A peer accepts connections, so under TLS it serves with a
-        // certificate of the cluster's CA, as a node does.
-        let tls = &self.connect.tls;
-        let security = tls.node_security(false).context(
-            "a process that joins the mesh of a TLS cluster accepts connections, so it needs a \
-             certificate signed by the cluster's CA, as a node does",
-        )?;
-        let client = self.connect.client_with(security).await?;
+        // Under TLS the peer presents its client certificate if it has
+        // one, or one it makes now: its pass names it (no CA needed).
+        let client = self.connect.client().await?;
         let name = match &self.name {
             Some(n) => n.clone(),
             None => format!("cli-{}", PeerId::random()?),

@@ -20,13 +20,31 @@ impl Drop for Running {
     }
 }
 
-/// A stream command started with the cluster's certificates.
+/// A stream command started with the cluster's certificates (so its
+/// peer presents the client certificate).
 fn spawn(cluster: &Cluster, address: &str, args: &[&str]) -> Running {
+    let certs = cluster.certs();
+    spawn_as(address, args, &["--certs", certs.to_str().unwrap()])
+}
+
+/// A stream command that has only what any client has: the CA and a
+/// token (its peer makes a certificate of its own).
+fn spawn_with_ca(cluster: &Cluster, address: &str, args: &[&str]) -> Running {
+    let ca = cluster.certs().join("ca.pem");
+    let secret = cluster.secret();
+    spawn_as(
+        address,
+        args,
+        &["--ca", ca.to_str().unwrap(), "--token", secret.trim()],
+    )
+}
+
+fn spawn_as(address: &str, args: &[&str], credentials: &[&str]) -> Running {
     Running(Some(
         Command::new(BIN)
             .args(args)
-            .args(["--addr", address, "--certs"])
-            .arg(cluster.certs())
+            .args(["--addr", address])
+            .args(credentials)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -86,8 +104,9 @@ async fn a_subscriber_started_first_gets_every_published_line() {
     })
     .await;
 
-    // Subscribes through one node, filtered by the producer's tag.
-    let subscriber = spawn(
+    // Subscribes through one node, filtered by the producer's tag, with
+    // no certificate of its own.
+    let subscriber = spawn_with_ca(
         &cluster,
         n2,
         &["subscribe", "prices", "--tags", "region=eu", "--count", "3"],

@@ -105,7 +105,13 @@ pub enum ClientRequest {
     /// A pass into the cluster's mesh for the peer named `name` (unique
     /// among the token holder's peers), good for `ttl_secs` at most;
     /// answers [`ClientReply::MeshPass`].
-    MeshPass { name: String, ttl_secs: u64 },
+    MeshPass {
+        name: String,
+        ttl_secs: u64,
+        /// The SHA-256 of the TLS certificate the peer will present
+        /// (`None` in plaintext).
+        certificate: Option<[u8; 32]>,
+    },
     /// The answering node's mesh catalog, itself first; answers
     /// [`ClientReply::MeshPeers`].
     MeshPeers,

@@ -58,6 +58,7 @@
 
 pub mod catalog;
 pub mod gossip;
+pub mod identity;
 mod mesh;
 pub mod pass;
 pub mod peer;

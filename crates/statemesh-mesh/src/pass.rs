@@ -8,6 +8,12 @@
 //! pass with the cluster's public key alone, which comes with its own
 //! pass. A pass of another cluster fails the signature (another secret)
 //! or the cluster id (the same secret reused), and is refused either way.
+//!
+//! Over TLS a pass also names the SHA-256 of the certificate its holder
+//! presents, and each side of a mesh connection checks that the other's
+//! certificate is that one: a pass copied by a peer it was shown to is
+//! worth nothing without the certificate's key. So a peer needs no
+//! certificate from the cluster's CA; one made for the occasion does.
 
 use crate::peer::PeerId;
 use ring::signature::{ED25519, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
@@ -30,6 +36,15 @@ pub struct Grant {
     pub produce: Vec<String>,
     /// Streams it may consume, the same way.
     pub consume: Vec<String>,
+    /// The SHA-256 of the TLS certificate (DER) its holder presents, see
+    /// [`certificate_hash`]; `None` for a pass good only in plaintext.
+    pub certificate: Option<[u8; 32]>,
+}
+
+/// The SHA-256 of a certificate (DER), as a pass names it.
+#[must_use]
+pub fn certificate_hash(der: &[u8]) -> [u8; 32] {
+    Sha256::digest(der).into()
 }
 
 impl Grant {
@@ -43,6 +58,26 @@ impl Grant {
     #[must_use]
     pub fn may_consume(&self, name: &str) -> bool {
         any_matches(&self.consume, name)
+    }
+
+    /// Whether `presented`, the certificate (DER) the holder showed over
+    /// TLS, is the one this pass names.
+    ///
+    /// # Errors
+    ///
+    /// [`PassError::Certificate`] if not, or if either is missing.
+    pub fn check_certificate(&self, presented: Option<&[u8]>) -> Result<(), PassError> {
+        match (self.certificate, presented) {
+            (Some(named), Some(der)) if named == certificate_hash(der) => Ok(()),
+            (None, _) => Err(PassError::Certificate(
+                "the pass names no TLS certificate (it was issued for plaintext)",
+            )),
+            (Some(_), None) => Err(PassError::Certificate("no TLS certificate was presented")),
+            (Some(_), Some(_)) => Err(PassError::Certificate(
+                "the TLS certificate presented is not the one the pass names: a pass \
+                 held by another process",
+            )),
+        }
     }
 }
 
@@ -86,6 +121,9 @@ pub enum PassError {
     /// The signed bytes are not a grant.
     #[error("the mesh pass is malformed: {0}")]
     Malformed(String),
+    /// Over TLS, the holder's certificate is not the one the pass names.
+    #[error("the mesh pass does not match the TLS certificate: {0}")]
+    Certificate(&'static str),
 }
 
 /// The cluster's public key: checks passes. Every peer holds one.
@@ -199,7 +237,8 @@ impl PassIssuer {
     }
 
     /// A pass for `peer`, good for `ttl`, to produce and consume what the
-    /// patterns allow.
+    /// patterns allow, in a plaintext mesh (over TLS, see
+    /// [`PassIssuer::issue_bound`]).
     #[must_use]
     pub fn issue(
         &self,
@@ -207,6 +246,20 @@ impl PassIssuer {
         ttl: Duration,
         produce: Vec<String>,
         consume: Vec<String>,
+    ) -> Pass {
+        self.issue_bound(peer, ttl, produce, consume, None)
+    }
+
+    /// [`PassIssuer::issue`], for the holder of the TLS certificate whose
+    /// [`certificate_hash`] is `certificate`.
+    #[must_use]
+    pub fn issue_bound(
+        &self,
+        peer: PeerId,
+        ttl: Duration,
+        produce: Vec<String>,
+        consume: Vec<String>,
+        certificate: Option<[u8; 32]>,
     ) -> Pass {
         let expires = (SystemTime::now() + ttl)
             .duration_since(UNIX_EPOCH)
@@ -217,6 +270,7 @@ impl PassIssuer {
             expires,
             produce,
             consume,
+            certificate,
         };
         // A grant of ids, numbers and strings always encodes.
         self.sign_bytes(postcard::to_allocvec(&grant).unwrap_or_default())

@@ -96,29 +96,26 @@ fn peers_that_give_up_during_the_tls_handshake_are_not_warned_about() {
         .enable_all()
         .build()
         .unwrap();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
-        .unwrap()
-        .self_signed(&key)
-        .unwrap()
-        .pem();
-    let tls = statemesh_client::network::Tls::node(
-        cert.as_bytes(),
-        cert.as_bytes(),
-        key.serialize_pem().as_bytes(),
-        false,
-    )
-    .unwrap();
+    let identity = statemesh_mesh::identity::ephemeral().unwrap();
+    let tls = statemesh_client::network::Tls::peer(Arc::clone(&identity)).unwrap();
+    let cluster = "0000000000000000000000000000c1c1".parse().unwrap();
+    let issuer = PassIssuer::new(b"ours", cluster);
+    let credentials = Credentials {
+        pass: issuer.issue_bound(
+            PeerId::from_name("ours"),
+            Duration::from_secs(600),
+            vec![],
+            vec![],
+            Some(statemesh_mesh::identity::hash(&identity)),
+        ),
+        verifier: issuer.verifier(),
+    };
     tracing::subscriber::with_default(subscriber, || {
         runtime.block_on(async {
-            let peer = Mesh::builder(
-                "c",
-                Security::Tls(Arc::new(tls)),
-                credentials(b"ours", "ours"),
-            )
-            .start()
-            .await
-            .unwrap();
+            let peer = Mesh::builder("c", Security::Tls(Arc::new(tls)), credentials)
+                .start()
+                .await
+                .unwrap();
             // What a peer that stopped waiting leaves behind: the start of
             // a TLS record, then nothing.
             for _ in 0..20 {

@@ -17,18 +17,19 @@ const JWT_KEY: &str = "the-jwt-key";
 struct Env {
     certs: DevCertificates,
     dir: tempfile::TempDir,
+    /// Whether nodes require client certificates.
+    mutual: bool,
 }
 
 impl Env {
-    fn new() -> Self {
+    fn new(mutual: bool) -> Self {
         Self {
             certs: DevCertificates::generate(&[]).unwrap(),
             dir: tempfile::tempdir().unwrap(),
+            mutual,
         }
     }
 
-    /// A node's TLS: also what a client process that joins the mesh needs,
-    /// since it accepts connections too.
     fn security(&self) -> Security {
         let c = &self.certs;
         Security::Tls(Arc::new(
@@ -36,10 +37,21 @@ impl Env {
                 c.ca.as_bytes(),
                 c.node.as_bytes(),
                 c.node_key.as_bytes(),
-                false,
+                self.mutual,
             )
             .unwrap(),
         ))
+    }
+
+    /// A client's TLS: the CA, and a client certificate only where the
+    /// nodes require one. Its mesh peer makes a certificate of its own
+    /// when it has none.
+    fn client_security(&self) -> Security {
+        let c = &self.certs;
+        let identity = self
+            .mutual
+            .then_some((c.client.as_bytes(), c.client_key.as_bytes()));
+        Security::Tls(Arc::new(Tls::client(c.ca.as_bytes(), identity).unwrap()))
     }
 
     async fn start(&self, name: &str, join: &[String], tags: &[&str]) -> Server {
@@ -56,9 +68,13 @@ impl Env {
 
     async fn client(&self, at: &[String], claims: Claims) -> Client {
         let token = claims.sign(&Secret::new(JWT_KEY)).unwrap();
-        Client::connect(at, token, ClientOptions::new(CLUSTER, self.security()))
-            .await
-            .unwrap()
+        Client::connect(
+            at,
+            token,
+            ClientOptions::new(CLUSTER, self.client_security()),
+        )
+        .await
+        .unwrap()
     }
 }
 
@@ -71,7 +87,17 @@ async fn next(items: &mut statemesh::mesh::Consumer<u64>) -> Result<u64, Consume
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_issue_passes_and_token_scopes_decide_streams() {
-    let env = Env::new();
+    nodes_and_token_holders(Env::new(false)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_mutual_tls_a_token_holder_joins_with_its_client_certificate() {
+    nodes_and_token_holders(Env::new(true)).await;
+}
+
+/// Three nodes, and token holders that join through them with only what
+/// a client has (the CA, and a client certificate where required).
+async fn nodes_and_token_holders(env: Env) {
     let a = env.start("a", &[], &["region=eu"]).await;
     let at = vec![a.address().to_owned()];
     let b = env.start("b", &at, &[]).await;

@@ -6,6 +6,7 @@
 use super::connection::BoxStream;
 use super::frame::{self, Kind};
 use super::handshake::{self, MAX_HANDSHAKE, Welcome};
+use super::tls::first_certificate;
 use super::{ConnectionError, FrameError, Limits, Security};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -46,6 +47,8 @@ pub struct Incoming {
     pub writer: WriteHalf<BoxStream>,
     /// The hello's payload, for the listener to admit.
     pub hello: Vec<u8>,
+    /// The certificate (DER) the other side presented over TLS, if any.
+    pub peer_certificate: Option<Vec<u8>>,
 }
 
 /// Secures `tcp` as `security` says and reads the hello, all within the
@@ -75,23 +78,23 @@ pub async fn accept(
             if tls_hello { "TLS" } else { "plaintext" }
         )));
     }
-    let stream: BoxStream = match security {
+    let (stream, peer_certificate): (BoxStream, _) = match security {
         Security::Tls(tls) => {
             let acceptor = tls
                 .acceptor()
                 .ok_or_else(|| ConnectionError::Handshake("no server certificate".into()))?;
             let accept = acceptor.accept(tcp);
-            Box::new(
-                tokio::time::timeout(limits.connect_timeout, accept)
-                    .await
-                    .map_err(|_| ConnectionError::Timeout(limits.connect_timeout))?
-                    .map_err(|error| ConnectionError::Tls {
-                        error,
-                        ca: tls.ca_source(),
-                    })?,
-            )
+            let stream = tokio::time::timeout(limits.connect_timeout, accept)
+                .await
+                .map_err(|_| ConnectionError::Timeout(limits.connect_timeout))?
+                .map_err(|error| ConnectionError::Tls {
+                    error,
+                    ca: tls.ca_source(),
+                })?;
+            let certificate = first_certificate(stream.get_ref().1.peer_certificates());
+            (Box::new(stream), certificate)
         }
-        Security::Plaintext => Box::new(tcp),
+        Security::Plaintext => (Box::new(tcp), None),
     };
     let (mut reader, writer) = tokio::io::split(stream);
     let first = tokio::time::timeout(
@@ -110,6 +113,7 @@ pub async fn accept(
         reader,
         writer,
         hello: first.payload,
+        peer_certificate,
     })
 }
 

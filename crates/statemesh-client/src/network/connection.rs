@@ -6,7 +6,7 @@ pub use super::frame::Outgoing;
 use super::frame::{self, Kind};
 use super::handshake::{self, Hello, MAX_HANDSHAKE, Welcome};
 use super::push::{self, Handler, Item, Subscription};
-use super::tls::Security;
+use super::tls::{Security, first_certificate};
 use super::{AuthError, ConnectionError, Limits};
 use statemesh_core::{ClusterId, NodeId};
 use std::collections::HashMap;
@@ -74,6 +74,9 @@ pub struct Accepted {
     pub cluster_id: Option<ClusterId>,
     /// A mesh peer's pass, for the mesh to check.
     pub mesh_pass: Option<Vec<u8>>,
+    /// The certificate (DER) it presented over TLS: what a mesh pass
+    /// names.
+    pub peer_certificate: Option<Vec<u8>>,
 }
 
 /// Opens a TCP connection to `address`, secures it as `security` says and
@@ -93,19 +96,21 @@ pub async fn dial(
             .map_err(ConnectionError::Connect)?;
         // Raft messages are small and latency-bound.
         let _ = tcp.set_nodelay(true);
-        let stream: BoxStream = match security {
+        let (stream, peer_certificate): (BoxStream, _) = match security {
             Security::Tls(tls) => {
                 let name = tls
                     .server_name_for(address)
                     .map_err(ConnectionError::Handshake)?;
-                Box::new(tls.connector().connect(name, tcp).await.map_err(|error| {
+                let stream = tls.connector().connect(name, tcp).await.map_err(|error| {
                     ConnectionError::Tls {
                         error,
                         ca: tls.ca_source(),
                     }
-                })?)
+                })?;
+                let certificate = first_certificate(stream.get_ref().1.peer_certificates());
+                (Box::new(stream), certificate)
             }
-            Security::Plaintext => Box::new(tcp),
+            Security::Plaintext => (Box::new(tcp), None),
         };
         let (mut r, mut w) = tokio::io::split(stream);
         frame::write(&mut w, 0, Kind::Handshake, &handshake::encode(hello))
@@ -126,6 +131,7 @@ pub async fn dial(
                     node,
                     cluster_id,
                     mesh_pass: None,
+                    peer_certificate,
                 },
             )),
             Welcome::Mesh { pass } => Ok((
@@ -135,6 +141,7 @@ pub async fn dial(
                     node: 0,
                     cluster_id: None,
                     mesh_pass: Some(pass),
+                    peer_certificate,
                 },
             )),
             Welcome::Refused(why) => Err(ConnectionError::Refused(why)),
@@ -205,6 +212,8 @@ pub struct Connection {
     pub cluster_id: Option<ClusterId>,
     /// The accepting mesh peer's pass, if a mesh peer accepted.
     pub mesh_pass: Option<Vec<u8>>,
+    /// The certificate (DER) it presented over TLS.
+    pub peer_certificate: Option<Vec<u8>>,
 }
 
 fn lock(p: &Mutex<Pending>) -> MutexGuard<'_, Pending> {
@@ -310,6 +319,7 @@ impl Connection {
             node: accepted.node,
             cluster_id: accepted.cluster_id,
             mesh_pass: accepted.mesh_pass,
+            peer_certificate: accepted.peer_certificate,
         })
     }
 

@@ -27,4 +27,4 @@ pub use frame::FrameError;
 pub use handshake::PROTOCOL_VERSION;
 pub use limits::Limits;
 pub use push::Pushes;
-pub use tls::{Security, Tls, TlsError, TlsFiles};
+pub use tls::{Identity, Security, Tls, TlsError, TlsFiles};

@@ -23,6 +23,9 @@ pub enum MeshError {
     /// A setting that cannot work.
     #[error("{0}")]
     Config(String),
+    /// TLS settings that cannot work (or no certificate could be made).
+    #[error("tls: {0}")]
+    Tls(#[from] statemesh_client::network::TlsError),
     /// A connection to a peer failed.
     #[error("{0}")]
     Connection(#[from] ConnectionError),

@@ -106,14 +106,18 @@ async fn dial(dialer: &Dialer, address: &str) -> Result<Link, MeshError> {
                     address: address.to_owned(),
                     error: crate::pass::PassError::Malformed(e.to_string()),
                 })?;
-            dialer
-                .credentials
-                .verifier
-                .verify(&pass)
-                .map_err(|error| MeshError::PeerPass {
-                    address: address.to_owned(),
-                    error,
-                })
+            let grant = dialer.credentials.verifier.verify(&pass)?;
+            if matches!(dialer.security, Security::Tls(_)) {
+                grant.check_certificate(connection.peer_certificate.as_deref())?;
+            }
+            Ok(grant)
+        })
+        .map_err(|e| match e {
+            MeshError::Pass(error) => MeshError::PeerPass {
+                address: address.to_owned(),
+                error,
+            },
+            other => other,
         })?;
     Ok(Link { connection, grant })
 }

@@ -22,13 +22,13 @@ pub use when::When;
 
 use crate::catalog::Catalog;
 use crate::gossip::{Gossip, Timing};
-use crate::pass::Credentials;
+use crate::pass::{Credentials, Grant};
 use crate::peer::{PeerId, PeerInfo, Role, Tags};
 use links::{Dialer, Links};
 use shared::{Running, Shared};
 use statemesh_client::network::accept::Incoming;
 use statemesh_client::network::repeats::Repeats;
-use statemesh_client::network::{Limits, Security};
+use statemesh_client::network::{Limits, Security, Tls};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -128,17 +128,9 @@ impl MeshBuilder {
     /// certificate to accept connections with.
     pub async fn start(self) -> Result<Mesh, MeshError> {
         let grant = self.credentials.verifier.verify(&self.credentials.pass)?;
+        let security = peer_security(&self.security, &grant)?;
         let (listener, address) = match (&self.listen, self.advertise) {
             (Some(listen), advertise) => {
-                if let Security::Tls(tls) = &self.security
-                    && tls.acceptor().is_none()
-                {
-                    return Err(MeshError::Config(
-                        "a mesh peer of a TLS cluster accepts connections, so it needs a \
-                         certificate and key signed by the cluster's CA (like a node's)"
-                            .into(),
-                    ));
-                }
                 let bind = |source| MeshError::Bind {
                     address: listen.clone(),
                     source,
@@ -177,7 +169,7 @@ impl MeshBuilder {
         let shared = Arc::new(Shared {
             dialer: Dialer {
                 cluster: self.cluster,
-                security: self.security,
+                security,
                 limits: self.limits,
                 credentials: self.credentials,
             },
@@ -205,6 +197,25 @@ impl MeshBuilder {
             running: Arc::new(Running(tasks)),
         })
     }
+}
+
+/// What a peer dials and serves with: under TLS, the certificate its own
+/// pass names, any certificate taken from others (their passes are
+/// checked against theirs instead of the CA).
+fn peer_security(security: &Security, grant: &Grant) -> Result<Security, MeshError> {
+    let Security::Tls(tls) = security else {
+        return Ok(Security::Plaintext);
+    };
+    let identity = tls.identity().ok_or_else(|| {
+        MeshError::Config(
+            "a TLS mesh peer presents the certificate its pass names, and these TLS settings \
+             have none: join with Mesh::through (it makes one), or give \
+             Tls::peer(statemesh_mesh::identity::ephemeral()?) and a pass naming it"
+                .into(),
+        )
+    })?;
+    grant.check_certificate(Some(identity.certificate()))?;
+    Ok(Security::Tls(Arc::new(Tls::peer(Arc::clone(identity))?)))
 }
 
 /// This process in the mesh. Cheap to clone; the mesh's tasks stop when
@@ -266,13 +277,15 @@ impl Mesh {
         client: &statemesh_client::Client,
         name: &str,
     ) -> Result<MeshBuilder, MeshError> {
-        let (credentials, seeds) = through::pass(client, name).await?;
         let options = client.options();
-        let mut builder = Mesh::builder(
-            options.cluster.clone(),
-            options.security.clone(),
-            credentials,
-        );
+        let identity = crate::identity::for_security(&options.security)?;
+        let certificate = identity.as_deref().map(crate::identity::hash);
+        let (credentials, seeds) = through::pass(client, name, certificate).await?;
+        let security = match identity {
+            Some(identity) => Security::Tls(Arc::new(Tls::peer(identity)?)),
+            None => Security::Plaintext,
+        };
+        let mut builder = Mesh::builder(options.cluster.clone(), security, credentials);
         for seed in seeds {
             builder = builder.seed(seed);
         }

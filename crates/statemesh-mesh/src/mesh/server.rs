@@ -13,7 +13,7 @@ use statemesh_client::network::connection::{Outgoing, spawn_writer};
 use statemesh_client::network::frame::{FrameReader, Kind};
 use statemesh_client::network::handshake::{self, Hello, Peer, Welcome};
 use statemesh_client::network::push::Acks;
-use statemesh_client::network::{ConnectionError, FrameError};
+use statemesh_client::network::{ConnectionError, FrameError, Security};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -74,8 +74,9 @@ pub(super) async fn serve_incoming(
         reader,
         mut writer,
         hello,
+        peer_certificate,
     } = incoming;
-    let admitted = admit(shared, &hello);
+    let admitted = admit(shared, &hello, peer_certificate.as_deref());
     let welcome = match &admitted {
         Ok(_) => Welcome::Mesh {
             pass: postcard::to_allocvec(&shared.dialer.credentials.pass).unwrap_or_default(),
@@ -93,8 +94,9 @@ pub(super) async fn serve_incoming(
     serve(shared, grant, FrameReader::new(reader), writer).await
 }
 
-/// Who the connecting peer is, if its pass admits it.
-fn admit(shared: &Shared, hello: &[u8]) -> Result<Grant, MeshError> {
+/// Who the connecting peer is, if its pass admits it (and, over TLS,
+/// names the certificate it presented).
+fn admit(shared: &Shared, hello: &[u8], certificate: Option<&[u8]>) -> Result<Grant, MeshError> {
     let hello: Hello = handshake::decode(hello)?;
     if hello.cluster != shared.dialer.cluster {
         return Err(MeshError::Config(format!(
@@ -114,12 +116,16 @@ fn admit(shared: &Shared, hello: &[u8]) -> Result<Grant, MeshError> {
     };
     let pass: Pass = statemesh_core::decode::from_bytes(&pass)
         .map_err(|e| peer_pass(PassError::Malformed(e.to_string())))?;
-    shared
+    let grant = shared
         .dialer
         .credentials
         .verifier
         .verify(&pass)
-        .map_err(peer_pass)
+        .map_err(peer_pass)?;
+    if matches!(shared.dialer.security, Security::Tls(_)) {
+        grant.check_certificate(certificate).map_err(peer_pass)?;
+    }
+    Ok(grant)
 }
 
 /// One subscription served on this connection.

@@ -14,13 +14,16 @@ pub(crate) const PASS_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// A pass for the peer named `name` from the node `client` is connected
 /// to (see `Mesh::through`), and the members' addresses as seeds.
+/// Over TLS, the pass names `certificate` (see `crate::identity`).
 pub(super) async fn pass(
     client: &Client,
     name: &str,
+    certificate: Option<[u8; 32]>,
 ) -> Result<(Credentials, Vec<String>), MeshError> {
     let request = ClientRequest::MeshPass {
         name: name.to_owned(),
         ttl_secs: PASS_TTL.as_secs(),
+        certificate,
     };
     let ClientReply::MeshPass {
         pass,

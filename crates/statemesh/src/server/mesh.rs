@@ -3,7 +3,7 @@
 
 use super::inner::{NodeMesh, ServerInner, lock};
 use super::options::ServerError;
-use crate::network::Grant;
+use crate::network::{Grant, Security};
 use statemesh_client::Refusal;
 use statemesh_client::protocol::ClientReply;
 use statemesh_mesh::Mesh;
@@ -28,12 +28,18 @@ pub(super) async fn start(inner: &ServerInner) -> Result<NodeMesh, ServerError> 
     let options = &inner.options.network;
     let issuer = PassIssuer::new(options.auth.secret().as_bytes(), cluster_id);
     let everything = || vec!["*".to_owned()];
+    // Over TLS, the node's mesh presents the node's own certificate.
+    let certificate = match &options.security {
+        Security::Tls(tls) => tls.identity().map(|i| statemesh_mesh::identity::hash(i)),
+        Security::Plaintext => None,
+    };
     let credentials = Credentials {
-        pass: issuer.issue(
+        pass: issuer.issue_bound(
             PeerId::from_name(&format!("node {}", inner.id)),
             NODE_PASS,
             everything(),
             everything(),
+            certificate,
         ),
         verifier: issuer.verifier(),
     };
@@ -99,12 +105,14 @@ pub(super) fn peers(inner: &ServerInner) -> Result<ClientReply, Refusal> {
 /// A pass for the token holder's peer `name`: the streams its token may
 /// produce and consume, until it expires or `ttl` passes, whichever is
 /// first. The peer's id is made of the token's subject and `name`, so one
-/// holder cannot take another's (or a node's) id.
+/// holder cannot take another's (or a node's) id. Over TLS the pass
+/// names `certificate`, the one the peer will present.
 pub(super) fn issue(
     inner: &ServerInner,
     grant: &Grant,
     name: &str,
     ttl: Duration,
+    certificate: Option<[u8; 32]>,
 ) -> Result<ClientReply, Refusal> {
     let node = joined(inner)?;
     if name.is_empty() || ttl.is_zero() {
@@ -116,11 +124,12 @@ pub(super) fn issue(
         e.duration_since(SystemTime::now()).unwrap_or_default()
     });
     let peer = PeerId::from_name(&format!("{}/{name}", grant.subject));
-    let pass = node.issuer.issue(
+    let pass = node.issuer.issue_bound(
         peer,
         ttl.min(left),
         grant.produce.clone(),
         grant.consume.clone(),
+        certificate,
     );
     let encode = |e: postcard::Error| Refusal::Unavailable(format!("encoding the pass: {e}"));
     let mut seeds = seeds(inner);

@@ -199,9 +199,17 @@ async fn answer(
         ClientRequest::Subscribe { .. } => Err(Refusal::BadRequest(
             "a subscription comes in a subscribe frame, not a request".into(),
         )),
-        ClientRequest::MeshPass { name, ttl_secs } => {
-            super::mesh::issue(inner, grant, &name, Duration::from_secs(ttl_secs))
-        }
+        ClientRequest::MeshPass {
+            name,
+            ttl_secs,
+            certificate,
+        } => super::mesh::issue(
+            inner,
+            grant,
+            &name,
+            Duration::from_secs(ttl_secs),
+            certificate,
+        ),
         ClientRequest::MeshPeers => super::mesh::peers(inner),
         ClientRequest::WaitVersion {
             collection,

@@ -83,6 +83,7 @@ async fn session(
         reader,
         mut writer,
         hello,
+        ..
     } = incoming;
     let admitted = admit(shared, &hello);
     let welcome = match &admitted {

@@ -9,7 +9,15 @@
 //!
 //! Making certificates (`DevCertificates`) is the node crate's: a client
 //! only loads them.
+//!
+//! Mesh peers are the exception ([`Tls::peer`]): any certificate gets
+//! through TLS, and the mesh then checks it against the peer's pass. So
+//! a node that does not require client certificates still asks for one,
+//! and takes whatever is offered, for the mesh peers among its clients.
 
+mod any;
+
+use any::AnyCertificate;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::server::WebPkiClientVerifier;
@@ -97,6 +105,42 @@ pub struct Tls {
     server_name: Option<String>,
     /// Where the trusted CA came from (its file), for error messages.
     ca_source: Option<Arc<str>>,
+    /// The certificate and key presented, if any.
+    identity: Option<Arc<Identity>>,
+}
+
+/// A certificate chain and its private key: what one side presents.
+pub struct Identity {
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+}
+
+impl std::fmt::Debug for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Identity")
+            .field("certificates", &self.chain.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Identity {
+    /// From PEM: the certificate (chain, its own first) and its key.
+    ///
+    /// # Errors
+    ///
+    /// [`TlsError::Pem`] if either holds nothing usable.
+    pub fn from_pem(cert: &[u8], key_pem: &[u8]) -> Result<Self, TlsError> {
+        Ok(Self {
+            chain: certs(cert, "certificate")?,
+            key: key(key_pem, "key")?,
+        })
+    }
+
+    /// Its own certificate (DER), the one a mesh pass names.
+    #[must_use]
+    pub fn certificate(&self) -> &[u8] {
+        self.chain.first().map_or(&[], |c| c.as_ref())
+    }
 }
 
 impl std::fmt::Debug for Tls {
@@ -164,12 +208,14 @@ impl Tls {
         let roots = Arc::new(roots(ca)?);
         let chain = certs(cert, "node certificate")?;
         let key = key(key_pem, "node key")?;
-        let verifier = if mutual {
+        let verifier: Arc<dyn rustls::server::danger::ClientCertVerifier> = if mutual {
             WebPkiClientVerifier::builder_with_provider(Arc::clone(&roots), provider())
                 .build()
                 .map_err(|e| TlsError::Generate(e.to_string()))?
         } else {
-            WebPkiClientVerifier::no_client_auth()
+            // Not required, but taken when offered: a mesh peer's
+            // certificate is checked against its pass (see the module).
+            Arc::new(AnyCertificate::new(provider(), false))
         };
         let server = ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()?
@@ -178,13 +224,47 @@ impl Tls {
         let client = ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()?
             .with_root_certificates(roots)
-            .with_client_auth_cert(chain, key)?;
+            .with_client_auth_cert(chain.clone(), key.clone_key())?;
         Ok(Self {
             server: Some(Arc::new(server)),
             client: Arc::new(client),
             server_name: None,
             ca_source: None,
+            identity: Some(Arc::new(Identity { chain, key })),
         })
+    }
+
+    /// A mesh peer's settings: it serves with `identity` and presents it
+    /// when dialing, and takes any certificate from the other side (its
+    /// pass must name that certificate: the mesh checks, after the
+    /// handshake). A client certificate is required.
+    ///
+    /// # Errors
+    ///
+    /// [`TlsError`] if rustls refuses the identity.
+    pub fn peer(identity: Arc<Identity>) -> Result<Self, TlsError> {
+        let server = ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()?
+            .with_client_cert_verifier(Arc::new(AnyCertificate::new(provider(), true)))
+            .with_single_cert(identity.chain.clone(), identity.key.clone_key())?;
+        let client = ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyCertificate::new(provider(), true)))
+            .with_client_auth_cert(identity.chain.clone(), identity.key.clone_key())?;
+        Ok(Self {
+            server: Some(Arc::new(server)),
+            client: Arc::new(client),
+            server_name: None,
+            ca_source: None,
+            identity: Some(identity),
+        })
+    }
+
+    /// The certificate and key these settings present, if any.
+    #[must_use]
+    pub fn identity(&self) -> Option<&Arc<Identity>> {
+        self.identity.as_ref()
     }
 
     /// [`Tls::node`] from files.
@@ -212,18 +292,21 @@ impl Tls {
         let builder = ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()?
             .with_root_certificates(roots(ca)?);
-        let client = match identity {
-            Some((cert, key_pem)) => builder.with_client_auth_cert(
-                certs(cert, "client certificate")?,
-                key(key_pem, "client key")?,
-            )?,
-            None => builder.with_no_client_auth(),
+        let (client, identity) = match identity {
+            Some((cert, key_pem)) => {
+                let chain = certs(cert, "client certificate")?;
+                let key = key(key_pem, "client key")?;
+                let client = builder.with_client_auth_cert(chain.clone(), key.clone_key())?;
+                (client, Some(Arc::new(Identity { chain, key })))
+            }
+            None => (builder.with_no_client_auth(), None),
         };
         Ok(Self {
             server: None,
             client: Arc::new(client),
             server_name: None,
             ca_source: None,
+            identity,
         })
     }
 
@@ -285,6 +368,11 @@ impl Tls {
         };
         ServerName::try_from(host.clone()).map_err(|e| format!("{host:?}: {e}"))
     }
+}
+
+/// The other side's own certificate (DER), from what it presented.
+pub(crate) fn first_certificate(presented: Option<&[CertificateDer<'_>]>) -> Option<Vec<u8>> {
+    presented?.first().map(|c| c.to_vec())
 }
 
 /// `host` of `host:port` or `[v6]:port`.
