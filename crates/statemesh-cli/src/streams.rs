@@ -281,8 +281,10 @@ async fn publish(
             }
         }
     }
-    let flushed = producer.flushed(FLUSH).await;
+    // Consumers that leave once they have everything are no reason to
+    // say "waiting".
     waiting.abort();
+    let flushed = producer.flushed(FLUSH).await;
     drop(producer);
     mesh.leave().await;
     if !flushed {

@@ -118,4 +118,41 @@ impl ConnectionError {
             | Self::NotReady(_) => false,
         }
     }
+
+    /// Whether the other side simply went away: closed the connection,
+    /// reset it (a process that exited), or hung up during the TLS
+    /// handshake (a dialer that gave up waiting). Not worth a warning.
+    #[must_use]
+    pub fn is_hangup(&self) -> bool {
+        use std::io::ErrorKind::{BrokenPipe, ConnectionReset, UnexpectedEof};
+        match self {
+            Self::Frame(FrameError::Closed) => true,
+            Self::Frame(FrameError::Io(e)) => {
+                matches!(e.kind(), ConnectionReset | BrokenPipe | UnexpectedEof)
+            }
+            Self::Tls { error, .. } => error.kind() == UnexpectedEof,
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Error, ErrorKind};
+
+    #[test]
+    fn a_peer_that_went_away_is_a_hangup_and_a_refusal_is_not() {
+        let io = |kind| ConnectionError::Frame(FrameError::Io(Error::from(kind)));
+        assert!(ConnectionError::Frame(FrameError::Closed).is_hangup());
+        assert!(io(ErrorKind::ConnectionReset).is_hangup());
+        assert!(io(ErrorKind::BrokenPipe).is_hangup());
+        let tls_eof = ConnectionError::Tls {
+            error: Error::from(ErrorKind::UnexpectedEof),
+            ca: None,
+        };
+        assert!(tls_eof.is_hangup());
+        assert!(!io(ErrorKind::PermissionDenied).is_hangup());
+        assert!(!ConnectionError::Refused("another cluster".into()).is_hangup());
+    }
 }

@@ -8,8 +8,7 @@
 //! what is wrong, and the operator's log is not a flood of it.
 
 use std::collections::HashMap;
-use std::fmt::Display;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -45,23 +44,20 @@ struct Seen {
     suppressed: u64,
 }
 
-impl Repeats {
-    /// Logs `error` on a connection from `remote` as a warning headed
-    /// `what`, unless the same was logged for its address less than
-    /// [`QUIET_FOR`] ago (then at debug level, counted for the next one).
-    pub fn warn(&self, remote: SocketAddr, error: &impl Display, what: &str) {
-        let text = error.to_string();
-        match self.note(remote.ip(), &text, Instant::now()) {
-            Say::Warn { suppressed: 0 } => tracing::warn!(%remote, error = %text, "{what}"),
-            Say::Warn { suppressed } => tracing::warn!(
-                %remote,
-                error = %text,
-                "{what} (and {suppressed} more times from this address, not logged)"
-            ),
-            Say::Quiet => tracing::debug!(%remote, error = %text, "{what} (again)"),
+impl Say {
+    /// What to add to the warning's message: how many were not logged.
+    #[must_use]
+    pub fn more(self) -> String {
+        match self {
+            Self::Warn { suppressed: 0 } | Self::Quiet => String::new(),
+            Self::Warn { suppressed } => {
+                format!(" (and {suppressed} more times from this address, not logged)")
+            }
         }
     }
+}
 
+impl Repeats {
     /// Notes that `warning` happened for a connection from `from` at
     /// `now`, and says whether to log it.
     pub fn note(&self, from: IpAddr, warning: &str, now: Instant) -> Say {

@@ -13,6 +13,7 @@ use statemesh_client::network::connection::{Outgoing, spawn_writer};
 use statemesh_client::network::frame::{FrameReader, Kind};
 use statemesh_client::network::handshake::{self, Hello, Peer, Welcome};
 use statemesh_client::network::push::Acks;
+use statemesh_client::network::repeats::Say;
 use statemesh_client::network::{ConnectionError, FrameError, Security};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -33,23 +34,28 @@ pub(super) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
     .await;
 }
 
-/// Says how a served connection ended: quietly if the peer closed it,
+/// Says how a served connection ended: quietly if the peer went away,
 /// even in the middle of the TLS handshake (a peer that gave up dialing
-/// this one while it was paused: dozens of them at once when it resumes),
-/// and a refusal repeated by the same address once per quiet period.
+/// this one while it was paused: dozens of them at once when it resumes;
+/// a process that exited), and a refusal repeated by the same address
+/// once per quiet period.
 pub(super) fn log_end(shared: &Shared, remote: SocketAddr, result: Result<(), MeshError>) {
     match result {
-        Ok(()) | Err(MeshError::Connection(ConnectionError::Frame(FrameError::Closed))) => {
-            tracing::debug!(%remote, "mesh connection closed");
+        Ok(()) => tracing::debug!(%remote, "mesh connection closed"),
+        Err(MeshError::Connection(e)) if e.is_hangup() => {
+            tracing::debug!(%remote, error = %e, "mesh connection closed by the peer");
         }
-        Err(MeshError::Connection(ConnectionError::Tls { error, .. }))
-            if error.kind() == std::io::ErrorKind::UnexpectedEof =>
-        {
-            tracing::debug!(%remote, "mesh connection closed during the TLS handshake");
+        Err(e) => {
+            let error = e.to_string();
+            match shared.repeats.note(remote.ip(), &error, Instant::now()) {
+                say @ Say::Warn { .. } => tracing::warn!(
+                    %remote, %error, "mesh connection refused or closed{}", say.more()
+                ),
+                Say::Quiet => {
+                    tracing::debug!(%remote, %error, "mesh connection refused or closed (again)");
+                }
+            }
         }
-        Err(e) => shared
-            .repeats
-            .warn(remote, &e, "mesh connection refused or closed"),
     }
 }
 

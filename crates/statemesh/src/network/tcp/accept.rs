@@ -7,13 +7,15 @@ use super::admit::admit;
 use super::serve::serve_requests;
 use super::shared::{Shared, lock};
 use crate::network::{
-    ConnectionError, FrameError,
+    ConnectionError,
     accept::{self, Incoming},
     auth::AuthError,
     handshake::{self, Hello, Peer, Welcome},
+    repeats::Say,
 };
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 use tokio::net::{TcpListener, TcpStream};
 
 pub(super) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
@@ -47,23 +49,20 @@ impl Drop for OpenConnection {
 }
 
 fn log_session_end(shared: &Shared, remote: SocketAddr, e: &ConnectionError) {
-    if !matches!(e, ConnectionError::Frame(FrameError::Closed)) {
-        metrics::counter!("statemesh_connections_refused_total").increment(1);
+    // A peer that closed or reset its connection, a client that gave up
+    // dialing (it went to another member while this node was paused,
+    // say), a port probe: nothing was refused.
+    if e.is_hangup() {
+        tracing::debug!(%remote, error = %e, "connection closed by the peer");
+        return;
     }
-    match e {
-        ConnectionError::Frame(FrameError::Closed) => {
-            tracing::debug!(%remote, "connection closed by the peer");
+    metrics::counter!("statemesh_connections_refused_total").increment(1);
+    let error = e.to_string();
+    match shared.repeats.note(remote.ip(), &error, Instant::now()) {
+        say @ Say::Warn { .. } => {
+            tracing::warn!(%remote, %error, "connection refused or closed{}", say.more());
         }
-        // A client that gave up dialing (it went to another member while
-        // this node was paused, say) or a port probe: nothing was refused.
-        ConnectionError::Tls { error: io, .. }
-            if io.kind() == std::io::ErrorKind::UnexpectedEof =>
-        {
-            tracing::debug!(%remote, "connection closed during the TLS handshake");
-        }
-        _ => shared
-            .repeats
-            .warn(remote, e, "connection refused or closed"),
+        Say::Quiet => tracing::debug!(%remote, %error, "connection refused or closed (again)"),
     }
 }
 
