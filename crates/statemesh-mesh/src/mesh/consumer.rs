@@ -6,7 +6,7 @@ use super::error::MeshError;
 use super::shared::{Running, Shared, lock};
 use super::when::When;
 use crate::peer::{PeerId, PeerInfo};
-use crate::stream::{Delivery, Inlet, Missed, Online, Received, Require, StreamId};
+use crate::stream::{Delivery, Inlet, Missed, Online, Received, Require, StreamId, unbatched};
 use crate::wire::{End, MeshRequest};
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
@@ -332,11 +332,6 @@ impl Drop for Links {
     }
 }
 
-fn decode_push(bytes: &[u8]) -> Result<Delivery, MeshError> {
-    statemesh_core::decode::from_bytes(bytes)
-        .map_err(|e| MeshError::Config(format!("a push that does not decode: {e}")))
-}
-
 /// Backoff between subscriptions to one producer.
 const FIRST_RETRY: Duration = Duration::from_millis(100);
 const LAST_RETRY: Duration = Duration::from_secs(5);
@@ -446,17 +441,8 @@ async fn subscribe(
             }
             Item::Refused => return Ok((End::Closed, delivered)),
         };
-        let delivery = decode_push(&bytes)?;
-        let deliveries = match delivery {
-            Delivery::Batch(inner) => inner
-                .iter()
-                .map(|bytes| match decode_push(bytes)? {
-                    Delivery::Batch(_) => Err(MeshError::Config("a batch inside a batch".into())),
-                    one => Ok(one),
-                })
-                .collect::<Result<Vec<_>, _>>()?,
-            one => vec![one],
-        };
+        let deliveries = unbatched(&Bytes::from(bytes))
+            .map_err(|e| MeshError::Config(format!("a push that does not decode: {e}")))?;
         for delivery in deliveries {
             if matches!(delivery, Delivery::Opened { .. }) {
                 spec.set_connected(producer, true);

@@ -12,14 +12,16 @@
 //! - [`Online`] and [`Require`]: which peers a side accepts, and how many
 //!   it needs before it is online.
 
+mod batch;
 mod condition;
 mod id;
 mod inlet;
 mod outlet;
 mod ring;
 
+pub use batch::{BATCH_ALONE, batched, unbatched};
 pub use condition::{Online, Require};
 pub use id::{StreamId, TypeMismatch};
 pub use inlet::{Inlet, Received};
-pub use outlet::{BATCH_ALONE, Delivery, LagPolicy, Lagging, Outlet, Refusal, batched};
+pub use outlet::{Delivery, LagPolicy, Lagging, Outlet, Refusal};
 pub use ring::{Item, Missed, Position, Resume, Ring, RingLimits};

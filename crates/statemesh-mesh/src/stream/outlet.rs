@@ -55,45 +55,6 @@ pub enum Delivery {
     Batch(Vec<Bytes>),
 }
 
-/// Deliveries larger than this are pushed alone (see [`batched`]).
-pub const BATCH_ALONE: usize = 512;
-
-/// The encoded deliveries `deliveries` as pushes: runs of small ones
-/// joined into a [`Delivery::Batch`] of at most `max_bytes`. A delivery
-/// over [`BATCH_ALONE`] bytes goes alone: the ring's copy is shared by
-/// every consumer, and copying it into each one's batch costs more than
-/// the frame it saves.
-#[must_use]
-pub fn batched(deliveries: Vec<Bytes>, max_bytes: usize) -> Vec<Bytes> {
-    if deliveries.len() < 2 {
-        return deliveries;
-    }
-    let mut out = Vec::new();
-    let mut run: Vec<Bytes> = Vec::new();
-    let mut bytes = 0;
-    let flush = |run: &mut Vec<Bytes>, out: &mut Vec<Bytes>| match run.len() {
-        0 => {}
-        1 => out.extend(run.pop()),
-        _ => out.push(encode(&Delivery::Batch(std::mem::take(run)))),
-    };
-    for d in deliveries {
-        if d.len() > BATCH_ALONE {
-            flush(&mut run, &mut out);
-            bytes = 0;
-            out.push(d);
-            continue;
-        }
-        if bytes + d.len() > max_bytes {
-            flush(&mut run, &mut out);
-            bytes = 0;
-        }
-        bytes += d.len() + 4;
-        run.push(d);
-    }
-    flush(&mut run, &mut out);
-    out
-}
-
 /// What a producer does with a consumer the ring has left behind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum LagPolicy {
@@ -392,30 +353,6 @@ fn encode(delivery: &Delivery) -> Bytes {
 mod tests {
     use super::*;
 
-    #[test]
-    fn batches_keep_the_order_and_leave_large_deliveries_alone() {
-        let sizes = [10, 20, 600, 30, 40, 50, 5000, 1, 2, 3];
-        let deliveries: Vec<Bytes> = sizes
-            .iter()
-            .enumerate()
-            .map(|(i, &n)| Bytes::from(vec![u8::try_from(i).unwrap(); n]))
-            .collect();
-        let pushes = batched(deliveries.clone(), 100);
-        let mut back = Vec::new();
-        for push in &pushes {
-            match postcard::from_bytes::<Delivery>(push) {
-                Ok(Delivery::Batch(inner)) => {
-                    assert!(inner.len() > 1 && push.len() <= 100 + 8, "{}", push.len());
-                    back.extend(inner);
-                }
-                // Not a batch: one delivery as it was.
-                _ => back.push(push.clone()),
-            }
-        }
-        assert_eq!(back, deliveries, "every delivery, once, in order");
-        assert!(pushes.contains(&deliveries[2]) && pushes.contains(&deliveries[6]));
-        assert!(pushes.len() < deliveries.len());
-    }
     use crate::peer::{PeerId, Role, Tags};
     use crate::stream::RingLimits;
 
