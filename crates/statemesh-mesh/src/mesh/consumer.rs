@@ -12,7 +12,7 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use statemesh_client::network::push::{self, Handled, Item};
 use statemesh_client::network::{AuthError, ConnectionError};
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -152,6 +152,8 @@ impl<T: DeserializeOwned + Send + 'static> ConsumerBuilder<T> {
         let task = tokio::spawn(follow(Arc::clone(&self.shared), spec));
         Ok(Consumer {
             rx,
+            taken: VecDeque::new(),
+            scratch: Vec::new(),
             online: online_rx,
             task,
             _running: self.running,
@@ -160,6 +162,9 @@ impl<T: DeserializeOwned + Send + 'static> ConsumerBuilder<T> {
     }
 }
 
+/// An item (or what stands for items: a loss, a refusal) from a producer.
+type Out = (PeerId, Result<Bytes, ConsumeError>);
+
 /// What a consumer's tasks share.
 struct Spec {
     stream: StreamId,
@@ -167,7 +172,7 @@ struct Spec {
     online_when: Online,
     filter: Vec<String>,
     ack_every: u32,
-    tx: mpsc::Sender<(PeerId, Result<Bytes, ConsumeError>)>,
+    tx: mpsc::Sender<Out>,
     online: watch::Sender<bool>,
     /// Producers subscribed to now.
     connected: Mutex<HashMap<PeerId, PeerInfo>>,
@@ -197,7 +202,10 @@ impl Spec {
 /// interleaved as they arrive, and a [`ConsumeError::Lagged`] before the
 /// next item of a producer whenever items of it were lost.
 pub struct Consumer<T> {
-    rx: mpsc::Receiver<(PeerId, Result<Bytes, ConsumeError>)>,
+    rx: mpsc::Receiver<Out>,
+    /// Taken from `rx` several at a time, handed out one at a time.
+    taken: VecDeque<Out>,
+    scratch: Vec<Out>,
     online: watch::Receiver<bool>,
     task: JoinHandle<()>,
     /// Keeps the mesh running while the consumer is.
@@ -221,8 +229,21 @@ impl<T: DeserializeOwned> Consumer<T> {
     /// The next item (or loss, or refusal); `None` never comes while the
     /// mesh runs: a stream with no producer waits for one.
     pub async fn next(&mut self) -> Option<Result<T, ConsumeError>> {
-        let (producer, item) = self.rx.recv().await?;
-        Some(decode(producer, item))
+        std::future::poll_fn(|cx| self.poll_take(cx)).await
+    }
+
+    fn poll_take(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<T, ConsumeError>>> {
+        if self.taken.is_empty() {
+            if std::task::ready!(self.rx.poll_recv_many(cx, &mut self.scratch, TAKE_AT_ONCE)) == 0 {
+                return Poll::Ready(None);
+            }
+            self.taken.extend(self.scratch.drain(..));
+        }
+        Poll::Ready(
+            self.taken
+                .pop_front()
+                .map(|(producer, item)| decode(producer, item)),
+        )
     }
 
     /// Its online state, to test or wait on.
@@ -231,6 +252,9 @@ impl<T: DeserializeOwned> Consumer<T> {
         When::new(self.online.clone())
     }
 }
+
+/// Items taken from the channel at once, at most.
+const TAKE_AT_ONCE: usize = 64;
 
 fn decode<T: DeserializeOwned>(
     producer: PeerId,
@@ -247,9 +271,7 @@ impl<T: DeserializeOwned> futures_core::Stream for Consumer<T> {
     type Item = Result<T, ConsumeError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.rx
-            .poll_recv(cx)
-            .map(|next| next.map(|(producer, item)| decode(producer, item)))
+        self.poll_take(cx)
     }
 }
 
@@ -383,6 +405,20 @@ fn fastrand_millis(d: Duration) -> u64 {
     u64::from_le_bytes(bytes) % (u64::try_from(d.as_millis()).unwrap_or(1).max(1) / 2 + 1)
 }
 
+/// Passes a push's items to the program, taking room in the channel for
+/// as many at once as fit (one wait, not one per item).
+async fn hand_over(tx: &mpsc::Sender<Out>, outs: Vec<Out>) -> Result<(), ()> {
+    let mut outs = outs.into_iter();
+    while outs.len() > 0 {
+        let room = outs.len().min(tx.max_capacity());
+        let permits = tx.reserve_many(room).await.map_err(|_| ())?;
+        for (permit, out) in permits.zip(outs.by_ref()) {
+            permit.send(out);
+        }
+    }
+    Ok(())
+}
+
 /// One subscription, until it ends: how it ended, and whether anything
 /// came of it.
 async fn subscribe(
@@ -443,23 +479,27 @@ async fn subscribe(
         };
         let deliveries = unbatched(&Bytes::from(bytes))
             .map_err(|e| MeshError::Config(format!("a push that does not decode: {e}")))?;
+        let mut outs = Vec::with_capacity(deliveries.len());
         for delivery in deliveries {
             if matches!(delivery, Delivery::Opened { .. }) {
                 spec.set_connected(producer, true);
             }
             let received = lock(inlet).receive(delivery);
-            let out = match received {
+            outs.push(match received {
                 None => continue,
-                Some(Received::Item(value)) => Ok(value),
-                Some(Received::Lagged(missed)) => Err(ConsumeError::Lagged {
-                    producer: producer.id,
-                    missed,
-                }),
-            };
-            delivered = true;
-            if spec.tx.send((producer.id, out)).await.is_err() {
-                return Ok((End::Closed, delivered));
-            }
+                Some(Received::Item(value)) => (producer.id, Ok(value)),
+                Some(Received::Lagged(missed)) => (
+                    producer.id,
+                    Err(ConsumeError::Lagged {
+                        producer: producer.id,
+                        missed,
+                    }),
+                ),
+            });
+        }
+        delivered |= !outs.is_empty();
+        if hand_over(&spec.tx, outs).await.is_err() {
+            return Ok((End::Closed, delivered));
         }
         if let Some(total) = lock(inlet).ack() {
             subscription.acknowledge(total);
