@@ -2,7 +2,7 @@
 //! first use and again after one breaks.
 
 use super::error::MeshError;
-use crate::pass::{Credentials, Grant};
+use crate::pass::{Credentials, Grant, Pass, PassError};
 use statemesh_client::network::connection::Connection;
 use statemesh_client::network::handshake::{Hello, Peer};
 use statemesh_client::network::{Limits, Security};
@@ -96,28 +96,35 @@ async fn dial(dialer: &Dialer, address: &str) -> Result<Link, MeshError> {
         Connection::open(address, &dialer.security, &hello, dialer.limits, |_| {}).await?;
     // The accepting side proves itself with its own pass: a listener of
     // another cluster (or none at all) is not talked to.
-    let grant = connection
+    let pass = connection
         .mesh_pass
         .as_deref()
-        .ok_or_else(|| MeshError::Config(format!("{address} is not a mesh peer")))
-        .and_then(|bytes| {
-            let pass =
-                statemesh_core::decode::from_bytes(bytes).map_err(|e| MeshError::PeerPass {
-                    address: address.to_owned(),
-                    error: crate::pass::PassError::Malformed(e.to_string()),
-                })?;
-            let grant = dialer.credentials.verifier.verify(&pass)?;
-            if matches!(dialer.security, Security::Tls(_)) {
-                grant.check_certificate(connection.peer_certificate.as_deref())?;
-            }
-            Ok(grant)
-        })
-        .map_err(|e| match e {
-            MeshError::Pass(error) => MeshError::PeerPass {
-                address: address.to_owned(),
-                error,
-            },
-            other => other,
+        .ok_or_else(|| MeshError::Config(format!("{address} is not a mesh peer")))?;
+    let grant = dialer
+        .admit(pass, connection.peer_certificate.as_deref())
+        .map_err(|error| MeshError::PeerPass {
+            address: address.to_owned(),
+            error,
         })?;
     Ok(Link { connection, grant })
+}
+
+impl Dialer {
+    /// What another peer's `pass` (postcard) grants, if this cluster
+    /// signed it, it has not expired and, over TLS, it names
+    /// `certificate`, the one that peer presented. Both sides of a mesh
+    /// connection check the other this way.
+    pub(crate) fn admit(
+        &self,
+        pass: &[u8],
+        certificate: Option<&[u8]>,
+    ) -> Result<Grant, PassError> {
+        let pass: Pass = statemesh_core::decode::from_bytes(pass)
+            .map_err(|e| PassError::Malformed(e.to_string()))?;
+        let grant = self.credentials.verifier.verify(&pass)?;
+        if matches!(self.security, Security::Tls(_)) {
+            grant.check_certificate(certificate)?;
+        }
+        Ok(grant)
+    }
 }

@@ -5,7 +5,7 @@ use super::discovery;
 use super::error::MeshError;
 use super::serving::{self, Request};
 use super::shared::{Shared, lock};
-use crate::pass::{Grant, Pass, PassError};
+use crate::pass::{Grant, PassError};
 use crate::wire::{End, MeshRequest};
 use bytes::Bytes;
 use statemesh_client::network::accept::{self, Incoming};
@@ -14,7 +14,7 @@ use statemesh_client::network::frame::{FrameReader, Kind};
 use statemesh_client::network::handshake::{self, Hello, Peer, Welcome};
 use statemesh_client::network::push::Acks;
 use statemesh_client::network::repeats::Say;
-use statemesh_client::network::{ConnectionError, FrameError, Security};
+use statemesh_client::network::{ConnectionError, FrameError};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -116,22 +116,13 @@ fn admit(shared: &Shared, hello: &[u8], certificate: Option<&[u8]>) -> Result<Gr
                 .into(),
         ));
     };
-    let peer_pass = |error| MeshError::PeerPass {
-        address: "the connecting peer".into(),
-        error,
-    };
-    let pass: Pass = statemesh_core::decode::from_bytes(&pass)
-        .map_err(|e| peer_pass(PassError::Malformed(e.to_string())))?;
-    let grant = shared
+    shared
         .dialer
-        .credentials
-        .verifier
-        .verify(&pass)
-        .map_err(peer_pass)?;
-    if matches!(shared.dialer.security, Security::Tls(_)) {
-        grant.check_certificate(certificate).map_err(peer_pass)?;
-    }
-    Ok(grant)
+        .admit(&pass, certificate)
+        .map_err(|error| MeshError::PeerPass {
+            address: "the connecting peer".into(),
+            error,
+        })
 }
 
 /// One subscription served on this connection.
