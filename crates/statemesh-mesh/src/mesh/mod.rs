@@ -6,6 +6,7 @@ mod discovery;
 #[cfg(feature = "durable")]
 mod durable;
 mod error;
+mod following;
 mod links;
 mod producer;
 mod server;
@@ -14,8 +15,8 @@ mod shared;
 mod through;
 mod when;
 
-pub use consumer::{ConsumeError, Consumer, ConsumerBuilder};
-pub use error::MeshError;
+pub use consumer::{Consumer, ConsumerBuilder};
+pub use error::{ConsumeError, MeshError};
 pub use producer::{ProduceError, Producer, ProducerBuilder};
 pub use through::catalog_through;
 pub use when::When;
