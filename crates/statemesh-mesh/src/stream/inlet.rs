@@ -104,8 +104,8 @@ impl Inlet {
     }
 
     /// The acknowledgement of everything taken, if any of it is not yet
-    /// acknowledged: sent when nothing more has arrived, so a producer
-    /// learns that its consumer has caught up (what
+    /// acknowledged: sent when nothing more has arrived for a while, so a
+    /// producer learns that its consumer has caught up (what
     /// `Producer::flushed` waits for).
     pub fn ack_all(&mut self) -> Option<u64> {
         (self.taken > self.acked).then(|| {
