@@ -12,6 +12,7 @@ mod producer;
 mod server;
 mod serving;
 mod shared;
+mod signal;
 mod through;
 mod when;
 

@@ -1,12 +1,13 @@
-//! Producing a stream: the typed handle a program sends through, and the
-//! task per consumer that sends it what it is owed.
+//! Producing a stream: its builder, and the typed handle a program sends
+//! through (the network side is in `serving`).
 
 use super::error::MeshError;
 use super::serving::ProducerCore;
 use super::shared::{Running, Shared, lock};
+use super::signal::{Rising, Signal};
 use super::when::When;
 use crate::peer::PeerInfo;
-use crate::stream::{LagPolicy, Online, Outlet, Require, Ring, RingLimits, StreamId};
+use crate::stream::{Encoded, LagPolicy, Online, Outlet, Require, Ring, RingLimits, StreamId};
 use serde::Serialize;
 use std::marker::PhantomData;
 use std::pin::Pin;
@@ -14,12 +15,6 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use tokio::sync::watch;
-
-/// Raises `published` to `next` (never lowers it: items published or
-/// written at once may report out of order).
-fn raise(published: &watch::Sender<u64>, next: u64) {
-    published.send_modify(|now| *now = (*now).max(next));
-}
 
 /// A ring in an epoch drawn at random: a producer that keeps nothing on
 /// disk starts a new numbering each run.
@@ -229,7 +224,7 @@ impl<T: Serialize + Send + 'static> ProducerBuilder<T> {
             let next = outlet.ring().next_seq();
             outlet.written(next);
         }
-        let published = Arc::new(watch::channel(0).0);
+        let published = Arc::new(Rising::default());
         let online_now = self.online.holds(std::iter::empty());
         let core = Arc::new(ProducerCore {
             stream: stream.clone(),
@@ -243,8 +238,7 @@ impl<T: Serialize + Send + 'static> ProducerBuilder<T> {
             #[cfg(feature = "durable")]
             log,
             next_consumer: AtomicU64::new(1),
-            room: tokio::sync::Notify::new(),
-            waiting: AtomicUsize::new(0),
+            room: Signal::default(),
             patience: self.patience,
             max_item: shared.dialer.limits.max_frame.saturating_sub(64),
         });
@@ -262,6 +256,7 @@ impl<T: Serialize + Send + 'static> ProducerBuilder<T> {
             shared: self.shared,
             _running: self.running,
             key: self.key,
+            last_len: AtomicUsize::new(0),
             online,
             ready: Mutex::new(None),
             _items: PhantomData,
@@ -284,6 +279,8 @@ pub struct Producer<T> {
     /// Keeps the mesh running while the producer is.
     _running: Arc<Running>,
     key: Option<KeyFn<T>>,
+    /// The last item's encoded length.
+    last_len: AtomicUsize,
     online: watch::Receiver<bool>,
     /// `poll_ready`'s wait for the producer to come online and have room
     /// (in a mutex only so that the producer is `Sync`: `poll_ready` has
@@ -353,12 +350,11 @@ impl<T: Serialize> Producer<T> {
     pub async fn send(&self, item: &T) -> Result<u64, ProduceError> {
         let (key, value) = self.encode(item)?;
         ready(&self.core, &self.when(), value.len()).await;
-        let seq = self.publish(key, &value)?;
+        let seq = self.publish(key, value)?;
         // A durable producer's item counts as sent once its log has it.
         #[cfg(feature = "durable")]
         if self.core.log.is_some() {
-            let mut written = self.core.published.subscribe();
-            let _ = written.wait_for(|next| *next > seq).await;
+            self.core.published.past(seq).await;
         }
         Ok(seq)
     }
@@ -377,12 +373,16 @@ impl<T: Serialize> Producer<T> {
         }
         let (key, value) = self.encode(item)?;
         self.core.outlet().give_up_waiting(value.len());
-        self.publish(key, &value)
+        self.publish(key, value)
     }
 
     /// The item's key and encoded value.
-    fn encode(&self, item: &T) -> Result<(Option<String>, Vec<u8>), ProduceError> {
-        let value = postcard::to_allocvec(item).map_err(|e| ProduceError::Encode(e.to_string()))?;
+    fn encode(&self, item: &T) -> Result<(Option<String>, Encoded), ProduceError> {
+        // Sized like the last item: most streams' items are alike, and a
+        // buffer that grows as it is written is reallocated several times.
+        let hint = self.last_len.load(Ordering::Relaxed);
+        let value = Encoded::new(item, hint).map_err(|e| ProduceError::Encode(e.to_string()))?;
+        self.last_len.store(value.len(), Ordering::Relaxed);
         if value.len() > self.core.max_item {
             return Err(ProduceError::TooLarge {
                 len: value.len(),
@@ -392,7 +392,7 @@ impl<T: Serialize> Producer<T> {
         Ok((self.key.as_ref().map(|k| k(item)), value))
     }
 
-    fn publish(&self, key: Option<String>, value: &[u8]) -> Result<u64, ProduceError> {
+    fn publish(&self, key: Option<String>, value: Encoded) -> Result<u64, ProduceError> {
         let mut outlet = self.core.outlet();
         #[cfg(feature = "durable")]
         if let Some(log) = &self.core.log {
@@ -410,14 +410,14 @@ impl<T: Serialize> Producer<T> {
             );
             log.append(seq, key, &delivery, move || {
                 written.fetch_max(seq + 1, std::sync::atomic::Ordering::Release);
-                raise(&published, seq + 1);
+                published.raise(seq + 1);
             })
             .map_err(|e| ProduceError::Log(e.to_string()))?;
             return Ok(seq);
         }
         let seq = outlet.publish(key, value);
         drop(outlet);
-        raise(&self.core.published, seq + 1);
+        self.core.published.raise(seq + 1);
         Ok(seq)
     }
 }
@@ -431,22 +431,10 @@ async fn ready(core: &ProducerCore, when: &When, len: usize) {
         return;
     }
     let deadline = tokio::time::Instant::now() + core.patience;
-    core.waiting.fetch_add(1, Ordering::SeqCst);
-    loop {
-        let notified = core.room.notified();
-        tokio::pin!(notified);
-        // Registered before the check, so a consumer that makes room in
-        // between still wakes it.
-        notified.as_mut().enable();
-        if core.outlet().room_for(len) {
-            break;
-        }
-        if tokio::time::timeout_at(deadline, notified).await.is_err() {
-            core.outlet().give_up_waiting(len);
-            break;
-        }
+    let room = || core.outlet().room_for(len);
+    if !core.room.wait_until(room, Some(deadline)).await {
+        core.outlet().give_up_waiting(len);
     }
-    core.waiting.fetch_sub(1, Ordering::SeqCst);
 }
 
 impl<T: Serialize> futures_sink::Sink<T> for Producer<T> {
@@ -472,7 +460,7 @@ impl<T: Serialize> futures_sink::Sink<T> for Producer<T> {
 
     fn start_send(self: Pin<&mut Self>, item: T) -> Result<(), Self::Error> {
         let (key, value) = self.encode(&item)?;
-        self.publish(key, &value).map(|_| ())
+        self.publish(key, value).map(|_| ())
     }
 
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {

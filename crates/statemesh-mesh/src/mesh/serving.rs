@@ -1,6 +1,7 @@
 //! A producer's side on the network: its untyped core, shared with one
 //! task per consumer that sends the consumer what it is owed.
 
+use super::signal::{Rising, Signal};
 use crate::pass::Grant;
 use crate::peer::PeerInfo;
 use crate::stream::{Lagging, Online, Outlet, Position, Refusal, Require, StreamId, batched};
@@ -24,7 +25,7 @@ pub(crate) struct ProducerCore {
     /// durable producer's senders. Shared with the log's callbacks, which
     /// must not hold the core (its last reference could then drop the log
     /// on the log's own thread).
-    pub(crate) published: Arc<watch::Sender<u64>>,
+    pub(crate) published: Arc<Rising>,
     /// Items before this number are in the log (a durable producer): set
     /// by the log's callbacks, which must not take the outlet's lock (a
     /// callback may run at once, inside the append, under that lock).
@@ -39,10 +40,8 @@ pub(crate) struct ProducerCore {
     pub(crate) log: Option<super::durable::DurableLog>,
     pub(crate) next_consumer: AtomicU64,
     /// Wakes senders waiting for room (see `producer::ready`) when a
-    /// consumer moves on or goes; only while `waiting` says one waits, so
-    /// a producer that never waits pays nothing.
-    pub(crate) room: tokio::sync::Notify,
-    pub(crate) waiting: std::sync::atomic::AtomicUsize,
+    /// consumer moves on or goes.
+    pub(crate) room: Signal,
     pub(crate) patience: std::time::Duration,
     pub(crate) max_item: usize,
 }
@@ -55,9 +54,7 @@ impl ProducerCore {
 
     /// A consumer moved on or went: a sender waiting for room may go.
     fn made_room(&self) {
-        if self.waiting.load(Ordering::SeqCst) > 0 {
-            self.room.notify_waiters();
-        }
+        self.room.raise();
     }
 
     fn recheck_online(&self) {
@@ -148,9 +145,11 @@ impl Drop for Admitted {
 /// Sends one consumer what it is owed until it goes, lags out, or the
 /// producer closes; the reason to tell it, if it is still there.
 async fn feed(core: &ProducerCore, key: u64, mut pushes: Pushes) -> Option<End> {
-    let mut published = core.published.subscribe();
     let mut closed = core.closed.subscribe();
     loop {
+        // Read before looking for items: one published meanwhile wakes the
+        // wait below.
+        let seen = core.published.get();
         let batch: Result<Vec<Bytes>, Lagging> = {
             let mut outlet = core.outlet();
             outlet.written(core.written.load(Ordering::Acquire));
@@ -165,11 +164,7 @@ async fn feed(core: &ProducerCore, key: u64, mut pushes: Pushes) -> Option<End> 
                     return Some(End::Closed);
                 }
                 tokio::select! {
-                    changed = published.changed() => {
-                        if changed.is_err() {
-                            return Some(End::Closed);
-                        }
-                    }
+                    () = core.published.past(seen) => {}
                     acked = pushes.next_ack() => {
                         if !acked {
                             return None;

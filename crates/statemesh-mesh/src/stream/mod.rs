@@ -2,6 +2,8 @@
 //! consumer that reconnects resumes without a silent gap.
 //!
 //! - [`StreamId`]: a stream's name and item type.
+//! - [`Encoded`]: an item encoded once, in the buffer its delivery is
+//!   sent from.
 //! - [`Ring`]: a producer's replay buffer, which every consumer reads
 //!   through a cursor, and which says exactly how much a consumer missed
 //!   when it fell behind or came back too late.
@@ -14,6 +16,7 @@
 
 mod batch;
 mod condition;
+mod encoded;
 mod id;
 mod inlet;
 mod outlet;
@@ -21,6 +24,7 @@ mod ring;
 
 pub use batch::{BATCH_ALONE, batched, unbatched};
 pub use condition::{Online, Require};
+pub use encoded::Encoded;
 pub use id::{StreamId, TypeMismatch};
 pub use inlet::{Inlet, Received};
 pub use outlet::{Delivery, LagPolicy, Lagging, Outlet, Refusal};

@@ -8,6 +8,7 @@
 //! acknowledged, so one that never reads costs the producer the shared
 //! ring plus its window.
 
+use super::encoded::Encoded;
 use super::ring::{Missed, Position, Resume, Ring};
 use crate::peer::PeerInfo;
 use bytes::Bytes;
@@ -247,13 +248,9 @@ impl Outlet {
 
     /// Buffers an item (its encoded value), encoded once as the delivery
     /// every consumer is sent; returns its number.
-    pub fn publish(&mut self, key: Option<String>, value: &[u8]) -> u64 {
+    pub fn publish(&mut self, key: Option<String>, item: Encoded) -> u64 {
         let seq = self.ring.next_seq();
-        let delivery = encode(&Delivery::Item {
-            seq,
-            payload: Bytes::copy_from_slice(value),
-        });
-        let seq = self.ring.push(key, delivery);
+        let seq = self.ring.push(key, item.into_delivery(seq));
         if !self.gated {
             self.sendable = seq + 1;
         }
@@ -379,7 +376,7 @@ mod tests {
     }
 
     fn publish(o: &mut Outlet, key: &str) -> u64 {
-        o.publish(Some(key.to_owned()), key.as_bytes())
+        o.publish(Some(key.to_owned()), Encoded::from_value(key.as_bytes()))
     }
 
     fn decode(sent: &[Bytes]) -> Vec<Delivery> {
@@ -520,7 +517,7 @@ mod gate_tests {
         };
         o.admit(7, peer, None, vec![]).unwrap();
         for v in [b"a", b"b", b"c"] {
-            o.publish(None, v);
+            o.publish(None, Encoded::from_value(v));
         }
         assert_eq!(o.pump(7).unwrap().len(), 1, "only the opening");
         o.written(2);
