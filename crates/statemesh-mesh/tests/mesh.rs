@@ -234,7 +234,7 @@ async fn a_consumer_that_does_not_read_is_told_what_it_lost() {
         .streams()
         .produce::<u64>("fast")
         .buffer(16, 1 << 20)
-        .window(4)
+        .window(4, 1 << 20)
         .on_lag(LagPolicy::DropOldest)
         .start()
         .unwrap();
@@ -277,7 +277,7 @@ async fn a_producer_faster_than_its_consumer_waits_for_it_and_nothing_is_lost() 
         .streams()
         .produce::<u64>("paced")
         .buffer(16, 1 << 20)
-        .window(4)
+        .window(4, 1 << 20)
         .patience(Duration::from_secs(30))
         .start()
         .unwrap();

@@ -7,7 +7,9 @@ use super::shared::{Running, Shared, lock};
 use super::signal::{Rising, Signal};
 use super::when::When;
 use crate::peer::PeerInfo;
-use crate::stream::{Encoded, LagPolicy, Online, Outlet, Require, Ring, RingLimits, StreamId};
+use crate::stream::{
+    ACK_BYTES, Encoded, LagPolicy, Online, Outlet, Require, Ring, RingLimits, StreamId, Window,
+};
 use serde::Serialize;
 use std::marker::PhantomData;
 use std::pin::Pin;
@@ -56,7 +58,7 @@ pub struct ProducerBuilder<T> {
     require: Option<Require>,
     online: Online,
     ring: RingLimits,
-    window: u32,
+    window: Window,
     max_consumers: usize,
     policy: LagPolicy,
     patience: std::time::Duration,
@@ -90,7 +92,7 @@ impl<T: Serialize + Send + 'static> ProducerBuilder<T> {
             require: None,
             online: Online::default(),
             ring: RingLimits::default(),
-            window: 256,
+            window: Window::default(),
             max_consumers: 1024,
             policy: LagPolicy::default(),
             patience: DEFAULT_PATIENCE,
@@ -143,11 +145,19 @@ impl<T: Serialize + Send + 'static> ProducerBuilder<T> {
         self
     }
 
-    /// Items sent to a consumer ahead of its acknowledgements (default
-    /// 256).
+    /// How far ahead of a consumer's acknowledgements the producer sends:
+    /// at most `items` items and `bytes` bytes (at least 128 KiB, since
+    /// consumers acknowledge every 64 KiB; one item always goes, however
+    /// large). Default 1,024 items or 2 MiB: enough to keep a
+    /// stream of small items at full speed while acknowledgements travel,
+    /// and what a consumer that stops reading can hold of the producer's
+    /// memory beyond the shared buffer.
     #[must_use]
-    pub fn window(mut self, items: u32) -> Self {
-        self.window = items;
+    pub fn window(mut self, items: u32, bytes: usize) -> Self {
+        self.window = Window {
+            items,
+            bytes: bytes.max(2 * ACK_BYTES),
+        };
         self
     }
 

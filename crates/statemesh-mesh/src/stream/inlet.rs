@@ -5,6 +5,11 @@ use super::outlet::Delivery;
 use super::ring::{Missed, Position};
 use bytes::Bytes;
 
+/// A consumer acknowledges at least every this many bytes taken: a
+/// producer's window is also counted in bytes (at least twice this), and
+/// a window of large items fills long before half its count of items.
+pub const ACK_BYTES: usize = 64 * 1024;
+
 /// What a consumer's user is handed, in the producer's order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Received {
@@ -23,6 +28,8 @@ pub struct Inlet {
     /// producer has been told about.
     taken: u64,
     acked: u64,
+    /// Bytes of the items taken since the last acknowledgement.
+    unacked_bytes: usize,
     ack_every: u64,
     /// Half the producer's window.
     window_ack: u64,
@@ -39,6 +46,7 @@ impl Inlet {
             position: None,
             taken: 0,
             acked: 0,
+            unacked_bytes: 0,
             ack_every: u64::from(ack_every.max(1)),
             window_ack: u64::MAX,
         }
@@ -57,6 +65,7 @@ impl Inlet {
         self.position = Some(Position { epoch, seq: from });
         self.taken = 0;
         self.acked = 0;
+        self.unacked_bytes = 0;
         self.window_ack = u64::from((window / 2).max(1));
     }
 
@@ -79,6 +88,7 @@ impl Inlet {
                 // one may say it did.
                 position.seq = seq.saturating_add(1);
                 self.taken = self.taken.saturating_add(1);
+                self.unacked_bytes = self.unacked_bytes.saturating_add(payload.len());
                 Some(Received::Item(payload))
             }
             Delivery::Lagged { missed, next } => {
@@ -94,13 +104,19 @@ impl Inlet {
         }
     }
 
-    /// The acknowledgement to send now, if enough items were taken since
-    /// the last: the number taken in this subscription so far.
+    /// The acknowledgement to send now, if enough items, or bytes
+    /// ([`ACK_BYTES`]), were taken since the last: the number taken in
+    /// this subscription so far.
     pub fn ack(&mut self) -> Option<u64> {
-        (self.taken - self.acked >= self.ack_every.min(self.window_ack)).then(|| {
-            self.acked = self.taken;
-            self.taken
-        })
+        let due = self.taken - self.acked >= self.ack_every.min(self.window_ack)
+            || self.unacked_bytes >= ACK_BYTES;
+        due.then(|| self.ack_now())
+    }
+
+    fn ack_now(&mut self) -> u64 {
+        self.acked = self.taken;
+        self.unacked_bytes = 0;
+        self.taken
     }
 
     /// The acknowledgement of everything taken, if any of it is not yet
@@ -108,10 +124,7 @@ impl Inlet {
     /// producer learns that its consumer has caught up (what
     /// `Producer::flushed` waits for).
     pub fn ack_all(&mut self) -> Option<u64> {
-        (self.taken > self.acked).then(|| {
-            self.acked = self.taken;
-            self.taken
-        })
+        (self.taken > self.acked).then(|| self.ack_now())
     }
 }
 
@@ -152,5 +165,25 @@ mod tests {
         );
         assert_eq!(inlet.receive(Delivery::Progress { next: 12 }), None);
         assert_eq!(inlet.position(), Some(Position { epoch: 9, seq: 12 }));
+    }
+
+    #[test]
+    fn large_items_are_acknowledged_by_their_bytes() {
+        let mut inlet = Inlet::new(32);
+        inlet.receive(Delivery::Opened {
+            epoch: 1,
+            next: 0,
+            window: 1024,
+        });
+        let big = |seq| Delivery::Item {
+            seq,
+            payload: Bytes::from(vec![0; ACK_BYTES / 2]),
+        };
+        inlet.receive(big(0));
+        assert_eq!(inlet.ack(), None);
+        inlet.receive(big(1));
+        assert_eq!(inlet.ack(), Some(2));
+        inlet.receive(big(2));
+        assert_eq!(inlet.ack(), None, "counting starts again");
     }
 }

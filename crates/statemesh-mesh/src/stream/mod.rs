@@ -26,6 +26,6 @@ pub use batch::{BATCH_ALONE, batched, unbatched};
 pub use condition::{Online, Require};
 pub use encoded::Encoded;
 pub use id::{StreamId, TypeMismatch};
-pub use inlet::{Inlet, Received};
-pub use outlet::{Delivery, LagPolicy, Lagging, Outlet, Refusal};
+pub use inlet::{ACK_BYTES, Inlet, Received};
+pub use outlet::{Delivery, LagPolicy, Lagging, Outlet, Refusal, Window};
 pub use ring::{Item, Missed, Position, Resume, Ring, RingLimits};
