@@ -19,6 +19,9 @@ use tokio::io::AsyncBufReadExt;
 /// what it sent.
 const FLUSH: Duration = Duration::from_secs(10);
 
+/// How long `publish` waits for consumers before saying it waits.
+const QUIET_WAIT: Duration = Duration::from_secs(1);
+
 #[derive(Debug, Subcommand)]
 pub(crate) enum StreamsCommand {
     /// Lists the mesh's peers as the node answering knows them (itself
@@ -242,10 +245,15 @@ async fn publish(
     let producer = builder.start()?;
     let when = producer.when();
     let stream_name = stream.to_owned();
-    // Says once each time publishing stops for want of consumers.
+    // Says once each time publishing stops for want of consumers, unless
+    // they come within a moment (subscribers already running take a few
+    // milliseconds to find a new producer: no reason to say "waiting").
     let waiting = tokio::spawn(async move {
         loop {
-            if !when.is_online() {
+            if tokio::time::timeout(QUIET_WAIT, when.online())
+                .await
+                .is_err()
+            {
                 eprintln!("waiting for {consumers} consumer(s) of {stream_name}");
                 when.online().await;
             }

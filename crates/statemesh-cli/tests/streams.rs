@@ -134,6 +134,10 @@ async fn a_subscriber_started_first_gets_every_published_line() {
         1,
         "the failure is said once: {err}"
     );
+    assert!(
+        err.matches("waiting for").count() <= 1,
+        "waiting is said once at most: {err}"
+    );
 
     let (code, out, err) = finish(subscriber);
     assert_eq!(code, Some(0), "{err}");
@@ -210,13 +214,19 @@ async fn a_nodes_tags_are_listed_and_publish_gives_up_after_its_wait() {
     let mut publisher = spawn(
         &cluster,
         &node.address,
-        &["publish", "nobody-listens", "--wait", "1s"],
+        &["publish", "nobody-listens", "--wait", "3s"],
     );
     writeln!(publisher.stdin(), "1\n2").unwrap();
     let (code, _, err) = finish(publisher);
     assert_eq!(code, Some(1), "{err}");
     assert!(
-        err.contains("fewer than 1 consumer(s) of nobody-listens for 1s: 0 line(s) published"),
+        err.contains("fewer than 1 consumer(s) of nobody-listens for 3s: 0 line(s) published"),
         "{err}"
+    );
+    assert_eq!(
+        err.matches("waiting for 1 consumer(s) of nobody-listens")
+            .count(),
+        1,
+        "a publisher with no consumer says so once, after a moment: {err}"
     );
 }
