@@ -68,7 +68,14 @@ async fn peers_with_certificates_of_their_own_find_each_other_and_stream() {
         .expect("the stream goes on")
         .unwrap();
     assert_eq!(got, 7);
-    assert_eq!(a.catalog().len(), 1);
+    // The item can arrive before `a` has heard of `b` by gossip.
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while a.catalog().len() != 1 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("a knows b within 10 s");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -195,7 +195,7 @@ async fn link(shared: Arc<Shared>, spec: Arc<Spec>, producer: PeerInfo, inlet: A
     }
 }
 
-/// Up to `d` in whole milliseconds, drawn at random.
+/// Up to half of `d`, in whole milliseconds, drawn at random.
 fn fastrand_millis(d: Duration) -> u64 {
     let mut bytes = [0u8; 8];
     let _ = getrandom::fill(&mut bytes);
@@ -217,12 +217,16 @@ async fn hand_over(tx: &mpsc::Sender<Out>, outs: Vec<Out>) -> Result<(), ()> {
 }
 
 /// How long a consumer that has gone quiet waits before acknowledging
-/// the items it took since its last acknowledgement. Acknowledging every
-/// item of a slow stream at once would double the frames both sides
-/// handle; a producer needs the acknowledgement only to reopen a window
-/// (acknowledged every half window anyway) and to know that its consumers
-/// have caught up (`Producer::flushed`, which can wait this long).
-const QUIET_ACK: Duration = Duration::from_millis(20);
+/// the items it took since its last acknowledgement (plus up to half as
+/// long again, drawn at random). A producer needs that acknowledgement
+/// only to know that its consumers have caught up (`Producer::flushed`,
+/// which can wait this long); windows reopen with the acknowledgements
+/// sent every 32 items. Sooner, it cost latency: acknowledging each item
+/// of a slow stream doubled the frames both sides handle, and at 20 ms
+/// the hundred consumers of one item acknowledged together, a burst the
+/// producer served instead of the next item, often enough to raise the
+/// p99 (see docs/decisions.md).
+const QUIET_ACK: Duration = Duration::from_millis(100);
 
 /// One subscription's receiving side, shared by the connection's reader
 /// (which hands pushes straight to the program while the program's
@@ -355,7 +359,8 @@ async fn subscribe(
                 None => break,
             },
             () = taker.unacked.notified(), if quiet_ack.is_none() => {
-                quiet_ack = Some(tokio::time::Instant::now() + QUIET_ACK);
+                let wait = QUIET_ACK + Duration::from_millis(fastrand_millis(QUIET_ACK));
+                quiet_ack = Some(tokio::time::Instant::now() + wait);
                 continue;
             }
             () = sleep_until(quiet_ack) => {
