@@ -23,18 +23,15 @@ impl Encoded {
     ///
     /// What postcard says of an item it cannot encode.
     pub fn new<T: Serialize + ?Sized>(item: &T, size_hint: usize) -> Result<Self, postcard::Error> {
-        let mut buf = Vec::with_capacity(HEADROOM + size_hint);
-        buf.resize(HEADROOM, 0);
         Ok(Self {
-            buf: postcard::to_extend(item, buf)?,
+            buf: postcard::to_extend(item, headroom(size_hint))?,
         })
     }
 
     /// An item whose encoding is `value`.
     #[must_use]
     pub fn from_value(value: &[u8]) -> Self {
-        let mut buf = Vec::with_capacity(HEADROOM + value.len());
-        buf.resize(HEADROOM, 0);
+        let mut buf = headroom(value.len());
         buf.extend_from_slice(value);
         Self { buf }
     }
@@ -72,6 +69,13 @@ impl Encoded {
         self.buf[start..HEADROOM].copy_from_slice(header);
         Bytes::from(self.buf).slice(start..)
     }
+}
+
+/// A buffer holding only the headroom, with room for `len` bytes more.
+fn headroom(len: usize) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(HEADROOM + len);
+    buf.resize(HEADROOM, 0);
+    buf
 }
 
 /// [`Delivery::Item`](super::Delivery::Item)'s index among the variants.
