@@ -179,6 +179,37 @@ fn a_killed_process_leaves_every_catalog_in_the_documented_time() {
     });
 }
 
+#[test]
+fn leaving_is_not_held_up_by_a_paused_peer() {
+    let seed = Peer::start("seed", &[]);
+    let address = seed.address.clone();
+    let mut a = Peer::start("a", &["--seed", &address]);
+    let mut b = Peer::start("b", &["--seed", &address]);
+    until("all three listed", Duration::from_secs(15), || {
+        a.catalog().len() == 2 && b.catalog().len() == 2
+    });
+    // Paused, the seed still looks alive to the others for a while, and a
+    // connection to it opens but is never answered.
+    seed.signal("STOP");
+    a.say("leave");
+    let took: u64 = a
+        .expect("left ")
+        .split_whitespace()
+        .nth(1)
+        .and_then(|ms| ms.parse().ok())
+        .expect("left MILLIS");
+    seed.signal("CONT");
+    // The wait is a second at most; the dial to the paused seed alone
+    // would have taken its full timeout (5 s).
+    assert!(took < 4_000, "leaving took {took} ms");
+    let gone = a.id.clone();
+    until(
+        "the others drop the peer that left",
+        Duration::from_secs(10),
+        || !b.catalog().contains(&gone),
+    );
+}
+
 /// A TCP relay in front of a peer, which counts the bytes the peer sends
 /// through it, and can cut every connection through it and refuse new
 /// ones for a while.

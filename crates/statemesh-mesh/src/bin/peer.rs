@@ -33,6 +33,7 @@
 //!   than the producer's), printing as `consume` does.
 //! - `catalog`: prints `catalog ID,ID,...` (the other peers' ids, sorted).
 //! - `memory`: prints `memory RSS_KIB`.
+//! - `leave`: leaves the mesh; prints `left MILLIS` (how long it took).
 //!
 //! It exits when standard input closes.
 
@@ -284,6 +285,11 @@ impl State {
                     .collect();
                 ids.sort();
                 println!("catalog {}", ids.join(","));
+            }
+            ["leave"] => {
+                let started = std::time::Instant::now();
+                mesh.leave().await;
+                println!("left {}", started.elapsed().as_millis());
             }
             ["memory"] => {
                 let status = std::fs::read_to_string("/proc/self/status")?;

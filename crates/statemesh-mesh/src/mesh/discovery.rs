@@ -67,8 +67,9 @@ pub(super) fn dispatch(shared: &Arc<Shared>) {
     }
 }
 
-/// Sends what is queued now and waits (a bounded time) for it to leave.
-pub(super) async fn flush_now(shared: &Arc<Shared>) {
+/// Sends what is queued now and waits, at most `patience`, for it to
+/// leave; sends still under way go on by themselves.
+pub(super) async fn flush_now(shared: &Arc<Shared>, patience: Duration) {
     let sends = take(shared)
         .into_iter()
         .map(|(address, payload)| {
@@ -76,8 +77,13 @@ pub(super) async fn flush_now(shared: &Arc<Shared>) {
             tokio::spawn(async move { send(&shared, &address, payload).await })
         })
         .collect::<Vec<_>>();
-    for send in sends {
-        let _ = send.await;
+    let all = async {
+        for send in sends {
+            let _ = send.await;
+        }
+    };
+    if tokio::time::timeout(patience, all).await.is_err() {
+        tracing::debug!(?patience, "not every peer took the gossip in time");
     }
 }
 

@@ -34,8 +34,12 @@ use statemesh_client::network::{Limits, Security, Tls};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{Notify, watch};
+
+/// The longest [`Mesh::leave`] waits for its goodbye to go out: a peer
+/// that is paused or gone must not hold up a process that is exiting.
+const LEAVE_WAIT: Duration = Duration::from_secs(1);
 
 /// How to join: the settings of [`Mesh::builder`].
 #[derive(Debug)]
@@ -354,12 +358,16 @@ impl Mesh {
     }
 
     /// Tells the other peers this one is leaving, so they drop it at once
-    /// rather than after the failure detection time, and waits a moment
-    /// for the message to go out.
+    /// rather than after the failure detection time, and waits for the
+    /// message to go out: at most a second, however many peers are paused
+    /// or unreachable (those find out by failure detection).
     pub async fn leave(&self) {
+        // A leaving peer announces itself to nobody again, and a seed it
+        // cannot reach now is no news to its user.
+        shared::lock(&self.shared.seeds).clear();
         self.shared.gossip().leave(Instant::now());
         self.shared.wake.notify_one();
-        discovery::flush_now(&self.shared).await;
+        discovery::flush_now(&self.shared, LEAVE_WAIT).await;
     }
 }
 
