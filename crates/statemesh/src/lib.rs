@@ -75,8 +75,8 @@ pub use statemesh_client::{
 pub use statemesh_core::hooks;
 pub use statemesh_core::{Changes, Mirrored, Queryable, StateMachine};
 /// The mesh: peers found by gossip, and typed streams between them
-/// ([`statemesh_mesh`]). Every [`Server`] is a peer on its own port and
-/// issues passes to token holders ([`mesh::Mesh::through`]).
+/// ([`statemesh_mesh`]). Every [`Server`] is also a peer, on its own
+/// address, and issues passes to token holders ([`mesh::Mesh::through`]).
 pub use statemesh_mesh as mesh;
 pub use statemesh_wal::SyncPolicy;
 pub use types::{ClusterId, NodeId, TypeConfig};

@@ -152,6 +152,11 @@ impl std::fmt::Debug for Tls {
     }
 }
 
+// rustls 0.23.48 deprecates ring's provider because it has no
+// post-quantum key exchange; ring stays until that is worth a C and CMake
+// toolchain for every user (docs/decisions.md, "rustls with the `ring`
+// provider").
+#[allow(deprecated)]
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
