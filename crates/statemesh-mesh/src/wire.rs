@@ -84,7 +84,20 @@ impl End {
 #[must_use]
 pub fn describe(missed: Missed) -> String {
     match missed {
+        Missed::Exactly(1) => "1 item".to_owned(),
         Missed::Exactly(n) => format!("{n} items"),
         Missed::Unknown => "an unknown number of items (the producer restarted)".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_loss_reads_as_a_person_would_say_it() {
+        assert_eq!(describe(Missed::Exactly(1)), "1 item");
+        assert_eq!(describe(Missed::Exactly(150)), "150 items");
+        assert!(describe(Missed::Unknown).contains("restarted"));
     }
 }
