@@ -7,6 +7,7 @@ use crate::gossip::Event;
 use crate::wire::MeshRequest;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::task::JoinHandle;
 
 /// How soon a peer announces itself again to seeds it has not met; the
 /// wait doubles up to [`ANNOUNCE_AT_MOST`] while some stay unmet, so a
@@ -59,24 +60,22 @@ pub(super) async fn drive(shared: Arc<Shared>) {
 
 /// Sends what the gossip engine has queued, each message on a task of
 /// its own (a dead peer's send waits for its dial; nothing else does), and
-/// publishes the catalog if it changed.
-pub(super) fn dispatch(shared: &Arc<Shared>) {
-    for (address, payload) in take(shared) {
-        let shared = Arc::clone(shared);
-        tokio::spawn(async move { send(&shared, &address, payload).await });
-    }
-}
-
-/// Sends what is queued now and waits, at most `patience`, for it to
-/// leave; sends still under way go on by themselves.
-pub(super) async fn flush_now(shared: &Arc<Shared>, patience: Duration) {
-    let sends = take(shared)
+/// publishes the catalog if it changed; the sends, for a caller that
+/// waits for them.
+pub(super) fn dispatch(shared: &Arc<Shared>) -> Vec<JoinHandle<()>> {
+    take(shared)
         .into_iter()
         .map(|(address, payload)| {
             let shared = Arc::clone(shared);
             tokio::spawn(async move { send(&shared, &address, payload).await })
         })
-        .collect::<Vec<_>>();
+        .collect()
+}
+
+/// Sends what is queued now and waits, at most `patience`, for it to
+/// leave; sends still under way go on by themselves.
+pub(super) async fn flush_now(shared: &Arc<Shared>, patience: Duration) {
+    let sends = dispatch(shared);
     let all = async {
         for send in sends {
             let _ = send.await;
